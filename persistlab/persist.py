@@ -389,7 +389,7 @@ class Report:
         return f'**{self.title}**\n\n| path | | |\n|---|---|---|\n' + '\n'.join(
             '| `{}` | {} | {} |'.format(*(str(c).replace('|', '\\|') for c in r)) for r in self.rows)
 
-# %% ../nbs/01_persist.ipynb #e8089d27
+# %% ../nbs/01_persist.ipynb #2365e8fa
 def _kind(p):
     if not _exists(p): return 'absent'
     if os.path.islink(p): return 'link'
@@ -442,7 +442,7 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
     if hk != 'absent' and sk == 'absent':
         _keep_local_before(h, rel, home)
         _record(storage, rel, 'link', hk, stamp)  # recorded first: a crash from here on is finished by re-running
-        if _same_fs(h, s.parent): s.parent.mkdir(parents=True, exist_ok=True); os.rename(h, s)
+        if _same_fs(h, s.parent): s.parent.mkdir(parents=True, exist_ok=True); os.rename(h, s); _failpoint('moved')
         else: copy_verified(h, s, _tmpdir(s, storage, home), rel)
         out.append((rel, 'moved', f'to {s}'))
     elif hk != 'absent':
@@ -481,11 +481,16 @@ def _same_content(a, b):
     if strip(sa) != strip(sb): return False
     return all(v[0] != 'f' or Path(a, k).read_bytes() == Path(b, k).read_bytes() for k, v in sa.items())
 
-# %% ../nbs/01_persist.ipynb #2f437b6b
-def _finish(storage, hook=None):
+# %% ../nbs/01_persist.ipynb #9cbc20f7
+def _finish(storage, hook=None, out=None):
     "Regenerate the restore script (and the startup hook's block) from the manifest"
     _atomic_write(Path(storage)/SCRIPT, restore_script(read_manifest(storage), storage), mode=0o755)
-    if hook: update_hook(hook, storage)
+    if not hook: return
+    if not Path(hook).parent.is_dir():
+        msg = f'{Path(hook).parent} does not exist, so the hook was not written; run `sh {Path(storage)/SCRIPT}` at startup'
+        if out is None: raise PersistError(f'startup hook {hook}: {msg}')
+        out.append(('startup hook', 'not written', msg)); return
+    if update_hook(hook, storage) == 'updated' and out is not None: out.append(('startup hook', 'updated', f'{hook} runs the restore script'))
 
 def fix_live_python(home=None) -> list:
     "Make a linked or restored `~/.local` usable in this process: user site on `sys.path`, `~/.local/bin` on `PATH`"
@@ -493,16 +498,24 @@ def fix_live_python(home=None) -> list:
     home = Path(home or Path.home())
     if os.path.normpath(home) != os.path.normpath(Path.home()): return []
     done = []
+    if not (home/'.local').is_dir(): return []
     usp = site.getusersitepackages()
-    if Path(usp).is_dir() and usp not in sys.path and site.ENABLE_USER_SITE is not False:
+    if site.ENABLE_USER_SITE is not False and usp not in sys.path:
+        # created now (pip would create it anyway), so the next `pip install --user` lands on sys.path
+        Path(usp).mkdir(parents=True, exist_ok=True)
         site.addsitedir(usp); done.append(f'sys.path += {usp}')
     b = str(home/'.local/bin')
-    if Path(b).is_dir() and b not in os.environ.get('PATH', '').split(os.pathsep):
+    Path(b).mkdir(exist_ok=True)
+    if b not in os.environ.get('PATH', '').split(os.pathsep):
         os.environ['PATH'] = b + os.pathsep + os.environ.get('PATH', ''); done.append(f'PATH += {b}')
     importlib.invalidate_caches()
     return done
+def _live(home):
+    "Fix this Python for the new `.local`; report it only inside IPython, where the user goes on working"
+    done = fix_live_python(home)
+    return [('.local', 'live kernel', d) for d in done] if 'IPython' in sys.modules else []
 
-# %% ../nbs/01_persist.ipynb #c3702e65
+# %% ../nbs/01_persist.ipynb #574a6808
 def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             to=None, # storage directory (default: the platform's)
             merge:bool=False, # when both have data, also copy into storage what only home has
@@ -524,8 +537,8 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
         _recover(storage, home, stamp, out)
         try:
             for r in rels: _persist_one(r, home, storage, stamp, out, merge, force, create)
-        finally: _finish(storage, p.hook)
-    if '.local' in rels: out += [('.local', 'live kernel', d) for d in fix_live_python(home)]
+        finally: _finish(storage, p.hook, out)
+    if '.local' in rels: out += _live(home)
     return Report(out, f'persisted into {storage}')
 
 # %% ../nbs/01_persist.ipynb #efe970e8
@@ -558,7 +571,7 @@ def _recover(storage, home, stamp, out):
             old = Path(str(h)+_OLD); os.rename(h, old); _link(s, h); _rm(old)
             out.append((rel, 'recovered', 'finished an interrupted move'))
 
-# %% ../nbs/01_persist.ipynb #02d0627a
+# %% ../nbs/01_persist.ipynb #e83eb0a2
 def _storage_and_home(to, home, platform):
     p = platform or detect()
     return check_storage(storage_for(to, p)), Path(home or p.home), p
@@ -580,7 +593,7 @@ def restore(to=None, # storage directory (default: the platform's)
         if l.startswith('persistlab: ') and ': ' in l[12:]: out.append((*l[12:].split(': ', 1), ''))
     if r.returncode: raise PersistError(f"restore failed: {r.stderr.strip() or r.stdout.strip()}")
     if any(e['path'] == '.local' for e in read_manifest(storage)['entries']):
-        out += [('.local', 'live kernel', d) for d in fix_live_python(home)]
+        out += _live(home)
     return Report(out, f'restored from {storage}')
 
 # %% ../nbs/01_persist.ipynb #e9ea689f
@@ -613,7 +626,7 @@ def status(to=None, # storage directory (default: the platform's)
         rows.append((e['path'], _state(e, home, storage), f"{e['strategy']}, {size}, {s}"))
     return Report(rows, f'{p.name}: persisted in {storage}')
 
-# %% ../nbs/01_persist.ipynb #13043e07
+# %% ../nbs/01_persist.ipynb #7edfeb3a
 def undo(path, # the persisted path to bring back into home
          to=None, # storage directory (default: the platform's)
          home=None, # home directory (default: the platform's)
@@ -640,6 +653,6 @@ def undo(path, # the persisted path to bring back into home
             if not _exists(h) and _exists(s): copy_verified(s, h, _tmpdir(h, storage, home), rel); ssh_modes(h)
             out.append((rel, 'kept', f'home has its copy; the copy in {s} is left as it is'))
         m = read_manifest(storage); m['entries'] = [x for x in m['entries'] if x['path'] != rel]
-        write_manifest(storage, m); _finish(storage, p.hook)
+        write_manifest(storage, m); _finish(storage, p.hook, out)
         out.append((rel, 'no longer persisted', ''))
     return Report(out, f'undo in {storage}')

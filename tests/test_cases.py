@@ -1,0 +1,171 @@
+"Every case of `persist` with the link strategy, on real files (issue 2, section 3)"
+import os, json, stat, subprocess
+from pathlib import Path
+import pytest
+from conftest import snapshot, make_tree
+from persistlab.platforms import detect
+from persistlab.persist import persist, restore, status, undo, PersistError, MANIFEST, SCRIPT, BACKUP, read_manifest
+
+def plat(sb, name='local', hook=None):
+    env = dict(HOME=str(sb.home), PERSISTLAB_PLATFORM=name, PERSISTLAB_STORAGE=str(sb.storage))
+    if hook: env['PERSISTLAB_HOOK'] = str(hook)
+    return detect(env=env)
+
+def go(sb, paths, **kw): return persist(paths, home=sb.home, platform=plat(sb, hook=kw.pop('hook', None)), **kw)
+def what(rep, path): return [r[1] for r in rep if r[0] == path]
+
+def test_only_home_moves_and_links(sb):
+    want = snapshot(make_tree(sb.home/'.local'))
+    r = go(sb, '.local')
+    assert what(r, '.local')[:2] == ['moved', 'linked']
+    assert os.readlink(sb.home/'.local') == str(sb.storage/'.local')
+    assert snapshot(sb.storage/'.local') == want
+    m = json.loads((sb.storage/MANIFEST).read_text())
+    assert m['entries'][0]['path'] == '.local' and m['entries'][0]['strategy'] == 'link' and m['entries'][0]['python']
+    assert (sb.storage/SCRIPT).stat().st_mode & 0o111
+
+def test_file_and_absolute_and_tilde_paths(sb):
+    (sb.home/'.gitconfig').write_text('[user]\n'); (sb.home/'.config/git').mkdir(parents=True)
+    go(sb, ['~/.gitconfig', str(sb.home/'.config/git')])
+    assert (sb.home/'.gitconfig').is_symlink() and (sb.home/'.gitconfig').read_text() == '[user]\n'
+    assert os.readlink(sb.home/'.config/git') == str(sb.storage/'.config/git')
+
+def test_only_storage_links_fresh_instance_and_adopts_existing_layout(sb):
+    # the fast.ai walkthrough's /storage/cfg/.local, made by hand before persistlab
+    want = snapshot(make_tree(sb.storage/'.local'))
+    r = go(sb, '.local')
+    assert what(r, '.local') == ['linked']
+    assert snapshot(sb.storage/'.local') == want and (sb.home/'.local').resolve() == sb.storage/'.local'
+
+def test_both_storage_wins_home_backed_up(sb):
+    (sb.home/'.local').mkdir(); (sb.home/'.local/mine').write_text('home')
+    (sb.storage/'.local').mkdir(); (sb.storage/'.local/mine').write_text('storage')
+    r = go(sb, '.local')
+    assert 'backed up' in what(r, '.local')
+    (b,) = (sb.storage/BACKUP).glob('*/.local')
+    assert (b/'mine').read_text() == 'home' and (sb.home/'.local/mine').read_text() == 'storage'
+
+def test_both_merge_copies_what_storage_lacks(sb):
+    (sb.home/'.local/a').mkdir(parents=True); (sb.home/'.local/a/x').write_text('home-only')
+    (sb.home/'.local/same').write_text('home')
+    (sb.storage/'.local').mkdir(); (sb.storage/'.local/same').write_text('storage')
+    r = go(sb, '.local', merge=True)
+    assert 'merged' in what(r, '.local')
+    assert (sb.home/'.local/a/x').read_text() == 'home-only' and (sb.home/'.local/same').read_text() == 'storage'
+    (b,) = (sb.storage/BACKUP).glob('*/.local'); assert (b/'same').read_text() == 'home'
+
+def test_already_linked_is_a_noop(sb):
+    make_tree(sb.home/'.local'); go(sb, '.local')
+    before = snapshot(sb.storage)
+    r = go(sb, '.local')
+    assert what(r, '.local') == ['already persisted']
+    assert snapshot(sb.storage) == before
+
+@pytest.mark.parametrize('kind', ['elsewhere', 'dangling'])
+def test_symlink_in_home_refused_then_forced_with_backup(sb, kind, tmp_path):
+    tgt = tmp_path/'elsewhere'
+    if kind == 'elsewhere': tgt.mkdir(); (tgt/'f').write_text('x')
+    os.symlink(tgt, sb.home/'.local')
+    with pytest.raises(PersistError, match='points nowhere' if kind == 'dangling' else 'symlink to'): go(sb, '.local')
+    assert os.readlink(sb.home/'.local') == str(tgt) and not (sb.storage/'.local').exists()
+    (sb.storage/'.local').mkdir()
+    r = go(sb, '.local', force=True)
+    (b,) = [d/'.local' for d in (sb.storage/BACKUP).iterdir()]  # glob skips dangling links
+    assert os.readlink(b) == str(tgt) and (sb.home/'.local').resolve() == sb.storage/'.local'
+    if kind == 'elsewhere': assert (tgt/'f').read_text() == 'x'  # the link's target is untouched
+
+def test_file_where_storage_has_dir(sb):
+    (sb.home/'.local').write_text('a file'); (sb.storage/'.local').mkdir()
+    with pytest.raises(PersistError, match='is a file but storage has a dir'): go(sb, '.local')
+    assert (sb.home/'.local').read_text() == 'a file'
+    go(sb, '.local', force=True)
+    (b,) = (sb.storage/BACKUP).glob('*/.local'); assert b.read_text() == 'a file'
+
+def test_neither_exists(sb):
+    with pytest.raises(PersistError, match='nothing to persist.*--create'): go(sb, '.cache')
+    assert not (sb.storage/MANIFEST).exists()
+    r = go(sb, '.cache', create=True)
+    assert (sb.storage/'.cache').is_dir() and (sb.home/'.cache').is_symlink() and 'created' in what(r, '.cache')
+
+def test_ssh_is_copied_with_modes(sb):
+    s = sb.home/'.ssh'; s.mkdir(mode=0o775)
+    for n in ('id_ed25519', 'authorized_keys', 'config'): (s/n).write_text(n); os.chmod(s/n, 0o664)
+    (s/'id_ed25519.pub').write_text('pub'); os.chmod(s/'id_ed25519.pub', 0o600)
+    r = go(sb, '.ssh')
+    assert not s.is_symlink() and (sb.storage/'.ssh/id_ed25519').read_text() == 'id_ed25519'
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+    for d in (s, sb.storage/'.ssh'):
+        assert mode(d) == 0o700 and mode(d/'id_ed25519.pub') == 0o644
+        assert all(mode(d/n) == 0o600 for n in ('id_ed25519', 'authorized_keys', 'config'))
+    assert 'modes fixed' in what(r, '.ssh')
+    assert read_manifest(sb.storage)['entries'][0]['strategy'] == 'copy'
+
+def test_handmade_ssh_link_is_replaced_by_a_copy(sb):
+    (sb.storage/'.ssh').mkdir(); (sb.storage/'.ssh/id_rsa').write_text('k')
+    os.symlink(sb.storage/'.ssh', sb.home/'.ssh')
+    go(sb, '.ssh')
+    assert not (sb.home/'.ssh').is_symlink() and (sb.home/'.ssh/id_rsa').read_text() == 'k'
+
+def test_jupyter_runtime_never_goes_to_storage(sb):
+    rt = sb.home/'.local/share/jupyter/runtime'; rt.mkdir(parents=True)
+    (rt/'kernel-abc.json').write_text('{"key": "k"}'); ino = (rt/'kernel-abc.json').stat().st_ino
+    go(sb, '.local')
+    p = sb.home/'.local/share/jupyter/runtime/kernel-abc.json'
+    assert p.read_text() == '{"key": "k"}' and p.stat().st_ino == ino  # same file, never copied
+    assert not p.resolve().is_relative_to(sb.storage)
+    assert not any(x.name.startswith('kernel-') for x in sb.storage.rglob('*') if not x.is_symlink() and x.is_file())
+
+def test_paperspace_hook_block_kept_and_updated(sb):
+    hook = sb.storage.parent/'pre-run.sh'
+    hook.write_text('#!/usr/bin/env bash\ncd\nrm -rf .cache\n')
+    (sb.home/'.local').mkdir(); go(sb, '.local', hook=hook)
+    (sb.home/'.ipython').mkdir(); go(sb, '.ipython', hook=hook)
+    t = hook.read_text()
+    assert t.startswith('#!/usr/bin/env bash\ncd\nrm -rf .cache\n') and t.count('# >>> persistlab >>>') == 1
+    assert os.access(hook, os.X_OK)
+
+def test_path_outside_home_and_home_itself(sb):
+    for p, msg in (('/etc/hosts', 'not under your home'), ('~', 'whole home'), ('../x', 'not under your home')):
+        with pytest.raises(PersistError, match=msg): go(sb, p)
+
+def test_storage_inside_persisted_path(sb):
+    (sb.home/'data').mkdir()
+    with pytest.raises(PersistError, match='inside'):
+        persist('data', to=sb.home/'data/keep', home=sb.home, platform=plat(sb))
+
+def test_storage_missing_or_not_writable(sb, tmp_path):
+    with pytest.raises(PersistError, match='is it mounted'):
+        persist('.local', to=tmp_path/'nope/storage', home=sb.home, platform=plat(sb))
+    f = tmp_path/'afile'; f.write_text('')
+    with pytest.raises(PersistError, match='not a directory'):
+        persist('.local', to=f, home=sb.home, platform=plat(sb))
+
+def test_list_states(sb):
+    make_tree(sb.home/'.local', 5); go(sb, '.local')
+    (sb.home/'.ssh').mkdir(); go(sb, '.ssh')
+    (sb.home/'.ipython').mkdir(); (sb.home/'.ipython/x').write_text('1'); go(sb, '.ipython')
+    st = lambda: {r[0]: r[1] for r in status(home=sb.home, platform=plat(sb))}
+    assert st() == {'.local': 'linked', '.ssh': 'copied', '.ipython': 'linked'}
+    os.unlink(sb.home/'.ipython'); (sb.home/'.ipython').mkdir()
+    (sb.home/'.ssh/new').write_text('k')
+    os.unlink(sb.home/'.local')
+    s = st()
+    assert s['.local'].startswith('missing') and s['.ipython'].startswith('conflict') and s['.ssh'].startswith('differs')
+
+def test_undo_brings_data_home_and_drops_entry(sb):
+    want = snapshot(make_tree(sb.home/'.local', 20))
+    go(sb, '.local')
+    r = undo('.local', home=sb.home, platform=plat(sb))
+    assert not (sb.home/'.local').is_symlink() and snapshot(sb.home/'.local') == want
+    assert read_manifest(sb.storage)['entries'] == [] and "'.local'" not in (sb.storage/SCRIPT).read_text()
+    with pytest.raises(PersistError, match='not persisted'): undo('.local', home=sb.home, platform=plat(sb))
+
+def test_undo_restores_jupyter_runtime_dir(sb):
+    rt = sb.home/'.local/share/jupyter/runtime'; rt.mkdir(parents=True); (rt/'k.json').write_text('1')
+    go(sb, '.local'); undo('.local', home=sb.home, platform=plat(sb))
+    assert (rt/'k.json').read_text() == '1' and not rt.is_symlink()
+
+def test_platforms_without_link_strategy_say_so(sb):
+    for name, msg in (('jupyterhub', 'already persists'), ('binder', 'nothing persists'), ('colab', 'archive strategy')):
+        with pytest.raises(PersistError, match=msg):
+            persist('.local', home=sb.home, platform=detect(env=dict(HOME=str(sb.home), PERSISTLAB_PLATFORM=name)))

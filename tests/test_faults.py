@@ -1,0 +1,105 @@
+"Nothing lost, proven: SIGKILL at every step of a cross-filesystem move, a full disk, a read-only storage"
+import os, signal, subprocess, sys, time, json
+from pathlib import Path
+import pytest
+from conftest import snapshot, make_tree, Sandbox
+from persistlab.persist import TMP, HOME_TMP, BACKUP, _OLD
+
+PERSIST = "from persistlab.persist import persist; print(persist(['.local']))"
+RESTORE = "from persistlab.persist import restore; print(restore())"
+
+@pytest.fixture
+def xfs(shm_dir, tmp_path):
+    "Home on tmpfs, storage on disk: every move is a real cross-filesystem copy"
+    sb = Sandbox(tmp_path/'sb'); sb.home = shm_dir/'home'; sb.home.mkdir()
+    return sb
+
+def check_intact(sb, want):
+    "Every original entry exists exactly once, same bytes and modes, and home resolves to it"
+    h = sb.home/'.local'
+    assert snapshot(h.resolve() if h.is_symlink() else h) == want
+    assert not list(sb.home.glob('*' + _OLD)) and not list(sb.storage.glob('*' + _OLD))
+    for d in (sb.storage/TMP, sb.home/HOME_TMP): assert not d.exists() or not any(d.iterdir())
+    if h.is_symlink():  # no second copy of the data anywhere: not in home, not in a backup
+        assert not (sb.storage/BACKUP).exists() or not any((sb.storage/BACKUP).iterdir())
+
+@pytest.mark.parametrize('point', ['copied', 'renamed', 'set-aside', 'linked'])
+@pytest.mark.parametrize('rerun', [PERSIST, RESTORE], ids=['persist', 'restore'])
+def test_sigkill_at_each_step_then_rerun(xfs, point, rerun):
+    sb = xfs; want = snapshot(make_tree(sb.home/'.local', 2000, big=2))
+    r = sb.py(PERSIST, check=False, PERSISTLAB_FAILPOINT=point)
+    assert r.returncode == -signal.SIGKILL, (r.stdout, r.stderr)
+    r = sb.py(rerun, check=False)
+    if rerun == RESTORE and point == 'copied':  # nothing reached storage: home keeps its data, restore says so
+        assert r.returncode == 0 and not (sb.home/'.local').is_symlink()
+    else: assert r.returncode == 0, r.stderr
+    check_intact(sb, want)
+    sb.py(PERSIST)  # and a persist after that finishes the job
+    assert (sb.home/'.local').is_symlink(); check_intact(sb, want)
+
+@pytest.mark.parametrize('delay', [0.05, 0.15, 0.3])
+def test_sigkill_during_the_copy(xfs, delay):
+    "A kernel killed while `cp` runs: the copy dies with it, and the next run starts clean"
+    sb = xfs; want = snapshot(make_tree(sb.home/'.local', 6000, big=8))
+    p = subprocess.Popen([sys.executable, '-c', PERSIST], env=sb.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(delay); p.kill(); p.wait(timeout=30)
+    time.sleep(0.2)
+    ps = subprocess.run(['pgrep', '-f', f'cp -a -- {sb.home}/.local'], capture_output=True, text=True)
+    assert not ps.stdout.strip(), 'cp outlived the killed kernel'
+    sb.py(PERSIST)
+    check_intact(sb, want)
+    assert (sb.home/'.local').is_symlink()
+
+def test_same_filesystem_kill_after_rename(sb):
+    want = snapshot(make_tree(sb.home/'.local', 100))
+    r = sb.py(PERSIST, check=False, PERSISTLAB_FAILPOINT='moved')
+    assert r.returncode == -signal.SIGKILL and not (sb.home/'.local').exists()
+    sb.py(RESTORE)
+    check_intact(sb, want); assert (sb.home/'.local').is_symlink()
+
+def test_full_storage_fails_cleanly(tmpfs, tmp_path):
+    sb = Sandbox(tmp_path/'sb'); sb.storage = tmpfs('full', '1m')
+    want = snapshot(make_tree(sb.home/'.local', 20, big=2))  # 2 MB of data for 1 MB of storage
+    r = sb.py(PERSIST, check=False)
+    assert r.returncode == 1 and 'not enough space' in r.stderr.splitlines()[-1] and 'nothing changed' in r.stderr
+    assert snapshot(sb.home/'.local') == want and not (sb.storage/'.local').exists()
+
+def test_storage_filling_up_mid_copy_fails_cleanly(tmpfs, tmp_path):
+    "Many small files: their bytes fit the free space, their blocks do not; cp fails half way"
+    sb = Sandbox(tmp_path/'sb'); sb.storage = tmpfs('small', '1m')
+    d = sb.home/'.local/many'; d.mkdir(parents=True)
+    for i in range(600): (d/f'f{i}').write_bytes(b'x' * 200)
+    want = snapshot(sb.home/'.local')
+    r = sb.py(PERSIST, check=False)
+    assert r.returncode == 1 and 'storage is full' in r.stderr and 'untouched' in r.stderr, r.stderr
+    assert snapshot(sb.home/'.local') == want and not (sb.storage/'.local').exists()
+    assert not any((sb.storage/TMP).iterdir())
+
+def test_read_only_storage(tmpfs, tmp_path):
+    sb = Sandbox(tmp_path/'sb'); sb.storage = tmpfs('ro', '4m')
+    want = snapshot(make_tree(sb.home/'.local', 20))
+    subprocess.run(['mount', '-o', 'remount,ro', str(sb.storage)], check=True)
+    r = sb.py(PERSIST, check=False)
+    assert r.returncode == 1 and 'not writable' in r.stderr
+    assert snapshot(sb.home/'.local') == want and not (sb.home/'.local').is_symlink()
+
+def test_two_kernels_one_storage_are_serialised(sb):
+    "Two processes persisting different paths into one storage at once: both entries survive"
+    for i in range(6): make_tree(sb.home/f'.p{i}', 200)
+    procs = [subprocess.Popen([sys.executable, '-c', f"from persistlab.persist import persist; persist(['.p{i}'])"],
+                              env=sb.env(), stderr=subprocess.PIPE) for i in range(6)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    m = json.loads((sb.storage/'persistlab.json').read_text())
+    assert sorted(e['path'] for e in m['entries']) == [f'.p{i}' for i in range(6)]
+    assert all((sb.home/f'.p{i}').is_symlink() for i in range(6))
+
+def test_lock_waits_for_the_holder(sb):
+    import fcntl
+    (sb.home/'.local').mkdir()
+    fd = os.open(sb.storage/'.persistlab.lock', os.O_RDWR | os.O_CREAT, 0o600); fcntl.flock(fd, fcntl.LOCK_EX)
+    p = subprocess.Popen([sys.executable, '-c', PERSIST], env=sb.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    assert p.poll() is None and not (sb.home/'.local').is_symlink()  # waiting, nothing done
+    os.close(fd)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and 'waiting for another kernel' in err and (sb.home/'.local').is_symlink()
