@@ -117,7 +117,7 @@ def storage_lock(storage, timeout=120):
         yield
     finally: os.close(fd)
 
-# %% ../nbs/01_persist.ipynb #23154b37
+# %% ../nbs/01_persist.ipynb #51a4c340
 def _failpoint(name):
     "Crash here (SIGKILL) when the fault-injection tests ask for it"
     if os.environ.get('PERSISTLAB_FAILPOINT') == name: os.kill(os.getpid(), signal.SIGKILL)
@@ -170,11 +170,12 @@ def _copy(src, dst):
     else: shutil.copy2(src, dst)
 
 def _rm(p):
-    "Remove `p` (a link, file or tree)"
+    "Remove `p` (a link, file or tree); `rm -rf` where there is one, about twice as fast as `shutil.rmtree`"
     if os.path.islink(p) or not os.path.isdir(p): os.unlink(p)
+    elif shutil.which('rm') and subprocess.run(['rm', '-rf', '--', str(p)], preexec_fn=_pdeathsig).returncode == 0: pass
     else: shutil.rmtree(p)
 
-# %% ../nbs/01_persist.ipynb #47f4d0df
+# %% ../nbs/01_persist.ipynb #2e22533d
 class _Progress:
     "A tqdm bar over bytes written to a filesystem, polled from its free space (no per-file hooks in `cp`)"
     def __init__(self, dst, total, desc):
@@ -207,14 +208,15 @@ def copy_verified(src, dst, tmpdir, desc=None):
     if _exists(dst): raise PersistError(f"{dst} already exists; not overwriting it")
     part = Path(tmpdir)/f'{dst.name}.{os.getpid()}'
     if _exists(part): _rm(part)
-    need, n = _size(src)
+    sig = tree_sig(src)
+    need = sum(v[2] for v in sig.values())
     free = shutil.disk_usage(tmpdir).free
     if need > free: raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {need/1e6:.1f} MB, "
                                        f"{free/1e6:.1f} MB free; nothing changed")
     try:
         with _Progress(tmpdir, need, desc or src.name): _copy(src, part)
         _failpoint('copied')
-        if tree_sig(src) != tree_sig(part): raise OSError(errno.EIO, f'the copy does not match {src}')
+        if tree_sig(part) != sig: raise OSError(errno.EIO, f'the copy does not match {src}')
     except OSError as e:
         with contextlib.suppress(OSError): _exists(part) and _rm(part)
         why = 'storage is full' if e.errno == errno.ENOSPC or 'No space' in str(e) else (e.strerror or str(e))
