@@ -517,7 +517,7 @@ def _live(home):
     done = fix_live_python(home)
     return [('.local', 'live kernel', d) for d in done] if 'IPython' in sys.modules else []
 
-# %% ../nbs/01_persist.ipynb #574a6808
+# %% ../nbs/01_persist.ipynb #79012eea
 def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             to=None, # storage directory (default: the platform's)
             merge:bool=False, # when both have data, also copy into storage what only home has
@@ -537,10 +537,16 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
     out, stamp = [], _stamp()
     with storage_lock(storage):
         _recover(storage, home, stamp, out)
+        errs = []
         try:
-            for r in rels: _persist_one(r, home, storage, stamp, out, merge, force, create)
+            for r in rels:  # one path's problem does not stop the others
+                try: _persist_one(r, home, storage, stamp, out, merge, force, create)
+                except PersistError as e: errs.append(str(e))
         finally: _finish(storage, p.hook, out)
-    if '.local' in rels: out += _live(home)
+    if '.local' in rels and _exists(home/'.local'): out += _live(home)
+    if errs:
+        done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
+        raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
     return Report(out, f'persisted into {storage}')
 
 # %% ../nbs/01_persist.ipynb #efe970e8

@@ -169,3 +169,8 @@ def test_platforms_without_link_strategy_say_so(sb):
     for name, msg in (('jupyterhub', 'already persists'), ('binder', 'nothing persists'), ('colab', 'archive strategy')):
         with pytest.raises(PersistError, match=msg):
             persist('.local', home=sb.home, platform=detect(env=dict(HOME=str(sb.home), PERSISTLAB_PLATFORM=name)))
+
+def test_one_bad_path_does_not_stop_the_others(sb):
+    (sb.home/'.local').mkdir()
+    with pytest.raises(PersistError, match=r'\.nothing.*done meanwhile: \.local'): go(sb, ['.nothing', '.local'])
+    assert (sb.home/'.local').is_symlink() and [e['path'] for e in read_manifest(sb.storage)['entries']] == ['.local']
