@@ -42,7 +42,7 @@ def relpath(path, home) -> str:
     if str(r) in ('', '.'): raise PersistError(f"{path}: that is your whole home; persist the paths inside it (.local, .ssh, ...)")
     return str(r)
 
-# %% ../nbs/01_persist.ipynb #e19fb41f
+# %% ../nbs/01_persist.ipynb #5cf522a7
 def storage_for(to=None, # explicit storage directory (`--to`)
                 platform:Platform|None=None, # platform (default: `detect()`)
                ) -> Path:
@@ -54,9 +54,6 @@ def storage_for(to=None, # explicit storage directory (`--to`)
     if p.storage is None:
         raise PersistError(f"persistlab doesn't know where this machine ({p.name}) keeps data across restarts: "
                            "pass --to DIR or set PERSISTLAB_STORAGE")
-    if p.strategy == 'archive':
-        raise PersistError(f"{p.name} needs the archive strategy (snapshots in {p.storage}), which is not built yet; "
-                           "pass --to DIR to link into a directory that keeps symlinks and file modes")
     return p.storage
 
 # %% ../nbs/01_persist.ipynb #0cbe19d1
@@ -517,7 +514,7 @@ def _live(home):
     done = fix_live_python(home)
     return [('.local', 'live kernel', d) for d in done] if 'IPython' in sys.modules else []
 
-# %% ../nbs/01_persist.ipynb #79012eea
+# %% ../nbs/01_persist.ipynb #39791ea6
 def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             to=None, # storage directory (default: the platform's)
             merge:bool=False, # when both have data, also copy into storage what only home has
@@ -525,9 +522,14 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             create:bool=False, # when neither exists, create an empty persisted directory
             home=None, # home directory (default: the platform's)
             platform:Platform|None=None, # default: `detect()`
+            archive:bool=False, # keep snapshots instead of links (the default on Colab, Kaggle, Deepnote)
            ) -> Report:
     "Keep `paths` in persistent storage and link (or, for `.ssh`, copy) them back into home"
-    storage, home, p = _storage_and_home(to, home, platform)
+    p = platform or detect()
+    if archive or (p.strategy == 'archive' and not to):
+        from persistlab.archive import archive_persist
+        return archive_persist(paths, to, home, p)
+    storage, home, p = _storage_and_home(to, home, p)
     if isinstance(paths, (str, Path)): paths = [paths]
     rels = [relpath(x, home) for x in paths]
     if not rels: raise PersistError("nothing to persist: name paths such as .local .ssh")
@@ -543,7 +545,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
                 try: _persist_one(r, home, storage, stamp, out, merge, force, create)
                 except PersistError as e: errs.append(str(e))
         finally: _finish(storage, p.hook, out)
-    if '.local' in rels and _exists(home/'.local'): out += _live(home)
+    if '.local' in rels and (home/'.local').is_symlink(): out += _live(home)  # only once it is in place
     if errs:
         done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
         raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
@@ -579,7 +581,7 @@ def _recover(storage, home, stamp, out):
             old = Path(str(h)+_OLD); os.rename(h, old); _link(s, h); _rm(old)
             out.append((rel, 'recovered', 'finished an interrupted move'))
 
-# %% ../nbs/01_persist.ipynb #e83eb0a2
+# %% ../nbs/01_persist.ipynb #89067824
 def _storage_and_home(to, home, platform):
     p = platform or detect()
     return check_storage(storage_for(to, p)), Path(home or p.home), p
@@ -597,14 +599,17 @@ def restore(to=None, # storage directory (default: the platform's)
         _finish(storage)
         env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_STORAGE': str(storage)}
         r = subprocess.run(['sh', str(storage/SCRIPT)], env=env, capture_output=True, text=True)
-    for l in r.stdout.splitlines():
-        if l.startswith('persistlab: ') and ': ' in l[12:]: out.append((*l[12:].split(': ', 1), ''))
-    if r.returncode: raise PersistError(f"restore failed: {r.stderr.strip() or r.stdout.strip()}")
+        for l in r.stdout.splitlines():
+            if l.startswith('persistlab: ') and ': ' in l[12:]: out.append((*l[12:].split(': ', 1), ''))
+        if r.returncode: raise PersistError(f"restore failed: {r.stderr.strip() or r.stdout.strip()}")
+        if any(e.get('strategy') == 'archive' for e in read_manifest(storage)['entries']):
+            from persistlab.archive import archive_restore
+            archive_restore(storage, home, out)
     if any(e['path'] == '.local' for e in read_manifest(storage)['entries']):
         out += _live(home)
     return Report(out, f'restored from {storage}')
 
-# %% ../nbs/01_persist.ipynb #e9ea689f
+# %% ../nbs/01_persist.ipynb #3fdeed30
 def _human(b):
     for u in ('B', 'kB', 'MB', 'GB'):
         if b < 1000: return f'{b:.0f} {u}' if u == 'B' else f'{b:.1f} {u}'
@@ -613,6 +618,10 @@ def _human(b):
 
 def _state(e, home, storage):
     h, s = Path(home)/e['path'], Path(storage)/e['path']
+    if e['strategy'] == 'archive':
+        snap = Path(storage)/'snapshots'/e['snapshot']
+        if not snap.exists(): return 'lost: no snapshot in storage'
+        return f"saved {e['saved']}" + ('' if _exists(h) else ', not restored: run restore')
     if not _exists(s): return 'lost: not in storage'
     if e['strategy'] == 'copy':
         if not _exists(h): return 'missing: run restore'
@@ -629,12 +638,12 @@ def status(to=None, # storage directory (default: the platform's)
     storage, home, p = _storage_and_home(to, home, platform)
     rows = []
     for e in read_manifest(storage)['entries']:
-        s = storage/e['path']
-        size = _human(_size(s)[0]) if _exists(s) else '-'
+        s = storage/'snapshots'/e['snapshot'] if e['strategy'] == 'archive' else storage/e['path']
+        size = _human(s.stat().st_size if e['strategy'] == 'archive' else _size(s)[0]) if _exists(s) else '-'
         rows.append((e['path'], _state(e, home, storage), f"{e['strategy']}, {size}, {s}"))
     return Report(rows, f'{p.name}: persisted in {storage}')
 
-# %% ../nbs/01_persist.ipynb #7edfeb3a
+# %% ../nbs/01_persist.ipynb #50b4a77b
 def undo(path, # the persisted path to bring back into home
          to=None, # storage directory (default: the platform's)
          home=None, # home directory (default: the platform's)
@@ -657,6 +666,10 @@ def undo(path, # the persisted path to bring back into home
             loc = home/LOCAL_RUNTIME
             if sub and loc.is_dir() and not _exists(h/sub): (h/sub).parent.mkdir(parents=True, exist_ok=True); os.rename(loc, h/sub)
             out.append((rel, 'moved back', f'from {s} to ~/{rel}'))
+        elif e['strategy'] == 'archive':
+            snap = storage/'snapshots'/e['snapshot']
+            if _exists(snap): move(snap, storage/BACKUP/stamp/snap.name, storage/TMP)
+            out.append((rel, 'kept', f'home keeps its copy; the snapshot is now in {storage/BACKUP/stamp}'))
         elif e['strategy'] == 'copy':
             if not _exists(h) and _exists(s): copy_verified(s, h, _tmpdir(h, storage, home), rel); ssh_modes(h)
             out.append((rel, 'kept', f'home has its copy; the copy in {s} is left as it is'))

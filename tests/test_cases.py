@@ -166,7 +166,7 @@ def test_undo_restores_jupyter_runtime_dir(sb):
     assert (rt/'k.json').read_text() == '1' and not rt.is_symlink()
 
 def test_platforms_without_link_strategy_say_so(sb):
-    for name, msg in (('jupyterhub', 'already persists'), ('binder', 'nothing persists'), ('colab', 'archive strategy')):
+    for name, msg in (('jupyterhub', 'already persists'), ('binder', 'nothing persists'), ('colab', 'drive.mount')):
         with pytest.raises(PersistError, match=msg):
             persist('.local', home=sb.home, platform=detect(env=dict(HOME=str(sb.home), PERSISTLAB_PLATFORM=name)))
 
