@@ -25,11 +25,27 @@ def snapshot_name(rel, python=None) -> str:
     key = rel.replace('/', '%2F') + (f'@py{python}' if rel == '.local' and python else '')
     return f'{key}.tar.gz'
 
-# %% ../nbs/05_archive.ipynb #1606aa20
+# %% ../nbs/05_archive.ipynb #c4ba40c4
 def _tar(args, cwd=None, both=False):
     r = subprocess.run(_TAR + args, cwd=cwd, capture_output=True, text=True, preexec_fn=_pdeathsig)
     if r.returncode: raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'tar failed')
     return (r.stdout, r.stderr) if both else r.stdout
+
+class _Written:
+    "A tqdm bar of the bytes a snapshot has reached on disk so far, polled (tar has no progress hook)"
+    def __init__(self, f, desc, after=1.0): self.f, self.desc, self.after = Path(f), desc, after
+    def __enter__(self):
+        import threading
+        self.stop = threading.Event()
+        def poll():
+            if self.stop.wait(self.after): return  # quick saves show no bar
+            from tqdm.auto import tqdm
+            with tqdm(desc=self.desc, unit='B', unit_scale=True, leave=False) as bar:
+                while not self.stop.wait(0.25):
+                    n = self.f.stat().st_size if self.f.exists() else 0
+                    bar.update(n - bar.n)
+        self.t = threading.Thread(target=poll, daemon=True); self.t.start(); return self
+    def __exit__(self, *a): self.stop.set(); self.t.join()
 
 def save_snapshot(rel, home, storage, python=None) -> tuple:
     "Write `~/rel` as a verified snapshot into storage, replacing the previous one only once complete; (path, bytes)"
@@ -42,7 +58,7 @@ def save_snapshot(rel, home, storage, python=None) -> tuple:
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(1) as ex:  # walk the tree on the other core while tar packs it
             sig = ex.submit(tree_sig, h)
-            out, err = _tar(['-cvf', str(part), '--totals', '--', rel], cwd=home, both=True)
+            with _Written(part, f'saving ~/{rel}'): out, err = _tar(['-cvf', str(part), '--totals', '--', rel], cwd=home, both=True)
             want = {rel if k == '.' else f'{rel}/{k}' for k in sig.result()}
         _failpoint('archived')
         listed = {l.rstrip('/') for l in out.splitlines()}
