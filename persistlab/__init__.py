@@ -8,11 +8,17 @@ Docs: https://persistlab.github.io/persistlab/extension.html.md"""
 # %% auto #0
 __all__ = ['load_ipython_extension', 'unload_ipython_extension']
 
-# %% ../nbs/03_extension.ipynb #8de2cc0d
+# %% ../nbs/03_extension.ipynb #b87307d2
 def load_ipython_extension(ip):
-    "`%load_ext persistlab`: register the magics (nothing is registered at import time)"
+    "`%load_ext persistlab`: register the magics (nothing is registered at import time); stop our programs at exit"
+    import atexit
     from .magics import register
+    from .procs import stop_all
     register(ip)
+    atexit.register(stop_all)
 
 def unload_ipython_extension(ip):
-    "`%unload_ext persistlab`: nothing runs in the background yet, so there is nothing to stop"
+    "`%unload_ext persistlab`: stop the background programs persistlab started (sshd, tunnels), nothing else"
+    from .procs import stop_all
+    stopped = stop_all()
+    if stopped: print(f"persistlab: stopped {', '.join(stopped)}")

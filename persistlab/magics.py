@@ -16,7 +16,7 @@ from .archive import save, mount_drive, autorestore
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
 
-# %% ../nbs/02_magics.ipynb #0a1af40c
+# %% ../nbs/02_magics.ipynb #4792ea48
 @magics_class
 class PersistlabMagics(Magics):
     "persistlab's line magics"
@@ -47,6 +47,38 @@ class PersistlabMagics(Magics):
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
             return _persist(args.paths, args.to, merge=args.merge, force=args.force, create=args.create, archive=args.archive)
+        except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
+    @no_var_expand
+    @line_magic
+    @magic_arguments()
+    @argument('--no-check', action='store_true', help="don't check GitHub auth (no network)")
+    @argument('--import', dest='import_', metavar='FILE', help='use this private key file')
+    @argument('--name', help='git config --global user.name')
+    @argument('--email', help='git config --global user.email')
+    @argument('--server', action='store_true', help='start a key-only sshd for incoming SSH')
+    @argument('--port', help='sshd port (default 2222 as root)')
+    @argument('--github', metavar='USER', help="allow the keys GitHub publishes for USER")
+    @argument('--authorized-keys', metavar='FILE', help='allow the public keys in FILE')
+    @argument('--key', metavar='PUBKEY', help='allow this public key (quoted)')
+    @argument('--listen', default='0.0.0.0', help='address sshd listens on (default 0.0.0.0)')
+    @argument('--accept-risk', action='store_true', help="start sshd even where the platform's rules forbid it")
+    @argument('--status', action='store_true', help="is persistlab's sshd running")
+    @argument('--stop', action='store_true', help="stop persistlab's sshd")
+    @argument('--forward', metavar='LOGIN_HOST', help='print the ssh -N -L line to reach this Jupyter server via LOGIN_HOST')
+    def sshsetup(self, line=''):
+        "SSH keys done right (generate or import, modes, GitHub check), and a key-only sshd you can reach"
+        from persistlab import ssh
+        args = parse_argstring(self.sshsetup, line)
+        try:
+            if args.stop: return ssh.stop_server()
+            if args.status: return ssh.server_status()
+            if args.forward: return ssh.forward_hint(args.forward)
+            if args.server:
+                try: port = None if args.port is None else ssh.procs.check_port(args.port)
+                except ValueError as e: raise UsageError(str(e)) from None
+                return ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
+                                        accept_risk=args.accept_risk, listen=args.listen)
+            return ssh.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email)
         except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
 
 # %% ../nbs/02_magics.ipynb #ca51c827

@@ -1,0 +1,227 @@
+"SSH keys and persistlab's sshd against the real OpenSSH ssh, ssh-keygen and sshd on 127.0.0.1"
+import os, sys, re, json, stat, shutil, socket, subprocess, threading, time, textwrap, getpass
+from http.server import HTTPServer, BaseHTTPRequestHandler
+from pathlib import Path
+import pytest
+from conftest import Sandbox
+from persistlab.platforms import detect
+from persistlab import procs, ssh
+from persistlab.ssh import SSHError, setup_keys, start_server, stop_server, server_status, github_check, import_key
+
+SSHD = shutil.which('sshd') or '/usr/sbin/sshd'
+pytestmark = pytest.mark.skipif(not Path(SSHD).exists() or not shutil.which('ssh'),
+                                reason='needs OpenSSH (apt-get install openssh-server openssh-client; .ci/run installs them)')
+
+@pytest.fixture
+def env(sb, monkeypatch):
+    monkeypatch.setenv('PERSISTLAB_RUNTIME', str(sb.base/'run'))
+    monkeypatch.setenv('HOME', str(sb.home))
+    sb.plat = detect(env=dict(HOME=str(sb.home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(sb.storage)))
+    yield sb
+    procs.stop_all()
+
+def keygen(path):
+    if Path(path).exists(): return path
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(path)], check=True)
+    return path
+
+def ssh_cmd(key, port, *cmd, extra=()):
+    user = getpass.getuser()  # sshd checks the login against the passwd entry of whoever runs the tests
+    argv = ['ssh', '-F', '/dev/null', '-i', str(key), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+            '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=5',
+            '-p', str(port), *extra, f'{user}@127.0.0.1', *cmd]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+def serve(sb, **kw):
+    "start_server on 127.0.0.1 with a fresh client key authorized"
+    key = keygen(sb.base/'client_key')
+    s = start_server(procs.free_port(), keys=(sb.base/'client_key.pub').read_text(), listen='127.0.0.1', install=False,
+                     home=sb.home, storage=sb.storage, platform=sb.plat, strict_modes=False, **kw)
+    return s, key
+
+# --- client keys ---
+def test_generate_modes_and_no_private_key_in_output(env):
+    k = setup_keys(home=env.home, check=False, platform=env.plat)
+    priv = (env.home/'.ssh/id_ed25519').read_text()
+    m = lambda p: stat.S_IMODE(p.stat().st_mode)
+    assert m(env.home/'.ssh') == 0o700 and m(env.home/'.ssh/id_ed25519') == 0o600 and m(env.home/'.ssh/id_ed25519.pub') == 0o644
+    body = ''.join(priv.splitlines()[1:-1])
+    shown = repr(k) + k._repr_markdown_()
+    assert 'PRIVATE KEY' not in shown and body[:40] not in shown and k.pub in shown
+    assert 'https://github.com/settings/keys' in shown
+
+def test_existing_keys_kept_and_modes_fixed(env):
+    d = env.home/'.ssh'; d.mkdir(mode=0o755); keygen(d/'id_ed25519')
+    before = (d/'id_ed25519').read_bytes()
+    os.chmod(d, 0o775); os.chmod(d/'id_ed25519', 0o644); (d/'config').write_text('Host x\n'); os.chmod(d/'config', 0o666)
+    k = setup_keys(home=env.home, check=False, platform=env.plat)
+    assert (d/'id_ed25519').read_bytes() == before and ('id_ed25519', 'kept', 'existing key') in list(k)
+    fixed = dict((r[0], r[2]) for r in k)['.ssh']
+    assert '.ssh 775->700' in fixed and 'id_ed25519 644->600' in fixed and 'config 666->600' in fixed
+
+def test_import_from_path_and_upload_bytes(env, tmp_path):
+    src = keygen(tmp_path/'laptop_key'); os.chmod(src, 0o644)
+    k = import_key(src, env.home)
+    assert k.name == 'id_ed25519' and k.read_bytes() == src.read_bytes() and stat.S_IMODE(k.stat().st_mode) == 0o600
+    assert (env.home/'.ssh/id_ed25519.pub').read_text().split()[1] == (tmp_path/'laptop_key.pub').read_text().split()[1]
+    other = keygen(tmp_path/'other')
+    import_key(other.read_bytes(), env.home)  # an upload: bytes; the previous key is kept aside, not overwritten
+    assert list((env.home/'.ssh').glob('id_ed25519.persistlab-*'))
+    with pytest.raises(SSHError, match='not a private key'): import_key(b'-----BEGIN NOTHING-----\n', env.home)
+
+def test_import_from_persisted_storage_and_save_back(env):
+    from persistlab.persist import persist
+    (env.home/'.ssh').mkdir(); persist('.ssh', home=env.home, platform=env.plat)
+    r = setup_keys(home=env.home, check=False, platform=env.plat, storage=env.storage)  # generates: saved back
+    assert (env.storage/'.ssh/id_ed25519').read_bytes() == (env.home/'.ssh/id_ed25519').read_bytes()
+    assert '.ssh' in [x[0] for x in r if x[1] == 'saved to storage']
+
+def test_git_identity(env):
+    setup_keys(home=env.home, check=False, platform=env.plat, name='Ada L', email='ada@example.com')
+    assert 'name = Ada L' in (env.home/'.gitconfig').read_text() and 'ada@example.com' in (env.home/'.gitconfig').read_text()
+
+# --- the GitHub check, against a stand-in sshd that answers like github.com ---
+@pytest.fixture
+def fake_github(env):
+    d = env.base/'gh'; d.mkdir()
+    hk = keygen(d/'host'); port = procs.free_port()
+    (d/'ak').write_text((env.home/'.ssh/id_ed25519.pub').read_text() if (env.home/'.ssh/id_ed25519.pub').exists() else '')
+    cfg = d/'cfg'
+    cfg.write_text(textwrap.dedent(f'''
+        ListenAddress 127.0.0.1:{port}
+        HostKey {hk}
+        PidFile {d}/pid
+        AuthorizedKeysFile {d}/ak
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        PermitRootLogin prohibit-password
+        UsePAM no
+        StrictModes no
+        ForceCommand echo "Hi octocat! You've successfully authenticated, but GitHub does not provide shell access." >&2; exit 1
+        '''))
+    if os.geteuid() == 0: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)  # a root sshd's privilege-separation dir
+    p = subprocess.Popen([SSHD, '-D', '-e', '-f', str(cfg)], stderr=open(d/'log', 'w'), start_new_session=True)
+    for _ in range(100):
+        if procs.port_open(port): break
+        time.sleep(0.05)
+    else: raise AssertionError('the GitHub stand-in did not start: ' + (d/'log').read_text())
+    yield dict(port=port, known=f"[127.0.0.1]:{port} {(d/'host.pub').read_text().split(' ')[0]} {(d/'host.pub').read_text().split(' ')[1]}\n", ak=d/'ak', proc=p)
+    p.terminate(); p.wait(10)
+
+def test_github_check_pinned(env, fake_github):
+    setup_keys(home=env.home, check=False, platform=env.plat)
+    fake_github['ak'].write_text((env.home/'.ssh/id_ed25519.pub').read_text())
+    kw = dict(host='127.0.0.1', port=fake_github['port'], user=getpass.getuser())
+    assert github_check(env.home, known_hosts=fake_github['known'], **kw) == 'octocat'
+    k = setup_keys(home=env.home, platform=env.plat, known_hosts=fake_github['known'], **kw)
+    assert k.github == 'octocat' and ('github', 'authenticated', 'as octocat') in list(k)
+    # the real GitHub keys pinned: the stand-in is not GitHub, so no connection is trusted
+    with pytest.raises(SSHError, match="did not present GitHub's published host key"): github_check(env.home, **kw)
+
+def test_github_check_offline_is_bounded(env):
+    setup_keys(home=env.home, check=False, platform=env.plat)
+    t = time.monotonic()
+    with pytest.raises(SSHError, match='cannot reach'): github_check(env.home, host='127.0.0.1', port=procs.free_port(), timeout=3)
+    assert time.monotonic() - t < 15
+
+# --- incoming SSH ---
+def test_sshd_accepts_key_refuses_others_and_stops(env):
+    s, key = serve(env)
+    r = ssh_cmd(key, s.port, 'echo', 'ok'); assert r.stdout.strip() == 'ok', r.stderr
+    wrong = keygen(env.base/'wrong')
+    r = ssh_cmd(wrong, s.port, 'echo', 'ok'); assert r.returncode == 255 and 'Permission denied' in r.stderr
+    r = ssh_cmd(key, s.port, 'echo', 'ok', extra=('-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no'))
+    assert r.returncode == 255 and 'Permission denied (publickey)' in r.stderr  # no password methods offered at all
+    assert s.fingerprint.startswith('SHA256:') and f'-p {s.port}' in s.command and 'Host persistlab' in s.config_block
+    pid = procs.get('sshd').pid
+    assert 'running' in repr(server_status())
+    stop_server()
+    assert not Path(f'/proc/{pid}').exists() and not procs.port_open(s.port) and procs.running() == []
+
+def test_host_fingerprint_stable_across_sessions(env):
+    s1, key = serve(env); stop_server()
+    s2, _ = serve(env)
+    assert s1.fingerprint == s2.fingerprint and (env.storage/'sshd/ssh_host_ed25519_key').exists()
+
+def test_session_environment_in_logins(env, monkeypatch):
+    monkeypatch.setenv('LD_LIBRARY_PATH', '/usr/local/cuda/lib64:/opt/x'); monkeypatch.setenv('PAPERSPACE_FQDN', 'abc.gradient')
+    monkeypatch.setenv('NGROK_AUTHTOKEN', 'tok-SECRET-123')
+    s, key = serve(env)
+    r = ssh_cmd(key, s.port, 'echo "$LD_LIBRARY_PATH|$PAPERSPACE_FQDN|${NGROK_AUTHTOKEN:-none}"')
+    assert r.stdout.strip() == '/usr/local/cuda/lib64:/opt/x|abc.gradient|none', r.stderr
+    assert 'tok-SECRET' not in (Path(env.base/'run'/'sshd_config')).read_text()
+
+class _Keys(BaseHTTPRequestHandler):
+    keys = {}
+    def do_GET(self):
+        k = self.path.strip('/').removesuffix('.keys')
+        if k not in self.keys: self.send_response(404); self.end_headers(); return
+        b = self.keys[k].encode(); self.send_response(200); self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)
+    def log_message(self, *a): pass
+
+@pytest.fixture
+def fake_github_http(env):
+    srv = HTTPServer(('127.0.0.1', 0), _Keys); t = threading.Thread(target=srv.serve_forever, daemon=True); t.start()
+    yield f'http://127.0.0.1:{srv.server_port}'
+    srv.shutdown()
+
+def test_github_keys_loaded_404_and_empty(env, fake_github_http):
+    key = keygen(env.base/'gh_user_key')
+    _Keys.keys = {'octo': (env.base/'gh_user_key.pub').read_text(), 'empty': ''}
+    s = start_server(procs.free_port(), github='octo', listen='127.0.0.1', install=False, home=env.home, storage=env.storage,
+                     platform=env.plat, github_base=fake_github_http, strict_modes=False)
+    assert ssh_cmd(key, s.port, 'echo', 'ok').stdout.strip() == 'ok'
+    stop_server()
+    for user, msg in (('nobody', "no user 'nobody'"), ('empty', 'has no public keys')):
+        with pytest.raises(SSHError, match=msg):
+            start_server(procs.free_port(), github=user, listen='127.0.0.1', install=False, home=env.home, platform=env.plat, github_base=fake_github_http)
+    assert procs.running() == []
+
+def test_bad_input_is_clear_and_leaves_nothing_running(env, monkeypatch):
+    pub = keygen(env.base/'k').with_suffix('.pub').read_text()
+    kw = dict(listen='127.0.0.1', install=False, home=env.home, platform=env.plat, strict_modes=False)
+    with pytest.raises(SSHError, match=r'not valid public keys: line 2 \(ssh-ed25519 AAAAnotbase64'):
+        start_server(procs.free_port(), keys=pub + 'ssh-ed25519 AAAAnotbase64!!! me@x\n', **kw)
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0)); busy.listen(); p = busy.getsockname()[1]
+        with pytest.raises(SSHError, match=f'port {p} is in use'): start_server(p, keys=pub, **kw)
+    for bad, msg in (('abc', 'not a number'), (70000, 'out of range'), (0, 'out of range')):
+        with pytest.raises(ValueError, match=msg): start_server(bad, keys=pub, **kw)
+    monkeypatch.setenv('PERSISTLAB_SSHD', '/nonexistent/sshd')
+    with pytest.raises(SSHError, match='sshd is not installed'): start_server(procs.free_port(), keys=pub, **kw)
+    with pytest.raises(SSHError, match='say who may log in'): start_server(procs.free_port(), **kw)
+    assert procs.running() == [] and not (env.base/'run/sshd.json').exists()
+
+def test_risky_platform_needs_opt_in(env):
+    p = detect(env=dict(HOME=str(env.home), PERSISTLAB_PLATFORM='kaggle', PERSISTLAB_STORAGE=str(env.storage)))
+    with pytest.raises(SSHError, match='Kaggle stops sessions that run sshd.*--accept-risk'):
+        start_server(procs.free_port(), keys='x', home=env.home, platform=p)
+
+def test_stop_touches_only_our_sshd(env, fake_github):
+    s, key = serve(env)
+    other = subprocess.Popen(['sleep', '60'], start_new_session=True)
+    procs.stop_all()
+    assert fake_github['proc'].poll() is None and other.poll() is None  # a foreign sshd and process live on
+    other.kill(); other.wait()
+
+def test_magic_in_real_ipython(env):
+    pub = keygen(env.base/'k').with_suffix('.pub')
+    code = textwrap.dedent(f'''
+        %load_ext persistlab
+        %sshsetup --no-check
+        %sshsetup --server --port abc
+        %sshsetup --server --port 70000
+        %sshsetup --server --listen 127.0.0.1 --port {procs.free_port()} --authorized-keys {pub}
+        %sshsetup --status
+        %unload_ext persistlab
+        ''').strip() + '\nexit\n'
+    e = env.env(PERSISTLAB_RUNTIME=env.base/'run2', PERSISTLAB_SSHD=SSHD)
+    r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                       input=code, env=e, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    priv = (env.home/'.ssh/id_ed25519').read_text()
+    assert 'ssh-ed25519 ' in out and ''.join(priv.splitlines()[1:-1])[:40] not in out and 'PRIVATE' not in out
+    assert "port 'abc' is not a number" in out and 'port 70000 is out of range' in out
+    assert re.search(r'sshd +running: pid \d+, port \d+, key-only, 1 authorized', out) and 'Host persistlab' in out
+    assert 'persistlab: stopped sshd' in out  # %unload_ext stops what persistlab started
+    assert procs.running(env.home) == [] and not (env.base/'run2/sshd.json').exists()
