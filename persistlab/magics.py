@@ -16,7 +16,7 @@ from .archive import save, mount_drive, autorestore
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
 
-# %% ../nbs/02_magics.ipynb #4792ea48
+# %% ../nbs/02_magics.ipynb #3e6dea3f
 @magics_class
 class PersistlabMagics(Magics):
     "persistlab's line magics"
@@ -53,6 +53,7 @@ class PersistlabMagics(Magics):
     @magic_arguments()
     @argument('--no-check', action='store_true', help="don't check GitHub auth (no network)")
     @argument('--import', dest='import_', metavar='FILE', help='use this private key file')
+    @argument('--passphrase', action='store_true', help='protect a generated key with a passphrase (asked for, never an argument)')
     @argument('--name', help='git config --global user.name')
     @argument('--email', help='git config --global user.email')
     @argument('--server', action='store_true', help='start a key-only sshd for incoming SSH')
@@ -78,7 +79,11 @@ class PersistlabMagics(Magics):
                 except ValueError as e: raise UsageError(str(e)) from None
                 return ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
                                         accept_risk=args.accept_risk, listen=args.listen)
-            return ssh.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email)
+            pw = None
+            if args.passphrase:
+                import getpass
+                pw = getpass.getpass('passphrase for the new key: ')
+            return ssh.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email, passphrase=pw)
         except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
 
 # %% ../nbs/02_magics.ipynb #ca51c827

@@ -39,7 +39,7 @@ def fingerprint(pubkey_file) -> str:
     if r.returncode: raise SSHError(f"{Path(pubkey_file).name}: not a valid public key")
     return r.stdout.split()[1]
 
-# %% ../nbs/07_ssh.ipynb #c71dbf42
+# %% ../nbs/07_ssh.ipynb #e5417576
 class Keys(Report):
     "What `setup_keys` did, plus the public key to copy (never the private one)"
     def __init__(self, rows, pub=None, key=None, github=None):
@@ -58,12 +58,42 @@ def find_key(home) -> Path|None:
     "The first private key in `~/.ssh`"
     return next((Path(home)/'.ssh'/n for n in KEY_NAMES if (Path(home)/'.ssh'/n).exists()), None)
 
-def generate_key(home, comment=None) -> Path:
-    "A new ed25519 key without passphrase at `~/.ssh/id_ed25519` (`ssh-keygen -t ed25519 -a 100`)"
+def _keygen_tty(argv, passphrase, timeout=30):
+    "Run ssh-keygen on a pseudo-terminal and type `passphrase` at its prompts (never in argv or the environment)"
+    import pty, select, time
+    pid, fd = pty.fork()
+    if pid == 0:
+        try: os.execvp(argv[0], argv)
+        finally: os._exit(127)
+    buf, t0 = b'', time.monotonic()
+    try:
+        while time.monotonic() - t0 < timeout:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try: chunk = os.read(fd, 1024)
+                except OSError: break
+                if not chunk: break
+                buf += chunk
+                if buf.rstrip().endswith(b':') and b'passphrase' in buf.splitlines()[-1].lower():
+                    os.write(fd, passphrase.encode() + b'\n'); buf = b''
+            if os.waitpid(pid, os.WNOHANG)[0]: break
+        else: os.kill(pid, 9)
+    finally: os.close(fd)
+    _, st = os.waitpid(pid, 0) if os.waitpid(pid, os.WNOHANG)[0] == 0 else (pid, 0)
+    return os.waitstatus_to_exitcode(st)
+
+def generate_key(home, comment=None,
+                 passphrase:str|None=None, # typed at ssh-keygen's prompt; default: no passphrase
+                ) -> Path:
+    "A new ed25519 key at `~/.ssh/id_ed25519` (`ssh-keygen -t ed25519 -a 100`)"
     d = Path(home)/'.ssh'; d.mkdir(mode=0o700, exist_ok=True)
     k = d/'id_ed25519'
     comment = comment or f'{getpass.getuser()}@{socket.gethostname()}'
-    r = _run(['ssh-keygen', '-q', '-t', 'ed25519', '-a', '100', '-N', '', '-C', comment, '-f', str(k)])
+    argv = ['ssh-keygen', '-q', '-t', 'ed25519', '-a', '100', '-C', comment, '-f', str(k)]
+    if passphrase:
+        if _keygen_tty(argv, passphrase) or not k.exists(): raise SSHError("ssh-keygen failed to make a key with a passphrase")
+        return k
+    r = _run(argv[:1] + ['-N', ''] + argv[1:])
     if r.returncode: raise SSHError(f"ssh-keygen failed: {r.stderr.strip()}")
     return k
 
@@ -122,7 +152,7 @@ def git_identity(name=None, email=None, home=None) -> list:
             done.append(f'{k} = {v}')
     return done
 
-# %% ../nbs/07_ssh.ipynb #20324838
+# %% ../nbs/07_ssh.ipynb #a3ac4328
 def _save_back(home, storage, rows):
     "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first)"
     if not storage or not (Path(storage)/'persistlab.json').exists(): return
@@ -145,6 +175,7 @@ def setup_keys(home=None, # home directory (default: the platform's)
                generate:bool=True, # generate an ed25519 key when there is none
                check:bool=True, # check GitHub auth (needs network)
                name:str|None=None, email:str|None=None, # git identity to set
+               passphrase:str|None=None, # for a generated key (from a prompt, never a magic argument)
                storage=None, # storage whose persisted .ssh gets the changes (default: the platform's)
                platform:Platform|None=None, **check_kw) -> Keys:
     "Keys for GitHub: keep, import or generate; fix modes; show the public key; check GitHub"
@@ -155,7 +186,11 @@ def setup_keys(home=None, # home directory (default: the platform's)
     if import_from is not None:
         k = import_key(import_from, home); rows.append((k.name, 'imported', ''))
     elif (k := find_key(home)): rows.append((k.name, 'kept', 'existing key'))
-    elif generate: k = generate_key(home); rows.append((k.name, 'generated', 'ed25519, no passphrase'))
+    elif storage and (sk := find_key(storage)):  # keys persisted in storage (a `.ssh` kept there)
+        k = import_key(sk, home); rows.append((k.name, 'imported', f'from {sk}'))
+    elif generate:
+        k = generate_key(home, passphrase=passphrase)
+        rows.append((k.name, 'generated', 'ed25519, ' + ('with a passphrase' if passphrase else 'no passphrase')))
     else: raise SSHError("no key in ~/.ssh; import one or allow generating")
     pub = k.with_name(k.name+'.pub')
     if not pub.exists():

@@ -225,3 +225,27 @@ def test_magic_in_real_ipython(env):
     assert re.search(r'sshd +running: pid \d+, port \d+, key-only, 1 authorized', out) and 'Host persistlab' in out
     assert 'persistlab: stopped sshd' in out  # %unload_ext stops what persistlab started
     assert procs.running(env.home) == [] and not (env.base/'run2/sshd.json').exists()
+
+def test_generate_with_passphrase_typed_at_the_prompt(env):
+    pw = 'pass-SECRET-8271'
+    seen = []
+    def watch():  # look for the passphrase in every process's argv while ssh-keygen runs
+        for _ in range(200):
+            for c in Path('/proc').glob('[0-9]*/cmdline'):
+                try:
+                    if pw.encode() in c.read_bytes(): seen.append(c)
+                except OSError: pass
+            time.sleep(0.01)
+    t = threading.Thread(target=watch); t.start()
+    k = setup_keys(home=env.home, check=False, platform=env.plat, passphrase=pw)
+    t.join()
+    key = env.home/'.ssh/id_ed25519'
+    assert ('id_ed25519', 'generated', 'ed25519, with a passphrase') in list(k) and not seen
+    r = subprocess.run(['ssh-keygen', '-y', '-P', '', '-f', str(key)], capture_output=True, text=True)
+    assert r.returncode != 0  # encrypted: an empty passphrase does not open it
+    assert pw not in repr(k) + k._repr_markdown_()
+
+def test_keys_come_from_storage_before_generating(env, tmp_path):
+    (env.storage/'.ssh').mkdir(parents=True); src = keygen(env.storage/'.ssh/id_ed25519')
+    k = setup_keys(home=env.home, check=False, platform=env.plat, storage=env.storage)
+    assert (env.home/'.ssh/id_ed25519').read_bytes() == src.read_bytes() and k[1][1] == 'imported'
