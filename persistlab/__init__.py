@@ -8,7 +8,7 @@ Docs: https://persistlab.github.io/persistlab/extension.html.md"""
 # %% auto #0
 __all__ = ['load_ipython_extension', 'unload_ipython_extension']
 
-# %% ../nbs/03_extension.ipynb #b87307d2
+# %% ../nbs/03_extension.ipynb #03106168
 def load_ipython_extension(ip):
     "`%load_ext persistlab`: register the magics (nothing is registered at import time); stop our programs at exit"
     import atexit
@@ -20,5 +20,7 @@ def load_ipython_extension(ip):
 def unload_ipython_extension(ip):
     "`%unload_ext persistlab`: stop the background programs persistlab started (sshd, tunnels), nothing else"
     from .procs import stop_all
+    import sys
+    if 'persistlab.tunnel' in sys.modules: sys.modules['persistlab.tunnel'].close_tunnel('all')  # supervisors first
     stopped = stop_all()
     if stopped: print(f"persistlab: stopped {', '.join(stopped)}")

@@ -16,7 +16,7 @@ from .archive import save, mount_drive, autorestore
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
 
-# %% ../nbs/02_magics.ipynb #3e6dea3f
+# %% ../nbs/02_magics.ipynb #f1d24dab
 @magics_class
 class PersistlabMagics(Magics):
     "persistlab's line magics"
@@ -84,6 +84,28 @@ class PersistlabMagics(Magics):
                 import getpass
                 pw = getpass.getpass('passphrase for the new key: ')
             return ssh.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email, passphrase=pw)
+        except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
+
+    @no_var_expand
+    @line_magic
+    @magic_arguments()
+    @argument('port', nargs='?', help='local port to expose')
+    @argument('-p', '--provider', help='jupyterhub, colab, cloudflared, localhost.run, pinggy, serveo, ngrok, or ssh://[user@]host[:port]')
+    @argument('--tcp', action='store_true', help='a raw TCP tunnel (ngrok or an SSH server), e.g. for sshd')
+    @argument('--accept-risk', action='store_true', help="open a public tunnel where the platform's rules forbid it")
+    @argument('--allow-open', action='store_true', help='expose a Jupyter server that has no token')
+    @argument('-l', '--list', action='store_true', help='list open tunnels')
+    @argument('-s', '--stop', metavar='PORT|all', help='stop the tunnel to PORT, or all')
+    def tunnel(self, line=''):
+        "A public or platform-proxied URL for a local port, kept up across drops"
+        from persistlab import tunnel as T
+        args = parse_argstring(self.tunnel, line)
+        try:
+            if args.list: return T.tunnels()
+            if args.stop: return T.close_tunnel(args.stop)
+            if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
+            return T.open_tunnel(args.port, args.provider, args.tcp, args.accept_risk, args.allow_open)
+        except ValueError as e: raise UsageError(str(e)) from None
         except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
 
 # %% ../nbs/02_magics.ipynb #ca51c827

@@ -365,14 +365,14 @@ def stop_server(home=None) -> Report:
     "Stop the sshd persistlab started (no other sshd is touched)"
     return Report([('sshd', 'stopped' if procs.stop('sshd', home) else 'was not running', '')], 'sshd')
 
-# %% ../nbs/07_ssh.ipynb #a8f7db6a
+# %% ../nbs/07_ssh.ipynb #982ccc29
 def jupyter_servers(runtime=None) -> list:
     "Running Jupyter servers (from their `jpserver-*.json` files): dicts with port, base_url, pid"
     if runtime is None:
         try:
             from jupyter_core.paths import jupyter_runtime_dir
             runtime = jupyter_runtime_dir()
-        except ImportError: runtime = Path.home()/'.local/share/jupyter/runtime'
+        except ImportError: runtime = os.environ.get('JUPYTER_RUNTIME_DIR') or Path.home()/'.local/share/jupyter/runtime'
     out = []
     for f in sorted(Path(runtime).glob('jpserver-*.json')) + sorted(Path(runtime).glob('nbserver-*.json')):
         try: d = json.loads(f.read_text())

@@ -1,0 +1,235 @@
+"Tunnels: the SSH provider against a real OpenSSH stand-in, cloudflared and ngrok against stand-ins that print the real lines"
+import os, sys, re, json, time, shutil, socket, hashlib, getpass, threading, subprocess, textwrap
+from http.server import HTTPServer, BaseHTTPRequestHandler, SimpleHTTPRequestHandler
+from pathlib import Path
+import pytest
+from persistlab import procs, tunnel as T
+from persistlab.platforms import detect
+from persistlab.fetch import FetchError
+
+STANDINS = Path(__file__).parent/'standins'
+SSHD = shutil.which('sshd') or '/usr/sbin/sshd'
+needs_sshd = pytest.mark.skipif(not Path(SSHD).exists(), reason='needs OpenSSH sshd (apt-get install openssh-server; .ci/run installs it)')
+LHR = "echo \"===============================================================================\"; echo \"Welcome to localhost.run!\"; echo \"https://twitter.com/localhost_run\"; echo; " \
+      "h=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \\n'); echo \"$h.lhr.life tunneled with tls termination, https://$h.lhr.life\"; " \
+      "while kill -0 $PPID 2>/dev/null; do sleep 1; done"
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv('PERSISTLAB_RUNTIME', str(tmp_path/'run'))
+    monkeypatch.setenv('HOME', str(tmp_path/'home')); (tmp_path/'home').mkdir()
+    monkeypatch.setenv('JUPYTER_RUNTIME_DIR', str(tmp_path/'jrt'))
+    for k in ('NGROK_AUTHTOKEN', 'PERSISTLAB_NGROK'): monkeypatch.delenv(k, raising=False)
+    # nothing may leave this machine: the default providers point at stand-ins or closed loopback ports
+    monkeypatch.setenv('PERSISTLAB_CLOUDFLARED', str(STANDINS/'cloudflared')); monkeypatch.setenv('FAKE_CF_MODE', 'fail')
+    for k, v in list(T.SSH_PROVIDERS.items()): monkeypatch.setitem(T.SSH_PROVIDERS, k, ('127.0.0.1', procs.free_port(), *v[2:]))
+    yield tmp_path
+    T.close_tunnel('all'); procs.stop_all()
+
+@pytest.fixture
+def web(env):
+    "A local HTTP server to expose"
+    d = env/'www'; d.mkdir(); (d/'index.html').write_text('hello through the tunnel')
+    class Q(SimpleHTTPRequestHandler):
+        def __init__(s, *a, **k): super().__init__(*a, directory=str(d), **k)
+        def log_message(s, *a): pass
+    srv = HTTPServer(('127.0.0.1', 0), Q); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_port
+    srv.shutdown()
+
+@pytest.fixture
+def standin(env):
+    "A real OpenSSH sshd that answers like localhost.run: prints its URL line on the session, forwards -R"
+    d = env/'lhr'; d.mkdir()
+    for k in ('host', 'client'): subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(d/k)], check=True)
+    (d/'ak').write_text((d/'client.pub').read_text())
+    port = procs.free_port()
+    (d/'cmd.sh').write_text(LHR + '\n')
+    (d/'cfg').write_text(textwrap.dedent(f'''
+        ListenAddress 127.0.0.1:{port}
+        HostKey {d}/host
+        PidFile {d}/pid
+        AuthorizedKeysFile {d}/ak
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        PermitRootLogin prohibit-password
+        UsePAM no
+        StrictModes no
+        AllowTcpForwarding yes
+        GatewayPorts no
+        ForceCommand sh {d}/cmd.sh
+        '''))
+    if os.geteuid() == 0: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
+    p = subprocess.Popen([SSHD, '-D', '-e', '-f', str(d/'cfg')], stderr=open(d/'log', 'w'), start_new_session=True)
+    for _ in range(100):
+        if procs.port_open(port): break
+        time.sleep(0.05)
+    else: raise AssertionError((d/'log').read_text())
+    yield dict(port=port, key=d/'client', proc=p, dir=d)
+    p.terminate(); p.wait(10)
+
+def lhr(standin, port, **kw):
+    return T.SSHTunnel(port, '127.0.0.1', standin['port'], getpass.getuser(), '0', T.SSH_PROVIDERS['localhost.run'][4],
+                       standin['key'], name='localhost.run', **kw)
+
+def allocated(port):
+    log = (procs.runtime_dir()/f'tunnel-{port}.log').read_text()
+    return int(re.findall(r'Allocated port (\d+) for remote forward', log)[-1])
+
+def get(url, timeout=5):
+    import requests
+    return requests.get(url, timeout=timeout)
+
+def session_children(sshd_pid):
+    out = []
+    for p in Path('/proc').iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p/'stat').read_text().rsplit(')', 1)[1].split()[1]) == sshd_pid: out.append(int(p.name))
+            except (OSError, ValueError, IndexError): pass
+    return out
+
+@needs_sshd
+def test_ssh_provider_url_forward_reconnect_and_stop(env, web, standin):
+    t = lhr(standin, web)
+    url = t.start(timeout=20)
+    assert re.fullmatch(r'https://[0-9a-f]{12}\.lhr\.life', url)  # the tunneled-with line, not the banner's https
+    assert get(f'http://127.0.0.1:{allocated(web)}/').text == 'hello through the tunnel'  # through the real -R forward
+    seen = []
+    sup = T.Supervisor(t, seen.append, backoff=(0.2,), poll=0.2, quiet=True).start()
+    T._LIVE[web] = sup
+    for c in session_children(standin['proc'].pid): os.kill(c, 9)  # the provider drops the connection
+    for _ in range(150):
+        if seen: break
+        time.sleep(0.1)
+    assert seen and seen[0] != url and re.fullmatch(r'https://[0-9a-f]{12}\.lhr\.life', seen[0]) and sup.reconnects == 1
+    assert get(f'http://127.0.0.1:{allocated(web)}/').text == 'hello through the tunnel'
+    st = T.tunnels(); assert str(web) in repr(st) and 'reconnects 1' in repr(st)
+    pid = procs.get(f'tunnel-{web}').pid
+    T.close_tunnel(web)
+    assert not Path(f'/proc/{pid}').exists() and procs.running() == []
+
+@needs_sshd
+def test_generic_ssh_server_gives_host_and_allocated_port(env, web, standin):
+    (standin['dir']/'cmd.sh').write_text('while kill -0 $PPID 2>/dev/null; do sleep 1; done\n')  # prints no URL
+    info = T.open_tunnel(web, f"ssh://{getpass.getuser()}@127.0.0.1:{standin['port']}", identity=standin['key'], supervise=False,
+                         platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+    h, p = info.url.split(':')
+    assert h == '127.0.0.1' and get(f'http://127.0.0.1:{p}/').text == 'hello through the tunnel'
+
+def test_cloudflared_url_from_metrics_and_log_fallback(env, web, monkeypatch):
+    monkeypatch.setenv('FAKE_CF_MODE', 'ok')
+    url = T.CloudflaredTunnel(web).start(timeout=15)
+    assert re.fullmatch(r'https://[a-z]+(-[a-z]+){3}\.trycloudflare\.com', url)
+    T.CloudflaredTunnel(web).stop()
+    monkeypatch.setenv('FAKE_CF_MODE', 'nourl')  # /quicktunnel answers nothing: the log line is used
+    assert T.CloudflaredTunnel(web).start(timeout=15).endswith('.trycloudflare.com')
+
+def test_provider_that_hangs_is_bounded_and_stopped(env, web, monkeypatch):
+    monkeypatch.setenv('PERSISTLAB_CLOUDFLARED', str(STANDINS/'cloudflared')); monkeypatch.setenv('FAKE_CF_MODE', 'hang')
+    t0 = time.monotonic()
+    with pytest.raises(procs.ProcError, match='not ready after 3s'): T.CloudflaredTunnel(web).start(timeout=3)
+    assert time.monotonic() - t0 < 10 and procs.running() == []
+
+@needs_sshd
+def test_fallback_first_fails_second_answers(env, web, standin, monkeypatch):
+    monkeypatch.setenv('PERSISTLAB_CLOUDFLARED', str(STANDINS/'cloudflared')); monkeypatch.setenv('FAKE_CF_MODE', 'fail')
+    monkeypatch.setitem(T.SSH_PROVIDERS, 'localhost.run', ('127.0.0.1', standin['port'], getpass.getuser(), '0', T.SSH_PROVIDERS['localhost.run'][4]))
+    info = T.open_tunnel(web, identity=standin['key'], timeout=10, platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+    assert info.provider == 'localhost.run' and info.url.endswith('.lhr.life')
+    rows = {r[0]: r for r in info}
+    assert rows['cloudflared'][1] == 'failed' and 'exited with code 1' in rows['cloudflared'][2]
+    assert 'anyone with this URL' in repr(info)
+
+class _Files(BaseHTTPRequestHandler):
+    files, hits = {}, []
+    def do_GET(self):
+        self.hits.append(self.path)
+        b = self.files.get(self.path)
+        if b is None: self.send_response(404); self.end_headers(); return
+        self.send_response(200); self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)
+    def log_message(self, *a): pass
+
+def test_download_checksum_and_cache(env, monkeypatch):
+    body = (STANDINS/'cloudflared').read_bytes(); _Files.files = {'/cloudflared-linux-amd64': body}; _Files.hits = []
+    srv = HTTPServer(('127.0.0.1', 0), _Files); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f'http://127.0.0.1:{srv.server_port}/cloudflared-linux-amd64'
+    monkeypatch.setenv('PATH', '/usr/bin:/bin'); monkeypatch.delenv('PERSISTLAB_CLOUDFLARED')  # no cloudflared anywhere yet
+    cache = env/'storage-cache'
+    with pytest.raises(FetchError, match='does not match'): T.cloudflared_bin(cache, url, sha256='0' * 64)
+    assert not (cache/'bin/cloudflared').exists() and not list((cache/'bin').iterdir())
+    b = T.cloudflared_bin(cache, url, sha256=hashlib.sha256(body).hexdigest())
+    assert b.read_bytes() == body and os.access(b, os.X_OK) and len(_Files.hits) == 2
+    assert T.cloudflared_bin(cache, url) == b and len(_Files.hits) == 2  # cached: no second download
+    srv.shutdown()
+
+SECRET = 'ngrok-TEST-SECRET-4f9a1c'
+
+def scan_for(secret, *paths):
+    "Every place the secret shows up: files under `paths`, and every process's argv"
+    hits = [str(f) for p in paths for f in Path(p).rglob('*') if f.is_file() and f.name != 'ngrok.yml' and secret.encode() in f.read_bytes()]
+    for c in Path('/proc').glob('[0-9]*/cmdline'):
+        try:
+            if secret.encode() in c.read_bytes(): hits.append(str(c))
+        except OSError: pass
+    return hits
+
+def test_ngrok_via_pyngrok_token_stays_secret(env, web, monkeypatch):
+    monkeypatch.setenv('PERSISTLAB_NGROK', str(STANDINS/'ngrok')); monkeypatch.setenv('NGROK_AUTHTOKEN', SECRET)
+    info = T.open_tunnel(web, 'ngrok', supervise=False, platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+    assert re.fullmatch(r'https://[0-9a-f]{12}\.ngrok-free\.app', info.url)
+    cfg = procs.runtime_dir()/'ngrok.yml'
+    assert oct(cfg.stat().st_mode & 0o777) == '0o600'
+    assert scan_for(SECRET, env) == [] and SECRET not in repr(info) + info._repr_markdown_() + repr(T.tunnels())
+    T.close_tunnel(web)
+    from pyngrok import ngrok; ngrok.kill()
+
+def test_ngrok_tcp_without_card_says_so(env, web, monkeypatch):
+    monkeypatch.setenv('PERSISTLAB_NGROK', str(STANDINS/'ngrok')); monkeypatch.setenv('NGROK_AUTHTOKEN', 'nocard')
+    with pytest.raises(T.TunnelError, match='card on file'):
+        T.open_tunnel(web, tcp=True, supervise=False, platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+    from pyngrok import ngrok; ngrok.kill()
+
+def test_ngrok_without_token_is_clear(env, web):
+    with pytest.raises(T.TunnelError, match='ngrok needs an authtoken'):
+        T.open_tunnel(web, 'ngrok', supervise=False, platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+
+def test_bad_input_warnings_and_refusals(env, web):
+    pl = detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local'))
+    for bad, msg in ((0, 'out of range'), (70000, 'out of range'), ('abc', 'not a number')):
+        with pytest.raises(ValueError, match=msg): T.open_tunnel(bad, platform=pl)
+    with pytest.raises(T.TunnelError, match="unknown provider 'bore'; valid: jupyterhub, colab, cloudflared"): T.open_tunnel(web, 'bore', platform=pl)
+    with pytest.raises(T.TunnelError, match='Kaggle stops sessions.*--accept-risk'):
+        T.open_tunnel(web, platform=detect(env=dict(HOME='/r', PERSISTLAB_PLATFORM='kaggle')))
+    jrt = env/'jrt'; jrt.mkdir()
+    (jrt/'jpserver-1.json').write_text(json.dumps(dict(port=web, base_url='/', token='', pid=os.getpid())))
+    with pytest.raises(T.TunnelError, match='Jupyter server without a token'): T.open_tunnel(web, platform=pl)
+
+def test_nothing_listening_is_a_warning_first(env, monkeypatch):
+    monkeypatch.setenv('FAKE_CF_MODE', 'ok')
+    port = procs.free_port()
+    info = T.open_tunnel(port, 'cloudflared', supervise=False, platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+    assert info[0][:2] == ('warning', 'nothing listens')
+
+def test_jupyterhub_proxy_url(env, monkeypatch):
+    pytest.importorskip('jupyter_server_proxy', reason='jupyter-server-proxy is installed by .ci/run for this test')
+    t = T.ProxyTunnel(8050, 'jupyterhub', env={'JUPYTERHUB_SERVICE_PREFIX': '/user/ada/'})
+    assert t.start() == '/user/ada/proxy/8050/'
+
+def test_magic_in_real_ipython(env, web):
+    code = textwrap.dedent(f'''
+        %load_ext persistlab
+        %tunnel abc
+        %tunnel 70000
+        %tunnel {web} -p bore
+        %tunnel {web} -p cloudflared
+        %tunnel --list
+        %unload_ext persistlab
+        ''').strip() + '\nexit\n'
+    e = {**os.environ, 'FAKE_CF_MODE': 'ok', 'PERSISTLAB_PLATFORM': 'local'}
+    r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                       input=code, env=e, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert "port 'abc' is not a number" in out and 'port 70000 is out of range' in out and "unknown provider 'bore'" in out
+    assert re.search(r'cloudflared +open: https://\S+\.trycloudflare\.com', out) and 'Traceback' not in out
+    assert procs.running() == []
