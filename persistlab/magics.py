@@ -16,7 +16,7 @@ from .archive import save, mount_drive, autorestore
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
 
-# %% ../nbs/02_magics.ipynb #f1d24dab
+# %% ../nbs/02_magics.ipynb #61072dcb
 @magics_class
 class PersistlabMagics(Magics):
     "persistlab's line magics"
@@ -104,7 +104,7 @@ class PersistlabMagics(Magics):
             if args.list: return T.tunnels()
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
-            return T.open_tunnel(args.port, args.provider, args.tcp, args.accept_risk, args.allow_open)
+            return T.open_tunnel(args.port, args.provider, args.tcp, args.accept_risk, args.allow_open, prompt=True)
         except ValueError as e: raise UsageError(str(e)) from None
         except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
 

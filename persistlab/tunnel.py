@@ -235,8 +235,8 @@ def default_providers(platform:Platform, tcp=False, token=None, env=None) -> lis
     if token: order.append('ngrok')
     return order + ['cloudflared', 'localhost.run', 'pinggy']
 
-# %% ../nbs/10_tunnel.ipynb #76c173fb
-def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identity=None, known=None) -> Tunnel:
+# %% ../nbs/10_tunnel.ipynb #a6d0d7a6
+def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identity=None, cache=None) -> Tunnel:
     "The `Tunnel` for a provider name or `ssh://[user@]host[:port]`"
     if provider.startswith('ssh://'):
         u, h, p = parse_ssh_spec(provider)
@@ -244,7 +244,7 @@ def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identi
     if provider in SSH_PROVIDERS:
         h, p, u, r, pat = SSH_PROVIDERS[provider]
         return SSHTunnel(port, h, p, u, r, pat, identity, name=provider, home=home)
-    if provider == 'cloudflared': return CloudflaredTunnel(port, home)
+    if provider == 'cloudflared': return CloudflaredTunnel(port, home, cache)
     if provider == 'ngrok':
         if not token: raise TunnelError("ngrok needs an authtoken: set NGROK_AUTHTOKEN, add it to Colab/Kaggle secrets, or save it with the form")
         return NgrokTunnel(port, token, 'tcp' if tcp else 'http', home)
@@ -259,6 +259,7 @@ def open_tunnel(port, # local port to expose
                 timeout:float=30, # seconds each provider gets to produce a URL
                 on_url=None, # called with the new URL after a reconnect
                 supervise:bool=True, # restart the tunnel when it drops
+                prompt:bool=False, # ask for the ngrok authtoken (getpass) when ngrok is asked for and none is stored
                 home=None, storage=None, platform:Platform|None=None, **kw) -> TunnelInfo:
     "Open a tunnel to `port`, falling back through providers; keep it up"
     p = platform or detect()
@@ -270,11 +271,14 @@ def open_tunnel(port, # local port to expose
         raise TunnelError(f"port {port} is a Jupyter server without a token: anyone with the URL could run code. "
                           "Give it a token, or pass --allow-open if you really mean it")
     from persistlab.secrets import get_secret
-    token = get_secret('NGROK_AUTHTOKEN', storage or p.storage)
+    storage = storage or p.storage
+    token = get_secret('NGROK_AUTHTOKEN', storage, prompt='ngrok authtoken: ' if prompt and (provider == 'ngrok' or tcp) else None)
     order = [provider] if provider else default_providers(p, tcp, token)
-    if p.risky and not accept_risk and any(x not in PROXIES for x in order):
-        raise TunnelError(f"{p.policy} Pass --accept-risk if you are sure.")
+    if storage and Path(storage).is_dir(): kw.setdefault('cache', Path(storage)/'cache')  # downloads survive the session
     errs = []
+    if p.risky and not accept_risk:  # only the platform's own proxy, unless the user opts in to a public tunnel
+        if not (order := [x for x in order if x in PROXIES]): raise TunnelError(f"{p.policy} Pass --accept-risk if you are sure.")
+        errs.append(f'public providers: not tried ({p.name} asks for --accept-risk)')
     for name in order:
         try: t = make_tunnel(name, port, home, token, tcp, **kw)
         except TunnelError as e:

@@ -233,3 +233,47 @@ def test_magic_in_real_ipython(env, web):
     assert "port 'abc' is not a number" in out and 'port 70000 is out of range' in out and "unknown provider 'bore'" in out
     assert re.search(r'cloudflared +open: https://\S+\.trycloudflare\.com', out) and 'Traceback' not in out
     assert procs.running() == []
+
+def test_colab_port_proxy_with_fake_google_colab(env, tmp_path, monkeypatch):
+    "Colab's proxy URL comes from google.colab.kernel.proxyPort (asked through eval_js); http only, and said so"
+    d = tmp_path/'fakecolab'; (d/'google/colab').mkdir(parents=True)
+    (d/'google/__init__.py').write_text(''); (d/'google/colab/__init__.py').write_text('')
+    (d/'google/colab/output.py').write_text(
+        "import re\ndef eval_js(js):\n    p = re.search(r'proxyPort\\((\\d+)\\)', js).group(1)\n    return f'https://{p}-m-s-abc123-a.us-west1-1.prod.colab.dev'\n")
+    monkeypatch.syspath_prepend(str(d))
+    for m in [m for m in sys.modules if m.startswith('google')]: monkeypatch.delitem(sys.modules, m)
+    info = T.open_tunnel(8050, platform=detect(env=dict(HOME=str(env/'home'), COLAB_RELEASE_TAG='r'), colab_importable=True))
+    assert info.provider == 'colab' and info.url == 'https://8050-m-s-abc123-a.us-west1-1.prod.colab.dev'
+    assert 'no websockets' in repr(info) and procs.running() == []
+
+def test_cloudflared_download_is_cached_in_storage(env, monkeypatch):
+    body = (STANDINS/'cloudflared').read_bytes(); _Files.files = {'/cf': body}; _Files.hits = []
+    srv = HTTPServer(('127.0.0.1', 0), _Files); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.delenv('PERSISTLAB_CLOUDFLARED'); monkeypatch.setenv('PATH', '/usr/bin:/bin')
+    monkeypatch.setenv('PERSISTLAB_CLOUDFLARED_URL', f'http://127.0.0.1:{srv.server_port}/cf'); monkeypatch.setenv('FAKE_CF_MODE', 'ok')
+    st = env/'storage'; st.mkdir()
+    pl = detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(st)))
+    T.open_tunnel(procs.free_port(), 'cloudflared', supervise=False, platform=pl)
+    assert (st/'cache/bin/cloudflared').read_bytes() == body and len(_Files.hits) == 1
+    T.close_tunnel('all')
+    T.open_tunnel(procs.free_port(), 'cloudflared', supervise=False, platform=pl)  # next session: no download
+    assert len(_Files.hits) == 1
+    srv.shutdown()
+
+def test_interrupting_the_cell_does_not_kill_the_tunnel(env, web):
+    "Ctrl-C in a notebook signals the kernel's process group; the tunnel runs in its own session"
+    code = f"""
+import os, signal, time
+from persistlab import tunnel as T
+from persistlab.platforms import detect
+info = T.open_tunnel({web}, 'cloudflared', supervise=False, platform=detect(env=dict(HOME=os.environ['HOME'], PERSISTLAB_PLATFORM='local')))
+print('URL', info.url, flush=True)
+try: os.killpg(0, signal.SIGINT); time.sleep(1)
+except KeyboardInterrupt: print('interrupted', flush=True)
+"""
+    r = subprocess.run([sys.executable, '-c', code], env={**os.environ, 'FAKE_CF_MODE': 'ok'}, capture_output=True, text=True,
+                       timeout=60, start_new_session=True)
+    assert 'URL https://' in r.stdout and 'interrupted' in r.stdout, r.stdout + r.stderr
+    pr = procs.get(f'tunnel-{web}')
+    assert pr is not None and pr.alive()  # survived the interrupt
+    T.close_tunnel(web); assert procs.running() == []
