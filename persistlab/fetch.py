@@ -12,7 +12,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['FetchError', 'fetch']
 
-# %% ../nbs/09_fetch.ipynb #af5ff07d
+# %% ../nbs/09_fetch.ipynb #d31ec2d0
 class FetchError(RuntimeError):
     "A download that failed or did not match its checksum; nothing was cached"
 
@@ -34,7 +34,7 @@ def fetch(url, # what to download
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.')
     try:
         with os.fdopen(fd, 'wb') as f, tqdm(total=int(r.headers.get('content-length') or 0) or None, unit='B',
-                                            unit_scale=True, desc=desc or dest.name, leave=False) as bar:
+                                            unit_scale=True, desc=desc or dest.name) as bar:
             for chunk in r.iter_content(1 << 16):
                 f.write(chunk); h.update(chunk); bar.update(len(chunk))
         if sha256 and h.hexdigest() != sha256.lower():

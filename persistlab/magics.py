@@ -16,7 +16,7 @@ from .archive import save, mount_drive, autorestore
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
 
-# %% ../nbs/02_magics.ipynb #61072dcb
+# %% ../nbs/02_magics.ipynb #a1892b92
 @magics_class
 class PersistlabMagics(Magics):
     "persistlab's line magics"
@@ -105,6 +105,26 @@ class PersistlabMagics(Magics):
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
             return T.open_tunnel(args.port, args.provider, args.tcp, args.accept_risk, args.allow_open, prompt=True)
+        except ValueError as e: raise UsageError(str(e)) from None
+        except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
+
+    @no_var_expand
+    @line_magic
+    @magic_arguments()
+    @argument('--folder', help='folder to open (default: home)')
+    @argument('--port', help='local port (default: a free one)')
+    @argument('-p', '--provider', help="tunnel provider when Jupyter has no proxy ('none': local only)")
+    @argument('--accept-risk', action='store_true', help="a public tunnel where the platform's rules forbid remote UIs")
+    @argument('--status', action='store_true', help='is code-server running')
+    @argument('--stop', action='store_true', help='stop code-server and its tunnel')
+    def codeserver(self, line=''):
+        "VS Code in the browser next to the notebook, password-protected"
+        from persistlab import codeserver as C
+        args = parse_argstring(self.codeserver, line)
+        try:
+            if args.stop: return C.stop_code_server()
+            if args.status: return C.code_server_status()
+            return C.start_code_server(args.folder, args.port, args.provider, args.accept_risk)
         except ValueError as e: raise UsageError(str(e)) from None
         except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
 

@@ -1,0 +1,144 @@
+"code-server: a real one (npm 4.100.3, installed by .ci/run) started by persistlab; the download path; Jupyter's proxy"
+import os, re, sys, io, json, time, shutil, signal, tarfile, hashlib, threading, subprocess
+from http.server import HTTPServer, BaseHTTPRequestHandler
+from pathlib import Path
+import pytest, requests
+from persistlab import procs, codeserver as C
+from persistlab.platforms import detect
+
+CS = Path(os.environ.get('PERSISTLAB_TEST_CODE_SERVER', '/opt/persistlab-test/code-server/node_modules/.bin/code-server'))
+needs_cs = pytest.mark.skipif(not CS.exists(), reason=f'needs a real code-server at {CS}: tools/install-code-server.sh (run by .ci/run)')
+
+class Env:
+    "The test's temp dir (`env/'home'`) and its platform (`env.plat`)"
+    def __init__(self, p, plat): self.p, self.plat = p, plat
+    def __truediv__(self, x): return self.p/x
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    for d in ('home', 'storage', 'proj', 'jrt'): (tmp_path/d).mkdir()
+    monkeypatch.setenv('HOME', str(tmp_path/'home')); monkeypatch.setenv('PERSISTLAB_RUNTIME', str(tmp_path/'run'))
+    monkeypatch.setenv('JUPYTER_RUNTIME_DIR', str(tmp_path/'jrt')); monkeypatch.setenv('PERSISTLAB_CODE_SERVER', str(CS))
+    monkeypatch.delenv('CODE_SERVER_PASSWORD', raising=False); monkeypatch.delenv('JUPYTERHUB_SERVICE_PREFIX', raising=False)
+    yield Env(tmp_path, detect(env=dict(HOME=str(tmp_path/'home'), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(tmp_path/'storage'))))
+    C.stop_code_server(); procs.stop_all()
+
+def group_pids(pgid):
+    out = []
+    for p in Path('/proc').glob('[0-9]*'):
+        try:
+            st = (p/'stat').read_text().rsplit(')', 1)[1].split()
+            if int(st[2]) == pgid and st[0] != 'Z': out.append(int(p.name))
+        except (OSError, ValueError, IndexError): pass
+    return out
+
+def cmdlines_with(s):
+    hits = []
+    for c in Path('/proc').glob('[0-9]*/cmdline'):
+        try:
+            if s.encode() in c.read_bytes(): hits.append(c)
+        except OSError: pass
+    return hits
+
+@needs_cs
+def test_real_code_server_password_login_workbench_and_stop(env):
+    cs = C.start_code_server(env/'proj', provider='none', platform=env.plat)
+    port = procs.get('code-server').info['port']; base = f'http://127.0.0.1:{port}'
+    assert requests.get(base + '/healthz', timeout=5).status_code == 200
+    pw = cs.password()
+    assert len(pw) >= 20 and oct(Path(cs.pwfile).stat().st_mode & 0o777) == '0o600'
+    s = requests.Session()
+    r = s.post(base + '/login', data={'password': 'wrong-' + pw}, allow_redirects=False, timeout=10)
+    assert 'code-server-session' not in s.cookies and r.status_code != 302 and 'Incorrect password' in r.text
+    r = s.post(base + '/login', data={'password': str(pw)}, allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and 'code-server-session' in s.cookies
+    r = s.get(base + f"/?folder={env/'proj'}", timeout=20)
+    import html
+    assert r.status_code == 200 and 'vscode-workbench-web-configuration' in r.text and 'workbench.js' in r.text
+    assert str(env/'storage/code-server/user-data') in html.unescape(r.text)  # the workbench runs on storage's settings
+    # the password is nowhere but its 0600 files
+    shown = repr(cs) + cs._repr_markdown_()
+    logs = ''.join(f.read_text(errors='replace') for f in (env/'run').glob('*.log'))
+    assert str(pw) not in shown and str(pw) not in logs and cmdlines_with(str(pw)) == []
+    assert (env/'storage/code-server/user-data').is_dir()  # settings and extensions live in storage
+    pgid = procs.get('code-server').pgid
+    assert len(group_pids(pgid)) >= 2  # node and its file watcher
+    C.stop_code_server()
+    time.sleep(0.3)
+    assert group_pids(pgid) == [] and cmdlines_with(str(env/'storage/code-server')) == [] and not procs.port_open(port)
+
+@needs_cs
+def test_password_from_secrets_and_no_tunnel_on_colab(env, monkeypatch):
+    monkeypatch.setenv('CODE_SERVER_PASSWORD', 'from-the-secrets-layer-123')
+    cs = C.start_code_server(env/'proj', platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=str(env/'storage'))))
+    assert cs.password() == 'from-the-secrets-layer-123'
+    assert "Colab's port proxy carries no websockets" in repr(cs) and procs.running()[0].name == 'code-server'
+
+def fake_release(version='9.9.9'):
+    "A release tarball shaped like coder's: code-server-V-linux-ARCH/bin/code-server"
+    name = f'code-server-{version}-linux-{C._arch()}'
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode='w:gz') as t:
+        data = b'#!/bin/sh\necho "fake code-server"\nexit 0\n' + os.urandom(300_000)
+        ti = tarfile.TarInfo(f'{name}/bin/code-server'); ti.size = len(data); ti.mode = 0o755
+        t.addfile(ti, io.BytesIO(data))
+    return name, b.getvalue()
+
+class _Files(BaseHTTPRequestHandler):
+    files, hits = {}, []
+    def do_GET(self):
+        self.hits.append(self.path); body = self.files.get(self.path)
+        if body is None: self.send_response(404); self.end_headers(); return
+        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+
+def test_download_progress_checksum_and_cache(env, monkeypatch):
+    name, tgz = fake_release(); _Files.files = {'/cs.tgz': tgz}; _Files.hits = []
+    srv = HTTPServer(('127.0.0.1', 0), _Files); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f'http://127.0.0.1:{srv.server_port}/cs.tgz'
+    monkeypatch.delenv('PERSISTLAB_CODE_SERVER'); monkeypatch.setenv('PATH', '/usr/bin:/bin')
+    with pytest.raises(C.CodeServerError, match='does not match'):
+        C.code_server_bin(env/'storage', url=url, sha256='f' * 64, version='9.9.9')
+    assert not (env/'storage/cache'/name).exists() and not list((env/'storage/cache').glob('*.tar.gz'))
+    code = (f"from persistlab import codeserver as C; print(C.code_server_bin({str(env/'storage')!r}, url={url!r}, "
+            f"sha256={hashlib.sha256(tgz).hexdigest()!r}, version='9.9.9'))")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**os.environ, 'PATH': '/usr/bin:/bin'})
+    b = Path(r.stdout.strip())
+    assert b == env/'storage/cache'/name/'bin/code-server' and os.access(b, os.X_OK), r.stderr
+    assert 'code-server' in r.stderr and '100%' in r.stderr  # tqdm's progress bar
+    n = len(_Files.hits)
+    assert C.code_server_bin(env/'storage', url=url, version='9.9.9') == b and len(_Files.hits) == n  # next session: cached
+    srv.shutdown()
+
+@pytest.fixture
+def jupyter(env):
+    "A real Jupyter server with jupyter-server-proxy, on 127.0.0.1 with a token"
+    pytest.importorskip('jupyter_server_proxy', reason='.ci/run installs jupyter-server-proxy')
+    port, token = procs.free_port(), 'test-token-7f3a'
+    argv = [sys.executable, '-m', 'jupyter_server', '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={port}', '--no-browser',
+            f'--IdentityProvider.token={token}', '--ServerApp.open_browser=False', f"--ServerApp.root_dir={env/'proj'}"]
+    if os.geteuid() == 0: argv.append('--allow-root')
+    p = subprocess.Popen(argv, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=open(env/'jupyter.log', 'w'), start_new_session=True)
+    for _ in range(300):
+        if procs.port_open(port) and list((env/'jrt').glob('jpserver-*.json')): break
+        time.sleep(0.1)
+    else: raise AssertionError((env/'jupyter.log').read_text()[-2000:])
+    yield dict(port=port, token=token)
+    os.killpg(p.pid, signal.SIGTERM)
+    try: p.wait(15)
+    except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL)
+
+@needs_cs
+def test_served_through_jupyter_server_proxy_behind_the_token(env, jupyter):
+    cs = C.start_code_server(env/'proj', platform=env.plat)
+    port = procs.get('code-server').info['port']
+    assert cs.url == f"http://127.0.0.1:{jupyter['port']}/proxy/{port}/" and "through Jupyter's proxy" in repr(cs)
+    assert requests.get(cs.url + 'healthz', headers={'Authorization': f"token {jupyter['token']}"}, timeout=10).status_code == 200
+    r = requests.get(cs.url + 'healthz', allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 403)  # no Jupyter login, no code-server
+
+@needs_cs
+def test_launcher_entry_point_for_jupyterhub_admins(env, jupyter):
+    "jupyter-server-proxy finds persistlab's entry point and starts code-server at /code-server/ on demand"
+    r = requests.get(f"http://127.0.0.1:{jupyter['port']}/code-server/healthz", headers={'Authorization': f"token {jupyter['token']}"}, timeout=120)
+    assert r.status_code == 200 and 'status' in r.json()
