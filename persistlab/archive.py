@@ -25,9 +25,9 @@ def snapshot_name(rel, python=None) -> str:
     key = rel.replace('/', '%2F') + (f'@py{python}' if rel == '.local' and python else '')
     return f'{key}.tar.gz'
 
-# %% ../nbs/05_archive.ipynb #c4ba40c4
+# %% ../nbs/05_archive.ipynb #7df565b7
 def _tar(args, cwd=None, both=False):
-    r = subprocess.run(_TAR + args, cwd=cwd, capture_output=True, text=True, preexec_fn=_pdeathsig)
+    r = subprocess.run(_TAR + args, cwd=cwd, capture_output=True, text=True, preexec_fn=lambda me=os.getpid(): _pdeathsig(me))
     if r.returncode: raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'tar failed')
     return (r.stdout, r.stderr) if both else r.stdout
 

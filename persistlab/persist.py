@@ -114,7 +114,7 @@ def storage_lock(storage, timeout=120):
         yield
     finally: os.close(fd)
 
-# %% ../nbs/01_persist.ipynb #51a4c340
+# %% ../nbs/01_persist.ipynb #513ba511
 def _failpoint(name):
     "Crash here (SIGKILL) when the fault-injection tests ask for it"
     if os.environ.get('PERSISTLAB_FAILPOINT') == name: os.kill(os.getpid(), signal.SIGKILL)
@@ -150,17 +150,20 @@ def _size(p):
     for v in tree_sig(p).values(): n += 1; b += v[2]
     return b, n
 
-def _pdeathsig():
+def _pdeathsig(parent=None):
     "In the child: die when the parent dies (Linux), so a killed kernel leaves no copy running"
+    parent = parent or os.getppid()
     try:
         import ctypes
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception: pass
+    if os.getppid() != parent: os._exit(1)  # the parent died before prctl took effect
 
 def _copy(src, dst):
     "Copy `src` to a new `dst` keeping links, modes and times"
     if shutil.which('cp') and sys.platform.startswith('linux'):
-        r = subprocess.run(['cp', '-a', '--', str(src), str(dst)], capture_output=True, text=True, preexec_fn=_pdeathsig)
+        me = os.getpid()
+        r = subprocess.run(['cp', '-a', '--', str(src), str(dst)], capture_output=True, text=True, preexec_fn=lambda: _pdeathsig(me))
         if r.returncode: raise OSError(errno.EIO, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'cp failed')
     elif os.path.islink(src): os.symlink(os.readlink(src), dst)
     elif os.path.isdir(src): shutil.copytree(src, dst, symlinks=True)
@@ -169,7 +172,7 @@ def _copy(src, dst):
 def _rm(p):
     "Remove `p` (a link, file or tree); `rm -rf` where there is one, about twice as fast as `shutil.rmtree`"
     if os.path.islink(p) or not os.path.isdir(p): os.unlink(p)
-    elif shutil.which('rm') and subprocess.run(['rm', '-rf', '--', str(p)], preexec_fn=_pdeathsig).returncode == 0: pass
+    elif shutil.which('rm') and subprocess.run(['rm', '-rf', '--', str(p)], preexec_fn=lambda me=os.getpid(): _pdeathsig(me)).returncode == 0: pass
     else: shutil.rmtree(p)
 
 # %% ../nbs/01_persist.ipynb #2e22533d

@@ -43,8 +43,10 @@ def test_sigkill_during_the_copy(xfs, delay):
     sb = xfs; want = snapshot(make_tree(sb.home/'.local', 6000, big=8))
     p = subprocess.Popen([sys.executable, '-c', PERSIST], env=sb.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(delay); p.kill(); p.wait(timeout=30)
-    time.sleep(0.2)
-    ps = subprocess.run(['pgrep', '-f', f'cp -a -- {sb.home}/.local'], capture_output=True, text=True)
+    for _ in range(40):  # the kernel's death reaches its cp at once; give the process table a moment to show it
+        ps = subprocess.run(['pgrep', '-f', f'cp -a -- {sb.home}/.local'], capture_output=True, text=True)
+        if not ps.stdout.strip(): break
+        time.sleep(0.05)
     assert not ps.stdout.strip(), 'cp outlived the killed kernel'
     sb.py(PERSIST)
     check_intact(sb, want)
