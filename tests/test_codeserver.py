@@ -142,3 +142,21 @@ def test_launcher_entry_point_for_jupyterhub_admins(env, jupyter):
     "jupyter-server-proxy finds persistlab's entry point and starts code-server at /code-server/ on demand"
     r = requests.get(f"http://127.0.0.1:{jupyter['port']}/code-server/healthz", headers={'Authorization': f"token {jupyter['token']}"}, timeout=120)
     assert r.status_code == 200 and 'status' in r.json()
+
+@needs_cs
+def test_magic_in_real_ipython(env):
+    code = f"""
+%load_ext persistlab
+%codeserver --port abc
+%codeserver -p none --folder {env/'proj'}
+%codeserver --status
+%codeserver --stop
+%codeserver --status
+"""
+    r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                       input=code.strip() + '\nexit\n', env={**os.environ, 'PERSISTLAB_PLATFORM': 'local'}, capture_output=True, text=True, timeout=180)
+    out = r.stdout + r.stderr
+    assert "port 'abc' is not a number" in out and re.search(r'code-server +running: pid \d+, 127\.0\.0\.1:\d+', out), out
+    assert 'code-server  stopped' in out and 'code-server  not running' in out and 'Traceback' not in out
+    pw = (env/'run/code-server.password').read_text().strip()
+    assert pw not in out and procs.running() == []
