@@ -16,7 +16,7 @@ from .archive import save, mount_drive, autorestore
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
 
-# %% ../nbs/02_magics.ipynb #a1892b92
+# %% ../nbs/02_magics.ipynb #1e83d3b1
 @magics_class
 class PersistlabMagics(Magics):
     "persistlab's line magics"
@@ -127,6 +127,13 @@ class PersistlabMagics(Magics):
             return C.start_code_server(args.folder, args.port, args.provider, args.accept_risk)
         except ValueError as e: raise UsageError(str(e)) from None
         except (PersistError, PlatformError) as e: raise UsageError(str(e)) from None
+
+    @no_var_expand
+    @line_magic
+    def persistlab(self, line=''):
+        "The setup form: persist, SSH, tunnel and code-server, for people who would rather click"
+        from persistlab.forms import Setup
+        return Setup()
 
 # %% ../nbs/02_magics.ipynb #ca51c827
 def register(ip):

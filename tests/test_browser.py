@@ -1,0 +1,69 @@
+"A real browser: JupyterLab on 127.0.0.1, Debian's Chromium driven by Playwright, clicking the %persistlab form"
+import os, sys, json, time, shutil, signal, subprocess
+from pathlib import Path
+import pytest
+from persistlab import procs
+
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason='needs Debian chromium (apt-get install chromium; .ci/run installs it)')
+ARTIFACTS = Path(__file__).parent/'artifacts'
+
+@pytest.fixture
+def lab(tmp_path):
+    pytest.importorskip('jupyterlab', reason='.ci/run installs jupyterlab'); pytest.importorskip('playwright', reason='.ci/run installs playwright')
+    home, st, nbdir = tmp_path/'home', tmp_path/'storage', tmp_path/'nbs'
+    for d in (home, st, nbdir): d.mkdir()
+    (home/'.local/bin').mkdir(parents=True); (home/'.local/bin/tool').write_text('x')
+    (home/'.ssh').mkdir(); (home/'.ssh/config').write_text('Host x\n')
+    settings = tmp_path/'lab-settings/@jupyterlab/apputils-extension'; settings.mkdir(parents=True)
+    (settings/'notification.jupyterlab-settings').write_text(json.dumps({'fetchNews': 'false', 'checkForUpdates': False}))
+    nb = {'cells': [{'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': '%load_ext persistlab'},
+                    {'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': '%persistlab'}],
+          'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}}, 'nbformat': 4, 'nbformat_minor': 5}
+    (nbdir/'form.ipynb').write_text(json.dumps(nb))
+    port, token = procs.free_port(), 'browser-test-token'
+    env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_PLATFORM': 'local', 'PERSISTLAB_STORAGE': str(st),
+           'PERSISTLAB_RUNTIME': str(tmp_path/'run'), 'JUPYTERLAB_SETTINGS_DIR': str(tmp_path/'lab-settings'),
+           'JUPYTER_RUNTIME_DIR': str(tmp_path/'jrt'), 'JUPYTER_CONFIG_DIR': str(tmp_path/'jcfg')}
+    argv = [sys.executable, '-m', 'jupyterlab', '--ip=127.0.0.1', f'--port={port}', '--no-browser', f'--IdentityProvider.token={token}',
+            f'--ServerApp.root_dir={nbdir}', '--ServerApp.open_browser=False']
+    if os.geteuid() == 0: argv.append('--allow-root')
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path/'lab.log', 'w'), start_new_session=True)
+    for _ in range(300):
+        if procs.port_open(port): break
+        time.sleep(0.1)
+    else: raise AssertionError((tmp_path/'lab.log').read_text()[-3000:])
+    yield dict(url=f'http://127.0.0.1:{port}/lab/tree/form.ipynb?token={token}', home=home, storage=st, log=tmp_path/'lab.log')
+    os.killpg(p.pid, signal.SIGTERM)
+    try: p.wait(20)
+    except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
+
+def test_form_in_jupyterlab_persists_on_click(lab):
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+                               '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'])
+        try:
+            page = b.new_page(viewport={'width': 1200, 'height': 900})
+            page.goto(lab['url'])
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)  # the kernel is connected
+            page.click('.jp-Cell .jp-InputArea-editor >> nth=0')
+            page.keyboard.press('Shift+Enter')
+            page.wait_for_selector('.jp-Cell .jp-InputPrompt >> text=[1]:', timeout=60_000)
+            page.keyboard.press('Shift+Enter')
+            btn = page.locator('.jp-OutputArea-output button.jupyter-button', has_text='Persist').first
+            try: btn.wait_for(timeout=60_000)
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS/'form-timeout.png')); raise
+            page.screenshot(path=str(ARTIFACTS/'form.png'))
+            btn.click()
+            for _ in range(200):
+                if (lab['home']/'.local').is_symlink(): break
+                time.sleep(0.1)
+            page.wait_for_selector('text=persisted: .local, .ssh', timeout=20_000)
+            page.screenshot(path=str(ARTIFACTS/'form-after.png'))
+        finally: b.close()
+    assert os.readlink(lab['home']/'.local') == str(lab['storage']/'.local')
+    assert (lab['storage']/'.ssh/config').read_text() == 'Host x\n'

@@ -1,0 +1,156 @@
+"The %persistlab form: headless (values, clicks, spied engine), in an executed notebook, and in a real browser"
+import os, sys, json, time, shutil, signal, threading, subprocess, textwrap
+from pathlib import Path
+import pytest
+from persistlab.platforms import detect
+from persistlab.persist import PersistError, Report
+from persistlab.forms import Setup
+
+SECRET = 'ngrok-FORM-SECRET-77c1e0'
+
+class Spy:
+    "Stands in for the engine functions: records calls, can block until released, can fail"
+    def __init__(self): self.calls, self.gate, self.fail = [], threading.Event(), None; self.gate.set()
+    def _rec(self, name, *a, **k):
+        self.calls.append((name, a, k)); self.gate.wait(10)
+        if self.fail: raise self.fail
+    def status(self, **k): return Report([('.local', 'linked', '')])
+    def persist(self, paths, **k): self._rec('persist', paths, **k); return Report([(p, 'linked', '') for p in paths])
+    def restore(self, **k): self._rec('restore', **k)
+    def save(self, **k): self._rec('save', **k)
+    def setup_keys(self, **k):
+        self._rec('setup_keys', **k)
+        from persistlab.ssh import Keys
+        return Keys([('id_ed25519', 'generated', '')], 'ssh-ed25519 AAAAC3Nza test@box', Path('/x/id_ed25519'))
+    def start_server(self, **k):
+        self._rec('start_server', **k)
+        from persistlab.ssh import Server
+        return Server([('sshd', 'running', '')], 2222, 'SHA256:abc', 'root', 'box')
+    def stop_server(self, *a): self._rec('stop_server')
+    def save_secret(self, name, value, storage): self._rec('save_secret', name, value, storage)
+    def open_tunnel(self, port, provider=None, **k):
+        self._rec('open_tunnel', port, provider, **k); self.on_url = k['on_url']
+        from persistlab.tunnel import TunnelInfo
+        return TunnelInfo([], 'https://first.example', port, provider or 'cloudflared')
+    def close_tunnel(self, *a): self._rec('close_tunnel', *a)
+    def start_code_server(self, folder, **k):
+        self._rec('start_code_server', folder, **k)
+        from persistlab.codeserver import CodeServer
+        return CodeServer([], 'http://127.0.0.1:9999/', '/run/code-server.password')
+    def stop_code_server(self, *a): self._rec('stop_code_server')
+
+@pytest.fixture
+def form(tmp_path):
+    spy = Spy()
+    p = detect(env=dict(HOME=str(tmp_path), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(tmp_path/'st')))
+    return Setup(p, engine=spy), spy
+
+def test_persist_tab_calls_engine_and_disables_while_running(form):
+    f, spy = form
+    for p, c in f.paths.items(): c.value = p in ('.local', '.gitconfig')
+    spy.gate.clear()
+    f.persist_btn.click()
+    time.sleep(0.2)
+    assert f.persist_btn.disabled and 'working' in f.msg.value  # busy, and the kernel's main thread is free
+    spy.gate.set(); f.wait()
+    assert not f.persist_btn.disabled and spy.calls[0][:2] == ('persist', (['.local', '.gitconfig'],))
+    assert 'persisted: .local, .gitconfig' in f.msg.value and 'linked' in f.state.value
+
+def test_errors_are_readable_lines(form):
+    f, spy = form
+    spy.fail = PersistError('storage /storage/cfg: /storage does not exist; is it mounted?')
+    f.restore_btn.click(); f.wait()
+    assert 'Restore: storage /storage/cfg: /storage does not exist' in f.msg.value and 'Traceback' not in f.msg.value
+    assert not f.restore_btn.disabled
+
+def test_tunnel_token_read_once_cleared_saved_and_url_updates(form):
+    f, spy = form
+    assert f.token.value == '' and f.token_box.layout.display == 'none'  # never pre-filled; hidden unless ngrok
+    f.provider.value = 'ngrok'; assert f.token_box.layout.display == ''
+    f.port.value = '8000'; f.token.value = SECRET; f.save_token.value = True
+    f.tunnel_btn.click(); f.wait()
+    assert f.token.value == ''  # cleared in the handler
+    assert ('save_secret', ('NGROK_AUTHTOKEN', SECRET, f.storage), {}) in spy.calls
+    (name, a, k), = [c for c in spy.calls if c[0] == 'open_tunnel']
+    assert a == ('8000', 'ngrok') and 'https://first.example' in f.url.value
+    spy.on_url('https://second.example')  # the supervisor reconnected
+    assert 'https://second.example' in f.url.value and SECRET not in f.msg.value + f.url.value
+    os.environ.pop('NGROK_AUTHTOKEN', None)
+
+def test_ssh_tab_key_upload_and_sshd(form):
+    f, spy = form
+    f.key_btn.click(); f.wait()
+    assert f.pub.value.startswith('ssh-ed25519 ') and 'github.com/settings/keys' in f.copy.value
+    f.upload.value = ({'name': 'id_ed25519', 'type': '', 'size': 7, 'content': memoryview(b'PRIVKEY'), 'last_modified': __import__('datetime').datetime.now()},)
+    f.wait()
+    assert [c for c in spy.calls if c[0] == 'setup_keys'][-1][2]['import_from'] == b'PRIVKEY' and f.upload.value == ()
+    f.gh_user.value = 'octocat'; f.sshd_btn.click(); f.wait()
+    (_, _, k), = [c for c in spy.calls if c[0] == 'start_server']
+    assert k['github'] == 'octocat' and k['accept_risk'] is False and 'ssh -p 2222 root@box' in f.snippet.value
+
+def test_code_server_tab_shows_url_and_password_file_not_password(form):
+    f, spy = form
+    f.cs_btn.click(); f.wait()
+    assert 'http://127.0.0.1:9999/' in f.cs_url.value and 'cat /run/code-server.password' in f.cs_url.value
+
+def test_risky_platform_shows_warning_and_opt_in(tmp_path):
+    spy = Spy()
+    f = Setup(detect(env=dict(HOME=str(tmp_path), PERSISTLAB_PLATFORM='kaggle', PERSISTLAB_STORAGE=str(tmp_path))), engine=spy)
+    html = ''.join(getattr(w, 'value', '') for w in f.widget.children if hasattr(w, 'value') and isinstance(w.value, str))
+    assert 'Kaggle stops sessions that run sshd' in html and f.accept in f.widget.children
+    f.accept.value = True; f.gh_user.value = 'octocat'; f.sshd_btn.click(); f.wait()
+    assert [c for c in spy.calls if c[0] == 'start_server'][0][2]['accept_risk'] is True
+
+# --- an executed notebook: no secret in saved outputs or widget state ---
+def run_nb(cells, path, env, timeout=180):
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    code = textwrap.dedent(f'''
+        import nbformat, sys
+        from nbclient import NotebookClient
+        nb = nbformat.read({str(path)!r}, as_version=4)
+        NotebookClient(nb, timeout={timeout}, kernel_name='python3', store_widget_state=True).execute()
+        nbformat.write(nb, {str(path)!r})
+        ''')
+    nbformat.write(nb, path)
+    r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=timeout + 60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return path.read_text()
+
+def test_no_secret_in_executed_notebook(tmp_path):
+    env = {**os.environ, 'HOME': str(tmp_path), 'PERSISTLAB_PLATFORM': 'local', 'PERSISTLAB_STORAGE': str(tmp_path/'st'),
+           'PERSISTLAB_RUNTIME': str(tmp_path/'run'), 'PYTHONPATH': str(Path(__file__).parent)}
+    (tmp_path/'st').mkdir()
+    saved = run_nb(['%load_ext persistlab',
+                    'from test_forms import Spy\nfrom persistlab.forms import Setup\nf = Setup(engine=Spy())\nf',
+                    f"f.provider.value = 'ngrok'; f.port.value = '8000'; f.token.value = {SECRET!r}; f.save_token.value = True\n"
+                    "f.tunnel_btn.click(); f.wait(); print(f.msg.value)",
+                    'f.widget'], tmp_path/'form.ipynb', env)
+    assert 'application/vnd.jupyter.widget-state+json' in saved and 'tunnel open' in saved
+    # the notebook's source has the secret (the test typed it into a cell); outputs and widget state must not
+    nb = json.loads(saved)
+    outputs = json.dumps([c.get('outputs') for c in nb['cells']]) + json.dumps(nb['metadata'])
+    assert SECRET not in outputs
+
+# --- the one-cell Colab bootstrap, in fresh kernels, with a fake google.colab and Drive as a temp dir ---
+FAKE_DRIVE = '''
+from pathlib import Path
+def mount(mountpoint, **kw):
+    (Path(mountpoint)/'MyDrive').mkdir(parents=True, exist_ok=True); print('Mounted at', mountpoint)
+'''
+
+def test_colab_bootstrap_persists_then_restores_in_a_new_kernel(tmp_path):
+    fake = tmp_path/'fake'; (fake/'google/colab').mkdir(parents=True)
+    (fake/'google/__init__.py').write_text(''); (fake/'google/colab/__init__.py').write_text(''); (fake/'google/colab/drive.py').write_text(FAKE_DRIVE)
+    drive = tmp_path/'content/drive'
+    def env(home): return {**os.environ, 'HOME': str(home), 'PYTHONPATH': str(fake), 'COLAB_RELEASE_TAG': 'release-colab',
+                           'PERSISTLAB_STORAGE': str(drive/'MyDrive/persistlab'), 'PERSISTLAB_RUNTIME': str(home/'.run')}
+    h1 = tmp_path/'session1'; (h1/'.local/bin').mkdir(parents=True)
+    (h1/'.local/bin/mytool').write_text('#!/bin/sh\necho mine\n'); os.chmod(h1/'.local/bin/mytool', 0o755)
+    bootstrap = "%load_ext persistlab\n%persist --mount .local"  # the pip install line is skipped: persistlab is installed here
+    out = run_nb([bootstrap, bootstrap], tmp_path/'s1.ipynb', env(h1))  # twice: re-running is harmless
+    assert f'Mounted at {drive}' in out and (drive/'MyDrive/persistlab/snapshots').is_dir()
+    h2 = tmp_path/'session2'; h2.mkdir()
+    out = run_nb(['%load_ext persistlab'], tmp_path/'s2.ipynb', env(h2))
+    assert 'restored' in out and os.access(h2/'.local/bin/mytool', os.X_OK)
