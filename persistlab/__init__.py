@@ -8,7 +8,7 @@ Docs: https://persistlab.github.io/persistlab/extension.html.md"""
 # %% auto #0
 __all__ = ['load_ipython_extension', 'setup', 'unload_ipython_extension']
 
-# %% ../nbs/03_extension.ipynb #8b98565b
+# %% ../nbs/03_extension.ipynb #d3793fe2
 def load_ipython_extension(ip):
     "`%load_ext persistlab`: register the magics (nothing is registered at import time); stop our programs at exit"
     import atexit
@@ -26,6 +26,8 @@ def unload_ipython_extension(ip):
     "`%unload_ext persistlab`: stop the background programs persistlab started (sshd, tunnels), nothing else"
     from .procs import stop_all
     import sys
-    if 'persistlab.tunnel' in sys.modules: sys.modules['persistlab.tunnel'].close_tunnel('all')  # supervisors first
-    stopped = stop_all()
+    stopped = []
+    if 'persistlab.tunnel' in sys.modules:  # supervisors first, so they do not restart what is being stopped
+        stopped += [f'tunnel to port {r[0]}' for r in sys.modules['persistlab.tunnel'].close_tunnel('all') if r[1] == 'stopped']
+    stopped += stop_all()
     if stopped: print(f"persistlab: stopped {', '.join(stopped)}")

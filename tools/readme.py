@@ -13,11 +13,18 @@ def _out_text(o):
     if 'text/markdown' in d: return None, ''.join(d['text/markdown'])
     return ''.join(d.get('text/plain', ''))
 
+DOCS = 'https://persistlab.github.io/persistlab/'
+
+def _links(md):
+    "Links that work from the repository root: images under nbs/, other pages on the docs site"
+    md = re.sub(r'\]\((images/[^)]+)\)', r'](nbs/\1)', md)
+    return re.sub(r'\]\(([\w-]+\.html)\)', lambda m: f']({DOCS}{m.group(1)})', md)
+
 def render(nb) -> str:
     parts = []
     for c in nb['cells']:
         src = _src(c)
-        if c['cell_type'] == 'markdown': parts.append(src.strip()); continue
+        if c['cell_type'] == 'markdown': parts.append(_links(src.strip())); continue
         ds = _directives(src)
         if 'hide' in ds: continue
         code = '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
