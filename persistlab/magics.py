@@ -16,7 +16,7 @@ from .archive import save, mount_drive, autorestore
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
 
-# %% ../nbs/02_magics.ipynb #1e83d3b1
+# %% ../nbs/02_magics.ipynb #30718116
 @magics_class
 class PersistlabMagics(Magics):
     "persistlab's line magics"
@@ -62,6 +62,7 @@ class PersistlabMagics(Magics):
     @argument('--authorized-keys', metavar='FILE', help='allow the public keys in FILE')
     @argument('--key', metavar='PUBKEY', help='allow this public key (quoted)')
     @argument('--listen', default='0.0.0.0', help='address sshd listens on (default 0.0.0.0)')
+    @argument('--tunnel', metavar='PROVIDER', help="also open a TCP tunnel to sshd: ngrok, or ssh://[user@]host[:port]")
     @argument('--accept-risk', action='store_true', help="start sshd even where the platform's rules forbid it")
     @argument('--status', action='store_true', help="is persistlab's sshd running")
     @argument('--stop', action='store_true', help="stop persistlab's sshd")
@@ -78,7 +79,7 @@ class PersistlabMagics(Magics):
                 try: port = None if args.port is None else ssh.procs.check_port(args.port)
                 except ValueError as e: raise UsageError(str(e)) from None
                 return ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
-                                        accept_risk=args.accept_risk, listen=args.listen)
+                                        accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel)
             pw = None
             if args.passphrase:
                 import getpass

@@ -262,7 +262,7 @@ def sshd_config(port:int, # port to listen on
     if env: lines.append('SetEnv ' + ' '.join(f'{k}="{v}"' for k, v in sorted(env.items())))
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/07_ssh.ipynb #558390b3
+# %% ../nbs/07_ssh.ipynb #f201d938
 class Server(Report):
     "A running sshd and how to reach it"
     def __init__(self, rows, port=None, fp=None, user=None, host=None, key_hint='~/.ssh/id_ed25519'):
@@ -311,7 +311,9 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
                  listen='0.0.0.0', # address to listen on
                  install:bool=True, # apt-get install openssh-server when sshd is missing (root only)
                  home=None, storage=None, platform:Platform|None=None,
-                 github_base='https://github.com', strict_modes=True, timeout=15) -> Server:
+                 github_base='https://github.com', strict_modes=True, timeout=15,
+                 tunnel:str|None=None, # also open a TCP tunnel to it: 'ngrok' or 'ssh://[user@]host[:port]'
+                 **tunnel_kw) -> Server:
     "Start a key-only sshd for incoming SSH; returns how to connect"
     p = platform or detect(); home = Path(home or p.home)
     if p.risky and not accept_risk:
@@ -353,6 +355,15 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
     host = listen if listen not in ('0.0.0.0', '::') else (os.environ.get('PERSISTLAB_PUBLIC_HOST') or socket.gethostname())
     rows = [('sshd', 'running', f'pid {pr.pid}, port {port}, key-only, {len(lines)} authorized key(s)'),
             ('host key', 'kept in', str(hk.parent))]
+    if tunnel:  # the public address: a TCP tunnel's host and port replace this machine's
+        from persistlab.tunnel import open_tunnel
+        try: t = open_tunnel(port, tunnel, tcp=True, accept_risk=accept_risk, home=home, platform=p, **tunnel_kw)
+        except PersistError as e:
+            procs.stop('sshd', home); raise SSHError(f"sshd was stopped: its tunnel failed: {e}") from None
+        m = re.match(r'(?:tcp://)?([^:/]+):(\d+)$', t.url or '')
+        if not m: raise SSHError(f"the tunnel gave {t.url!r}, not a host:port that ssh can use")
+        host, port = m.group(1), int(m.group(2))
+        rows.append(('tunnel', t.provider, f'{host}:{port}'))
     return Server(rows, port, fp, user, host)
 
 def server_status(home=None) -> Report:

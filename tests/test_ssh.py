@@ -249,3 +249,36 @@ def test_keys_come_from_storage_before_generating(env, tmp_path):
     (env.storage/'.ssh').mkdir(parents=True); src = keygen(env.storage/'.ssh/id_ed25519')
     k = setup_keys(home=env.home, check=False, platform=env.plat, storage=env.storage)
     assert (env.home/'.ssh/id_ed25519').read_bytes() == src.read_bytes() and k[1][1] == 'imported'
+
+def test_server_through_a_tunnel_prints_the_public_address(env):
+    "sshd plus a reverse tunnel through another SSH server: the printed command goes through the tunnel, and works"
+    relay = env.base/'relay'; relay.mkdir()
+    hk = keygen(relay/'host'); ck = keygen(relay/'client'); (relay/'ak').write_text((relay/'client.pub').read_text())
+    rport = procs.free_port()
+    (relay/'cfg').write_text(textwrap.dedent(f'''
+        ListenAddress 127.0.0.1:{rport}
+        HostKey {hk}
+        PidFile {relay}/pid
+        AuthorizedKeysFile {relay}/ak
+        PasswordAuthentication no
+        UsePAM no
+        StrictModes no
+        PermitRootLogin prohibit-password
+        AllowTcpForwarding yes
+        ForceCommand while kill -0 $PPID 2>/dev/null; do sleep 1; done
+        '''))
+    os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
+    rp = subprocess.Popen([SSHD, '-D', '-e', '-f', str(relay/'cfg')], stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(100):
+            if procs.port_open(rport): break
+            time.sleep(0.05)
+        key = keygen(env.base/'laptop')
+        s = start_server(procs.free_port(), keys=(env.base/'laptop.pub').read_text(), listen='127.0.0.1', install=False,
+                         home=env.home, storage=env.storage, platform=env.plat, strict_modes=False,
+                         tunnel=f'ssh://{getpass.getuser()}@127.0.0.1:{rport}', identity=ck)
+        assert s.host == '127.0.0.1' and ('tunnel', f'ssh://{getpass.getuser()}@127.0.0.1:{rport}', f'127.0.0.1:{s.port}') in list(s)
+        assert ssh_cmd(key, s.port, 'echo', 'through-the-tunnel').stdout.strip() == 'through-the-tunnel'  # the relay's port
+    finally:
+        from persistlab.tunnel import close_tunnel
+        close_tunnel('all'); procs.stop_all(); rp.terminate(); rp.wait(10)

@@ -277,3 +277,13 @@ except KeyboardInterrupt: print('interrupted', flush=True)
     pr = procs.get(f'tunnel-{web}')
     assert pr is not None and pr.alive()  # survived the interrupt
     T.close_tunnel(web); assert procs.running() == []
+
+def test_kernel_exit_stops_what_persistlab_started(env, web):
+    other = subprocess.Popen(['sleep', '60'], start_new_session=True)  # not ours
+    code = f"%load_ext persistlab\n%tunnel {web} -p cloudflared\nexit\n"
+    r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                       input=code, env={**os.environ, 'FAKE_CF_MODE': 'ok', 'PERSISTLAB_PLATFORM': 'local'}, capture_output=True, text=True, timeout=120)
+    assert 'trycloudflare.com' in r.stdout, r.stdout + r.stderr
+    time.sleep(0.3)
+    assert procs.running() == [] and other.poll() is None
+    other.kill(); other.wait()
