@@ -1,37 +1,23 @@
 "Time from `start()` to URL through a localhost.run stand-in (real OpenSSH sshd) vs the raw `ssh -R` command to it"
-import os, re, sys, time, shutil, getpass, tempfile, statistics, subprocess, textwrap
+import os, sys, time, shutil, getpass, tempfile, statistics, subprocess
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import report
+sys.path.insert(0, str(Path(__file__).parent.parent/'tests'))
+from conftest import start_sshd
 from persistlab import procs, tunnel as T
 
 LINE = 'h=$(od -An -N6 -tx1 /dev/urandom | tr -d " \\n"); echo "$h.lhr.life tunneled with tls termination, https://$h.lhr.life"; while kill -0 $PPID 2>/dev/null; do sleep 1; done'
 
 if __name__ == '__main__':
     d = Path(tempfile.mkdtemp(prefix='plbench-')); os.environ['PERSISTLAB_RUNTIME'] = str(d/'run')
-    for k in ('host', 'client'): subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(d/k)], check=True)
-    (d/'ak').write_text((d/'client.pub').read_text()); (d/'cmd.sh').write_text(LINE + '\n')
-    port = procs.free_port()
-    (d/'cfg').write_text(textwrap.dedent(f'''
-        ListenAddress 127.0.0.1:{port}
-        HostKey {d}/host
-        PidFile {d}/pid
-        AuthorizedKeysFile {d}/ak
-        PasswordAuthentication no
-        UsePAM no
-        StrictModes no
-        PermitRootLogin prohibit-password
-        ForceCommand sh {d}/cmd.sh
-        '''))
-    os.makedirs('/run/sshd', exist_ok=True)
-    sshd = subprocess.Popen([shutil.which('sshd') or '/usr/sbin/sshd', '-D', '-e', '-f', str(d/'cfg')], stderr=subprocess.DEVNULL)
-    while not procs.port_open(port): time.sleep(0.05)
+    sshd, port, _, key = start_sshd(d/'standin', LINE)
     web = procs.free_port()
     def ours():
-        t = T.SSHTunnel(web, '127.0.0.1', port, getpass.getuser(), '0', T.SSH_PROVIDERS['localhost.run'][4], d/'client')
+        t = T.SSHTunnel(web, '127.0.0.1', port, getpass.getuser(), '0', T.SSH_PROVIDERS['localhost.run'][4], key)
         t0 = time.perf_counter(); t.start(); dt = time.perf_counter() - t0; t.stop(); return dt
     def plain():
-        argv = ['ssh', '-T', '-i', str(d/'client'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+        argv = ['ssh', '-T', '-i', str(key), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
                 '-p', str(port), '-R', f'0:localhost:{web}', f'{getpass.getuser()}@127.0.0.1']
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -1,4 +1,4 @@
-import os, sys, stat, subprocess, shutil, hashlib
+import os, sys, stat, time, socket, subprocess, shutil, hashlib
 from pathlib import Path
 import pytest
 
@@ -84,3 +84,29 @@ def tmpfs(tmp_path):
         mounts.append(d); return d
     yield mount
     for d in reversed(mounts): subprocess.run(['umount', '-l', str(d)])
+
+SSHD = shutil.which('sshd') or '/usr/sbin/sshd'
+
+def start_sshd(d, force_command:str, authorized:str='', timeout=10):
+    "A real OpenSSH sshd on 127.0.0.1 (a stand-in server for tests and benches); returns (Popen, port, host key pub, client key)"
+    d = Path(d); d.mkdir(parents=True, exist_ok=True)
+    for k in ('host', 'client'):
+        if not (d/k).exists(): subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(d/k)], check=True)
+    (d/'ak').write_text(authorized + (d/'client.pub').read_text())
+    (d/'cmd.sh').write_text(force_command + '\n')
+    from persistlab.procs import free_port
+    port = free_port()
+    (d/'cfg').write_text('\n'.join([f'ListenAddress 127.0.0.1:{port}', f'HostKey {d}/host', f'PidFile {d}/pid',
+        f'AuthorizedKeysFile {d}/ak', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
+        'PermitRootLogin prohibit-password', 'UsePAM no', 'StrictModes no', 'AllowTcpForwarding yes', 'GatewayPorts no',
+        f'ForceCommand sh {d}/cmd.sh']) + '\n')
+    if os.geteuid() == 0: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)  # a root sshd's privilege-separation dir
+    p = subprocess.Popen([SSHD, '-D', '-e', '-f', str(d/'cfg')], stderr=open(d/'log', 'w'), start_new_session=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=0.2): return p, port, (d/'host.pub').read_text(), d/'client'
+        except OSError: time.sleep(0.05)
+    p.kill(); raise AssertionError('the stand-in sshd did not start: ' + (d/'log').read_text())
+
+WAIT_FOR_CLIENT = 'while kill -0 $PPID 2>/dev/null; do sleep 1; done'

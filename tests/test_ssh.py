@@ -3,7 +3,7 @@ import os, sys, re, json, stat, shutil, socket, subprocess, threading, time, tex
 from http.server import HTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
 import pytest
-from conftest import Sandbox
+from conftest import Sandbox, start_sshd, WAIT_FOR_CLIENT
 from persistlab.platforms import detect
 from persistlab import procs, ssh
 from persistlab.ssh import SSHError, setup_keys, start_server, stop_server, server_status, github_check, import_key
@@ -83,29 +83,10 @@ def test_git_identity(env):
 # --- the GitHub check, against a stand-in sshd that answers like github.com ---
 @pytest.fixture
 def fake_github(env):
-    d = env.base/'gh'; d.mkdir()
-    hk = keygen(d/'host'); port = procs.free_port()
-    (d/'ak').write_text((env.home/'.ssh/id_ed25519.pub').read_text() if (env.home/'.ssh/id_ed25519.pub').exists() else '')
-    cfg = d/'cfg'
-    cfg.write_text(textwrap.dedent(f'''
-        ListenAddress 127.0.0.1:{port}
-        HostKey {hk}
-        PidFile {d}/pid
-        AuthorizedKeysFile {d}/ak
-        PasswordAuthentication no
-        KbdInteractiveAuthentication no
-        PermitRootLogin prohibit-password
-        UsePAM no
-        StrictModes no
-        ForceCommand echo "Hi octocat! You've successfully authenticated, but GitHub does not provide shell access." >&2; exit 1
-        '''))
-    if os.geteuid() == 0: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)  # a root sshd's privilege-separation dir
-    p = subprocess.Popen([SSHD, '-D', '-e', '-f', str(cfg)], stderr=open(d/'log', 'w'), start_new_session=True)
-    for _ in range(100):
-        if procs.port_open(port): break
-        time.sleep(0.05)
-    else: raise AssertionError('the GitHub stand-in did not start: ' + (d/'log').read_text())
-    yield dict(port=port, known=f"[127.0.0.1]:{port} {(d/'host.pub').read_text().split(' ')[0]} {(d/'host.pub').read_text().split(' ')[1]}\n", ak=d/'ak', proc=p)
+    "A stand-in that answers like github.com: a real sshd whose forced command prints GitHub's greeting"
+    pub = (env.home/'.ssh/id_ed25519.pub').read_text() if (env.home/'.ssh/id_ed25519.pub').exists() else ''
+    p, port, hostpub, _ = start_sshd(env.base/'gh', 'echo "Hi octocat! You\'ve successfully authenticated, but GitHub does not provide shell access." >&2; exit 1', pub)
+    yield dict(port=port, known=f"[127.0.0.1]:{port} {' '.join(hostpub.split()[:2])}\n", ak=env.base/'gh/ak', proc=p)
     p.terminate(); p.wait(10)
 
 def test_github_check_pinned(env, fake_github):
@@ -252,27 +233,8 @@ def test_keys_come_from_storage_before_generating(env, tmp_path):
 
 def test_server_through_a_tunnel_prints_the_public_address(env):
     "sshd plus a reverse tunnel through another SSH server: the printed command goes through the tunnel, and works"
-    relay = env.base/'relay'; relay.mkdir()
-    hk = keygen(relay/'host'); ck = keygen(relay/'client'); (relay/'ak').write_text((relay/'client.pub').read_text())
-    rport = procs.free_port()
-    (relay/'cfg').write_text(textwrap.dedent(f'''
-        ListenAddress 127.0.0.1:{rport}
-        HostKey {hk}
-        PidFile {relay}/pid
-        AuthorizedKeysFile {relay}/ak
-        PasswordAuthentication no
-        UsePAM no
-        StrictModes no
-        PermitRootLogin prohibit-password
-        AllowTcpForwarding yes
-        ForceCommand while kill -0 $PPID 2>/dev/null; do sleep 1; done
-        '''))
-    os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
-    rp = subprocess.Popen([SSHD, '-D', '-e', '-f', str(relay/'cfg')], stderr=subprocess.DEVNULL, start_new_session=True)
+    rp, rport, _, ck = start_sshd(env.base/'relay', WAIT_FOR_CLIENT)
     try:
-        for _ in range(100):
-            if procs.port_open(rport): break
-            time.sleep(0.05)
         key = keygen(env.base/'laptop')
         s = start_server(procs.free_port(), keys=(env.base/'laptop.pub').read_text(), listen='127.0.0.1', install=False,
                          home=env.home, storage=env.storage, platform=env.plat, strict_modes=False,

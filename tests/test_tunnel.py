@@ -6,6 +6,7 @@ import pytest
 from persistlab import procs, tunnel as T
 from persistlab.platforms import detect
 from persistlab.fetch import FetchError
+from conftest import start_sshd, WAIT_FOR_CLIENT
 
 STANDINS = Path(__file__).parent/'standins'
 SSHD = shutil.which('sshd') or '/usr/sbin/sshd'
@@ -40,32 +41,8 @@ def web(env):
 @pytest.fixture
 def standin(env):
     "A real OpenSSH sshd that answers like localhost.run: prints its URL line on the session, forwards -R"
-    d = env/'lhr'; d.mkdir()
-    for k in ('host', 'client'): subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(d/k)], check=True)
-    (d/'ak').write_text((d/'client.pub').read_text())
-    port = procs.free_port()
-    (d/'cmd.sh').write_text(LHR + '\n')
-    (d/'cfg').write_text(textwrap.dedent(f'''
-        ListenAddress 127.0.0.1:{port}
-        HostKey {d}/host
-        PidFile {d}/pid
-        AuthorizedKeysFile {d}/ak
-        PasswordAuthentication no
-        KbdInteractiveAuthentication no
-        PermitRootLogin prohibit-password
-        UsePAM no
-        StrictModes no
-        AllowTcpForwarding yes
-        GatewayPorts no
-        ForceCommand sh {d}/cmd.sh
-        '''))
-    if os.geteuid() == 0: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
-    p = subprocess.Popen([SSHD, '-D', '-e', '-f', str(d/'cfg')], stderr=open(d/'log', 'w'), start_new_session=True)
-    for _ in range(100):
-        if procs.port_open(port): break
-        time.sleep(0.05)
-    else: raise AssertionError((d/'log').read_text())
-    yield dict(port=port, key=d/'client', proc=p, dir=d)
+    p, port, _, key = start_sshd(env/'lhr', LHR)
+    yield dict(port=port, key=key, proc=p, dir=env/'lhr')
     p.terminate(); p.wait(10)
 
 def lhr(standin, port, **kw):
@@ -111,7 +88,7 @@ def test_ssh_provider_url_forward_reconnect_and_stop(env, web, standin):
 
 @needs_sshd
 def test_generic_ssh_server_gives_host_and_allocated_port(env, web, standin):
-    (standin['dir']/'cmd.sh').write_text('while kill -0 $PPID 2>/dev/null; do sleep 1; done\n')  # prints no URL
+    (standin['dir']/'cmd.sh').write_text(WAIT_FOR_CLIENT + '\n')  # prints no URL
     info = T.open_tunnel(web, f"ssh://{getpass.getuser()}@127.0.0.1:{standin['port']}", identity=standin['key'], supervise=False,
                          platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
     h, p = info.url.split(':')
