@@ -152,11 +152,15 @@ def git_identity(name=None, email=None, home=None) -> list:
             done.append(f'{k} = {v}')
     return done
 
-# %% ../nbs/07_ssh.ipynb #a3ac4328
+# %% ../nbs/07_ssh.ipynb #ca96aa96
 def _save_back(home, storage, rows):
     "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first)"
     if not storage or not (Path(storage)/'persistlab.json').exists(): return
     e = _entry(read_manifest(storage), '.ssh')
+    if e and e.get('strategy') == 'archive':  # Colab, Kaggle: refresh the snapshot
+        from persistlab.archive import save_snapshot, _record
+        snap, _ = save_snapshot('.ssh', home, storage); _record(storage, '.ssh', snap, None)
+        rows.append(('.ssh', 'saved to storage', f'snapshot {snap.name}')); return
     if not e or e.get('strategy') != 'copy': return
     h, s = Path(home)/'.ssh', Path(storage)/'.ssh'
     s.mkdir(mode=0o700, exist_ok=True); n = 0; stamp = _stamp()

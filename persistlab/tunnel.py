@@ -19,21 +19,21 @@ __all__ = ['SSH_PROVIDERS', 'PROXIES', 'PROVIDERS', 'CLOUDFLARED_URL', 'NGROK_TC
            'ProxyTunnel', 'Supervisor', 'TunnelInfo', 'default_providers', 'make_tunnel', 'open_tunnel', 'tunnels',
            'close_tunnel']
 
-# %% ../nbs/10_tunnel.ipynb #5e8cbd3d
+# %% ../nbs/10_tunnel.ipynb #f23e0af6
 class TunnelError(PersistError):
     "A tunnel that could not be opened; the message says which providers failed and why"
 
 # name: (host, ssh port, user, remote spec, URL pattern)
 SSH_PROVIDERS = {
     'localhost.run': ('localhost.run', 22, 'nokey', '80', r'tunneled with tls termination, (https://[^\s,]+)'),
-    'pinggy': ('a.pinggy.io', 443, 'a', '0', r'(https://[\w.-]+\.pinggy\.(?:link|online))'),
-    'serveo': ('serveo.net', 22, 'persistlab', '80', r'Forwarding HTTP traffic from (https://\S+)'),
+    'pinggy': ('a.pinggy.io', 443, None, '0', r'(https://[\w.-]+\.pinggy\.(?:link|online))'),  # no user: as pinggy documents it
+    'serveo': ('serveo.net', 22, None, '80', r'Forwarding HTTP traffic from (https://\S+)'),
 }
 PROXIES = ('jupyterhub', 'colab')
 PROVIDERS = (*PROXIES, 'cloudflared', *SSH_PROVIDERS, 'ngrok')
 _KNOWN_URLS = [v[4] for v in SSH_PROVIDERS.values()] + [r'(https://[\w-]+\.trycloudflare\.com)']
 
-# %% ../nbs/10_tunnel.ipynb #48ce92d3
+# %% ../nbs/10_tunnel.ipynb #2a435301
 def ssh_tunnel_cmd(port:int, # local port to expose
                    host:str, ssh_port:int=22, user:str='nokey', # the SSH server
                    remote:str='80', # remote forward spec: `80` (localhost.run), `0` (let the server pick)
@@ -47,7 +47,7 @@ def ssh_tunnel_cmd(port:int, # local port to expose
             '-o', 'StrictHostKeyChecking=accept-new', '-o', f'UserKnownHostsFile={known_hosts or "/dev/null"}']
     if identity: argv += ['-i', str(identity), '-o', 'IdentitiesOnly=yes']
     for o in extra: argv += ['-o', o]
-    return argv + ['-p', str(ssh_port), '-R', f'{remote}:localhost:{port}', f'{user}@{host}']
+    return argv + ['-p', str(ssh_port), '-R', f'{remote}:localhost:{port}', f'{user}@{host}' if user else host]
 
 # %% ../nbs/10_tunnel.ipynb #e9d62640
 def parse_ssh_spec(spec:str) -> tuple:
@@ -56,7 +56,7 @@ def parse_ssh_spec(spec:str) -> tuple:
     if u.scheme != 'ssh' or not u.hostname: raise TunnelError(f"{spec!r}: expected ssh://[user@]host[:port]")
     return u.username or os.environ.get('USER') or 'root', u.hostname, u.port or 22
 
-# %% ../nbs/10_tunnel.ipynb #50bf9f99
+# %% ../nbs/10_tunnel.ipynb #3a0e244b
 class Tunnel:
     "Base: a tunnel to local `port` from one provider"
     provider = '?'
@@ -73,7 +73,7 @@ class SSHTunnel(Tunnel):
                  name=None, home=None):
         super().__init__(port, home)
         self.host, self.ssh_port, self.user, self.remote, self.identity, self.extra = host, ssh_port, user, remote, identity, extra
-        self.url_pattern, self.provider = url_pattern, name or f'ssh://{user}@{host}:{ssh_port}'
+        self.url_pattern, self.provider = url_pattern, name or f"ssh://{user + '@' if user else ''}{host}:{ssh_port}"
     def _url(self, log):
         for pat in ([self.url_pattern] if self.url_pattern else []) + _KNOWN_URLS:
             if (m := re.search(pat, log)): return m.group(1)

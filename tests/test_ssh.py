@@ -244,3 +244,14 @@ def test_server_through_a_tunnel_prints_the_public_address(env):
     finally:
         from persistlab.tunnel import close_tunnel
         close_tunnel('all'); procs.stop_all(); rp.terminate(); rp.wait(10)
+
+def test_new_key_refreshes_an_archived_ssh_snapshot(env):
+    "On Colab-like platforms .ssh is a snapshot: a new key is saved back into it"
+    from persistlab.archive import archive_persist
+    (env.home/'.ssh').mkdir(); (env.home/'.ssh/config').write_text('Host x\n')
+    colab = detect(env=dict(HOME=str(env.home), PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=str(env.storage)))
+    archive_persist('.ssh', home=env.home, platform=colab)
+    r = setup_keys(home=env.home, check=False, platform=colab)
+    assert ('.ssh', 'saved to storage') in [(x[0], x[1]) for x in r]
+    listed = subprocess.run(['tar', '-tzf', str(env.storage/'snapshots/.ssh.tar.gz')], capture_output=True, text=True).stdout
+    assert '.ssh/id_ed25519' in listed
