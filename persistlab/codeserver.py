@@ -16,10 +16,10 @@ from . import procs
 __all__ = ['VERSION', 'RELEASE_URL', 'SHA256', 'CodeServerError', 'code_server_bin', 'CodeServer', 'start_code_server',
            'code_server_status', 'stop_code_server', 'jupyter_server_proxy_config']
 
-# %% ../nbs/11_codeserver.ipynb #54422c49
+# %% ../nbs/11_codeserver.ipynb #fac61023
 VERSION = '4.100.3'
 RELEASE_URL = 'https://github.com/coder/code-server/releases/download/v{v}/code-server-{v}-linux-{arch}.tar.gz'
-# coder publishes no checksum file for its release tarballs; pin one here (or pass sha256=) for a version you vetted
+# sha256 per release file, pinned here once vetted; otherwise the one GitHub publishes for the asset is used
 SHA256 = {}
 
 class CodeServerError(PersistError):
@@ -39,9 +39,11 @@ def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERS
     name = f'code-server-{version}-linux-{_arch()}'
     d = _cache(storage, home); b = d/name/'bin/code-server'
     if b.exists(): return b
-    from persistlab.fetch import fetch, FetchError
+    from persistlab.fetch import fetch, FetchError, github_sha256
     url = url or os.environ.get('PERSISTLAB_CODE_SERVER_URL') or RELEASE_URL.format(v=version, arch=_arch())
-    try: tgz = fetch(url, d/f'{name}.tar.gz', sha256 or SHA256.get(name), desc='code-server')
+    sha256 = sha256 or SHA256.get(name) or github_sha256('coder/code-server', f'v{version}', f'{name}.tar.gz')
+    if not sha256: print(f'persistlab: no published sha256 found for {name}.tar.gz; it is not verified', file=sys.stderr)
+    try: tgz = fetch(url, d/f'{name}.tar.gz', sha256, desc='code-server')
     except FetchError as e: raise CodeServerError(str(e)) from None
     tmp = Path(tempfile.mkdtemp(dir=d, prefix='.unpack-'))
     try:

@@ -10,7 +10,7 @@ import os, hashlib, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FetchError', 'fetch']
+__all__ = ['FetchError', 'fetch', 'github_sha256']
 
 # %% ../nbs/09_fetch.ipynb #d31ec2d0
 class FetchError(RuntimeError):
@@ -43,3 +43,20 @@ def fetch(url, # what to download
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return dest
+
+# %% ../nbs/09_fetch.ipynb #ce1ad8c6
+def github_sha256(repo, # e.g. 'coder/code-server'
+                  tag, # a release tag, or 'latest'
+                  asset, # the asset's file name
+                  api=None, timeout=10) -> str|None:
+    "The sha256 GitHub publishes for a release asset, or None when it cannot be had"
+    import requests
+    api = (api or os.environ.get('PERSISTLAB_GITHUB_API') or 'https://api.github.com').rstrip('/')
+    url = f"{api}/repos/{repo}/releases/" + ('latest' if tag == 'latest' else f'tags/{tag}')
+    try: r = requests.get(url, timeout=timeout, headers={'Accept': 'application/vnd.github+json'})
+    except requests.RequestException: return None
+    if r.status_code != 200: return None
+    for a in r.json().get('assets', []):
+        d = a.get('digest') or ''
+        if a.get('name') == asset and d.startswith('sha256:'): return d[7:]
+    return None

@@ -90,16 +90,18 @@ class SSHTunnel(Tunnel):
         pr.info['url'] = self.url; pr.save()
         return self.url
 
-# %% ../nbs/10_tunnel.ipynb #21b830a5
+# %% ../nbs/10_tunnel.ipynb #f225b387
 CLOUDFLARED_URL = 'https://github.com/cloudflare/cloudflared/releases/latest/download/cloudflared-linux-{arch}'
 
 def cloudflared_bin(cache=None, url=None, sha256=None) -> Path:
     "A cloudflared binary: `$PERSISTLAB_CLOUDFLARED`, on PATH, cached, or downloaded into the cache"
     if (p := os.environ.get('PERSISTLAB_CLOUDFLARED')): return Path(p)
     if (p := shutil.which('cloudflared')): return Path(p)
-    from persistlab.fetch import fetch
+    from persistlab.fetch import fetch, github_sha256
     arch = {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(_pf.machine(), _pf.machine())
     cache = Path(cache or Path.home()/'.cache/persistlab')
+    if (cache/'bin/cloudflared').exists(): return cache/'bin/cloudflared'
+    sha256 = sha256 or github_sha256('cloudflare/cloudflared', 'latest', f'cloudflared-linux-{arch}')
     return fetch(url or os.environ.get('PERSISTLAB_CLOUDFLARED_URL') or CLOUDFLARED_URL.format(arch=arch),
                  cache/'bin/cloudflared', sha256, mode=0o755, desc='cloudflared')
 

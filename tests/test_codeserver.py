@@ -20,6 +20,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv('HOME', str(tmp_path/'home')); monkeypatch.setenv('PERSISTLAB_RUNTIME', str(tmp_path/'run'))
     monkeypatch.setenv('JUPYTER_RUNTIME_DIR', str(tmp_path/'jrt')); monkeypatch.setenv('PERSISTLAB_CODE_SERVER', str(CS))
     monkeypatch.delenv('CODE_SERVER_PASSWORD', raising=False); monkeypatch.delenv('JUPYTERHUB_SERVICE_PREFIX', raising=False)
+    monkeypatch.setenv('PERSISTLAB_GITHUB_API', f'http://127.0.0.1:{procs.free_port()}')  # GitHub's API: not reachable here
     yield Env(tmp_path, detect(env=dict(HOME=str(tmp_path/'home'), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(tmp_path/'storage'))))
     C.stop_code_server(); procs.stop_all()
 
@@ -160,3 +161,17 @@ def test_magic_in_real_ipython(env):
     assert 'code-server  stopped' in out and 'code-server  not running' in out and 'Traceback' not in out
     pw = (env/'run/code-server.password').read_text().strip()
     assert pw not in out and procs.running() == []
+
+def test_download_checked_against_githubs_published_digest(env, monkeypatch):
+    "No sha256 given: the one GitHub's releases API publishes for the asset is used, and a mismatch is refused"
+    name, tgz = fake_release('9.9.8'); _Files.hits = []
+    srv = HTTPServer(('127.0.0.1', 0), _Files); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    api = lambda digest: json.dumps({'assets': [{'name': f'{name}.tar.gz', 'digest': f'sha256:{digest}'}]}).encode()
+    _Files.files = {'/cs.tgz': tgz, '/repos/coder/code-server/releases/tags/v9.9.8': api('0' * 64)}
+    monkeypatch.setenv('PERSISTLAB_GITHUB_API', f'http://127.0.0.1:{srv.server_port}')
+    monkeypatch.delenv('PERSISTLAB_CODE_SERVER'); monkeypatch.setenv('PATH', '/usr/bin:/bin')
+    url = f'http://127.0.0.1:{srv.server_port}/cs.tgz'
+    with pytest.raises(C.CodeServerError, match='does not match the expected 0000'): C.code_server_bin(env/'storage', url=url, version='9.9.8')
+    _Files.files['/repos/coder/code-server/releases/tags/v9.9.8'] = api(hashlib.sha256(tgz).hexdigest())
+    assert C.code_server_bin(env/'storage', url=url, version='9.9.8').exists()
+    srv.shutdown()

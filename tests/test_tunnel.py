@@ -23,6 +23,7 @@ def env(tmp_path, monkeypatch):
     for k in ('NGROK_AUTHTOKEN', 'PERSISTLAB_NGROK'): monkeypatch.delenv(k, raising=False)
     # nothing may leave this machine: the default providers point at stand-ins or closed loopback ports
     monkeypatch.setenv('PERSISTLAB_CLOUDFLARED', str(STANDINS/'cloudflared')); monkeypatch.setenv('FAKE_CF_MODE', 'fail')
+    monkeypatch.setenv('PERSISTLAB_GITHUB_API', f'http://127.0.0.1:{procs.free_port()}')  # GitHub's API: not reachable here
     for k, v in list(T.SSH_PROVIDERS.items()): monkeypatch.setitem(T.SSH_PROVIDERS, k, ('127.0.0.1', procs.free_port(), *v[2:]))
     yield tmp_path
     T.close_tunnel('all'); procs.stop_all()
@@ -111,6 +112,7 @@ def test_provider_that_hangs_is_bounded_and_stopped(env, web, monkeypatch):
 @needs_sshd
 def test_fallback_first_fails_second_answers(env, web, standin, monkeypatch):
     monkeypatch.setenv('PERSISTLAB_CLOUDFLARED', str(STANDINS/'cloudflared')); monkeypatch.setenv('FAKE_CF_MODE', 'fail')
+    monkeypatch.setenv('PERSISTLAB_GITHUB_API', f'http://127.0.0.1:{procs.free_port()}')  # GitHub's API: not reachable here
     monkeypatch.setitem(T.SSH_PROVIDERS, 'localhost.run', ('127.0.0.1', standin['port'], getpass.getuser(), '0', T.SSH_PROVIDERS['localhost.run'][4]))
     info = T.open_tunnel(web, identity=standin['key'], timeout=10, platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
     assert info.provider == 'localhost.run' and info.url.endswith('.lhr.life')
@@ -224,17 +226,21 @@ def test_colab_port_proxy_with_fake_google_colab(env, tmp_path, monkeypatch):
     assert 'no websockets' in repr(info) and procs.running() == []
 
 def test_cloudflared_download_is_cached_in_storage(env, monkeypatch):
-    body = (STANDINS/'cloudflared').read_bytes(); _Files.files = {'/cf': body}; _Files.hits = []
+    body = (STANDINS/'cloudflared').read_bytes(); _Files.hits = []
+    arch = {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(__import__('platform').machine())
+    api = {'assets': [{'name': f'cloudflared-linux-{arch}', 'digest': 'sha256:' + hashlib.sha256(body).hexdigest()}]}
+    _Files.files = {'/cf': body, '/repos/cloudflare/cloudflared/releases/latest': json.dumps(api).encode()}
     srv = HTTPServer(('127.0.0.1', 0), _Files); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.setenv('PERSISTLAB_GITHUB_API', f'http://127.0.0.1:{srv.server_port}')  # GitHub's published digest
     monkeypatch.delenv('PERSISTLAB_CLOUDFLARED'); monkeypatch.setenv('PATH', '/usr/bin:/bin')
     monkeypatch.setenv('PERSISTLAB_CLOUDFLARED_URL', f'http://127.0.0.1:{srv.server_port}/cf'); monkeypatch.setenv('FAKE_CF_MODE', 'ok')
     st = env/'storage'; st.mkdir()
     pl = detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(st)))
     T.open_tunnel(procs.free_port(), 'cloudflared', supervise=False, platform=pl)
-    assert (st/'cache/bin/cloudflared').read_bytes() == body and len(_Files.hits) == 1
+    assert (st/'cache/bin/cloudflared').read_bytes() == body and _Files.hits == ['/repos/cloudflare/cloudflared/releases/latest', '/cf']
     T.close_tunnel('all')
     T.open_tunnel(procs.free_port(), 'cloudflared', supervise=False, platform=pl)  # next session: no download
-    assert len(_Files.hits) == 1
+    assert len(_Files.hits) == 2
     srv.shutdown()
 
 def test_interrupting_the_cell_does_not_kill_the_tunnel(env, web):
