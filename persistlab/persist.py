@@ -114,7 +114,7 @@ def storage_lock(storage, timeout=120):
         yield
     finally: os.close(fd)
 
-# %% ../nbs/01_persist.ipynb #513ba511
+# %% ../nbs/01_persist.ipynb #1bb59c5a
 def _failpoint(name):
     "Crash here (SIGKILL) when the fault-injection tests ask for it"
     if os.environ.get('PERSISTLAB_FAILPOINT') == name: os.kill(os.getpid(), signal.SIGKILL)
@@ -159,15 +159,24 @@ def _pdeathsig(parent=None):
     except Exception: pass
     if os.getppid() != parent: os._exit(1)  # the parent died before prctl took effect
 
-def _copy(src, dst):
-    "Copy `src` to a new `dst` keeping links, modes and times"
+def _copy_start(src, dst):
+    "Start copying `src` to a new `dst`, keeping links, modes and times: a running `cp -a`, or None (copied in Python)"
     if shutil.which('cp') and sys.platform.startswith('linux'):
         me = os.getpid()
-        r = subprocess.run(['cp', '-a', '--', str(src), str(dst)], capture_output=True, text=True, preexec_fn=lambda: _pdeathsig(me))
-        if r.returncode: raise OSError(errno.EIO, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'cp failed')
-    elif os.path.islink(src): os.symlink(os.readlink(src), dst)
+        return subprocess.Popen(['cp', '-a', '--', str(src), str(dst)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, preexec_fn=lambda: _pdeathsig(me))
+    if os.path.islink(src): os.symlink(os.readlink(src), dst)
     elif os.path.isdir(src): shutil.copytree(src, dst, symlinks=True)
     else: shutil.copy2(src, dst)
+
+def _copy_wait(p):
+    if p is None: return
+    err = p.communicate()[1].strip()
+    if p.returncode: raise OSError(errno.ENOSPC if 'No space' in err else errno.EIO, err.splitlines()[-1] if err else 'cp failed')
+
+def _copy(src, dst):
+    "Copy `src` to a new `dst` keeping links, modes and times"
+    _copy_wait(_copy_start(src, dst))
 
 def _rm(p):
     "Remove `p` (a link, file or tree); `rm -rf` where there is one, about twice as fast as `shutil.rmtree`"
@@ -175,16 +184,17 @@ def _rm(p):
     elif shutil.which('rm') and subprocess.run(['rm', '-rf', '--', str(p)], preexec_fn=lambda me=os.getpid(): _pdeathsig(me)).returncode == 0: pass
     else: shutil.rmtree(p)
 
-# %% ../nbs/01_persist.ipynb #2e22533d
+# %% ../nbs/01_persist.ipynb #be7fcc23
 class _Progress:
     "A tqdm bar over bytes written to a filesystem, polled from its free space (no per-file hooks in `cp`)"
-    def __init__(self, dst, total, desc):
-        self.dst, self.total, self.desc, self.bar = dst, total, desc, None
+    def __init__(self, dst, total, desc, free0=None):
+        self.dst, self.total, self.desc, self.bar, self.free0 = dst, total, desc, None, free0
     def __enter__(self):
         if self.total < 64<<20: return self
         from tqdm.auto import tqdm
         self.bar = tqdm(total=self.total, desc=self.desc, unit='B', unit_scale=True, leave=False)
-        self.free0, self.stop = shutil.disk_usage(self.dst).free, threading.Event()
+        if self.free0 is None: self.free0 = shutil.disk_usage(self.dst).free
+        self.stop = threading.Event()
         def poll():
             while not self.stop.wait(0.25):
                 done = min(self.total, max(0, self.free0 - shutil.disk_usage(self.dst).free))
@@ -208,13 +218,17 @@ def copy_verified(src, dst, tmpdir, desc=None):
     if _exists(dst): raise PersistError(f"{dst} already exists; not overwriting it")
     part = Path(tmpdir)/f'{dst.name}.{os.getpid()}'
     if _exists(part): _rm(part)
-    sig = tree_sig(src)
-    need = sum(v[2] for v in sig.values())
     free = shutil.disk_usage(tmpdir).free
-    if need > free: raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {need/1e6:.1f} MB, "
-                                       f"{free/1e6:.1f} MB free; nothing changed")
     try:
-        with _Progress(tmpdir, need, desc or src.name): _copy(src, part)
+        p = _copy_start(src, part)  # cp runs on one core while this one walks the source for the check
+        sig = tree_sig(src)
+        need = sum(v[2] for v in sig.values())
+        if need > free:
+            if p: p.kill(); p.wait()
+            with contextlib.suppress(OSError): _exists(part) and _rm(part)
+            raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {need/1e6:.1f} MB, "
+                               f"{free/1e6:.1f} MB free; nothing changed")
+        with _Progress(tmpdir, need, desc or src.name, free): _copy_wait(p)
         _failpoint('copied')
         if tree_sig(part) != sig: raise OSError(errno.EIO, f'the copy does not match {src}')
     except OSError as e:
