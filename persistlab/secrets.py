@@ -10,9 +10,9 @@ import os, json
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SECRETS_FILE', 'Secret', 'secrets_file', 'get_secret', 'save_secret']
+__all__ = ['SECRETS_FILE', 'Secret', 'secrets_file', 'get_secret', 'write_private', 'save_secret']
 
-# %% ../nbs/08_secrets.ipynb #d0d65cee
+# %% ../nbs/08_secrets.ipynb #382c71d6
 SECRETS_FILE = 'persistlab-secrets.json'
 
 class Secret(str):
@@ -57,12 +57,19 @@ def get_secret(name, # e.g. 'NGROK_AUTHTOKEN'
         if v: return _mk(v, 'prompt')
     return None
 
+def write_private(f, text) -> Path:
+    "Write `f` atomically as a 0600 file, created with that mode (never readable by others, even for a moment)"
+    f = Path(f); tmp = f.with_name(f'.{f.name}.tmp{os.getpid()}')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, 'w') as h: h.write(text)
+        os.chmod(tmp, 0o600); os.replace(tmp, f)
+    except BaseException: tmp.unlink(missing_ok=True); raise
+    return f
+
 def save_secret(name, value, storage) -> Path:
     "Keep `value` under `name` in storage's secrets file (mode 0600)"
     f = secrets_file(storage); Path(storage).mkdir(parents=True, exist_ok=True)
     d = json.loads(f.read_text()) if f.exists() else {}
     d[name] = str(value)
-    fd = os.open(f.with_suffix('.tmp'), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as h: json.dump(d, h)
-    os.replace(f.with_suffix('.tmp'), f); os.chmod(f, 0o600)
-    return f
+    return write_private(f, json.dumps(d))

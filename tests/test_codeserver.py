@@ -4,6 +4,7 @@ from http.server import HTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
 import pytest, requests
 from persistlab import procs, codeserver as C
+from persistlab.fetch import machine_arch
 from persistlab.platforms import detect
 
 CS = Path(os.environ.get('PERSISTLAB_TEST_CODE_SERVER', '/opt/persistlab-test/code-server/node_modules/.bin/code-server'))
@@ -77,7 +78,7 @@ def test_password_from_secrets_and_no_tunnel_on_colab(env, monkeypatch):
 
 def fake_release(version='9.9.9'):
     "A release tarball shaped like coder's: code-server-V-linux-ARCH/bin/code-server"
-    name = f'code-server-{version}-linux-{C._arch()}'
+    name = f'code-server-{version}-linux-{machine_arch()}'
     b = io.BytesIO()
     with tarfile.open(fileobj=b, mode='w:gz') as t:
         data = b'#!/bin/sh\necho "fake code-server"\nexit 0\n' + os.urandom(300_000)
