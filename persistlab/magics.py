@@ -13,6 +13,7 @@ from IPython.core.error import UsageError
 from .platforms import PlatformError
 from .persist import persist as _persist, restore, status, undo, PersistError
 from .archive import save, mount_drive, autorestore
+from . import packages as _pk
 
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
@@ -23,6 +24,20 @@ def _usage():
     "Engine errors (and bad values) become a `UsageError`: one readable line in the notebook, no traceback"
     try: yield
     except (ValueError, PersistError, PlatformError) as e: raise UsageError(str(e)) from None
+
+def _packages(args):
+    "`%persist --packages`: save the packages you installed; with -r, --list, --undo: install, show, forget them"
+    if args.restore: return _pk.restore_packages(args.to, args.python, force=args.force)
+    if args.list: return _pk.packages_status(args.to)
+    if args.undo: return _pk.forget_packages(args.undo.split(','), args.to, wheels=args.wheels)
+    return _pk.save_packages(args.to, args.python)
+
+def _with_packages(r, args, what):
+    "Add the recorded packages to a restore or status report (when any are recorded and the report lacks them)"
+    storage = _pk.check_storage(_pk.storage_for(args.to))
+    if not _pk._sets(_pk.read_manifest(storage)) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
+    r.rows += _pk.status_rows(storage) if what == 'status_rows' else list(_pk.restore_packages(args.to, args.python, force=args.force))
+    return r
 
 @magics_class
 class PersistlabMagics(Magics):
@@ -41,14 +56,19 @@ class PersistlabMagics(Magics):
     @argument('-s', '--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
     @argument('--mount', action='store_true', help='Colab: mount Google Drive first')
+    @argument('-p', '--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
+              'with -r, --list or --undo NAME|all: only those')
+    @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
+    @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = parse_argstring(self.persist, line)
         with _usage():
             if args.mount: mount_drive(args.to)
+            if args.packages: return _packages(args)
             if args.save: return save(args.paths or None, args.to)
-            if args.list: return status(args.to)
-            if args.restore: return restore(args.to)
+            if args.list: return _with_packages(status(args.to), args, 'status_rows')
+            if args.restore: return _with_packages(restore(args.to), args, 'restore_packages')
             if args.undo: return undo(args.undo, args.to)
             if not args.paths:
                 if args.mount: return
@@ -140,7 +160,6 @@ class PersistlabMagics(Magics):
 def register(ip):
     "Register persistlab's magics on the IPython shell `ip`; on archive platforms, restore the snapshots"
     ip.register_magics(PersistlabMagics)
-    r = autorestore()
-    if r is not None:
-        from IPython.display import display
-        print(r) if isinstance(r, str) else display(r)
+    from IPython.display import display
+    for r in (autorestore(), _pk.autorestore_packages()):  # snapshots, then the packages you installed
+        if r is not None: print(r) if isinstance(r, str) else display(r)
