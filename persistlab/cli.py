@@ -10,7 +10,8 @@ import os, sys, shutil, subprocess, tempfile
 from pathlib import Path
 from fastcore.script import call_parse
 from .platforms import detect, PlatformError
-from .persist import persist, restore, status, PersistError
+from .core import PersistlabError
+from .persist import persist, restore, status
 
 # %% auto #0
 __all__ = ['persist_cli', 'restore_cli', 'status_cli', 'demo', 'demo_cli']
@@ -19,7 +20,7 @@ __all__ = ['persist_cli', 'restore_cli', 'status_cli', 'demo', 'demo_cli']
 def _run(f, *args, **kw):
     "Call engine function `f`, print its report, turn its errors into one stderr line and exit code 1"
     try: print(f(*args, **kw))
-    except (PersistError, PlatformError) as e:
+    except PersistlabError as e:
         print(f'persistlab: {e}', file=sys.stderr); sys.exit(1)
 
 @call_parse
