@@ -11,7 +11,8 @@ from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
 from IPython.core.magic_arguments import magic_arguments, argument, parse_argstring
 from IPython.core.error import UsageError
 from .platforms import PlatformError
-from .persist import persist as _persist, restore, status, undo, PersistError
+from .core import PersistlabError
+from .persist import persist as _persist, restore, status, undo
 from .archive import save, mount_drive, autorestore
 from . import packages as _pk
 
@@ -21,9 +22,9 @@ __all__ = ['PersistlabMagics', 'register']
 # %% ../nbs/02_magics.ipynb #1c893760
 @contextlib.contextmanager
 def _usage():
-    "Engine errors (and bad values) become a `UsageError`: one readable line in the notebook, no traceback"
+    "persistlab's errors become a `UsageError`: one readable line in the notebook; anything else is a bug and shows its traceback"
     try: yield
-    except (ValueError, PersistError, PlatformError) as e: raise UsageError(str(e)) from None
+    except PersistlabError as e: raise UsageError(str(e)) from None
 
 def _packages(args):
     "`%persist --packages`: save the packages you installed; with -r, --list, --undo: install, show, forget them"
@@ -36,8 +37,7 @@ def _with_packages(r, args, what):
     "Add the recorded packages to a restore or status report (when any are recorded and the report lacks them)"
     storage = _pk.check_storage(_pk.storage_for(args.to))
     if not _pk._sets(_pk.read_manifest(storage)) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
-    r.rows += _pk.status_rows(storage) if what == 'status_rows' else list(_pk.restore_packages(args.to, args.python, force=args.force))
-    return r
+    return r + (_pk.status_rows(storage) if what == 'status_rows' else _pk.restore_packages(args.to, args.python, force=args.force))
 
 @magics_class
 class PersistlabMagics(Magics):

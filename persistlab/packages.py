@@ -9,16 +9,20 @@ from __future__ import annotations
 import os, re, sys, json, time, errno, shutil, hashlib, tempfile, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
-from .persist import (PersistError, Report, storage_for, check_storage, storage_lock, read_manifest, write_manifest,
-    MANIFEST, TMP, _stamp, _human, _failpoint, _tied, _rm, _atomic_write)
+from .core import PersistlabError, Report, atomic_write, stamp, human
+from .storage import MANIFEST, TMP, read_manifest, write_manifest
+from .persist import storage_for, check_storage, storage_lock, _failpoint, _tied, _rm
 
 # %% auto #0
-__all__ = ['WHEELHOUSE', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags', 'fits',
-           'pip_failure', 'fetch_wheels', 'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan',
+__all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
+           'fits', 'pip_failure', 'fetch_wheels', 'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan',
            'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages']
 
-# %% ../nbs/13_packages.ipynb #da42f33f
+# %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
+
+class PackagesError(PersistlabError):
+    "Keeping or installing back the packages you installed failed; nothing changed unless it says so"
 
 _PROBE = r'''
 import sys, os, re, json, sysconfig, importlib.util
@@ -51,8 +55,8 @@ def probe(python=None) -> dict:
     "Interpreter `python` (default: this one): version, wheel tag, accepted tags, site dirs and its distributions"
     py = str(python or sys.executable)
     try: r = subprocess.run([py, '-I', '-c', _PROBE], capture_output=True, text=True, timeout=120)
-    except OSError as e: raise PersistError(f"cannot run the Python {py} ({e.strerror}); pass the path of an interpreter") from None
-    if r.returncode: raise PersistError(f"cannot inspect the Python {py}: {(r.stderr.strip().splitlines() or ['no output'])[-1]}")
+    except OSError as e: raise PackagesError(f"cannot run the Python {py} ({e.strerror}); pass the path of an interpreter") from None
+    if r.returncode: raise PackagesError(f"cannot inspect the Python {py}: {(r.stderr.strip().splitlines() or ['no output'])[-1]}")
     return json.loads(r.stdout)
 
 # %% ../nbs/13_packages.ipynb #aca21480
@@ -135,10 +139,10 @@ def fetch_wheels(info, dists, dest, index_url=None, quiet=False) -> dict:
         for l in p.stdout:
             log.append(l); bar.update(len(list(Path(dest).glob('*.whl'))) - bar.n)
         p.wait()
-    if p.returncode: raise PersistError(pip_failure(''.join(log), [d['name'] for d in dists.values()], index_url))
+    if p.returncode: raise PackagesError(pip_failure(''.join(log), [d['name'] for d in dists.values()], index_url))
     got = {wheel_tags(f)[0]: f for f in Path(dest).glob('*.whl')}
     miss = [d['name'] for n, d in dists.items() if n not in got]
-    if miss: raise PersistError(f"pip gave no wheel for {', '.join(miss)}; nothing changed")
+    if miss: raise PackagesError(f"pip gave no wheel for {', '.join(miss)}; nothing changed")
     return {n: got[n] for n in dists}
 
 # %% ../nbs/13_packages.ipynb #e56e0383
@@ -176,7 +180,7 @@ def _stage(files, dists, storage, wh, quiet):
         return recs
     except OSError as e:
         why = 'storage is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        raise PersistError(f"copying {len(files)} wheels ({_human(need)}) into {storage} failed ({why}); nothing changed") from None
+        raise PackagesError(f"copying {len(files)} wheels ({human(need)}) into {storage} failed ({why}); nothing changed") from None
     finally:
         with contextlib.suppress(OSError): _rm(stage)
 
@@ -206,7 +210,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
         if need:
             with tempfile.TemporaryDirectory(prefix='persistlab-wheels-') as loc:  # pip writes to local disk, fast
                 recs = _stage(fetch_wheels(info, need, loc, index_url, quiet), need, storage, wh, quiet)
-            for n, r in recs.items(): out.append((need[n]['name'], 'saved', f"{r['version']}, {r['wheel']}, {_human(r['size'])}"))
+            for n, r in recs.items(): out.append((need[n]['name'], 'saved', f"{r['version']}, {r['wheel']}, {human(r['size'])}"))
             new.update(recs)
         for n, r in old.items():
             if n not in new: new[n] = r; out.append((n, 'kept', f"{r['version']}: recorded before, not installed here (`forget_packages` drops it)"))
@@ -215,10 +219,10 @@ def save_packages(to=None, # storage directory (default: the platform's)
                           f'packages: {storage}')
         iid = image_id(base)
         (wh/'images').mkdir(parents=True, exist_ok=True)
-        if not (wh/'images'/f'{iid}.json').exists(): _atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))
+        if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))
         m = read_manifest(storage)
         m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
-            python=info['version'], saved=_stamp(), image=iid, packages=dict(sorted(new.items())))
+            python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
         write_manifest(storage, m)
         _failpoint('packages-recorded')
         used = {r['wheel'] for r in new.values()}
@@ -293,7 +297,7 @@ def _install(info, wh, todo, uv, quiet) -> list:
                 if not src.is_file(): bad.append(f"{r['wheel']} is missing"); continue
                 if _copy_hash(src, dst, bar.update) != r['sha256']: bad.append(f"{r['wheel']} differs")
                 files.append(dst)
-        if bad: raise PersistError(f"the wheelhouse {wh} does not match the manifest ({'; '.join(bad)}); nothing installed. "
+        if bad: raise PackagesError(f"the wheelhouse {wh} does not match the manifest ({'; '.join(bad)}); nothing installed. "
                                    "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
         before = _pths(info)
         with tqdm(total=len(files), desc=f"installing ({'uv' if uv else 'pip'})", unit='pkg', leave=False, disable=quiet) as bar:
@@ -301,7 +305,7 @@ def _install(info, wh, todo, uv, quiet) -> list:
             bar.update(len(files))
     if r.returncode:
         err = [l for l in (r.stderr + r.stdout).strip().splitlines() if l.strip()]
-        raise PersistError(f"installing from the wheelhouse failed: {(err or ['no output'])[-1][:300]}")
+        raise PackagesError(f"installing from the wheelhouse failed: {(err or ['no output'])[-1][:300]}")
     return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + _live(info, before, todo)
 
 # %% ../nbs/13_packages.ipynb #fa04f6ea
@@ -317,10 +321,10 @@ def restore_packages(to=None, # storage directory (default: the platform's)
     storage = check_storage(storage_for(to, p))
     info = probe(python)
     uv = None if tool == 'pip' else find_uv()
-    if tool == 'uv' and not uv: raise PersistError("uv is not installed (`pip install uv`), or use pip")
+    if tool == 'uv' and not uv: raise PackagesError("uv is not installed (`pip install uv`), or use pip")
     with storage_lock(storage):
         sets = _sets(read_manifest(storage))
-        if not sets: raise PersistError(f"no packages recorded in {storage}; `%persist --packages` keeps the ones you installed")
+        if not sets: raise PackagesError(f"no packages recorded in {storage}; `%persist --packages` keeps the ones you installed")
         out = []
         for t, s in sets.items():
             if t != info['tag'] and s['packages']:
@@ -347,7 +351,7 @@ def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     try:
         if not (Path(p.storage)/MANIFEST).exists() or not _sets(read_manifest(p.storage)): return None
         r = restore_packages(platform=p)
-    except PersistError as e: return f'persistlab: restoring packages failed: {e}'
+    except PersistlabError as e: return f'persistlab: restoring packages failed: {e}'
     _marker().parent.mkdir(parents=True, exist_ok=True); _marker().touch()
     return r
 
@@ -359,9 +363,9 @@ def status_rows(storage) -> list:
         wh = Path(storage)/WHEELHOUSE/t
         for n, r in s['packages'].items():
             ok = (wh/r['wheel']).is_file()
-            rows.append((n, f"package {r['version']}", f"{_human(r['size'])}" + ('' if ok else ', wheel missing: save again')))
+            rows.append((n, f"package {r['version']}", f"{human(r['size'])}" + ('' if ok else ', wheel missing: save again')))
         size = sum((wh/r['wheel']).stat().st_size for r in s['packages'].values() if (wh/r['wheel']).is_file())
-        rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s['python']} ({t})", f"{_human(size)} in {wh}, saved {s['saved']}"))
+        rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s['python']} ({t})", f"{human(size)} in {wh}, saved {s['saved']}"))
     return rows
 
 def packages_status(to=None, platform:Platform|None=None) -> Report:
@@ -380,9 +384,9 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
     out = []
     with storage_lock(storage):
         m = read_manifest(storage); sets = _sets(m)
-        if not sets: raise PersistError(f"no packages recorded in {storage}")
+        if not sets: raise PackagesError(f"no packages recorded in {storage}")
         found = {n for s in sets.values() for n in s['packages']}
-        if want and want - found: raise PersistError(f"not recorded: {', '.join(sorted(want - found))}; see `%persist --list`")
+        if want and want - found: raise PackagesError(f"not recorded: {', '.join(sorted(want - found))}; see `%persist --list`")
         for t, s in sets.items():
             for n in [n for n in s['packages'] if want is None or n in want]:
                 r = s['packages'].pop(n)
