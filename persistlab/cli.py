@@ -11,22 +11,17 @@ from pathlib import Path
 from typing import Annotated
 from fastcore.script import call_parse
 from .platforms import detect, PlatformError
-from .persist import persist, restore, status, PersistError
+from .core import PersistlabError
+from .persist import persist, restore, status
 
 # %% auto #0
 __all__ = ['persist_cli', 'restore_cli', 'status_cli', 'demo', 'demo_cli']
 
 # %% ../nbs/04_cli.ipynb #7de9aa16
-def _errors() -> tuple:
-    "persistlab's own errors: one line on stderr; anything else is a bug and keeps its traceback"
-    from persistlab.fetch import FetchError
-    from persistlab.procs import ProcError
-    return PersistError, PlatformError, FetchError, ProcError
-
 def _run(f, *args, **kw):
     "Call engine function `f`, print its report, turn its errors into one stderr line and exit code 1"
     try: print(f(*args, **kw))
-    except _errors() as e:
+    except PersistlabError as e:
         msg = str(e)  # messages that already name persistlab are not prefixed twice
         print(msg if msg.startswith('persistlab') else f'persistlab: {msg}', file=sys.stderr); sys.exit(1)
 

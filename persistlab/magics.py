@@ -35,26 +35,14 @@ def _args(magic, line:str):
     return _parser(magic).parse_args(argv)
 
 # %% ../nbs/02_magics.ipynb #b08fb052
-def _errors() -> tuple:
-    "persistlab's own error classes (imported only once something failed)"
-    from persistlab.platforms import PlatformError
-    from persistlab.persist import PersistError
-    from persistlab.fetch import FetchError
-    from persistlab.procs import ProcError
-    return PersistError, PlatformError, FetchError, ProcError
-
 @contextlib.contextmanager
 def _usage():
-    "persistlab's errors become a `UsageError` (one readable line); anything unexpected keeps its traceback"
+    "persistlab's errors become a `UsageError` (one readable line); anything else is a bug and keeps its traceback"
     try: yield
-    except _errors() as e: raise UsageError(str(e)) from None
-
-def _port(p):
-    "A port typed on the line; a bad one is the user's typo, so a `UsageError` naming the valid range"
-    if p is None: return None
-    from persistlab.procs import check_port
-    try: return check_port(p)
-    except ValueError as e: raise UsageError(str(e)) from None
+    except Exception as e:
+        from persistlab.core import PersistlabError  # imported once something failed: `%load_ext` stays light
+        if isinstance(e, PersistlabError): raise UsageError(str(e)) from None
+        raise
 
 # %% ../nbs/02_magics.ipynb #1c893760
 @magics_class
@@ -133,7 +121,8 @@ class PersistlabMagics(Magics):
             if args.status: return ssh.server_status()
             if args.forward: return ssh.forward_hint(args.forward)
             if args.server:
-                return ssh.start_server(_port(args.port), github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
+                port = None if args.port is None else ssh.procs.check_port(args.port)
+                return ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
                                         accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel, **self._kw())
             pw = None
             if args.passphrase:
@@ -160,7 +149,7 @@ class PersistlabMagics(Magics):
             if args.list: return T.tunnels()
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
-            return T.open_tunnel(_port(args.port), args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, prompt=True)
+            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, prompt=True)
 
     @no_var_expand
     @line_magic
@@ -178,7 +167,7 @@ class PersistlabMagics(Magics):
             from persistlab import codeserver as C
             if args.stop: return C.stop_code_server()
             if args.status: return C.code_server_status()
-            return C.start_code_server(args.folder, _port(args.port), args.provider or self.provider, args.accept_risk, **self._kw())
+            return C.start_code_server(args.folder, args.port, args.provider or self.provider, args.accept_risk, **self._kw())
 
     @no_var_expand
     @line_magic
