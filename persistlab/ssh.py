@@ -10,7 +10,8 @@ import os, re, sys, pwd, stat, shutil, socket, getpass, hashlib, ipaddress, temp
 from urllib.parse import urlparse
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers
-from .persist import Report, PersistError, ssh_modes, read_manifest, _entry, _stamp, BACKUP, MANIFEST, _atomic_write
+from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
+from .storage import read_manifest, find_entry, BACKUP, MANIFEST
 from . import procs
 
 # %% auto #0
@@ -21,7 +22,7 @@ __all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'CLOUDFLARED_PROXY', 'CLOUDFLARED_PR
            'stop_server', 'forward_hint']
 
 # %% ../nbs/07_ssh.ipynb #4957f61f
-class SSHError(PersistError):
+class SSHError(PersistlabError):
     "A clear SSH setup failure; nothing was left running"
 
 # https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/githubs-ssh-key-fingerprints
@@ -117,7 +118,7 @@ def import_key(src, # a private key file, or its bytes (an upload)
     name = name or {'ssh-ed25519': 'id_ed25519', 'ssh-rsa': 'id_rsa'}.get(kind, 'id_ecdsa')
     k = d/name
     if k.exists() and k.read_bytes() != data:
-        b = k.with_name(f'{name}.persistlab-{_stamp()}'); os.rename(k, b)
+        b = k.with_name(f'{name}.persistlab-{stamp()}'); os.rename(k, b)
         if k.with_suffix('.pub').exists(): os.rename(k.with_suffix('.pub'), b.with_name(b.name+'.pub'))
     fd = os.open(k, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, 'wb') as f: f.write(data)
@@ -160,20 +161,20 @@ def git_identity(name=None, email=None, home=None) -> list:
 def _save_back(home, storage, rows):
     "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first)"
     if not storage or not (Path(storage)/MANIFEST).exists(): return
-    e = _entry(read_manifest(storage), '.ssh')
+    e = find_entry(read_manifest(storage), '.ssh')
     if e and e.get('strategy') == 'archive':  # Colab, Kaggle: refresh the snapshot
         from persistlab.archive import save_entry
         snap, _ = save_entry('.ssh', home, storage)
         rows.append(('.ssh', 'saved to storage', f'snapshot {snap.name}')); return
     if not e or e.get('strategy') != 'copy': return
     h, s = Path(home)/'.ssh', Path(storage)/'.ssh'
-    s.mkdir(mode=0o700, exist_ok=True); n = 0; stamp = _stamp()
+    s.mkdir(mode=0o700, exist_ok=True); n = 0; ts = stamp()
     for f in h.iterdir():
         if not f.is_file() or f.is_symlink(): continue
         t = s/f.name
         if t.exists() and t.read_bytes() == f.read_bytes(): continue
         if t.exists():
-            b = Path(storage)/BACKUP/stamp/'.ssh'/f.name; b.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(t, b)
+            b = Path(storage)/BACKUP/ts/'.ssh'/f.name; b.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(t, b)
         shutil.copy2(f, t); n += 1
     ssh_modes(s)
     if n: rows.append(('.ssh', 'saved to storage', f'{n} changed file(s) copied to {s}'))
@@ -436,10 +437,10 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
         if r.returncode: raise SSHError(f"cannot make a host key: {r.stderr.strip()}")
     os.chmod(hk, 0o600)
     rd = procs.runtime_dir(home)
-    ak = rd/'sshd_authorized_keys'; _atomic_write(ak, '\n'.join(dict.fromkeys(lines)) + '\n', mode=0o600)
+    ak = rd/'sshd_authorized_keys'; atomic_write(ak, '\n'.join(dict.fromkeys(lines)) + '\n', mode=0o600)
     if strict_modes and (why := strict_modes_problem(ak)): raise SSHError(f"sshd would refuse every key: {why}")
     cfg = rd/'sshd_config'
-    _atomic_write(cfg, sshd_config(port, [hk], ak, rd/'sshd.pid', listen, session_env(), strict_modes), mode=0o600)
+    atomic_write(cfg, sshd_config(port, [hk], ak, rd/'sshd.pid', listen, session_env(), strict_modes), mode=0o600)
     if root: _privsep_dir()
     r = _run([sshd, '-t', '-f', str(cfg)])
     if r.returncode: raise SSHError(f"sshd -t rejected the config: {r.stderr.strip()}")
@@ -457,7 +458,7 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
     if tunnel:  # the public address: the tunnel's host (and port) replace this machine's
         from persistlab.tunnel import open_tunnel
         try: t = open_tunnel(port, tunnel, tcp=True, accept_risk=accept_risk, home=home, platform=p, **tunnel_kw)
-        except PersistError as e:
+        except PersistlabError as e:
             procs.stop('sshd', home); raise SSHError(f"sshd was stopped: its tunnel failed: {e}") from None
         if t.provider == 'cloudflared':  # a quick tunnel carries ssh over https: the laptop's cloudflared is the ProxyCommand
             host, proxy, note = urlparse(t.url).hostname, CLOUDFLARED_PROXY, None

@@ -278,15 +278,16 @@ def test_fresh_root_vm_without_run_sshd(tmp_path):
       mount -t tmpfs tmpfs /run
       test ! -e /run/sshd && echo "fresh: no /run/sshd"
       {ipy} < {tmp_path}/cell.ipy
-      test -e /content/drive && echo "persistlab made /content/drive"
+      test -e /root/drive && echo "persistlab made the Drive folder"
     '''
     env = dict(PATH=os.environ['PATH'], HOME='/root', LANG='C.UTF-8', PERSISTLAB_PLATFORM='colab', PYTHONPATH=os.environ.get('PYTHONPATH', ''),
+               PERSISTLAB_STORAGE='/root/drive/MyDrive/persistlab',  # Colab's storage, Drive not mounted (inside the namespace's /root)
                PERSISTLAB_SSHD=SSHD, TMPDIR=str(tmp_path))
     r = subprocess.run(['unshare', '-m', '--propagation', 'private', 'bash', '-c', script], env=env, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert 'fresh: no /run/sshd' in out and 'logged in as root, /run/sshd 755' in out, out
     assert 'sshd  stopped' in out and not procs.port_open(port), out
-    assert 'persistlab made /content/drive' not in out  # storage not created where Drive will be mounted
+    assert 'persistlab made the Drive folder' not in out  # storage not created where Drive will be mounted
 
 @pytest.fixture
 def strict_ok(monkeypatch):
