@@ -13,7 +13,8 @@ from IPython.core.error import UsageError
 from .platforms import PlatformError
 from .core import PersistlabError
 from .persist import persist as _persist, restore, status, undo
-from .archive import save, mount_drive, autorestore
+from .persist import save, autorestore
+from .archive import mount_drive
 
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register']
