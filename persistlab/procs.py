@@ -9,14 +9,18 @@ from __future__ import annotations
 import os, re, json, time, signal, socket, subprocess
 from pathlib import Path
 from .secrets import write_private
+from .core import PersistlabError
 
 # %% auto #0
-__all__ = ['ProcError', 'runtime_dir', 'port_open', 'free_port', 'check_port', 'Proc', 'start', 'get', 'stop', 'running',
-           'stop_all']
+__all__ = ['ProcError', 'PortError', 'runtime_dir', 'port_open', 'free_port', 'check_port', 'Proc', 'start', 'get', 'stop',
+           'running', 'stop_all']
 
 # %% ../nbs/06_procs.ipynb #a6eeabda
-class ProcError(RuntimeError):
+class ProcError(PersistlabError, RuntimeError):
     "A background program that could not start or be reached; the message includes the end of its log"
+
+class PortError(PersistlabError, ValueError):
+    "A port number that is not a number or out of range"
 
 def runtime_dir(home=None) -> Path:
     "Where persistlab records the processes it started (`$PERSISTLAB_RUNTIME`, else `~/.persistlab/run`)"
@@ -40,10 +44,10 @@ def free_port(host='127.0.0.1') -> int:
     with socket.socket() as s: s.bind((host, 0)); return s.getsockname()[1]
 
 def check_port(port, low=1) -> int:
-    "`port` as an int in range, else a `ValueError` naming the valid range"
+    "`port` as an int in range, else a `PortError` (a `ValueError`) naming the valid range"
     try: p = int(str(port))
-    except ValueError: raise ValueError(f"port {port!r} is not a number; use {low}-65535") from None
-    if not low <= p <= 65535: raise ValueError(f"port {p} is out of range; use {low}-65535")
+    except ValueError: raise PortError(f"port {port!r} is not a number; use {low}-65535") from None
+    if not low <= p <= 65535: raise PortError(f"port {p} is out of range; use {low}-65535")
     return p
 
 # %% ../nbs/06_procs.ipynb #d09b1559

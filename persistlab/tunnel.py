@@ -10,7 +10,7 @@ import os, re, time, shutil, threading
 from pathlib import Path
 from urllib.parse import urlparse
 from .platforms import detect, Platform, jupyter_servers, jupyter_proxy_base
-from .persist import Report, PersistError
+from .core import Report, PersistlabError
 from . import procs
 
 # %% auto #0
@@ -20,7 +20,7 @@ __all__ = ['SSH_PROVIDERS', 'PROXIES', 'PROVIDERS', 'CLOUDFLARED_URL', 'NGROK_TC
            'close_tunnel']
 
 # %% ../nbs/10_tunnel.ipynb #f23e0af6
-class TunnelError(PersistError):
+class TunnelError(PersistlabError):
     "A tunnel that could not be opened; the message says which providers failed and why"
 
 # name: (host, ssh port, user, remote spec, URL pattern)
@@ -103,13 +103,15 @@ def cloudflared_bin(cache=None, url=None, sha256=None) -> Path:
     from persistlab.fetch import fetch, github_sha256, machine_arch, cache_dir
     arch, cache = machine_arch(), Path(cache or cache_dir())
     if (cache/'bin/cloudflared').exists(): return cache/'bin/cloudflared'
-    sha256 = sha256 or github_sha256('cloudflare/cloudflared', 'latest', f'cloudflared-linux-{arch}')
+    sha256 = sha256 or os.environ.get('PERSISTLAB_CLOUDFLARED_SHA256') or github_sha256('cloudflare/cloudflared', 'latest', f'cloudflared-linux-{arch}')
     return fetch(url or os.environ.get('PERSISTLAB_CLOUDFLARED_URL') or CLOUDFLARED_URL.format(arch=arch),
                  cache/'bin/cloudflared', sha256, mode=0o755, desc='cloudflared')
 
 class CloudflaredTunnel(Tunnel):
     provider = 'cloudflared'
-    def __init__(self, port, home=None, cache=None): super().__init__(port, home); self.cache = cache
+    def __init__(self, port, home=None, cache=None,
+                 scheme='http'): # the origin's scheme: 'ssh' streams raw TCP (the laptop runs `cloudflared access ssh`)
+        super().__init__(port, home); self.cache, self.scheme = cache, scheme
     def start(self, timeout=30):
         import requests
         b = cloudflared_bin(self.cache)
@@ -125,7 +127,7 @@ class CloudflaredTunnel(Tunnel):
             host = r.json().get('hostname') if r else None
             if host: return f'https://{host}'
             return (m_ := re.search(_KNOWN_URLS[-1], self._log())) and m_.group(1)
-        argv = [str(b), 'tunnel', '--no-autoupdate', '--metrics', f'127.0.0.1:{m}', '--url', f'http://localhost:{self.port}']
+        argv = [str(b), 'tunnel', '--no-autoupdate', '--metrics', f'127.0.0.1:{m}', '--url', f'{self.scheme}://localhost:{self.port}']
         return self._launch(argv, ready, timeout)
 
 # %% ../nbs/10_tunnel.ipynb #8a979e78
@@ -241,7 +243,7 @@ def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identi
     if provider in SSH_PROVIDERS:
         h, p, u, r, pat = SSH_PROVIDERS[provider]
         return SSHTunnel(port, h, p, u, r, pat, identity, name=provider, home=home)
-    if provider == 'cloudflared': return CloudflaredTunnel(port, home, cache)
+    if provider == 'cloudflared': return CloudflaredTunnel(port, home, cache, 'ssh' if tcp else 'http')
     if provider == 'ngrok':
         if not token: raise TunnelError("ngrok needs an authtoken: set NGROK_AUTHTOKEN, add it to Colab/Kaggle secrets, or save it with the form")
         return NgrokTunnel(port, token, 'tcp' if tcp else 'http', home)
@@ -274,7 +276,8 @@ def open_tunnel(port, # local port to expose
     from persistlab.fetch import cache_dir
     kw.setdefault('cache', cache_dir(storage, home))  # in storage when it exists: downloads survive the session
     errs = []
-    if p.risky and not accept_risk:  # only the platform's own proxy, unless the user opts in to a public tunnel
+    if accept_risk: p.accept_risk()  # remembered in storage: a paid user opts in once
+    if p.risky:  # only the platform's own proxy, unless the user opts in to a public tunnel
         if not (order := [x for x in order if x in PROXIES]): raise TunnelError(f"{p.policy} Pass --accept-risk if you are sure.")
         errs.append(f'public providers: not tried ({p.name} asks for --accept-risk)')
     for name in order:
