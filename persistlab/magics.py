@@ -107,7 +107,8 @@ class PersistlabMagics(Magics):
         to = args.to or self.storage
         with _usage():
             from persistlab.persist import persist, restore, status, undo
-            from persistlab.archive import save, mount_drive
+            from persistlab.persist import save
+            from persistlab.archive import mount_drive
             if args.mount: mount_drive(to)
             if args.packages: return _packages(args, to)
             if args.save: return save(args.paths or None, to)
@@ -232,7 +233,7 @@ def _autorestore():
     try: p = detect()
     except PlatformError as e: return print(f'persistlab: {e}', file=sys.stderr)  # one line; the magics repeat it
     if p.strategy == 'archive':
-        from persistlab.archive import autorestore
+        from persistlab.persist import autorestore
         with _usage(): _show(autorestore(p))
     if p.storage is not None and (p.storage/'persistlab.json').exists():  # the packages engine is imported only then
         from persistlab.packages import autorestore_packages

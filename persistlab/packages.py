@@ -9,9 +9,8 @@ from __future__ import annotations
 import os, re, sys, json, time, errno, shutil, hashlib, tempfile, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import PersistlabError, Report, atomic_write, stamp, human
-from .storage import MANIFEST, TMP, read_manifest, write_manifest
-from .persist import storage_for, check_storage, storage_lock, _failpoint, _tied, _rm
+from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
+from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, check_storage
 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
@@ -135,7 +134,7 @@ def fetch_wheels(info, dists, dest, index_url=None, quiet=False) -> dict:
     from tqdm.auto import tqdm
     log = []
     with tqdm(total=len(reqs), desc='getting wheels', unit='pkg', leave=False, disable=quiet) as bar:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_tied())
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=tied())
         for l in p.stdout:
             log.append(l); bar.update(len(list(Path(dest).glob('*.whl'))) - bar.n)
         p.wait()
@@ -161,7 +160,7 @@ def _sets(m) -> dict: return (m.get('packages') or {}).get('sets') or {}
 def _stage(files, dists, storage, wh, quiet):
     "Copy `files` into storage's staging folder, then into the wheelhouse; name -> record"
     stage = Path(storage)/TMP/f'wheels.{os.getpid()}'
-    if stage.exists(): _rm(stage)
+    if stage.exists(): remove(stage)
     stage.mkdir(parents=True)
     need = sum(f.stat().st_size for f in files.values())
     free = shutil.disk_usage(stage).free
@@ -173,16 +172,16 @@ def _stage(files, dists, storage, wh, quiet):
             for n, f in files.items():
                 recs[n] = dict(version=dists[n]['version'], wheel=f.name, sha256=_copy_hash(f, stage/f.name, bar.update),
                                size=f.stat().st_size, requirement=requirement(dists[n]))
-        _failpoint('wheels-staged')
+        failpoint('wheels-staged')
         wh.mkdir(parents=True, exist_ok=True)
         for r in recs.values(): os.replace(stage/r['wheel'], wh/r['wheel'])
-        _failpoint('wheels-moved')
+        failpoint('wheels-moved')
         return recs
     except OSError as e:
         why = 'storage is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
         raise PackagesError(f"copying {len(files)} wheels ({human(need)}) into {storage} failed ({why}); nothing changed") from None
     finally:
-        with contextlib.suppress(OSError): _rm(stage)
+        with contextlib.suppress(OSError): remove(stage)
 
 # %% ../nbs/13_packages.ipynb #1311bfe5
 def save_packages(to=None, # storage directory (default: the platform's)
@@ -201,7 +200,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
         out.append((mine[n]['name'], 'not kept', f"editable install of {mine.pop(n)['direct_url']['url']}: `%persist` that folder instead"))
     wh = Path(storage)/WHEELHOUSE/info['tag']
     with storage_lock(storage):
-        for x in (Path(storage)/TMP).glob('wheels.*'): _rm(x)  # a killed save's staging folder (we hold the lock: none is live)
+        for x in (Path(storage)/TMP).glob('wheels.*'): remove(x)  # a killed save's staging folder (we hold the lock: none is live)
         old = _sets(read_manifest(storage)).get(info['tag'], {}).get('packages', {})
         def have(n, r): return r['version'] == mine[n]['version'] and (wh/r['wheel']).is_file() and (wh/r['wheel']).stat().st_size == r['size']
         new = {n: r for n, r in old.items() if n in mine and have(n, r)}
@@ -224,7 +223,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
         m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
             python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
         write_manifest(storage, m)
-        _failpoint('packages-recorded')
+        failpoint('packages-recorded')
         used = {r['wheel'] for r in new.values()}
         for r in old.values():  # the wheels this save replaced; files persistlab did not record are not touched
             if r['wheel'] not in used: (wh/r['wheel']).unlink(missing_ok=True)
@@ -301,7 +300,7 @@ def _install(info, wh, todo, uv, quiet) -> list:
                                    "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
         before = _pths(info)
         with tqdm(total=len(files), desc=f"installing ({'uv' if uv else 'pip'})", unit='pkg', leave=False, disable=quiet) as bar:
-            r = subprocess.run(install_cmd(info, files, uv), env=install_env(), capture_output=True, text=True, preexec_fn=_tied())
+            r = subprocess.run(install_cmd(info, files, uv), env=install_env(), capture_output=True, text=True, preexec_fn=tied())
             bar.update(len(files))
     if r.returncode:
         err = [l for l in (r.stderr + r.stdout).strip().splitlines() if l.strip()]
