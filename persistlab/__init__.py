@@ -9,13 +9,17 @@ Docs: https://persistlab.github.io/persistlab/extension.html.md"""
 __all__ = ['load_ipython_extension', 'setup', 'unload_ipython_extension']
 
 # %% ../nbs/03_extension.ipynb #d3793fe2
+def _stop_at_exit():
+    "At interpreter exit, stop the programs persistlab started (nothing was started if `procs` was never imported)"
+    import sys
+    if 'persistlab.procs' in sys.modules: sys.modules['persistlab.procs'].stop_all()
+
 def load_ipython_extension(ip):
     "`%load_ext persistlab`: register the magics (nothing is registered at import time); stop our programs at exit"
     import atexit
     from .magics import register
-    from .procs import stop_all
     register(ip)
-    atexit.register(stop_all)
+    atexit.unregister(_stop_at_exit); atexit.register(_stop_at_exit)
 
 def setup(**kw):
     "The setup form from Python (what `%persistlab` shows)"
@@ -23,9 +27,12 @@ def setup(**kw):
     return Setup(**kw)
 
 def unload_ipython_extension(ip):
-    "`%unload_ext persistlab`: stop the background programs persistlab started (sshd, tunnels), nothing else"
-    from .procs import stop_all
+    "`%unload_ext persistlab`: remove the magics, stop the background programs persistlab started (sshd, tunnels)"
     import sys
+    from .magics import unregister
+    unregister(ip)
+    if 'persistlab.procs' not in sys.modules: return  # this kernel started nothing
+    from .procs import stop_all
     stopped = []
     if 'persistlab.tunnel' in sys.modules:  # supervisors first, so they do not restart what is being stopped
         stopped += [f'tunnel to port {r[0]}' for r in sys.modules['persistlab.tunnel'].close_tunnel('all') if r[1] == 'stopped']
