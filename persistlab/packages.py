@@ -15,7 +15,8 @@ from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
            'fits', 'pip_failure', 'fetch_wheels', 'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan',
-           'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages']
+           'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages', 'fix_venv',
+           'venv_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -394,3 +395,59 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
         m['packages']['sets'] = {t: s for t, s in sets.items() if s['packages']}
         write_manifest(storage, m)
     return Report(out, f'packages in {storage}')
+
+# %% ../nbs/13_packages.ipynb #c304d125
+def _old_place(venv):
+    "Where the venv was created, as its `activate` script says"
+    a = Path(venv)/'bin/activate'
+    m = re.search(r'^VIRTUAL_ENV=["\']?([^"\'\n]+)', a.read_text(), re.M) if a.is_file() else None
+    return m.group(1) if m else None
+
+def _base_python(version):
+    "A base interpreter of `version` (`3.11`) on this machine: the one running, or one on PATH"
+    if f'{sys.version_info.major}.{sys.version_info.minor}' == version: return Path(getattr(sys, '_base_executable', sys.executable))
+    w = shutil.which(f'python{version}')
+    return Path(w) if w else None
+
+def fix_venv(venv) -> list:
+    "Make the venv at `venv` work where it is now (base interpreter, scripts' shebangs); rows saying what changed"
+    v = Path(os.path.abspath(venv)); cfg = v/'pyvenv.cfg'
+    if not cfg.is_file(): raise PackagesError(f"{v} is not a venv (no pyvenv.cfg)")
+    text = cfg.read_text(); rows = []
+    ver = re.search(r'^version(?:_info)?\s*=\s*(\d+\.\d+)', text, re.M)
+    if not (v/'bin/python').exists():  # the base interpreter it links to is gone
+        base = _base_python(ver.group(1)) if ver else None
+        if base is None: raise PackagesError(f"{v} needs Python {ver.group(1) if ver else '?'}, which this machine does not have")
+        for n in ('python', 'python3', f'python{ver.group(1)}'):
+            if (v/'bin'/n).is_symlink() or not (v/'bin'/n).exists():
+                with contextlib.suppress(FileNotFoundError): (v/'bin'/n).unlink()
+                os.symlink(base, v/'bin'/n)
+        text = re.sub(r'^home\s*=.*$', f'home = {base.parent}', text, flags=re.M)
+        text = re.sub(r'^executable\s*=.*$', f'executable = {base}', text, flags=re.M)
+        atomic_write(cfg, text); rows.append((str(v), 'interpreter', f'now {base}'))
+    old = _old_place(v)
+    if old and old != str(v):
+        n = 0
+        for f in (v/'bin').iterdir():
+            if f.is_symlink() or not f.is_file(): continue
+            b = f.read_bytes()
+            if b.startswith(b'#!'): nb = b.replace(old.encode() + b'/', str(v).encode() + b'/')
+            elif f.name.startswith('activate'): nb = b.replace(old.encode(), str(v).encode())
+            else: continue
+            if nb != b: atomic_write(f, nb); n += 1
+        rows.append((str(v), 'moved', f'from {old}: {n} scripts in bin/ now name {v}'))
+    return rows
+
+def venv_kernel(venv, # the venv's folder
+                name=None, # the kernel's name (default: the folder's name)
+               ) -> Report:
+    "Make the venv at `venv` a Jupyter kernel (`ipykernel install --user`), after fixing its paths"
+    v = Path(os.path.abspath(venv)); rows = fix_venv(v); name = name or v.name
+    py = v/'bin/python'
+    r = subprocess.run([str(py), '-m', 'ipykernel', 'install', '--user', '--name', name, '--display-name', f'Python ({name})'],
+                       capture_output=True, text=True)
+    if r.returncode:
+        if 'No module named ipykernel' in r.stderr: raise PackagesError(f"{v} has no ipykernel: `{py} -m pip install ipykernel`, then again")
+        raise PackagesError(f"making {v} a kernel failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    rows.append((name, 'kernel', f'pick "Python ({name})" in Kernel > Change kernel; it runs {py}'))
+    return Report(rows, f'venv {v}')

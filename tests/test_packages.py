@@ -293,3 +293,50 @@ def test_forget(world, tmp_path):
     assert list(s['packages']) == ['plab-b'] and not list((storage/'wheelhouse'/tag).glob('plab_e*'))
     err = one_line_error(vm.cli('--forget', 'nope', check=False))
     assert 'not recorded: nope' in err
+
+# --- the Colab journey, as the guide prints it ------------------------------------------------------------------------
+
+def colab_vm(replica, world):
+    "A fresh Colab VM whose system site-packages is the image's: an overlay, so `!pip install` writes only into this VM"
+    vm = replica('colab', drive=world['base']/'drive', env=dict(PERSISTLAB_IMAGE_TIME=time.time()))  # the VM starts now
+    sp = next(Path(sys.base_prefix).glob('lib/python3*/site-packages'))
+    up = vm.base/'overlay'; (up/'u').mkdir(parents=True); (up/'w').mkdir()
+    vm.sh(f"mount -t overlay overlay -o lowerdir={sp},upperdir={up/'u'},workdir={up/'w'} {sp}")
+    return vm
+
+def test_colab_journey_pip_installs_come_back(replica, world):
+    "Session 1: `!pip install`, then `%persist --mount --packages`; session 2 on a new VM: `%persist --mount -r`, import"
+    vm1 = colab_vm(replica, world)
+    for f in (world['index']/'files').glob('plab_[ab]-1.0-*.whl'): shutil.copy(f, vm1.wheelhouse)  # what pip can reach
+    c1, c2 = vm1.run(['!pip install -q plab-a', '%load_ext persistlab\n%persist --mount --packages'])
+    assert c1.ok and c2.ok and 'plab-a' in c2.out and 'plab-b' in c2.out, (c1, c2)
+    vm2 = colab_vm(replica, world)  # a new VM: the image again, nothing in its wheelhouse (pip cannot reach an index)
+    c1, c2, c3 = vm2.run(['%load_ext persistlab', '%persist --mount -r', 'import plab_a; print(plab_a.v, plab_a.plab_b.v)'])
+    assert c2.ok and 'installed' in c2.out, c2
+    assert c3.ok and c3.out.strip() == 'a1.0 b1.0', c3
+    assert not list(Path(sys.base_prefix).glob('lib/python3*/site-packages/plab_a*'))  # the host's Python is untouched
+
+# --- venvs ------------------------------------------------------------------------------------------------------------
+
+def test_a_moved_venv_works_again_and_becomes_a_kernel(world, tmp_path):
+    "A venv kept in storage comes back at another path, its base interpreter elsewhere: fixed, then a Jupyter kernel"
+    sb = VM(tmp_path/'vm', tmp_path/'storage', world['image'])
+    a = tmp_path/'old-storage/venvs/ml'
+    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(a)], check=True)  # ipykernel from the system
+    sb.run(a/'bin/python', '-m', 'pip', 'install', '-q', '--no-index', '--find-links', world['index']/'files', 'plab-e')
+    b = sb.home/'venvs/ml'; b.parent.mkdir(parents=True)
+    os.rename(a, b)  # storage moved
+    for n in ('python', 'python3', 'python3.11'):  # and the new image has its Python elsewhere
+        if (b/'bin'/n).is_symlink(): (b/'bin'/n).unlink(); os.symlink('/nonexistent/bin/python3.11', b/'bin'/n)
+    with pytest.raises(OSError): sb.run(b/'bin/pip', '--version')  # its #! names the old place
+    r = sb.run(sys.executable, CLI, '--venv', b, '--kernel', 'ml')
+    assert 'interpreter' in r.stdout and 'moved' in r.stdout and 'kernel' in r.stdout, r.stdout
+    assert 'plab-e' in sb.run(b/'bin/pip', 'list').stdout  # its scripts run again
+    spec = json.loads((sb.home/'.local/share/jupyter/kernels/ml/kernel.json').read_text())
+    assert spec['argv'][0] == str(b/'bin/python'), spec
+    code = ("from jupyter_client.manager import start_new_kernel\n"
+            "km, kc = start_new_kernel(kernel_name='ml')\n"
+            "try:\n    r = kc.execute_interactive('import sys, plab_e; print(sys.prefix, plab_e.v)', timeout=60)\n"
+            "finally: kc.stop_channels(); km.shutdown_kernel(now=True)\n")
+    out = sb.run(sys.executable, '-c', code, JUPYTER_PATH=sb.home/'.local/share/jupyter').stdout
+    assert f'{b} e1.0' in out, out
