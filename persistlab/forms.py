@@ -46,8 +46,8 @@ def _table(rep) -> str:
 class _Engine:
     "The engine functions the form calls, imported on first use (tests swap in spies)"
     def __getattr__(self, k):
-        from persistlab import persist, archive, ssh, tunnel, codeserver, secrets
-        for m in (persist, archive, ssh, tunnel, codeserver, secrets):
+        from persistlab import persist, archive, ssh, tunnel, codeserver, secrets, packages
+        for m in (persist, archive, ssh, tunnel, codeserver, secrets, packages):
             if hasattr(m, k): return getattr(m, k)
         raise AttributeError(k)
 
@@ -119,9 +119,10 @@ def _persist_tab(self:Setup):
     self.persist_btn = self._button('Persist', self.do_persist, 'Persist', 'primary')
     self.restore_btn = self._button('Restore', self.do_restore, 'Persist')
     self.save_btn = self._button('Save snapshots', self.do_save, 'Persist')
+    self.pkgs = W.Checkbox(value=False, description='the packages I pip-installed (as wheels)', indent=False)
     self.state = W.HTML()
     boxes = list(self.paths.values())
-    return W.VBox([W.HBox(boxes[:4]), W.HBox(boxes[4:]), W.HBox([self.persist_btn, self.restore_btn, self.save_btn]), self.state])
+    return W.VBox([W.HBox(boxes[:4]), W.HBox(boxes[4:]), self.pkgs, W.HBox([self.persist_btn, self.restore_btn, self.save_btn]), self.state])
 
 @patch
 def refresh(self:Setup):
@@ -132,13 +133,16 @@ def refresh(self:Setup):
 @patch
 def do_persist(self:Setup):
     paths = [p for p, c in self.paths.items() if c.value]
-    if not paths: raise PersistError("tick at least one path to persist")
-    r = self.e.persist(paths, to=self.storage, home=self.home, platform=self.p)
+    if not paths and not self.pkgs.value: raise PersistError("tick at least one path to persist")
+    r = self.e.persist(paths, to=self.storage, home=self.home, platform=self.p) if paths else None
+    if self.pkgs.value: self.e.save_packages(to=self.storage, platform=self.p); paths = [*paths, 'packages']
     self._say(f'persisted: {", ".join(paths)}'); self.refresh(); return r
 
 @patch
 def do_restore(self:Setup):
-    self.e.restore(to=self.storage, home=self.home, platform=self.p); self._say('restored'); self.refresh()
+    self.e.restore(to=self.storage, home=self.home, platform=self.p)
+    if self.pkgs.value: self.e.restore_packages(to=self.storage, platform=self.p)
+    self._say('restored'); self.refresh()
 
 @patch
 def do_save(self:Setup):
