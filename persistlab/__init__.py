@@ -10,12 +10,14 @@ __all__ = ['load_ipython_extension', 'setup', 'unload_ipython_extension']
 
 # %% ../nbs/03_extension.ipynb #d3793fe2
 def load_ipython_extension(ip):
-    "`%load_ext persistlab`: register the magics (nothing is registered at import time); stop our programs at exit"
-    import atexit
+    "`%load_ext persistlab`: register the magics (nothing is registered at import time); find the services still running"
     from .magics import register
-    from .procs import stop_all
+    from .procs import adopt
     register(ip)
-    atexit.register(stop_all)
+    # sshd, code-server and tunnels outlive the kernel (a restart must not drop a laptop's SSH session): nothing is
+    # stopped at exit; the next kernel finds them here and makes sure the supervisor keeps them up
+    if (found := adopt()):
+        print('persistlab: still running: ' + ', '.join(f"{p.name} ({p.info.get('url') or 'port ' + str(p.info.get('port'))})" for p in found))
 
 def setup(**kw):
     "The setup form from Python (what `%persistlab` shows)"
@@ -23,11 +25,9 @@ def setup(**kw):
     return Setup(**kw)
 
 def unload_ipython_extension(ip):
-    "`%unload_ext persistlab`: stop the background programs persistlab started (sshd, tunnels), nothing else"
+    "`%unload_ext persistlab`: stop the background programs persistlab started (sshd, code-server, tunnels, their supervisor), nothing else"
     from .procs import stop_all
     import sys
-    stopped = []
-    if 'persistlab.tunnel' in sys.modules:  # supervisors first, so they do not restart what is being stopped
-        stopped += [f'tunnel to port {r[0]}' for r in sys.modules['persistlab.tunnel'].close_tunnel('all') if r[1] == 'stopped']
-    stopped += stop_all()
+    if 'persistlab.tunnel' in sys.modules: sys.modules['persistlab.tunnel']._PROXIED.clear()
+    stopped = stop_all()  # the supervisor first, so it brings nothing back
     if stopped: print(f"persistlab: stopped {', '.join(stopped)}")
