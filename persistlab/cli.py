@@ -10,7 +10,8 @@ import os, sys, shutil, subprocess, tempfile
 from pathlib import Path
 from fastcore.script import call_parse
 from .platforms import detect, PlatformError
-from .persist import persist, restore, status, PersistError
+from .core import PersistlabError
+from .persist import persist, restore, status
 
 # %% auto #0
 __all__ = ['persist_cli', 'restore_cli', 'status_cli', 'demo', 'demo_cli']
@@ -19,7 +20,7 @@ __all__ = ['persist_cli', 'restore_cli', 'status_cli', 'demo', 'demo_cli']
 def _run(f, *args, **kw):
     "Call engine function `f`, print its report, turn its errors into one stderr line and exit code 1"
     try: print(f(*args, **kw))
-    except (PersistError, PlatformError) as e:
+    except PersistlabError as e:
         print(f'persistlab: {e}', file=sys.stderr); sys.exit(1)
 
 @call_parse
@@ -44,6 +45,21 @@ def status_cli(to:str=None): # storage directory (default: the platform's or $PE
 
 # %% ../nbs/04_cli.ipynb #bf7e73f4
 def _say(*a): print(*a, flush=True)
+
+def _user_site_python(home) -> tuple:
+    "A Python that imports from `home/.local` as a platform's Python does: (python, note, extra environment)"
+    import site
+    if sys.prefix == sys.base_prefix and site.ENABLE_USER_SITE: return sys.executable, '', {}
+    # a virtualenv turns the user site off: ask the Python it was made from, as the platform's Jupyter would
+    v = f'python{sys.version_info.major}.{sys.version_info.minor}'
+    for py in (Path(sys.base_prefix)/'bin'/v, getattr(sys, '_base_executable', None)):
+        if py and Path(py).is_file():
+            r = subprocess.run([str(py), '-c', 'import site; print(site.ENABLE_USER_SITE)'], env=dict(HOME=str(home)),
+                               capture_output=True, text=True)
+            if r.stdout.strip() == 'True': return str(py), ", the Python this virtualenv was made from: a venv has no user site", {}
+    # no such Python here: put the persisted site directory on the path ourselves, and say so
+    sp = home/'.local/lib'/v/'site-packages'
+    return sys.executable, f', a virtualenv: its user site is off, so PYTHONPATH={sp}', dict(PYTHONPATH=str(sp))
 
 def demo(keep:bool=False, # keep the sandbox directory afterwards
          base=None, # where to make the sandbox (default: a new temp dir)
@@ -70,11 +86,14 @@ def demo(keep:bool=False, # keep the sandbox directory afterwards
     r = subprocess.run(['bash', '-c', f'source "{hook}"; echo "hook sourced, cwd unchanged: $PWD"'], env=penv,
                        cwd=sb, capture_output=True, text=True)
     _say(r.stdout + r.stderr)
-    r = subprocess.run([sys.executable, '-c', 'import hello_persistlab as h; print(h.msg)'], env=penv, capture_output=True, text=True)
-    _say(f'3. Python on the fresh instance: {(r.stdout or r.stderr).strip()}')
+    py, note, extra = _user_site_python(fresh)
+    r = subprocess.run([py, '-c', 'import hello_persistlab as h; print(h.msg); print(h.__file__)'], env={**penv, **extra},
+                       capture_output=True, text=True)
+    msg, _, where = r.stdout.strip().partition('\n')
+    _say(f'3. Python on the fresh instance ({py}{note}): {msg or r.stderr.strip()}\n   imported from {where}')
     r2 = subprocess.run([str(fresh/'.local/bin/hello-persistlab')], env=penv, capture_output=True, text=True)
     _say(f'   ~/.local/bin on the fresh instance: {(r2.stdout or r2.stderr).strip()}')
-    ok = r.returncode == 0 and r2.returncode == 0 and oct((fresh/'.ssh').stat().st_mode & 0o777) == '0o700'
+    ok = r.returncode == 0 and where.startswith(str(fresh/'.local')) and r2.returncode == 0 and oct((fresh/'.ssh').stat().st_mode & 0o777) == '0o700'
     _say(f'   ~/.ssh restored as a copy with mode {oct((fresh/".ssh").stat().st_mode & 0o777)}\n')
     _say('demo ' + ('passed: nothing lost, everything back' if ok else 'FAILED'))
     if not keep: shutil.rmtree(sb)

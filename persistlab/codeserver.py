@@ -11,7 +11,7 @@ from pathlib import Path
 from .platforms import detect, Platform, jupyter_proxy_base
 from .fetch import machine_arch, cache_dir
 from .secrets import write_private
-from .persist import Report, PersistError
+from .core import Report, PersistlabError
 from . import procs
 
 # %% auto #0
@@ -24,7 +24,7 @@ RELEASE_URL = 'https://github.com/coder/code-server/releases/download/v{v}/code-
 # sha256 per release file, pinned here once vetted; otherwise the one GitHub publishes for the asset is used
 SHA256 = {}
 
-class CodeServerError(PersistError):
+class CodeServerError(PersistlabError):
     "code-server could not be installed, started or exposed; the message says why"
 
 def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERSION) -> Path:
@@ -112,7 +112,7 @@ def start_code_server(folder=None, # folder to open (default: home)
             try:
                 t = open_tunnel(port, provider, accept_risk=accept_risk, home=home, storage=storage, platform=p)
                 url = t.url; rows += [r for r in t if r[0] != 'warning' or r[1] != 'nothing listens']
-            except PersistError as e: rows.append(('not exposed', 'tunnel failed', str(e)))
+            except PersistlabError as e: rows.append(('not exposed', 'tunnel failed', str(e)))
     rows.append(('password', 'in a 0600 file', f'cat {pwfile}'))
     return CodeServer(rows, url, pwfile)
 

@@ -8,12 +8,13 @@ Docs: https://persistlab.github.io/persistlab/fetch.html.md"""
 from __future__ import annotations
 import os, hashlib, tempfile, platform as _pf
 from pathlib import Path
+from .core import PersistlabError
 
 # %% auto #0
 __all__ = ['FetchError', 'machine_arch', 'cache_dir', 'fetch', 'github_sha256']
 
 # %% ../nbs/09_fetch.ipynb #6b01fdbc
-class FetchError(RuntimeError):
+class FetchError(PersistlabError, RuntimeError):
     "A download that failed or did not match its checksum; nothing was cached"
 
 def machine_arch() -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import ipywidgets as W
 from fastcore.basics import patch
 from .platforms import detect, Platform, PlatformError
-from .persist import PersistError, Report
+from .core import PersistlabError, PersistError, Report
 
 # %% auto #0
 __all__ = ['DEFAULT_PATHS', 'Setup', 'setup']
@@ -104,7 +104,7 @@ class Setup:
             # inside `with out:` (where progress bars land), since Output.__exit__ swallows exceptions into a traceback
             with self.out:
                 try: fn()
-                except (PersistError, PlatformError, ValueError) as e: self._say(f'{btn.description}: {e}', ok=False)
+                except PersistlabError as e: self._say(f'{btn.description}: {e}', ok=False)
                 except Exception as e: self._say(f'{btn.description}: unexpected {type(e).__name__}: {e}', ok=False)
                 finally: btn.disabled = False
         t = threading.Thread(target=work, daemon=True); self.threads.append(t); t.start()
@@ -120,7 +120,7 @@ class Setup:
 def refresh(self:Setup):
     "Show each persisted path's state"
     try: self.state.value = _table(self.e.status(home=self.home, platform=self.p, to=self.storage))
-    except (PersistError, PlatformError) as e: self.state.value = html.escape(str(e))
+    except PersistlabError as e: self.state.value = html.escape(str(e))
 
 @patch
 def do_persist(self:Setup):

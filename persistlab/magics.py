@@ -11,7 +11,8 @@ from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
 from IPython.core.magic_arguments import magic_arguments, argument, parse_argstring
 from IPython.core.error import UsageError
 from .platforms import PlatformError
-from .persist import persist as _persist, restore, status, undo, PersistError
+from .core import PersistlabError
+from .persist import persist as _persist, restore, status, undo
 from .archive import save, mount_drive, autorestore
 
 # %% auto #0
@@ -20,9 +21,9 @@ __all__ = ['PersistlabMagics', 'register']
 # %% ../nbs/02_magics.ipynb #1c893760
 @contextlib.contextmanager
 def _usage():
-    "Engine errors (and bad values) become a `UsageError`: one readable line in the notebook, no traceback"
+    "persistlab's errors become a `UsageError`: one readable line in the notebook; anything else is a bug and shows its traceback"
     try: yield
-    except (ValueError, PersistError, PlatformError) as e: raise UsageError(str(e)) from None
+    except PersistlabError as e: raise UsageError(str(e)) from None
 
 @magics_class
 class PersistlabMagics(Magics):

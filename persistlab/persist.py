@@ -10,23 +10,23 @@ import os, sys, json, stat, time, shutil, signal, fcntl, errno, functools, subpr
 from datetime import datetime, timezone
 from pathlib import Path
 from .platforms import detect, Platform
+from .core import PersistError, Report, atomic_write, stamp as _stamp, human as _human, ssh_modes
+from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, read_manifest, write_manifest,
+    find_entry as _entry, record as _record)
 
 # %% auto #0
-__all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'BEGIN', 'END', 'COPY_PATHS', 'KEEP_LOCAL', 'LOCAL_RUNTIME', 'TMP',
-           'HOME_TMP', 'PersistError', 'relpath', 'storage_for', 'check_storage', 'read_manifest', 'write_manifest',
-           'storage_lock', 'tree_sig', 'copy_verified', 'move', 'ssh_modes', 'restore_script', 'hook_block',
-           'update_hook', 'Report', 'fix_live_python', 'persist', 'restore', 'status', 'undo']
+__all__ = ['BEGIN', 'END', 'COPY_PATHS', 'KEEP_LOCAL', 'LOCAL_RUNTIME', 'relpath', 'storage_for', 'check_storage', 'storage_lock',
+           'tree_sig', 'copy_verified', 'move', 'restore_script', 'hook_block', 'update_hook', 'fix_live_python',
+           'persist', 'restore', 'status', 'undo']
 
 # %% ../nbs/01_persist.ipynb #2b1f70ad
-MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR = 'persistlab.json', 'persistlab-restore.sh', '.persistlab-backup', '.persistlab.lock', 'snapshots'
 BEGIN, END = '# >>> persistlab >>>', '# <<< persistlab <<<'
 COPY_PATHS = ('.ssh',)  # copied with strict modes, never linked: sshd refuses keys behind loose modes or links
 KEEP_LOCAL = {'.local': 'share/jupyter/runtime'}  # a live Jupyter's connection files stay on this machine
 LOCAL_RUNTIME = '.persistlab/jupyter-runtime'     # where (relative to home) they live instead
-TMP, HOME_TMP, _OLD = '.persistlab-tmp', '.persistlab/tmp', '.persistlab-old'
+_OLD = '.persistlab-old'
 
-class PersistError(Exception):
-    "A failure with a message that names the cause and the fix; nothing was changed unless it says so"
+
 
 # %% ../nbs/01_persist.ipynb #baf39c82
 def relpath(path, home) -> str:
@@ -73,31 +73,6 @@ def check_storage(storage) -> Path:
     return s
 
 # %% ../nbs/01_persist.ipynb #a2a1a407
-def read_manifest(storage) -> dict:
-    "The manifest in `storage` (an empty one if there is none)"
-    f = Path(storage)/MANIFEST
-    if not f.exists(): return dict(version=1, entries=[])
-    try: return json.loads(f.read_text())
-    except ValueError as e: raise PersistError(f"{f} is not valid JSON ({e}); fix or move it aside") from None
-
-def _atomic_write(f, text, mode=None):
-    "Write `f` whole or not at all; created with `mode` from the start (a 0600 file is never readable by others)"
-    f = Path(f); tmp = f.with_name(f'.{f.name}.tmp{os.getpid()}')
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
-        with os.fdopen(fd, 'w') as fh: fh.write(text); fh.flush(); os.fsync(fh.fileno())
-        if mode is not None: os.chmod(tmp, mode)  # past the umask
-        os.replace(tmp, f)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise PersistError(f"cannot write {f}: {e.strerror}") from None
-
-def write_manifest(storage, m):
-    "Atomically write manifest `m` into `storage`"
-    _atomic_write(Path(storage)/MANIFEST, json.dumps(m, indent=2)+'\n')
-
-def _entry(m, rel): return next((e for e in m['entries'] if e['path']==rel), None)
-
 @contextlib.contextmanager
 def storage_lock(storage, timeout=120):
     "Hold the storage's lock file; waits (saying so) while another kernel holds it"
@@ -253,8 +228,6 @@ def _drop(src, then=None):
     _rm(old)
 
 # %% ../nbs/01_persist.ipynb #309f9989
-def _stamp(): return datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
-
 def _link(target, link):
     "Atomically make `link` a symlink to `target` (replacing a symlink, never data)"
     link = Path(link); link.parent.mkdir(parents=True, exist_ok=True)
@@ -270,18 +243,6 @@ def _aside(h, storage, rel, stamp, out):
     b = Path(storage)/BACKUP/stamp/rel
     move(h, b, _tmpdir(b, storage, None), f'backup {rel}')  # backups live in storage: its tmp dir
     out.append((rel, 'backed up', f'what was in home is now in {b}'))
-
-def ssh_modes(p) -> list:
-    "Set `.ssh` modes: 700 dirs, 644 `.pub` and known_hosts, 600 everything else; return what changed"
-    fixed = []
-    def want(q, is_dir):
-        if is_dir: return 0o700
-        return 0o644 if q.name.endswith('.pub') or q.name.startswith('known_hosts') else 0o600
-    for q in [Path(p), *sorted(Path(p).rglob('*'))]:
-        if q.is_symlink(): continue
-        m, w = stat.S_IMODE(q.lstat().st_mode), want(q, q.is_dir())
-        if m != w: os.chmod(q, w); fixed.append(f'{q.name} {m:o}->{w:o}')
-    return fixed
 
 def _keep_local_before(h, rel, home):
     "Before `h` moves: its Jupyter runtime dir goes to a local place, with a link left where it was"
@@ -382,24 +343,9 @@ def update_hook(hook, storage) -> str:
         a, rest = old.split(BEGIN, 1); _, b = rest.split(END, 1)
         new = a + blk + b.lstrip('\n')
     else: new = old + ('' if old.endswith('\n') else '\n') + blk
-    if new != old: _atomic_write(hook, new, mode=(hook.stat().st_mode if hook.exists() else 0o644) | 0o755)
+    if new != old: atomic_write(hook, new, mode=(hook.stat().st_mode if hook.exists() else 0o644) | 0o755)
     elif not os.access(hook, os.X_OK): os.chmod(hook, hook.stat().st_mode | 0o755)
     return 'updated' if new != old else 'unchanged'
-
-# %% ../nbs/01_persist.ipynb #a61522f6
-class Report:
-    "Rows of (path, what happened, detail), shown as a table"
-    def __init__(self, rows, title='persistlab'): self.rows, self.title = list(rows), title
-    def __iter__(self): return iter(self.rows)
-    def __getitem__(self, i): return self.rows[i]
-    def __len__(self): return len(self.rows)
-    def __repr__(self):
-        w = max([len(r[0]) for r in self.rows] + [4])
-        return '\n'.join(f'{r[0]:<{w}}  {r[1]}' + (f': {r[2]}' if r[2] else '') for r in self.rows) or '(nothing)'
-    def _repr_markdown_(self):
-        if not self.rows: return f'**{self.title}**: nothing persisted'
-        return f'**{self.title}**\n\n| path | | |\n|---|---|---|\n' + '\n'.join(
-            '| `{}` | {} | {} |'.format(*(str(c).replace('|', '\\|') for c in r)) for r in self.rows)
 
 # %% ../nbs/01_persist.ipynb #4f99eb43
 def _kind(p):
@@ -421,14 +367,6 @@ def _merge(h, s, out, rel):
             if name in dirs and not a.is_symlink(): b.mkdir(); shutil.copystat(a, b); continue
             _copy(a, b); n += 1
     out.append((rel, 'merged', f'{n} entries that only home had were copied into storage'))
-
-def _record(storage, rel, stamp, **fields):
-    "Add or update `rel`'s manifest entry in place, keeping when it was first added (None fields are left out)"
-    m = read_manifest(storage); old = _entry(m, rel)
-    e = dict(path=rel, added=old['added'] if old else stamp, **{k: v for k, v in fields.items() if v is not None})
-    i = m['entries'].index(old) if old else len(m['entries'])
-    m['entries'][i:i+1] = [e]
-    write_manifest(storage, m)
 
 def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, create=False):
     h, s = Path(home)/rel, Path(storage)/rel
@@ -496,7 +434,7 @@ def _same_content(a, b):
 # %% ../nbs/01_persist.ipynb #abaebc51
 def _finish(storage, hook=None, out=None):
     "Regenerate the restore script (and the startup hook's block) from the manifest"
-    _atomic_write(Path(storage)/SCRIPT, restore_script(read_manifest(storage), storage), mode=0o755)
+    atomic_write(Path(storage)/SCRIPT, restore_script(read_manifest(storage), storage), mode=0o755)
     if not hook: return
     if not Path(hook).parent.is_dir():
         msg = f'{Path(hook).parent} does not exist, so the hook was not written; run `sh {Path(storage)/SCRIPT}` at startup'
@@ -621,12 +559,6 @@ def restore(to=None, # storage directory (default: the platform's)
     return Report(out, f'restored from {storage}')
 
 # %% ../nbs/01_persist.ipynb #ae7eac71
-def _human(b):
-    for u in ('B', 'kB', 'MB', 'GB'):
-        if b < 1000: return f'{b:.0f} {u}' if u == 'B' else f'{b:.1f} {u}'
-        b /= 1000
-    return f'{b:.1f} TB'
-
 def _state(e, home, storage):
     h, s = Path(home)/e['path'], Path(storage)/e['path']
     if e['strategy'] == 'archive':

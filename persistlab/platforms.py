@@ -9,6 +9,7 @@ from __future__ import annotations
 import os, json, importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from .core import PersistlabError
 
 # %% auto #0
 __all__ = ['NAMES', 'STRATEGIES', 'PlatformError', 'Platform', 'detect_name', 'detect', 'jupyter_servers', 'jupyter_proxy_base']
@@ -43,7 +44,7 @@ _TABLE = dict(
 )
 
 # %% ../nbs/00_platforms.ipynb #d7bb6b77
-class PlatformError(ValueError):
+class PlatformError(PersistlabError, ValueError):
     "A platform setting that persistlab cannot work with; the message says how to fix it"
 
 # %% ../nbs/00_platforms.ipynb #20ec713b

@@ -9,15 +9,19 @@ from __future__ import annotations
 import os, re, sys, json, time, fcntl, signal, socket, subprocess, contextlib, importlib
 from pathlib import Path
 from .secrets import write_private
+from .core import PersistlabError
 
 # %% auto #0
-__all__ = ['SUPERVISOR', 'ProcError', 'runtime_dir', 'port_open', 'free_port', 'check_port', 'reason', 'Proc', 'update',
-           'jupyter_server', 'start', 'records', 'get', 'stop', 'running', 'stop_all', 'restart', 'supervise',
+__all__ = ['SUPERVISOR', 'ProcError', 'PortError', 'runtime_dir', 'port_open', 'free_port', 'check_port', 'reason', 'Proc',
+           'update', 'jupyter_server', 'start', 'records', 'get', 'stop', 'running', 'stop_all', 'restart', 'supervise',
            'ensure_supervisor', 'adopt']
 
-# %% ../nbs/06_procs.ipynb #218dfb69
-class ProcError(RuntimeError):
+# %% ../nbs/06_procs.ipynb #5890b69c
+class ProcError(PersistlabError, RuntimeError):
     "A background program that could not start or be reached; the first line says why, then the end of its log"
+
+class PortError(PersistlabError, ValueError):
+    "A port number that is not a number or out of range"
 
 def runtime_dir(home=None) -> Path:
     "Where persistlab records the processes it started (`$PERSISTLAB_RUNTIME`, else `~/.persistlab/run`)"
@@ -48,10 +52,10 @@ def free_port(host='127.0.0.1') -> int:
     with socket.socket() as s: s.bind((host, 0)); return s.getsockname()[1]
 
 def check_port(port, low=1) -> int:
-    "`port` as an int in range, else a `ValueError` naming the valid range"
+    "`port` as an int in range, else a `PortError` (a `ValueError`) naming the valid range"
     try: p = int(str(port))
-    except ValueError: raise ValueError(f"port {port!r} is not a number; use {low}-65535") from None
-    if not low <= p <= 65535: raise ValueError(f"port {p} is out of range; use {low}-65535")
+    except ValueError: raise PortError(f"port {port!r} is not a number; use {low}-65535") from None
+    if not low <= p <= 65535: raise PortError(f"port {p} is out of range; use {low}-65535")
     return p
 
 # %% ../nbs/06_procs.ipynb #65c8b212
@@ -133,7 +137,7 @@ def update(name, pid, home=None, **info) -> Proc|None:
         pr.info.update(info); pr.save()
     return pr
 
-# %% ../nbs/06_procs.ipynb #3f0739c4
+# %% ../nbs/06_procs.ipynb #2a0f8694
 def jupyter_server(runtime=None) -> dict|None:
     "The Jupyter server this process runs under (named in a `jpserver-*.json`), as {pid, started}; None outside Jupyter"
     from persistlab.platforms import jupyter_servers
@@ -145,7 +149,7 @@ def jupyter_server(runtime=None) -> dict|None:
         pid = int(st[1])
     return None
 
-# %% ../nbs/06_procs.ipynb #d604ba78
+# %% ../nbs/06_procs.ipynb #f4ff4058
 def _log_has(log, pattern):
     try: return re.search(pattern, Path(log).read_text(errors='replace'), re.M)
     except OSError: return None
@@ -193,7 +197,7 @@ def start(name, # a short name: `sshd`, `tunnel-8888`, `code-server`
     if pr.info.get('restart') or jupyter_server(): ensure_supervisor(home)
     return pr
 
-# %% ../nbs/06_procs.ipynb #6891c1a6
+# %% ../nbs/06_procs.ipynb #f287c40a
 SUPERVISOR = 'supervisor'
 
 def _supervised(pr) -> bool:
@@ -230,7 +234,7 @@ def stop_all(home=None) -> list:
     stop(SUPERVISOR, home)
     return [p.name for p in records(home) if p.stop()]
 
-# %% ../nbs/06_procs.ipynb #17113959
+# %% ../nbs/06_procs.ipynb #787786c8
 def restart(pr:Proc) -> Proc|None:
     "The supervisor's default way back: the same command again, ready when its recorded port opens"
     return start(pr.name, pr.argv, port=pr.info.get('port'), replaces=pr.pid, cwd=pr.info.get('cwd'))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os, re, sys, shutil, socket, getpass, tempfile, subprocess
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers
-from .persist import Report, PersistError, ssh_modes, read_manifest, _entry, _stamp, BACKUP, MANIFEST, _atomic_write
+from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
+from .storage import read_manifest, find_entry, BACKUP, MANIFEST
 from . import procs
 
 # %% auto #0
@@ -18,7 +19,7 @@ __all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'SSHError', 'fingerprint', 'Keys', '
            'Server', 'start_server', 'server_status', 'stop_server', 'forward_hint']
 
 # %% ../nbs/07_ssh.ipynb #4957f61f
-class SSHError(PersistError):
+class SSHError(PersistlabError):
     "A clear SSH setup failure; nothing was left running"
 
 # https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/githubs-ssh-key-fingerprints
@@ -114,7 +115,7 @@ def import_key(src, # a private key file, or its bytes (an upload)
     name = name or {'ssh-ed25519': 'id_ed25519', 'ssh-rsa': 'id_rsa'}.get(kind, 'id_ecdsa')
     k = d/name
     if k.exists() and k.read_bytes() != data:
-        b = k.with_name(f'{name}.persistlab-{_stamp()}'); os.rename(k, b)
+        b = k.with_name(f'{name}.persistlab-{stamp()}'); os.rename(k, b)
         if k.with_suffix('.pub').exists(): os.rename(k.with_suffix('.pub'), b.with_name(b.name+'.pub'))
     fd = os.open(k, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, 'wb') as f: f.write(data)
@@ -157,20 +158,20 @@ def git_identity(name=None, email=None, home=None) -> list:
 def _save_back(home, storage, rows):
     "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first)"
     if not storage or not (Path(storage)/MANIFEST).exists(): return
-    e = _entry(read_manifest(storage), '.ssh')
+    e = find_entry(read_manifest(storage), '.ssh')
     if e and e.get('strategy') == 'archive':  # Colab, Kaggle: refresh the snapshot
         from persistlab.archive import save_entry
         snap, _ = save_entry('.ssh', home, storage)
         rows.append(('.ssh', 'saved to storage', f'snapshot {snap.name}')); return
     if not e or e.get('strategy') != 'copy': return
     h, s = Path(home)/'.ssh', Path(storage)/'.ssh'
-    s.mkdir(mode=0o700, exist_ok=True); n = 0; stamp = _stamp()
+    s.mkdir(mode=0o700, exist_ok=True); n = 0; ts = stamp()
     for f in h.iterdir():
         if not f.is_file() or f.is_symlink(): continue
         t = s/f.name
         if t.exists() and t.read_bytes() == f.read_bytes(): continue
         if t.exists():
-            b = Path(storage)/BACKUP/stamp/'.ssh'/f.name; b.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(t, b)
+            b = Path(storage)/BACKUP/ts/'.ssh'/f.name; b.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(t, b)
         shutil.copy2(f, t); n += 1
     ssh_modes(s)
     if n: rows.append(('.ssh', 'saved to storage', f'{n} changed file(s) copied to {s}'))
@@ -344,9 +345,9 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
         if r.returncode: raise SSHError(f"cannot make a host key: {r.stderr.strip()}")
     os.chmod(hk, 0o600)
     rd = procs.runtime_dir(home)
-    ak = rd/'sshd_authorized_keys'; _atomic_write(ak, '\n'.join(dict.fromkeys(lines)) + '\n', mode=0o600)
+    ak = rd/'sshd_authorized_keys'; atomic_write(ak, '\n'.join(dict.fromkeys(lines)) + '\n', mode=0o600)
     cfg = rd/'sshd_config'
-    _atomic_write(cfg, sshd_config(port, [hk], ak, rd/'sshd.pid', listen, session_env(), strict_modes), mode=0o600)
+    atomic_write(cfg, sshd_config(port, [hk], ak, rd/'sshd.pid', listen, session_env(), strict_modes), mode=0o600)
     r = _run([sshd, '-t', '-f', str(cfg)])
     if r.returncode: raise SSHError(f"sshd -t rejected the config: {r.stderr.strip()}")
     if root: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
@@ -363,7 +364,7 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
     if tunnel:  # the public address: a TCP tunnel's host and port replace this machine's
         from persistlab.tunnel import open_tunnel
         try: t = open_tunnel(port, tunnel, tcp=True, accept_risk=accept_risk, home=home, platform=p, **tunnel_kw)
-        except PersistError as e:
+        except PersistlabError as e:
             procs.stop('sshd', home); raise SSHError(f"sshd was stopped: its tunnel failed: {e}") from None
         m = re.match(r'(?:tcp://)?([^:/]+):(\d+)$', t.url or '')
         if not m: raise SSHError(f"the tunnel gave {t.url!r}, not a host:port that ssh can use")

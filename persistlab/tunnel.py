@@ -10,7 +10,7 @@ import os, re, time, shutil, threading
 from pathlib import Path
 from urllib.parse import urlparse
 from .platforms import detect, Platform, jupyter_servers, jupyter_proxy_base
-from .persist import Report, PersistError
+from .core import Report, PersistlabError
 from . import procs
 
 # %% auto #0
@@ -20,7 +20,7 @@ __all__ = ['SSH_PROVIDERS', 'PROXIES', 'PROVIDERS', 'CLOUDFLARED_URL', 'NGROK_TC
            'tunnels', 'close_tunnel']
 
 # %% ../nbs/10_tunnel.ipynb #f23e0af6
-class TunnelError(PersistError):
+class TunnelError(PersistlabError):
     "A tunnel that could not be opened; the message says which providers failed and why"
 
 # name: (host, ssh port, user, remote spec, URL pattern)
