@@ -357,7 +357,7 @@ def tunnels(home=None) -> Report:
         state = (f"up, pid {pr.pid}" if pr.alive() else f"reconnecting ({i.get('error') or 'dropped'})") + f", reconnects {i.get('reconnects', 0)}"
         rows.append((str(i.get('port', pr.name[7:])), i.get('provider', '?'), f"{i.get('url')} ({state})"))
     rows += [(str(pt), t.provider, f'{t.url} (platform proxy)') for pt, t in _PROXIED.items()]
-    return Report(rows, 'tunnels')
+    return Report(rows, 'tunnels', heads=('port', 'provider', 'URL'))
 
 def close_tunnel(port='all', home=None) -> Report:
     "Stop the tunnel to `port` (or all of them); only tunnels persistlab started"
@@ -369,4 +369,4 @@ def close_tunnel(port='all', home=None) -> Report:
         if pr: pr.stop(); rows.append((str(pt), 'stopped', pr.info.get('provider', '')))
         elif t: rows.append((str(pt), 'stopped', t.provider))
         else: rows.append((str(pt), 'no tunnel', ''))
-    return Report(rows, 'tunnels')
+    return Report(rows, 'tunnels', heads=('port', 'what', 'provider'))
