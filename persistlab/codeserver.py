@@ -6,17 +6,18 @@ Docs: https://persistlab.github.io/persistlab/codeserver.html.md"""
 
 # %% ../nbs/11_codeserver.ipynb #e70219b7
 from __future__ import annotations
-import os, sys, shutil, tarfile, secrets as _secrets, tempfile
+import os, sys, json, shutil, tarfile, secrets as _secrets, tempfile
+from urllib.parse import quote
 from pathlib import Path
-from .platforms import detect, Platform, jupyter_proxy_base
+from .platforms import detect, Platform, jupyter_proxy_base, jupyter_servers
 from .fetch import machine_arch, cache_dir
 from .secrets import write_private
 from .core import Report, PersistlabError
 from . import procs
 
 # %% auto #0
-__all__ = ['VERSION', 'RELEASE_URL', 'SHA256', 'CodeServerError', 'code_server_bin', 'CodeServer', 'start_code_server',
-           'code_server_status', 'stop_code_server', 'jupyter_server_proxy_config']
+__all__ = ['VERSION', 'RELEASE_URL', 'SHA256', 'ICON', 'CodeServerError', 'code_server_bin', 'yaml_str', 'CodeServer',
+           'start_code_server', 'code_server_status', 'stop_code_server', 'jupyter_server_proxy_config']
 
 # %% ../nbs/11_codeserver.ipynb #853b0f38
 VERSION = '4.100.3'
@@ -38,9 +39,9 @@ def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERS
     if b.exists(): return b
     from persistlab.fetch import fetch, FetchError, github_sha256
     url = url or os.environ.get('PERSISTLAB_CODE_SERVER_URL') or RELEASE_URL.format(v=version, arch=machine_arch())
-    sha256 = sha256 or SHA256.get(name) or github_sha256('coder/code-server', f'v{version}', f'{name}.tar.gz')
-    if not sha256: print(f'persistlab: no published sha256 found for {name}.tar.gz; it is not verified', file=sys.stderr)
-    try: tgz = fetch(url, d/f'{name}.tar.gz', sha256, desc='code-server')
+    sha256 = (sha256 or os.environ.get('PERSISTLAB_CODE_SERVER_SHA256') or SHA256.get(name)
+              or github_sha256('coder/code-server', f'v{version}', f'{name}.tar.gz'))
+    try: tgz = fetch(url, d/f'{name}.tar.gz', sha256, desc='code-server')  # no sha256: refused, with how to override
     except FetchError as e: raise CodeServerError(str(e)) from None
     tmp = Path(tempfile.mkdtemp(dir=d, prefix='.unpack-'))
     try:
@@ -60,7 +61,31 @@ def _password(storage):
     pw = get_secret('CODE_SERVER_PASSWORD', storage)
     return str(pw) if pw else _secrets.token_urlsafe(18)
 
+def yaml_str(s) -> str:
+    "`s` as a YAML double-quoted scalar: quotes and backslashes escaped (JSON's escapes are YAML's), non-printables as `\\u`"
+    bad = lambda c: ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or c in '\u2028\u2029\ufeff\ufffe\uffff' or 0xd800 <= ord(c) <= 0xdfff
+    return ''.join(f'\\u{ord(c):04x}' if bad(c) else c for c in json.dumps(str(s), ensure_ascii=False))
 
+def _redact(msg, secret) -> str:
+    "`msg` with `secret` (and its quoted form, as a config error would echo it) replaced by `***`"
+    for s in sorted({secret, yaml_str(secret)[1:-1]}, key=len, reverse=True): msg = msg.replace(s, '***') if s else msg
+    return msg
+
+def _proxy_servers(env=None) -> list:
+    "Names jupyter-server-proxy serves in this kernel's Jupyter server (asked with the server's own token), or []"
+    import requests
+    env = os.environ if env is None else env
+    srv = jupyter_servers()
+    if not srv: return []
+    s = srv[0]
+    try: tok = json.loads(Path(s['file']).read_text()).get('token') or env.get('JUPYTERHUB_API_TOKEN') or ''
+    except (OSError, ValueError, KeyError): tok = env.get('JUPYTERHUB_API_TOKEN') or ''
+    try: r = requests.get(f"http://127.0.0.1:{s['port']}{s['base_url']}server-proxy/servers-info",
+                          headers={'Authorization': f'token {tok}'} if tok else {}, timeout=5)
+    except requests.RequestException: return []
+    return [x.get('name') for x in r.json().get('server_processes', [])] if r.status_code == 200 else []
+
+#| export
 class CodeServer(Report):
     "A running code-server: its URL, and where its password is (the password itself is never shown as text)"
     def __init__(self, rows, url=None, pwfile=None):
@@ -68,10 +93,10 @@ class CodeServer(Report):
     def password(self):
         "The password, for code that needs it (it is not in any output)"
         from persistlab.secrets import _mk
-        return _mk(Path(self.pwfile).read_text().strip(), str(self.pwfile))
+        return _mk(Path(self.pwfile).read_text().strip(), str(self.pwfile)) if self.pwfile else None
     def _repr_markdown_(self):
         s = super()._repr_markdown_()
-        if self.url: s += f'\n\n**[{self.url}]({self.url})**, password: `cat {self.pwfile}` (0600)'
+        if self.url: s += f'\n\n**[{self.url}]({self.url})**' + (f', password: `cat {self.pwfile}` (0600)' if self.pwfile else '')
         return s
 
 def start_code_server(folder=None, # folder to open (default: home)
@@ -82,15 +107,20 @@ def start_code_server(folder=None, # folder to open (default: home)
     "Start code-server on 127.0.0.1 with a password, then expose it (Jupyter's proxy, else a tunnel)"
     p = platform or detect(); home = Path(home or p.home); storage = storage or p.storage
     port = procs.check_port(port) if port is not None else procs.free_port()
-    if procs.port_open(port): raise CodeServerError(f"port {port} is in use; pick another with --port")
     folder = Path(folder or home).expanduser()
     if not folder.is_dir(): raise CodeServerError(f"{folder}: no such folder")
+    base = None if provider else jupyter_proxy_base()
+    if base and 'code-server' in _proxy_servers():  # Jupyter runs it on a private unix socket, behind its own login
+        url = f"{base}code-server/?folder={quote(str(folder))}"
+        return CodeServer([('code-server', "served by Jupyter's proxy", 'on a unix socket only you can open; started on first visit'),
+                           ('exposed', "through Jupyter's proxy", 'behind your Jupyter login; no public URL')], url)
+    if procs.port_open(port): raise CodeServerError(f"port {port} is in use; pick another with --port")
     if procs.get('code-server', home): raise CodeServerError("code-server is already running; `%codeserver --stop` first")
     b = code_server_bin(storage, home, **fetch_kw)
     rd = procs.runtime_dir(home); data = (Path(storage) if storage and Path(storage).is_dir() else home/'.local/share')/'code-server'
     pw = _password(storage)
     pwfile = write_private(rd/'code-server.password', pw + '\n')
-    cfg = write_private(rd/'code-server.yaml', f'bind-addr: 127.0.0.1:{port}\nauth: password\npassword: "{pw}"\ncert: false\n')
+    cfg = write_private(rd/'code-server.yaml', f'bind-addr: 127.0.0.1:{port}\nauth: password\npassword: {yaml_str(pw)}\ncert: false\n')
     argv = [str(b), '--config', str(cfg), '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
             '--user-data-dir', str(data/'user-data'), '--extensions-dir', str(data/'extensions'), str(folder)]
     env = {k: v for k, v in os.environ.items() if k not in ('PASSWORD', 'HASHED_PASSWORD')}
@@ -99,11 +129,12 @@ def start_code_server(folder=None, # folder to open (default: home)
         try: return requests.get(f'http://127.0.0.1:{port}/healthz', timeout=2).status_code == 200
         except requests.RequestException: return False
     try: pr = procs.start('code-server', argv, env=env, ready=healthy, timeout=timeout, home=home, info=dict(port=port))
-    except procs.ProcError as e: raise CodeServerError(str(e)) from None
+    except procs.ProcError as e: raise CodeServerError(_redact(str(e), pw)) from None
     rows = [('code-server', 'running', f'pid {pr.pid}, 127.0.0.1:{port}, folder {folder}'), ('settings', 'kept in', str(data))]
     url = f'http://127.0.0.1:{port}/'
-    base = None if provider else jupyter_proxy_base()
-    if base: url = f'{base}proxy/{port}/'; rows.append(('exposed', "through Jupyter's proxy", 'behind your Jupyter login; no public URL'))
+    if base:
+        url = f'{base}proxy/{port}/'; rows.append(('exposed', "through Jupyter's proxy", 'behind your Jupyter login; no public URL'))
+        rows.append(('note', 'TCP port with a password', "install persistlab where Jupyter runs and restart it: code-server then runs on a private unix socket"))
     elif provider != 'none':
         if p.name == 'colab' and not provider:
             rows.append(('not exposed', "Colab's port proxy carries no websockets", 'code-server needs them: `%codeserver -p cloudflared --accept-risk`'))
@@ -128,9 +159,13 @@ def stop_code_server(home=None) -> Report:
     return Report([('code-server', 'stopped' if procs.stop('code-server', home) else 'was not running', '')], 'code-server')
 
 # %% ../nbs/11_codeserver.ipynb #4b38b49b
+ICON = Path(__file__).parent/'code-server.svg' if '__file__' in globals() else None  # code-server's own icon (MIT, Coder)
+
 def jupyter_server_proxy_config() -> dict:
-    "jupyter-server-proxy's `jupyter_serverproxy_servers` entry point for code-server"
-    def cmd(port):
-        return [str(code_server_bin()), '--auth', 'none', '--bind-addr', f'127.0.0.1:{port}', '--disable-telemetry',
-                '--disable-update-check', '--disable-workspace-trust', str(Path.home())]
-    return dict(command=cmd, timeout=90, new_browser_tab=True, launcher_entry=dict(title='VS Code', enabled=True))
+    "jupyter-server-proxy's `jupyter_serverproxy_servers` entry point: code-server on a private unix socket"
+    def cmd(unix_socket):  # in a fresh 0700 directory jupyter-server-proxy makes: only this user (and root) can connect
+        return [str(code_server_bin()), '--auth', 'none', '--socket', unix_socket, '--socket-mode', '600',
+                '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', str(Path.home())]
+    icon = ICON or Path(__import__('persistlab').__file__).parent/'code-server.svg'
+    return dict(command=cmd, unix_socket=True, timeout=90, new_browser_tab=True,
+                launcher_entry=dict(title='VS Code', enabled=True, icon_path=str(icon)))

@@ -11,7 +11,7 @@ from pathlib import Path
 from .core import PersistlabError
 
 # %% auto #0
-__all__ = ['FetchError', 'machine_arch', 'cache_dir', 'fetch', 'github_sha256']
+__all__ = ['UNVERIFIED_ENV', 'FetchError', 'machine_arch', 'cache_dir', 'UnverifiedError', 'fetch', 'github_sha256']
 
 # %% ../nbs/09_fetch.ipynb #6b01fdbc
 class FetchError(PersistlabError, RuntimeError):
@@ -25,16 +25,27 @@ def cache_dir(storage=None, home=None) -> Path:
     "Where downloads are kept: `<storage>/cache` when storage exists (the next session finds them), else `~/.cache/persistlab`"
     return Path(storage)/'cache' if storage and Path(storage).is_dir() else Path(home or Path.home())/'.cache/persistlab'
 
+UNVERIFIED_ENV = 'PERSISTLAB_ALLOW_UNVERIFIED'  # `=1`: install a download that has no sha256 to check (your call)
+
+class UnverifiedError(FetchError):
+    "No sha256 to check a download against: refused, with how to override"
+
 def fetch(url, # what to download
           dest, # the cache path it ends up at
-          sha256:str|None=None, # expected checksum (None: the publisher gives none)
+          sha256:str|None=None, # expected checksum: pinned in the code, or the one GitHub publishes
           mode:int=0o644, # file mode once in place (0o755 for a program)
-          timeout=30, desc=None) -> Path:
-    "`dest` if it is cached already, else download `url` to it, checked"
+          timeout=30, desc=None,
+          unverified:bool=False, # download even with no sha256 (also `PERSISTLAB_ALLOW_UNVERIFIED=1`)
+         ) -> Path:
+    "`dest` if it is cached already, else download `url` to it, checked against `sha256`; no sha256: refused"
     import requests
     from tqdm.auto import tqdm
     dest = Path(dest)
     if dest.exists(): return dest
+    if not sha256 and not (unverified or os.environ.get(UNVERIFIED_ENV) == '1'):
+        raise UnverifiedError(f"{url}: no sha256 to check it against (none pinned for this version, and GitHub's release "
+                              f"API gave none: offline, rate-limited, or an old release), so it was not downloaded. "
+                              f"Pass the checksum you trust (sha256=...), or set {UNVERIFIED_ENV}=1 to install it unchecked.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try: r = requests.get(url, stream=True, timeout=timeout)
     except requests.RequestException as e: raise FetchError(f"cannot download {url}: {type(e).__name__}") from None

@@ -25,6 +25,12 @@ def _usage():
     try: yield
     except PersistlabError as e: raise UsageError(str(e)) from None
 
+def _revoke_risk():
+    "`--revoke-risk`: forget the remembered opt-in to remote access on this platform"
+    from persistlab.platforms import detect
+    p = detect()
+    return f"persistlab: {'forgot' if p.revoke_risk() else 'there was no'} --accept-risk for {p.name} ({p.risk_file})"
+
 @magics_class
 class PersistlabMagics(Magics):
     "persistlab's line magics"
@@ -69,8 +75,11 @@ class PersistlabMagics(Magics):
     @argument('--authorized-keys', metavar='FILE', help='allow the public keys in FILE')
     @argument('--key', metavar='PUBKEY', help='allow this public key (quoted)')
     @argument('--listen', default='0.0.0.0', help='address sshd listens on (default 0.0.0.0)')
-    @argument('--tunnel', metavar='PROVIDER', help="also open a TCP tunnel to sshd: ngrok, or ssh://[user@]host[:port]")
-    @argument('--accept-risk', action='store_true', help="start sshd even where the platform's rules forbid it")
+    @argument('--tunnel', metavar='PROVIDER', help="also open a tunnel to sshd: cloudflared (no account), ngrok, or ssh://[user@]host[:port]")
+    @argument('--alias', help="the Host name in the printed ~/.ssh/config block (default: platform and a short id)")
+    @argument('--forward-agent', action='store_true', help="put ForwardAgent yes in the printed block (root here can use your agent)")
+    @argument('--accept-risk', action='store_true', help="start sshd even where the platform's rules forbid it (remembered in storage)")
+    @argument('--revoke-risk', action='store_true', help="forget a remembered --accept-risk")
     @argument('--status', action='store_true', help="is persistlab's sshd running")
     @argument('--stop', action='store_true', help="stop persistlab's sshd")
     @argument('--forward', metavar='LOGIN_HOST', help='print the ssh -N -L line to reach this Jupyter server via LOGIN_HOST')
@@ -79,13 +88,15 @@ class PersistlabMagics(Magics):
         from persistlab import ssh
         args = parse_argstring(self.sshsetup, line)
         with _usage():
+            if args.revoke_risk: return _revoke_risk()
             if args.stop: return ssh.stop_server()
             if args.status: return ssh.server_status()
             if args.forward: return ssh.forward_hint(args.forward)
             if args.server:
                 port = None if args.port is None else ssh.procs.check_port(args.port)
                 return ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
-                                        accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel)
+                                        accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel,
+                                        alias=args.alias, forward_agent=args.forward_agent)
             pw = None
             if args.passphrase:
                 import getpass
@@ -98,7 +109,8 @@ class PersistlabMagics(Magics):
     @argument('port', nargs='?', help='local port to expose')
     @argument('-p', '--provider', help='jupyterhub, colab, cloudflared, localhost.run, pinggy, serveo, ngrok, or ssh://[user@]host[:port]')
     @argument('--tcp', action='store_true', help='a raw TCP tunnel (ngrok or an SSH server), e.g. for sshd')
-    @argument('--accept-risk', action='store_true', help="open a public tunnel where the platform's rules forbid it")
+    @argument('--accept-risk', action='store_true', help="open a public tunnel where the platform's rules forbid it (remembered in storage)")
+    @argument('--revoke-risk', action='store_true', help="forget a remembered --accept-risk")
     @argument('--allow-open', action='store_true', help='expose a Jupyter server that has no token')
     @argument('-l', '--list', action='store_true', help='list open tunnels')
     @argument('-s', '--stop', metavar='PORT|all', help='stop the tunnel to PORT, or all')
@@ -108,6 +120,7 @@ class PersistlabMagics(Magics):
         from persistlab import tunnel as T
         args = parse_argstring(self.tunnel, line)
         with _usage():
+            if args.revoke_risk: return _revoke_risk()
             if args.list: return T.tunnels()
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
@@ -119,7 +132,8 @@ class PersistlabMagics(Magics):
     @argument('--folder', help='folder to open (default: home)')
     @argument('--port', help='local port (default: a free one)')
     @argument('-p', '--provider', help="tunnel provider when Jupyter has no proxy ('none': local only)")
-    @argument('--accept-risk', action='store_true', help="a public tunnel where the platform's rules forbid remote UIs")
+    @argument('--accept-risk', action='store_true', help="a public tunnel where the platform's rules forbid remote UIs (remembered in storage)")
+    @argument('--revoke-risk', action='store_true', help="forget a remembered --accept-risk")
     @argument('--status', action='store_true', help='is code-server running')
     @argument('--stop', action='store_true', help='stop code-server and its tunnel')
     def codeserver(self, line=''):
@@ -127,6 +141,7 @@ class PersistlabMagics(Magics):
         from persistlab import codeserver as C
         args = parse_argstring(self.codeserver, line)
         with _usage():
+            if args.revoke_risk: return _revoke_risk()
             if args.stop: return C.stop_code_server()
             if args.status: return C.code_server_status()
             return C.start_code_server(args.folder, args.port, args.provider, args.accept_risk)

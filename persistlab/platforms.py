@@ -12,18 +12,22 @@ from pathlib import Path
 from .core import PersistlabError
 
 # %% auto #0
-__all__ = ['NAMES', 'STRATEGIES', 'PlatformError', 'Platform', 'detect_name', 'detect', 'jupyter_servers', 'jupyter_proxy_base']
+__all__ = ['NAMES', 'STRATEGIES', 'RISK_FILE', 'RISKY', 'PlatformError', 'Platform', 'detect_name', 'detect', 'jupyter_servers',
+           'jupyter_proxy_base']
 
 # %% ../nbs/00_platforms.ipynb #a29b77a3
 NAMES = 'paperspace colab kaggle jupyterhub studiolab lightning runpod vastai deepnote binder local'.split()
 STRATEGIES = 'link', 'archive', 'none'
 
-_RISKY = ("{0}: remote access tools (sshd, public tunnels, remote UIs) break this platform's rules "
-          "or have cost people their accounts here; persistlab asks for an explicit opt-in first.")
+_RISKY = ("{0} persistlab asks once for an explicit opt-in (`--accept-risk`), remembers it in storage, and "
+          "`--revoke-risk` forgets it.")
 _POLICY = dict(
-    colab=_RISKY.format("Colab's free tier forbids SSH and remote UIs"),
-    kaggle=_RISKY.format("Kaggle stops sessions that run sshd or ngrok"),
-    paperspace=_RISKY.format("A Gradient account was deactivated after SSH tooling ran"),
+    colab=_RISKY.format("Colab's free tier (no paid plan) disallows SSH, remote desktops and web UIs unrelated to "
+                        "the notebook; Colab Pro, Pro+ and Pay As You Go allow them (every tier forbids general web "
+                        "serving and remote proxies)."),
+    kaggle=_RISKY.format("Kaggle stops sessions that run sshd or ngrok (every notebook: Kaggle has no paid tier)."),
+    paperspace=_RISKY.format("Paperspace Gradient: a free-tier account was deactivated after SSH tooling ran; "
+                             "paid plans (Pro, Growth) are where people run SSH, within your plan's terms."),
     jupyterhub="Reach services through the hub's own authenticated proxy (jupyter-server-proxy), not public tunnels.",
     binder="Binder is public and ephemeral: nothing persists, and anything you expose is exposed to everyone.",
 )
@@ -48,6 +52,9 @@ class PlatformError(PersistlabError, ValueError):
     "A platform setting that persistlab cannot work with; the message says how to fix it"
 
 # %% ../nbs/00_platforms.ipynb #20ec713b
+RISK_FILE = 'persistlab-accepted-risk'  # in storage: the platform name and the rule the user accepted
+RISKY = ('colab', 'kaggle', 'paperspace')  # where remote access needs an explicit opt-in
+
 @dataclass
 class Platform:
     "Where we run: home, persistent storage, how to keep things there, and the platform's rules"
@@ -59,12 +66,31 @@ class Platform:
     hint: str|None = None   # how a fresh instance gets restored here
     policy: str = ''        # remote-access rules to respect
     @property
-    def risky(self): return self.name in ('colab', 'kaggle', 'paperspace')
+    def risk_file(self) -> Path:
+        "Where an opt-in is remembered: storage when it exists (the next session sees it), else `~/.persistlab`"
+        s = self.storage
+        return (Path(s) if s and Path(s).is_dir() else Path(self.home)/'.persistlab')/RISK_FILE
+    @property
+    def risk_accepted(self) -> bool:
+        try: return self.risk_file.read_text().split('\n', 1)[0] == self.name
+        except OSError: return False
+    @property
+    def risky(self):
+        "Remote access here needs an opt-in that was not given yet"
+        return self.name in RISKY and not self.risk_accepted
+    def accept_risk(self) -> Path|None:
+        "Remember the user's opt-in (this platform's rule, as they were shown it); None where no opt-in is needed"
+        if self.name not in RISKY: return None
+        f = self.risk_file; f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f'{self.name}\n{self.policy}\n'); return f
+    def revoke_risk(self) -> bool:
+        "Forget the opt-in; True if there was one"
+        had = self.risk_accepted; self.risk_file.unlink(missing_ok=True); return had
     def _repr_markdown_(self):
         rows = [('platform', self.name), ('home', self.home), ('storage', self.storage or '(none)'),
                 ('strategy', self.strategy), ('startup hook', self.hook or '(none)')]
         if self.hint: rows.append(('fresh instance', self.hint))
-        if self.policy: rows.append(('remote access', self.policy))
+        if self.policy: rows.append(('remote access', self.policy + (' (opted in)' if self.risk_accepted else '')))
         return '| | |\n|---|---|\n' + '\n'.join(f'| {k} | {v} |' for k,v in rows)
 
 # %% ../nbs/00_platforms.ipynb #be0260b1
@@ -124,14 +150,14 @@ def jupyter_servers(runtime=None) -> list:
         try: d = json.loads(f.read_text())
         except (OSError, ValueError): continue
         if d.get('pid') and not Path(f"/proc/{d['pid']}").exists(): continue
-        out.append(dict(port=d['port'], base_url=d.get('base_url', '/'), pid=d.get('pid'), token=bool(d.get('token'))))
+        out.append(dict(port=d['port'], base_url=d.get('base_url', '/'), pid=d.get('pid'), token=bool(d.get('token')), file=str(f)))
     return out
 
 def jupyter_proxy_base(env=None) -> str|None:
     "Where jupyter-server-proxy serves `proxy/PORT/` for this kernel's Jupyter server, or None when there is none"
     env = os.environ if env is None else env
     if not importlib.util.find_spec('jupyter_server_proxy'): return None
-    if env.get('JUPYTERHUB_SERVICE_PREFIX'):
-        return (env.get('JUPYTERHUB_PUBLIC_URL') or '').rstrip('/') + env['JUPYTERHUB_SERVICE_PREFIX'].rstrip('/') + '/'
+    if env.get('JUPYTERHUB_SERVICE_PREFIX'):  # JUPYTERHUB_PUBLIC_URL is this server's full URL, prefix included
+        return (env.get('JUPYTERHUB_PUBLIC_URL') or env['JUPYTERHUB_SERVICE_PREFIX']).rstrip('/') + '/'
     srv = jupyter_servers()
     return f"http://127.0.0.1:{srv[0]['port']}{srv[0]['base_url']}" if srv else None

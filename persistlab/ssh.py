@@ -6,7 +6,8 @@ Docs: https://persistlab.github.io/persistlab/ssh.html.md"""
 
 # %% ../nbs/07_ssh.ipynb #dedc4bb3
 from __future__ import annotations
-import os, re, sys, shutil, socket, getpass, tempfile, subprocess
+import os, re, sys, pwd, stat, shutil, socket, getpass, hashlib, ipaddress, tempfile, subprocess
+from urllib.parse import urlparse
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers
 from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
@@ -14,9 +15,11 @@ from .storage import read_manifest, find_entry, BACKUP, MANIFEST
 from . import procs
 
 # %% auto #0
-__all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'SSHError', 'fingerprint', 'Keys', 'find_key', 'generate_key', 'import_key',
-           'github_check', 'git_identity', 'setup_keys', 'parse_keys', 'github_keys', 'session_env', 'sshd_config',
-           'Server', 'start_server', 'server_status', 'stop_server', 'forward_hint']
+__all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'CLOUDFLARED_PROXY', 'CLOUDFLARED_PROXY_WINDOWS', 'FORWARD_AGENT_RISK', 'SSHError',
+           'fingerprint', 'Keys', 'find_key', 'generate_key', 'import_key', 'github_check', 'git_identity',
+           'setup_keys', 'parse_keys', 'github_keys', 'session_env', 'listen_address', 'sshd_config',
+           'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'start_server', 'server_status',
+           'stop_server', 'forward_hint']
 
 # %% ../nbs/07_ssh.ipynb #4957f61f
 class SSHError(PersistlabError):
@@ -249,7 +252,16 @@ _ENV_SECRET = re.compile(r'TOKEN|SECRET|PASSW|API_?KEY|AUTH|CREDENTIAL|PRIVATE',
 def session_env(env=None) -> dict:
     "The variables SSH logins should see (CUDA, library paths, the platform's); never ones that look secret"
     env = os.environ if env is None else env
-    return {k: v for k, v in env.items() if _ENV_KEEP.match(k) and not _ENV_SECRET.search(k) and '"' not in v and '\n' not in v}
+    return {k: v for k, v in env.items() if _ENV_KEEP.match(k) and not _ENV_SECRET.search(k) and '\n' not in v}
+
+def _q(s) -> str:
+    "`s` as one sshd_config argument: double-quoted, with `\\` and `\"` escaped (sshd's own argument splitting)"
+    return '"' + str(s).replace('\\', '\\\\').replace('"', '\\"') + '"'
+
+def listen_address(listen, port) -> str:
+    "`host:port` as ListenAddress wants it: IPv6 addresses in brackets (`[::]:2222`)"
+    h = str(listen).strip('[]')
+    return f'[{h}]:{port}' if ':' in h else f'{h}:{port}'
 
 def sshd_config(port:int, # port to listen on
                 host_keys:list, # host private key files
@@ -259,40 +271,89 @@ def sshd_config(port:int, # port to listen on
                 env:dict|None=None, # variables for login sessions
                 strict_modes=True, # sshd's StrictModes (tests under /tmp need it off)
                ) -> str:
-    "A key-only sshd_config"
-    lines = [f'ListenAddress {listen}:{port}', *[f'HostKey {k}' for k in host_keys], f'PidFile {pidfile}',
-             f'AuthorizedKeysFile {authorized_keys}', 'PubkeyAuthentication yes', 'PasswordAuthentication no',
+    "A key-only sshd_config; paths and values quoted, so spaces, `#`, quotes and backslashes survive"
+    lines = [f'ListenAddress {listen_address(listen, port)}', *[f'HostKey {_q(k)}' for k in host_keys], f'PidFile {_q(pidfile)}',
+             f"AuthorizedKeysFile {_q(str(authorized_keys).replace('%', '%%'))}", 'PubkeyAuthentication yes', 'PasswordAuthentication no',
              'KbdInteractiveAuthentication no', 'PermitRootLogin prohibit-password', 'PermitEmptyPasswords no',
              'UsePAM no', f"StrictModes {'yes' if strict_modes else 'no'}", 'AllowTcpForwarding yes', 'GatewayPorts no',
              'X11Forwarding no', 'PrintMotd no', 'PrintLastLog no', 'ClientAliveInterval 30', 'Subsystem sftp internal-sftp']
-    if env: lines.append('SetEnv ' + ' '.join(f'{k}="{v}"' for k, v in sorted(env.items())))
+    if env: lines.append('SetEnv ' + ' '.join(f'{k}={_q(v)}' for k, v in sorted(env.items())))
     return '\n'.join(lines) + '\n'
 
+# %% ../nbs/07_ssh.ipynb #b73cd992
+def strict_modes_problem(path, # the authorized keys file sshd will read
+                         uid:int|None=None, # the login user (default: whoever runs this)
+                        ) -> str|None:
+    "Why sshd's StrictModes would refuse every key in `path` (owner and modes up to the login user's home), or None"
+    uid = os.geteuid() if uid is None else uid
+    try: home = os.path.realpath(pwd.getpwuid(uid).pw_dir)  # sshd walks up to the passwd home, not $HOME
+    except KeyError: home = None
+    p = Path(os.path.realpath(path))
+    for q in (p, *p.parents):
+        st = q.stat()
+        if st.st_uid not in (0, uid) or st.st_mode & 0o022:
+            return (f"{q} is {stat.filemode(st.st_mode)} owned by uid {st.st_uid}: sshd (StrictModes) ignores keys "
+                    f"behind a path that others can write (fix: chmod go-w {q})")
+        if str(q) == home: break
+    return None
+
+def login_home(uid=None) -> str:
+    "The login user's home as sshd sees it (the passwd entry)"
+    try: return pwd.getpwuid(os.geteuid() if uid is None else uid).pw_dir
+    except KeyError: return str(Path.home())
+
 # %% ../nbs/07_ssh.ipynb #4700fdab
+CLOUDFLARED_PROXY = 'cloudflared access ssh --hostname %h'
+CLOUDFLARED_PROXY_WINDOWS = r'C:\Program Files (x86)\cloudflared\cloudflared.exe access ssh --hostname %h'
+FORWARD_AGENT_RISK = ("ForwardAgent lets commands here use your laptop's keys (git push, ssh onward) while you are "
+                      "connected; anyone with root on this machine can use them too. Add it only on a machine you trust.")
+
 class Server(Report):
-    "A running sshd and how to reach it"
-    def __init__(self, rows, port=None, fp=None, user=None, host=None, key_hint='~/.ssh/id_ed25519'):
+    "A running sshd and how to reach it from a laptop: ssh command, `~/.ssh/config` block, VS Code link"
+    def __init__(self, rows, port=None, fp=None, user=None, host=None, key_hint='~/.ssh/id_ed25519', alias='persistlab',
+                 remote_home='~', proxy:str|None=None, forward_agent=False):
         super().__init__(rows, 'sshd'); self.port, self.fingerprint, self.user, self.host = port, fp, user, host
-        self.key_hint = key_hint
+        self.key_hint, self.alias, self.remote_home, self.proxy, self.forward_agent = key_hint, alias, remote_home, proxy, forward_agent
     @property
-    def command(self): return f'ssh -p {self.port} {self.user}@{self.host}'
+    def command(self):
+        if self.proxy: return f'ssh -o ProxyCommand="{self.proxy}" {self.user}@{self.host}'
+        return f'ssh -p {self.port} {self.user}@{self.host}'
+    def block(self, proxy=None) -> str:
+        "The `~/.ssh/config` block (`proxy`: another ProxyCommand, e.g. the Windows one)"
+        proxy = proxy or self.proxy
+        s = f'Host {self.alias}\n  HostName {self.host}\n' + ('' if proxy else f'  Port {self.port}\n')
+        s += f'  User {self.user}\n  IdentityFile {self.key_hint}\n  IdentitiesOnly yes\n'
+        if proxy: s += f'  ProxyCommand {proxy}\n'
+        if self.forward_agent: s += '  # your laptop\'s keys usable here while connected; root here can use them too\n  ForwardAgent yes\n'
+        return s
     @property
-    def config_block(self):
-        return (f'Host persistlab\n  HostName {self.host}\n  Port {self.port}\n  User {self.user}\n'
-                f'  IdentityFile {self.key_hint}\n')
+    def config_block(self): return self.block()
     @property
-    def vscode(self): return 'vscode://vscode-remote/ssh-remote+persistlab/'
+    def windows_block(self): return self.block(CLOUDFLARED_PROXY_WINDOWS) if self.proxy == CLOUDFLARED_PROXY else None
+    @property
+    def vscode(self): return f'vscode://vscode-remote/ssh-remote+{self.alias}{self.remote_home}'
+    def _notes(self):
+        n = []
+        if self.proxy == CLOUDFLARED_PROXY: n.append('needs cloudflared on the laptop: https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/')
+        if not self.forward_agent: n.append(f'to use your laptop\'s keys here, add `ForwardAgent yes` (or pass --forward-agent). {FORWARD_AGENT_RISK}')
+        return n
     def __repr__(self):
         s = super().__repr__()
-        if self.port: s += (f'\n\nhost key {self.fingerprint}\n{self.command}\n\n~/.ssh/config on your laptop:\n{self.config_block}'
-                            f'\nVS Code: {self.vscode}')
+        if self.port:
+            s += (f'\n\nhost key {self.fingerprint}\n{self.command}\n\n~/.ssh/config on your laptop:\n{self.config_block}')
+            if self.windows_block: s += f'\non Windows (~/.ssh/config):\n{self.windows_block}'
+            s += f'\nVS Code: {self.vscode}\n' + ''.join(f'\nnote: {x}' for x in self._notes())
         return s
     def _repr_markdown_(self):
         s = super()._repr_markdown_()
-        if self.port: s += (f'\n\nHost key `{self.fingerprint}`. From your laptop:\n\n```\n{self.command}\n```\n\n'
-                            f'`~/.ssh/config`:\n\n```\n{self.config_block}```\n\nVS Code Remote-SSH: [{self.vscode}]({self.vscode})')
+        if self.port:
+            s += (f'\n\nHost key `{self.fingerprint}`. From your laptop:\n\n```\n{self.command}\n```\n\n'
+                  f'`~/.ssh/config`:\n\n```\n{self.config_block}```\n\n')
+            if self.windows_block: s += f'On Windows, `%USERPROFILE%\\.ssh\\config`:\n\n```\n{self.windows_block}```\n\n'
+            s += f'VS Code Remote-SSH: [{self.vscode}]({self.vscode})\n\n' + ''.join(f'- {x}\n' for x in self._notes())
         return s
 
+# %% ../nbs/07_ssh.ipynb #8cc5d892
 def _sshd_bin(install):
     b = os.environ.get('PERSISTLAB_SSHD') or shutil.which('sshd') or ('/usr/sbin/sshd' if Path('/usr/sbin/sshd').exists() else None)
     if b and Path(b).exists(): return b
@@ -305,28 +366,59 @@ def _sshd_bin(install):
     raise SSHError("sshd is not installed: `apt-get install -y openssh-server` (as root), or set PERSISTLAB_SSHD to its path")
 
 def _sshd_dir(storage, home):
-    d = Path(storage)/'sshd' if storage else Path(home)/'.persistlab/sshd'
+    "Host keys in storage when it exists (never create it: on Colab that would shadow Drive's mount point), else home"
+    d = Path(storage)/'sshd' if storage and Path(storage).is_dir() else Path(home)/'.persistlab/sshd'
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     return d
 
+def _privsep_dir():
+    "A root sshd refuses to run (even `sshd -t`) without /run/sshd, which a fresh VM where no sshd ever ran lacks"
+    d = Path(os.environ.get('PERSISTLAB_PRIVSEP_DIR', '/run/sshd'))
+    if not d.is_dir(): d.mkdir(parents=True); os.chmod(d, 0o755)
+
+_WILDCARD = ('0.0.0.0', '::', '[::]', '')
+
+def reachable_host(listen='0.0.0.0') -> tuple:
+    "(host, note): the address a laptop should use; `$PERSISTLAB_PUBLIC_HOST` wins, else this machine's routed address"
+    if (h := os.environ.get('PERSISTLAB_PUBLIC_HOST')): return h, None
+    if listen not in _WILDCARD: return str(listen).strip('[]'), None
+    try:  # the source address of the default route (a UDP connect sends no packet)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s: s.connect(('192.0.2.1', 9)); ip = s.getsockname()[0]
+    except OSError: ip = None
+    if not ip or ip.startswith('127.'):
+        return 'THIS-MACHINE', "this machine has no routed address: set PERSISTLAB_PUBLIC_HOST, or use --tunnel cloudflared"
+    if ipaddress.ip_address(ip).is_private:
+        return ip, (f"{ip} is a private address: it works from the same network; from elsewhere use the machine's public "
+                    "address (set PERSISTLAB_PUBLIC_HOST) or --tunnel cloudflared")
+    return ip, None
+
+def _key_file(pub_line) -> str:
+    "The laptop's usual private key file for an authorized public key's type"
+    t = pub_line.split()[0] if pub_line else ''
+    return '~/.ssh/' + ('id_rsa' if t == 'ssh-rsa' else 'id_ecdsa' if t.startswith('ecdsa') else 'id_ed25519')
+
+# %% ../nbs/07_ssh.ipynb #67e09a7e
 def start_server(port=None, # port (default 2222 as root, else a free high port)
                  github:str|None=None, # GitHub user whose published keys may log in
                  keys:str|None=None, # pasted public keys
                  authorized_keys=None, # a file of public keys
-                 accept_risk:bool=False, # start even where the platform's rules forbid it
+                 accept_risk:bool=False, # start even where the platform's rules forbid it (remembered in storage)
                  listen='0.0.0.0', # address to listen on
                  install:bool=True, # apt-get install openssh-server when sshd is missing (root only)
                  home=None, storage=None, platform:Platform|None=None,
                  github_base='https://github.com', strict_modes=True, timeout=15,
-                 tunnel:str|None=None, # also open a TCP tunnel to it: 'ngrok' or 'ssh://[user@]host[:port]'
+                 tunnel:str|None=None, # also open a tunnel to it: 'cloudflared', 'ngrok' or 'ssh://[user@]host[:port]'
+                 alias:str|None=None, # the laptop's `Host` name (default: platform and a short id from the host key)
+                 identity_file:str|None=None, # the laptop's private key path (default: by the authorized key's type)
+                 forward_agent:bool=False, # put `ForwardAgent yes` in the printed block (see `FORWARD_AGENT_RISK`)
                  **tunnel_kw) -> Server:
     "Start a key-only sshd for incoming SSH; returns how to connect"
     p = platform or detect(); home = Path(home or p.home)
-    if p.risky and not accept_risk:
-        raise SSHError(f"{p.policy} Pass --accept-risk (accept_risk=True) if you are sure.")
+    if accept_risk: p.accept_risk()
+    if p.risky: raise SSHError(f"{p.policy} Pass --accept-risk (accept_risk=True) if you are sure.")
     root = os.geteuid() == 0
     port = procs.check_port(port if port is not None else (2222 if root else procs.free_port()), 1 if root else 1024)
-    probe = '127.0.0.1' if listen in ('0.0.0.0', '::') else listen  # where this machine reaches sshd
+    probe = {'0.0.0.0': '127.0.0.1', '::': '::1', '[::]': '::1'}.get(listen, str(listen).strip('[]'))  # where this machine reaches sshd
     if procs.port_open(port, probe):
         raise SSHError(f"port {port} is in use; pick another with --port")
     lines = []
@@ -346,31 +438,38 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
     os.chmod(hk, 0o600)
     rd = procs.runtime_dir(home)
     ak = rd/'sshd_authorized_keys'; atomic_write(ak, '\n'.join(dict.fromkeys(lines)) + '\n', mode=0o600)
+    if strict_modes and (why := strict_modes_problem(ak)): raise SSHError(f"sshd would refuse every key: {why}")
     cfg = rd/'sshd_config'
     atomic_write(cfg, sshd_config(port, [hk], ak, rd/'sshd.pid', listen, session_env(), strict_modes), mode=0o600)
+    if root: _privsep_dir()
     r = _run([sshd, '-t', '-f', str(cfg)])
     if r.returncode: raise SSHError(f"sshd -t rejected the config: {r.stderr.strip()}")
-    if root: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
     old = procs.get('sshd', home)
     if old: raise SSHError(f"persistlab's sshd is already running (pid {old.pid}); `%sshsetup --stop` first")
     try: pr = procs.start('sshd', [sshd, '-D', '-e', '-f', str(cfg)], home=home, timeout=timeout,
                           ready=lambda: procs.port_open(port, probe), info=dict(port=port, listen=listen))
     except procs.ProcError as e: raise SSHError(str(e)) from None
     fp = fingerprint(hk.with_suffix('.pub'))
-    user = getpass.getuser()
-    host = listen if listen not in ('0.0.0.0', '::') else (os.environ.get('PERSISTLAB_PUBLIC_HOST') or socket.gethostname())
+    user = pwd.getpwuid(os.geteuid()).pw_name  # sshd logs in the passwd user, whatever $USER says
+    host, note = reachable_host(listen)
     rows = [('sshd', 'running', f'pid {pr.pid}, port {port}, key-only, {len(lines)} authorized key(s)'),
             ('host key', 'kept in', str(hk.parent))]
-    if tunnel:  # the public address: a TCP tunnel's host and port replace this machine's
+    proxy = None
+    if tunnel:  # the public address: the tunnel's host (and port) replace this machine's
         from persistlab.tunnel import open_tunnel
         try: t = open_tunnel(port, tunnel, tcp=True, accept_risk=accept_risk, home=home, platform=p, **tunnel_kw)
         except PersistlabError as e:
             procs.stop('sshd', home); raise SSHError(f"sshd was stopped: its tunnel failed: {e}") from None
-        m = re.match(r'(?:tcp://)?([^:/]+):(\d+)$', t.url or '')
-        if not m: raise SSHError(f"the tunnel gave {t.url!r}, not a host:port that ssh can use")
-        host, port = m.group(1), int(m.group(2))
-        rows.append(('tunnel', t.provider, f'{host}:{port}'))
-    return Server(rows, port, fp, user, host)
+        if t.provider == 'cloudflared':  # a quick tunnel carries ssh over https: the laptop's cloudflared is the ProxyCommand
+            host, proxy, note = urlparse(t.url).hostname, CLOUDFLARED_PROXY, None
+        else:
+            m = re.match(r'(?:tcp://)?([^:/]+):(\d+)$', t.url or '')
+            if not m: procs.stop('sshd', home); raise SSHError(f"sshd was stopped: the tunnel gave {t.url!r}, not a host:port that ssh can use")
+            host, port, note = m.group(1), int(m.group(2)), None
+        rows.append(('tunnel', t.provider, t.url if proxy else f'{host}:{port}'))
+    if note: rows.append(('address', host, note))
+    alias = alias or f"{p.name}-{hashlib.sha256(fp.encode()).hexdigest()[:6]}"
+    return Server(rows, port, fp, user, host, identity_file or _key_file(lines[0]), alias, login_home(), proxy, forward_agent)
 
 def server_status(home=None) -> Report:
     "Is persistlab's sshd running, and where"

@@ -116,7 +116,7 @@ def cloudflared_bin(cache=None, url=None, sha256=None) -> Path:
     from persistlab.fetch import fetch, github_sha256, machine_arch, cache_dir
     arch, cache = machine_arch(), Path(cache or cache_dir())
     if (cache/'bin/cloudflared').exists(): return cache/'bin/cloudflared'
-    sha256 = sha256 or github_sha256('cloudflare/cloudflared', 'latest', f'cloudflared-linux-{arch}')
+    sha256 = sha256 or os.environ.get('PERSISTLAB_CLOUDFLARED_SHA256') or github_sha256('cloudflare/cloudflared', 'latest', f'cloudflared-linux-{arch}')
     return fetch(url or os.environ.get('PERSISTLAB_CLOUDFLARED_URL') or CLOUDFLARED_URL.format(arch=arch),
                  cache/'bin/cloudflared', sha256, mode=0o755, desc='cloudflared')
 
@@ -132,9 +132,15 @@ def named_tunnel_host(log:str, port:int) -> str|None:
 class CloudflaredTunnel(Tunnel):
     "A cloudflared quick tunnel (a new trycloudflare.com name each start), or a named tunnel when given a token file"
     provider = 'cloudflared'
-    def __init__(self, port, home=None, cache=None, token_file=None, domain=None, supervise=True):
-        super().__init__(port, home, supervise); self.cache, self.token_file, self.domain = cache, token_file, domain
-    def spec(self): return dict(port=self.port, cache=str(self.cache) if self.cache else None, token_file=self.token_file, domain=self.domain)
+    def __init__(self, port, home=None, cache=None,
+                 scheme='http', # the origin's scheme: 'ssh' streams raw TCP (the laptop runs `cloudflared access ssh`)
+                 token_file=None, # a named tunnel: a 0600 file holding its token (TUNNEL_TOKEN)
+                 domain=None, # the named tunnel's public hostname (else read from its logged ingress rules)
+                 supervise=True):
+        super().__init__(port, home, supervise)
+        self.cache, self.scheme, self.token_file, self.domain = cache, scheme, token_file, domain
+    def spec(self): return dict(port=self.port, cache=str(self.cache) if self.cache else None, scheme=self.scheme,
+                                token_file=self.token_file, domain=self.domain)
     def start(self, timeout=30, replaces=None):
         import requests
         b = cloudflared_bin(self.cache)
@@ -152,7 +158,7 @@ class CloudflaredTunnel(Tunnel):
             if host: return f'https://{host}'
             return (m_ := re.search(_KNOWN_URLS[-1], self._log())) and m_.group(1)
         argv = [str(b), 'tunnel', '--no-autoupdate', '--metrics', f'127.0.0.1:{m}']
-        if not self.token_file: return self._launch(argv + ['--url', f'http://localhost:{self.port}'], ready, timeout, replaces=replaces)
+        if not self.token_file: return self._launch(argv + ['--url', f'{self.scheme}://localhost:{self.port}'], ready, timeout, replaces=replaces)
         env = {**os.environ, 'TUNNEL_TOKEN': Path(self.token_file).read_text().strip()}  # cloudflared reads it from here
         return self._launch(argv + ['run'], ready, timeout, env=env, replaces=replaces)
 
@@ -279,7 +285,7 @@ def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identi
         tf = None
         if (tok := get_secret('TUNNEL_TOKEN', storage)):  # a named tunnel: the same address every time
             tf = str(write_private(procs.runtime_dir(home)/f'cloudflared-{port}.token', str(tok) + '\n'))
-        return CloudflaredTunnel(port, home, cache, tf, domain, supervise)
+        return CloudflaredTunnel(port, home, cache, 'ssh' if tcp else 'http', tf, domain, supervise)
     if provider == 'ngrok':
         if not token: raise _no_token('NGROK_AUTHTOKEN', storage, 'ngrok')
         return NgrokTunnel(port, token, 'tcp' if tcp else 'http', home, domain=domain, supervise=supervise)
@@ -326,7 +332,8 @@ def open_tunnel(port, # local port to expose
     from persistlab.fetch import cache_dir
     kw.setdefault('cache', cache_dir(storage, home))  # in storage when it exists: downloads survive the session
     errs = []
-    if p.risky and not accept_risk:  # only the platform's own proxy, unless the user opts in to a public tunnel
+    if accept_risk: p.accept_risk()  # remembered in storage: a paid user opts in once
+    if p.risky:  # only the platform's own proxy, unless the user opts in to a public tunnel
         if not (order := [x for x in order if x in PROXIES]): raise TunnelError(f"{p.policy} Pass --accept-risk if you are sure.")
         errs.append(f'public providers: not tried ({p.name} asks for --accept-risk)')
     for name in order:

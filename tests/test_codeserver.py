@@ -130,20 +130,39 @@ def jupyter(env):
     try: p.wait(15)
     except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL)
 
-@needs_cs
-def test_served_through_jupyter_server_proxy_behind_the_token(env, jupyter):
-    cs = C.start_code_server(env/'proj', platform=env.plat)
-    port = procs.get('code-server').info['port']
-    assert cs.url == f"http://127.0.0.1:{jupyter['port']}/proxy/{port}/" and "through Jupyter's proxy" in repr(cs)
-    assert requests.get(cs.url + 'healthz', headers={'Authorization': f"token {jupyter['token']}"}, timeout=10).status_code == 200
-    r = requests.get(cs.url + 'healthz', allow_redirects=False, timeout=10)
-    assert r.status_code in (302, 403)  # no Jupyter login, no code-server
+def socket_of_code_server():
+    "The --socket path of the code-server jupyter-server-proxy started (from its command line)"
+    for c in Path('/proc').glob('[0-9]*/cmdline'):
+        try: a = c.read_bytes().split(b'\0')
+        except OSError: continue
+        if b'--socket' in a and any(b'code-server' in x for x in a): return Path(a[a.index(b'--socket') + 1].decode())
+    return None
+
+def connect_as_nobody(sock):
+    "Another local user opens the socket: the exit code and what it printed"
+    code = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect({str(sock)!r}); s.sendall(b'GET /healthz HTTP/1.0\\r\\n\\r\\n'); print(s.recv(100))"
+    return subprocess.run(['runuser', '-u', 'nobody', '--', '/usr/bin/python3', '-c', code], capture_output=True, text=True, timeout=30)
 
 @needs_cs
-def test_launcher_entry_point_for_jupyterhub_admins(env, jupyter):
-    "jupyter-server-proxy finds persistlab's entry point and starts code-server at /code-server/ on demand"
-    r = requests.get(f"http://127.0.0.1:{jupyter['port']}/code-server/healthz", headers={'Authorization': f"token {jupyter['token']}"}, timeout=120)
-    assert r.status_code == 200 and 'status' in r.json()
+def test_served_through_jupyter_server_proxy_on_a_private_socket(env, jupyter):
+    "%codeserver under a Jupyter that has persistlab's entry point: Jupyter's login in front, a unix socket behind"
+    from urllib.parse import quote
+    cs = C.start_code_server(env/'proj', platform=env.plat)
+    base = f"http://127.0.0.1:{jupyter['port']}/code-server/"
+    assert cs.url == f"{base}?folder={quote(str(env/'proj'))}" and "through Jupyter's proxy" in repr(cs) and procs.running() == []
+    h = {'Authorization': f"token {jupyter['token']}"}
+    assert requests.get(base + 'healthz', headers=h, timeout=120).status_code == 200
+    assert requests.get(base + 'healthz', allow_redirects=False, timeout=10).status_code in (302, 403)  # no Jupyter login, no code-server
+    sock = socket_of_code_server()
+    assert sock and sock.is_socket() and oct(sock.parent.stat().st_mode & 0o777) == '0o700', sock
+    if os.geteuid() == 0:  # another local user cannot reach it (root can, as root can do anything)
+        r = connect_as_nobody(sock)
+        assert r.returncode != 0 and 'PermissionError' in r.stderr and 'HTTP' not in r.stdout, (r.stdout, r.stderr)
+    info = requests.get(f"http://127.0.0.1:{jupyter['port']}/server-proxy/servers-info", headers=h, timeout=10).json()
+    cs_info = [x for x in info['server_processes'] if x['name'] == 'code-server'][0]
+    assert cs_info['launcher_entry']['title'] == 'VS Code' and cs_info['launcher_entry']['icon_url']
+    icon = requests.get(f"http://127.0.0.1:{jupyter['port']}/{cs_info['launcher_entry']['icon_url'].lstrip('/')}", headers=h, timeout=10)
+    assert icon.status_code == 200 and b'<svg' in icon.content  # code-server's icon, not a plain letter
 
 @needs_cs
 def test_magic_in_real_ipython(env):
@@ -175,4 +194,38 @@ def test_download_checked_against_githubs_published_digest(env, monkeypatch):
     with pytest.raises(C.CodeServerError, match='does not match the expected 0000'): C.code_server_bin(env/'storage', url=url, version='9.9.8')
     _Files.files['/repos/coder/code-server/releases/tags/v9.9.8'] = api(hashlib.sha256(tgz).hexdigest())
     assert C.code_server_bin(env/'storage', url=url, version='9.9.8').exists()
+    srv.shutdown()
+
+@needs_cs
+def test_password_with_quotes_and_backslashes(env, monkeypatch):
+    "A CODE_SERVER_PASSWORD holding YAML's special characters still starts code-server, and logs in as itself"
+    pw = 'a"b\\c: #d\\'
+    monkeypatch.setenv('CODE_SERVER_PASSWORD', pw)
+    cs = C.start_code_server(env/'proj', provider='none', platform=env.plat)
+    base = f"http://127.0.0.1:{procs.get('code-server').info['port']}"
+    s = requests.Session()
+    r = s.post(base + '/login', data={'password': pw}, allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and 'code-server-session' in s.cookies
+    assert pw not in repr(cs) + cs._repr_markdown_()
+
+def test_startup_error_never_shows_the_password(env, monkeypatch):
+    "code-server that fails quoting its config (as it does on a YAML error): the error shown has no password in it"
+    pw = 'pw-with "quotes" and \\ SECRET-731'
+    monkeypatch.setenv('CODE_SERVER_PASSWORD', pw)
+    fake = env/'code-server'; fake.write_text('#!/bin/sh\necho "error: cannot read config:"; cat "$2"; exit 1\n'); fake.chmod(0o755)
+    monkeypatch.setenv('PERSISTLAB_CODE_SERVER', str(fake))
+    with pytest.raises(C.CodeServerError) as e: C.start_code_server(env/'proj', provider='none', platform=env.plat)
+    assert 'cannot read config' in str(e.value) and 'password: "***"' in str(e.value) and 'SECRET-731' not in str(e.value)
+
+def test_download_with_no_checksum_is_refused_unless_overridden(env, monkeypatch):
+    "Nothing pinned and GitHub's API unreachable: refused before downloading, with how to override; the override works"
+    name, tgz = fake_release('9.9.7'); _Files.files = {'/cs.tgz': tgz}; _Files.hits = []
+    srv = HTTPServer(('127.0.0.1', 0), _Files); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.delenv('PERSISTLAB_CODE_SERVER'); monkeypatch.setenv('PATH', '/usr/bin:/bin')
+    url = f'http://127.0.0.1:{srv.server_port}/cs.tgz'
+    with pytest.raises(C.CodeServerError, match='no sha256 to check it against.*PERSISTLAB_ALLOW_UNVERIFIED=1'):
+        C.code_server_bin(env/'storage', url=url, version='9.9.7')
+    assert _Files.hits == [] and not (env/'storage/cache'/name).exists()
+    monkeypatch.setenv('PERSISTLAB_ALLOW_UNVERIFIED', '1')
+    assert C.code_server_bin(env/'storage', url=url, version='9.9.7').exists() and _Files.hits == ['/cs.tgz']
     srv.shutdown()

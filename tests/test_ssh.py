@@ -113,7 +113,7 @@ def test_sshd_accepts_key_refuses_others_and_stops(env):
     r = ssh_cmd(wrong, s.port, 'echo', 'ok'); assert r.returncode == 255 and 'Permission denied' in r.stderr
     r = ssh_cmd(key, s.port, 'echo', 'ok', extra=('-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no'))
     assert r.returncode == 255 and 'Permission denied (publickey)' in r.stderr  # no password methods offered at all
-    assert s.fingerprint.startswith('SHA256:') and f'-p {s.port}' in s.command and 'Host persistlab' in s.config_block
+    assert s.fingerprint.startswith('SHA256:') and f'-p {s.port}' in s.command and re.match(r'Host local-[0-9a-f]{6}\n', s.config_block)
     pid = procs.get('sshd').pid
     assert 'running' in repr(server_status())
     stop_server()
@@ -175,7 +175,7 @@ def test_bad_input_is_clear_and_leaves_nothing_running(env, monkeypatch):
 
 def test_risky_platform_needs_opt_in(env):
     p = detect(env=dict(HOME=str(env.home), PERSISTLAB_PLATFORM='kaggle', PERSISTLAB_STORAGE=str(env.storage)))
-    with pytest.raises(SSHError, match='Kaggle stops sessions that run sshd.*--accept-risk'):
+    with pytest.raises(SSHError, match=r'Kaggle stops sessions that run sshd.*no paid tier.*--accept-risk'):
         start_server(procs.free_port(), keys='x', home=env.home, platform=p)
 
 def test_stop_touches_only_our_sshd(env, fake_github):
@@ -185,27 +185,27 @@ def test_stop_touches_only_our_sshd(env, fake_github):
     assert fake_github['proc'].poll() is None and other.poll() is None  # a foreign sshd and process live on
     other.kill(); other.wait()
 
-def test_magic_in_real_ipython(env):
+def test_magic_in_real_ipython(env, strict_ok):
     pub = keygen(env.base/'k').with_suffix('.pub')
     code = textwrap.dedent(f'''
         %load_ext persistlab
         %sshsetup --no-check
         %sshsetup --server --port abc
         %sshsetup --server --port 70000
-        %sshsetup --server --listen 127.0.0.1 --port {procs.free_port()} --authorized-keys {pub}
+        %sshsetup --server --listen 127.0.0.1 --port {procs.free_port()} --authorized-keys {pub} --alias gpu-box --forward-agent
         %sshsetup --status
         %unload_ext persistlab
         ''').strip() + '\nexit\n'
-    e = env.env(PERSISTLAB_RUNTIME=env.base/'run2', PERSISTLAB_SSHD=SSHD)
+    e = env.env(PERSISTLAB_RUNTIME=strict_ok/'run2', PERSISTLAB_SSHD=SSHD)  # StrictModes on: a path chain sshd accepts
     r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
                        input=code, env=e, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     priv = (env.home/'.ssh/id_ed25519').read_text()
     assert 'ssh-ed25519 ' in out and ''.join(priv.splitlines()[1:-1])[:40] not in out and 'PRIVATE' not in out
     assert "port 'abc' is not a number" in out and 'port 70000 is out of range' in out
-    assert re.search(r'sshd +running: pid \d+, port \d+, key-only, 1 authorized', out) and 'Host persistlab' in out
+    assert re.search(r'sshd +running: pid \d+, port \d+, key-only, 1 authorized', out) and 'Host gpu-box' in out and 'ForwardAgent yes' in out
     assert 'persistlab: stopped sshd' in out  # %unload_ext stops what persistlab started
-    assert procs.running(env.home) == [] and not (env.base/'run2/sshd.json').exists()
+    assert procs.running(env.home) == [] and not (strict_ok/'run2/sshd.json').exists()
 
 def test_generate_with_passphrase_typed_at_the_prompt(env):
     pw = 'pass-SECRET-8271'
@@ -255,3 +255,134 @@ def test_new_key_refreshes_an_archived_ssh_snapshot(env):
     assert ('.ssh', 'saved to storage') in [(x[0], x[1]) for x in r]
     listed = subprocess.run(['tar', '-tzf', str(env.storage/'snapshots/.ssh.tar.gz')], capture_output=True, text=True).stdout
     assert '.ssh/id_ed25519' in listed
+
+# --- the real world: fresh root VMs, odd paths, IPv6, StrictModes, the laptop side ---
+import pwd
+STANDINS = Path(__file__).parent/'standins'
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='a private mount namespace with an empty /run needs root')
+def test_fresh_root_vm_without_run_sshd(tmp_path):
+    "Colab-like first state (root, empty /root, no /run/sshd, Drive not mounted): the cell starts sshd and the real ssh logs in"
+    py = Path(sys.base_prefix)
+    (tmp_path/'keep').mkdir(); laptop = keygen(tmp_path/'laptop')
+    port = procs.free_port()
+    ssh = (f'ssh -F /dev/null -i {laptop} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no '
+           f'-o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -p {port} root@127.0.0.1')
+    cell = (f'%load_ext persistlab\n%sshsetup --server --accept-risk --listen 127.0.0.1 --port {port} --authorized-keys {laptop}.pub\n'
+            f"!{ssh} 'echo \"logged in as $(id -un), /run/sshd $(stat -c %a /run/sshd)\"'\n%sshsetup --stop\n")
+    (tmp_path/'cell.ipy').write_text(cell)
+    ipy = f'{sys.executable} -m IPython --quick --no-banner --simple-prompt --colors=NoColor'
+    script = f'''
+      py="{py}"; mount --bind /root {tmp_path}/keep && mount -t tmpfs -o mode=700 tmpfs /root
+      case "$py" in /root/*) mkdir -p "$py" && mount --bind "{tmp_path}/keep/${{py#/root/}}" "$py";; esac
+      mount -t tmpfs tmpfs /run
+      test ! -e /run/sshd && echo "fresh: no /run/sshd"
+      {ipy} < {tmp_path}/cell.ipy
+      test -e /root/drive && echo "persistlab made the Drive folder"
+    '''
+    env = dict(PATH=os.environ['PATH'], HOME='/root', LANG='C.UTF-8', PERSISTLAB_PLATFORM='colab', PYTHONPATH=os.environ.get('PYTHONPATH', ''),
+               PERSISTLAB_STORAGE='/root/drive/MyDrive/persistlab',  # Colab's storage, Drive not mounted (inside the namespace's /root)
+               PERSISTLAB_SSHD=SSHD, TMPDIR=str(tmp_path))
+    r = subprocess.run(['unshare', '-m', '--propagation', 'private', 'bash', '-c', script], env=env, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert 'fresh: no /run/sshd' in out and 'logged in as root, /run/sshd 755' in out, out
+    assert 'sshd  stopped' in out and not procs.port_open(port), out
+    assert 'persistlab made the Drive folder' not in out  # storage not created where Drive will be mounted
+
+@pytest.fixture
+def strict_ok(monkeypatch):
+    "A runtime dir under the login user's own home: the path chain StrictModes accepts (unlike anything under /tmp)"
+    import tempfile
+    d = Path(tempfile.mkdtemp(dir=pwd.getpwuid(os.geteuid()).pw_dir, prefix='.persistlab-test-'))
+    os.chmod(d, 0o700)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+def test_space_in_paths_env_ending_in_backslash_and_ipv6(tmp_path, monkeypatch):
+    "A home and storage with spaces, session variables with a trailing backslash and quotes, and --listen :: all work"
+    sb = Sandbox(tmp_path/'my dir'); monkeypatch.setenv('PERSISTLAB_RUNTIME', str(sb.base/'run time')); monkeypatch.setenv('HOME', str(sb.home))
+    monkeypatch.setenv('LD_LIBRARY_PATH', 'C:\\odd\\'); monkeypatch.setenv('PAPERSPACE_NOTE', 'say "hi" # not a comment')
+    plat = detect(env=dict(HOME=str(sb.home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(sb.storage)))
+    key = keygen(sb.base/'client_key')
+    try:
+        s = start_server(procs.free_port(), keys=(sb.base/'client_key.pub').read_text(), listen='::', install=False,
+                         home=sb.home, storage=sb.storage, platform=plat, strict_modes=False)
+        assert f'ListenAddress [::]:{s.port}' in (sb.base/'run time/sshd_config').read_text()
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        r = subprocess.run(['ssh', '-F', '/dev/null', '-i', str(key), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
+                            '-o', 'UserKnownHostsFile=/dev/null', '-p', str(s.port), f'{user}@::1', 'echo "$LD_LIBRARY_PATH|$PAPERSPACE_NOTE"'],
+                           capture_output=True, text=True, timeout=30)
+        assert r.stdout.strip() == 'C:\\odd\\|say "hi" # not a comment', r.stderr
+        assert (sb.storage/'sshd/ssh_host_ed25519_key').exists()  # the host key went to the storage path with a space
+    finally: procs.stop_all()
+
+def test_strict_modes_refusal_is_reported_not_running(env, strict_ok, monkeypatch):
+    "sshd never says 'running' while StrictModes would refuse every key; with a sound path chain the key logs in"
+    key = keygen(env.base/'client_key'); pub = (env.base/'client_key.pub').read_text()
+    kw = dict(keys=pub, listen='127.0.0.1', install=False, home=env.home, storage=env.storage, platform=env.plat)
+    with pytest.raises(SSHError, match=r'sshd would refuse every key: .* chmod go-w /tmp'): start_server(procs.free_port(), **kw)
+    assert procs.running() == []
+    monkeypatch.setenv('PERSISTLAB_RUNTIME', str(strict_ok/'run'))
+    s = start_server(procs.free_port(), **kw)  # StrictModes on (the default)
+    assert 'StrictModes yes' in (strict_ok/'run/sshd_config').read_text()
+    assert ssh_cmd(key, s.port, 'echo', 'ok').stdout.strip() == 'ok'
+    os.chmod(strict_ok, 0o770); stop_server()
+    try:
+        with pytest.raises(SSHError, match=f'{strict_ok} is drwxrwx---.*chmod go-w {strict_ok}'): start_server(procs.free_port(), **kw)
+    finally: os.chmod(strict_ok, 0o700)
+
+def test_laptop_side_alias_host_identity_and_vscode(env):
+    "The printed block: alias from platform + host key id (or --alias), reachable HostName, the key type's file, home folder link"
+    rsa = env.base/'laptop_rsa'; subprocess.run(['ssh-keygen', '-q', '-t', 'rsa', '-b', '2048', '-N', '', '-f', str(rsa)], check=True)
+    s = start_server(procs.free_port(), keys=(env.base/'laptop_rsa.pub').read_text(), listen='127.0.0.1', install=False, home=env.home,
+                     storage=env.storage, platform=env.plat, strict_modes=False, forward_agent=True)
+    home = pwd.getpwuid(os.geteuid()).pw_dir
+    assert re.fullmatch(r'local-[0-9a-f]{6}', s.alias) and s.host == '127.0.0.1' and s.host != socket.gethostname()
+    assert '  IdentityFile ~/.ssh/id_rsa\n' in s.config_block and 'ForwardAgent yes' in s.config_block
+    assert s.vscode == f'vscode://vscode-remote/ssh-remote+{s.alias}{home}'
+    stop_server()
+    other = Sandbox(env.base/'other'); other.plat = detect(env=dict(HOME=str(other.home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(other.storage)))
+    s2 = start_server(procs.free_port(), keys=(env.base/'laptop_rsa.pub').read_text(), listen='127.0.0.1', install=False, home=other.home,
+                      storage=other.storage, platform=other.plat, strict_modes=False)
+    assert s2.alias != s.alias and 'ForwardAgent yes' not in s2.config_block and 'ForwardAgent' in repr(s2)  # offered, with its risk
+    stop_server()
+    s3 = start_server(procs.free_port(), keys=(env.base/'laptop_rsa.pub').read_text(), listen='127.0.0.1', install=False, home=env.home,
+                      storage=env.storage, platform=env.plat, strict_modes=False, alias='gpu-box')
+    assert s3.alias == 'gpu-box' and s3.config_block.startswith('Host gpu-box\n') and s3.alias in s3.vscode
+    h, note = ssh.reachable_host('0.0.0.0')
+    assert h != socket.gethostname() and (note is None or 'PERSISTLAB_PUBLIC_HOST' in note)
+
+def test_ssh_from_anywhere_through_cloudflared(env, monkeypatch, tmp_path):
+    "--tunnel cloudflared: the printed config block (ProxyCommand cloudflared access ssh) logs the laptop in through the tunnel"
+    bindir = tmp_path/'bin'; bindir.mkdir(); (bindir/'cloudflared').symlink_to(STANDINS/'cloudflared')
+    reg = tmp_path/'cf'; reg.mkdir()
+    monkeypatch.setenv('PATH', f"{bindir}:{os.environ['PATH']}"); monkeypatch.setenv('FAKE_CF_REGISTRY', str(reg))
+    monkeypatch.delenv('PERSISTLAB_CLOUDFLARED', raising=False)
+    key = keygen(env.base/'laptop')
+    try:
+        s = start_server(procs.free_port(), keys=(env.base/'laptop.pub').read_text(), listen='127.0.0.1', install=False, home=env.home,
+                         storage=env.storage, platform=env.plat, strict_modes=False, tunnel='cloudflared', identity_file=str(key))
+        assert s.host.endswith('.trycloudflare.com') and 'ProxyCommand cloudflared access ssh --hostname %h' in s.config_block
+        assert 'cloudflared.exe access ssh --hostname %h' in s.windows_block and 'On Windows' in s._repr_markdown_()
+        cfg = tmp_path/'laptop_ssh_config'; cfg.write_text(s.config_block)
+        r = subprocess.run(['ssh', '-F', str(cfg), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+                            s.alias, 'echo through-cloudflared'], capture_output=True, text=True, timeout=30)
+        assert r.stdout.strip() == 'through-cloudflared', r.stderr
+        assert any('ssh://localhost:' in ' '.join(p.argv) for p in procs.running() if p.name.startswith('tunnel-'))
+    finally:
+        from persistlab.tunnel import close_tunnel
+        close_tunnel('all'); procs.stop_all()
+
+def test_opt_in_remembered_in_storage_and_revoked(env):
+    "A paid user opts in once: the next call (another cell, session or VM on that storage) needs no flag; revoke forgets it"
+    k = detect(env=dict(HOME=str(env.home), PERSISTLAB_PLATFORM='paperspace', PERSISTLAB_STORAGE=str(env.storage)))
+    assert 'free-tier' in k.policy and 'paid plans' in k.policy
+    pub = keygen(env.base/'k').with_suffix('.pub').read_text()
+    kw = dict(keys=pub, listen='127.0.0.1', install=False, home=env.home, storage=env.storage, strict_modes=False)
+    with pytest.raises(SSHError, match='--accept-risk'): start_server(procs.free_port(), platform=k, **kw)
+    start_server(procs.free_port(), platform=k, accept_risk=True, **kw); stop_server()
+    assert (env.storage/'persistlab-accepted-risk').read_text().startswith('paperspace\n')
+    fresh = detect(env=dict(HOME=str(env.base/'new-vm-home'), PERSISTLAB_PLATFORM='paperspace', PERSISTLAB_STORAGE=str(env.storage)))
+    start_server(procs.free_port(), platform=fresh, **kw); stop_server()  # no flag this time
+    assert fresh.revoke_risk() and not (env.storage/'persistlab-accepted-risk').exists()
+    with pytest.raises(SSHError, match='--accept-risk'): start_server(procs.free_port(), platform=fresh, **kw)
