@@ -27,17 +27,16 @@ def ipython(code, env, timeout=180):
 
 def gone(pid): return procs._stat(pid) is None or procs._stat(pid)[0] == 'Z'
 
-def banner(port):
-    import socket
-    with socket.create_connection(('127.0.0.1', port), timeout=5) as c: return c.recv(100).decode()
-
 def answers(url):
     try: return requests.get(url, timeout=3).status_code == 200
     except requests.RequestException: return False
 
 @pytest.fixture
-def world(tmp_path):
+def world():
     "A hermetic home, storage and Jupyter runtime dir; the records live where a user's do (~/.persistlab/run)"
+    # under the login user's own home, not /tmp: a path chain sshd's StrictModes accepts, so the key really logs in
+    import pwd, tempfile, shutil
+    tmp_path = Path(tempfile.mkdtemp(dir=pwd.getpwuid(os.geteuid()).pw_dir, prefix='.persistlab-test-')); os.chmod(tmp_path, 0o700)
     home, st, jrt = tmp_path/'home', tmp_path/'storage', tmp_path/'jrt'
     for d in (home/'.ssh', st, jrt, tmp_path/'proj'): d.mkdir(parents=True)
     subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(home/'.ssh/id_ed25519')], check=True)
@@ -53,6 +52,7 @@ def world(tmp_path):
     finally:
         if old is None: del os.environ['PERSISTLAB_RUNTIME']
         else: os.environ['PERSISTLAB_RUNTIME'] = old
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 def rec(w, name): return procs.Proc.load(name, w['rd'])
 
@@ -70,7 +70,10 @@ def test_sshd_code_server_and_tunnel_outlive_the_kernel(world):
             ''', w['env'])
         assert re.search(r'sshd +running', out) and re.search(r'code-server +running', out) and 'open: 127.0.0.1:' in out, out
         # the kernel is gone; all three still answer
-        assert banner(sp).startswith('SSH-2.0-OpenSSH')  # (a login is test_ssh's: keys under /tmp fail sshd's StrictModes)
+        ssh = ['ssh', '-F', '/dev/null', '-i', str(w['home']/'.ssh/id_ed25519'), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+               '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-p', str(sp), f'{user}@127.0.0.1', 'echo in-through-sshd']
+        r = subprocess.run(ssh, capture_output=True, text=True, timeout=30)
+        assert 'in-through-sshd' in r.stdout, r.stderr  # a real login to the sshd the dead kernel started
         assert answers(f'http://127.0.0.1:{cp}/healthz')
         t = rec(w, f'tunnel-{cp}'); url = t.info['url']
         assert answers(f"http://127.0.0.1:{url.split(':')[1]}/healthz")  # code-server through the real ssh -R forward
