@@ -9,12 +9,13 @@ from __future__ import annotations
 import os, re, errno, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
-from .persist import (PersistError, Report, relpath, storage_for, check_storage, storage_lock, read_manifest,
-    tree_sig, _record, _stamp, _aside, _exists, _rm, _failpoint, _tied, _Polled, _python, _human, _finish, _tmpdir, SNAPDIR, TMP)
+from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists,
+    remove, failpoint, tied, Polled, human)
+from .storage import (SNAPDIR, TMP, MANIFEST, read_manifest, record, storage_for, check_storage, finish, aside,
+    tmp_for, valid_entries, python_version)
 
 # %% auto #0
-__all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'save_entry', 'archive_persist', 'save', 'archive_restore', 'mount_drive',
-           'autorestore']
+__all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'save_entry', 'archive_persist', 'save', 'archive_restore', 'mount_drive']
 
 # %% ../nbs/05_archive.ipynb #35db7fe3
 _TAR = ['tar', '--use-compress-program', 'gzip -1']
@@ -26,14 +27,14 @@ def snapshot_name(rel, python=None) -> str:
 
 # %% ../nbs/05_archive.ipynb #5a6e5e0d
 def _tar(args, cwd=None, both=False):
-    r = subprocess.run(_TAR + args, cwd=cwd, capture_output=True, text=True, preexec_fn=_tied())
+    r = subprocess.run(_TAR + args, cwd=cwd, capture_output=True, text=True, preexec_fn=tied())
     if r.returncode: raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'tar failed')
     return (r.stdout, r.stderr) if both else r.stdout
 
 def save_snapshot(rel, home, storage, python=None) -> tuple:
     "Write `~/rel` as a verified snapshot into storage, replacing the previous one only once complete; (path, bytes)"
-    h, python = Path(home)/rel, python or _python()
-    if not _exists(h): raise PersistError(f"~/{rel} does not exist: nothing to save")
+    h, python = Path(home)/rel, python or python_version()
+    if not exists(h): raise PersistError(f"~/{rel} does not exist: nothing to save")
     dst = Path(storage)/SNAPDIR/snapshot_name(rel, python if rel == '.local' else None)
     tmpd = Path(storage)/TMP; tmpd.mkdir(parents=True, exist_ok=True); dst.parent.mkdir(exist_ok=True)
     part = tmpd/f'{dst.name}.{os.getpid()}'
@@ -42,9 +43,9 @@ def save_snapshot(rel, home, storage, python=None) -> tuple:
         with ThreadPoolExecutor(1) as ex:  # walk the tree on the other core while tar packs it
             sig = ex.submit(tree_sig, h)
             size = lambda: part.stat().st_size if part.exists() else 0
-            with _Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(['-cvf', str(part), '--totals', '--', rel], cwd=home, both=True)
+            with Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(['-cvf', str(part), '--totals', '--', rel], cwd=home, both=True)
             want = {rel if k == '.' else f'{rel}/{k}' for k in sig.result()}
-        _failpoint('archived')
+        failpoint('archived')
         listed = {l.rstrip('/') for l in out.splitlines()}
         if listed != want: raise OSError(errno.EIO, f'the snapshot lists {len(listed)} entries, ~/{rel} has {len(want)}')
         # complete on disk: the gzip trailer's length field matches what tar wrote (a cut-off file has no trailer)
@@ -64,7 +65,7 @@ def save_snapshot(rel, home, storage, python=None) -> tuple:
 # %% ../nbs/05_archive.ipynb #ade9f6d9
 def _extract(snap, rel, home, storage, stamp, out, python, current):
     "Unpack `snap` into home through a temp dir; what is in the way goes to the backup folder"
-    home = Path(home); x = _tmpdir(home, storage, home)/f'x{os.getpid()}'; x.mkdir()
+    home = Path(home); x = tmp_for(home, storage, home)/f'x{os.getpid()}'; x.mkdir()
     try:
         args = ['-xpf', str(snap), '-C', str(x)]
         if rel == '.local' and python and python != current:  # packages built for another Python must not load here
@@ -73,19 +74,19 @@ def _extract(snap, rel, home, storage, stamp, out, python, current):
                         f'not lib/python{python}; reinstall packages, then save again'))
         _tar(args)
         h = home/rel
-        if _exists(h): _aside(h, storage, rel, stamp, out)
+        if exists(h): aside(h, storage, rel, stamp, out)
         h.parent.mkdir(parents=True, exist_ok=True)
         src = x/rel
-        if _exists(src): os.rename(src, h)
+        if exists(src): os.rename(src, h)
     finally:
-        if _exists(x): _rm(x)
+        if exists(x): remove(x)
     out.append((rel, 'restored', f'from {snap.name}'))
 
 # %% ../nbs/05_archive.ipynb #ea21f291
 def _snap_for(storage, e, python=None):
     d = Path(storage)/SNAPDIR
     if e['path'] != '.local': return d/snapshot_name(e['path']), None
-    py = python or _python()
+    py = python or python_version()
     if (d/snapshot_name('.local', py)).exists(): return d/snapshot_name('.local', py), py
     olds = sorted(d.glob('.local@py*.tar.gz'), key=lambda p: p.stat().st_mtime)
     if olds: return olds[-1], olds[-1].name.split('@py')[1][:-len('.tar.gz')]
@@ -93,9 +94,9 @@ def _snap_for(storage, e, python=None):
 
 def save_entry(rel, home, storage, python=None) -> tuple:
     "Snapshot `~/rel` and record it in the manifest (archive strategy); (snapshot path, bytes)"
-    py = (python or _python()) if rel == '.local' else None
+    py = (python or python_version()) if rel == '.local' else None
     snap, size = save_snapshot(rel, home, storage, py)
-    _record(storage, rel, _stamp(), strategy='archive', snapshot=snap.name, saved=_stamp(), python=py)
+    ts = stamp(); record(storage, rel, ts, strategy='archive', snapshot=snap.name, saved=ts[:15] + 'Z', python=py)
     return snap, size
 
 def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
@@ -108,15 +109,15 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
     p = platform or detect(); home = Path(home or p.home)
     storage = check_storage(storage_for(to, p))
     if isinstance(paths, (str, Path)): paths = [paths]
-    rels = [relpath(x, home) for x in paths]
+    rels = [plain_rel(x, home) for x in paths]
     out, errs = [], []
     with storage_lock(storage):
         for rel in rels:
             try:
                 snap, size = save_entry(rel, home, storage, python)
-                out.append((rel, 'saved', f'{snap.name}, {_human(size)}'))
-            except PersistError as e: errs.append(str(e))
-        _finish(storage)
+                out.append((rel, 'saved', f'{snap.name}, {human(size)}'))
+            except PersistlabError as e: errs.append(str(e))
+        finish(storage)
     if errs: raise PersistError(' | '.join(errs))
     return Report(out, f'snapshots in {storage}')
 
@@ -126,7 +127,7 @@ def save(paths=None, # paths to save again (default: every archive entry)
     p = platform or detect(); home = Path(home or p.home)
     storage = check_storage(storage_for(to, p))
     es = [e['path'] for e in read_manifest(storage)['entries'] if e.get('strategy') == 'archive']
-    if paths: es = [relpath(x, home) for x in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if paths: es = [plain_rel(x, home) for x in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not es: raise PersistError(f"no snapshots in {storage} yet; persist something first (`%persist .local`)")
     try: from tqdm.auto import tqdm
     except ImportError: tqdm = lambda x, **k: x
@@ -137,12 +138,12 @@ def save(paths=None, # paths to save again (default: every archive entry)
 
 def archive_restore(storage, home, out, python=None):
     "Unpack every archive entry of `storage`'s manifest into `home` (under the storage lock)"
-    stamp = _stamp()
-    for e in read_manifest(storage)['entries']:
-        if e.get('strategy') != 'archive': continue
+    ts = stamp()
+    for e in valid_entries(read_manifest(storage)):
+        if e['strategy'] != 'archive': continue
         snap, py = _snap_for(storage, e, python)
         if not snap.exists(): out.append((e['path'], 'not in storage', f'no snapshot {snap.name}, skipped')); continue
-        _extract(snap, e['path'], home, storage, stamp, out, py, python or _python())
+        _extract(snap, e['path'], home, storage, ts, out, py, python or python_version())
 
 # %% ../nbs/05_archive.ipynb #359aa8f3
 DRIVE = '/content/drive'
@@ -156,14 +157,3 @@ def mount_drive(storage=None):
     drive.mount(mountpoint)
     return Path(mountpoint)
 
-def autorestore(platform:Platform|None=None) -> Report|str|None:
-    "What `%load_ext persistlab` does on an archive platform: restore the snapshots (off with PERSISTLAB_AUTORESTORE=0)"
-    from persistlab.persist import restore, MANIFEST
-    p = platform or detect()
-    if p.strategy != 'archive' or os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
-    if not p.storage.parent.is_dir():
-        return (f"persistlab: {p.storage.parent} is not there, so nothing was restored. Mount Drive "
-                f"(`from google.colab import drive; drive.mount('{DRIVE}')`, or `%persist --mount`), then `%persist -r`")
-    if not (p.storage/MANIFEST).exists(): return None
-    try: return restore(platform=p)
-    except PersistError as e: return f'persistlab: restore failed: {e}'

@@ -8,6 +8,7 @@ Docs: https://persistlab.github.io/persistlab/cli.html.md"""
 from __future__ import annotations
 import os, sys, shutil, subprocess, tempfile
 from pathlib import Path
+from typing import Annotated
 from fastcore.script import call_parse
 from .platforms import detect, PlatformError
 from .core import PersistlabError
@@ -21,11 +22,14 @@ def _run(f, *args, **kw):
     "Call engine function `f`, print its report, turn its errors into one stderr line and exit code 1"
     try: print(f(*args, **kw))
     except PersistlabError as e:
-        print(f'persistlab: {e}', file=sys.stderr); sys.exit(1)
+        msg = str(e)  # messages that already name persistlab are not prefixed twice
+        print(msg if msg.startswith('persistlab') else f'persistlab: {msg}', file=sys.stderr); sys.exit(1)
+
+_Dir = Annotated[str, {'metavar': 'DIR'}]  # help shows `--to DIR`, not `--to (str)`
 
 @call_parse
 def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
-                to:str=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+                to:_Dir=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
                 merge:bool=False, # when both have data, also copy into storage what only home has
                 force:bool=False, # replace a symlink or mismatched type in home (kept in the backup folder)
                 create:bool=False, # create an empty persisted directory when neither exists
@@ -34,12 +38,12 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
     _run(persist, paths, to, merge=merge, force=force, create=create)
 
 @call_parse
-def restore_cli(to:str=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+def restore_cli(to:_Dir=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
     "Re-create every persisted path in home (for startup hooks)"
     _run(restore, to)
 
 @call_parse
-def status_cli(to:str=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+def status_cli(to:_Dir=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
     "Show what is persisted and its state"
     _run(status, to)
 

@@ -6,24 +6,43 @@ Docs: https://persistlab.github.io/persistlab/magics.html.md"""
 
 # %% ../nbs/02_magics.ipynb #806868a7
 from __future__ import annotations
-import contextlib
+import contextlib, shlex, sys
 from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
-from IPython.core.magic_arguments import magic_arguments, argument, parse_argstring
+from IPython.core.magic_arguments import magic_arguments, argument, construct_parser
 from IPython.core.error import UsageError
-from .platforms import PlatformError
-from .core import PersistlabError
-from .persist import persist as _persist, restore, status, undo
-from .archive import save, mount_drive, autorestore
+from traitlets import Unicode, Bool
 
 # %% auto #0
-__all__ = ['PersistlabMagics', 'register']
+__all__ = ['PersistlabMagics', 'register', 'unregister']
 
-# %% ../nbs/02_magics.ipynb #1c893760
+# %% ../nbs/02_magics.ipynb #23ea999f
+def _lazy_arguments(f):
+    "IPython's `magic_arguments()`, but the parser and its help text are built on first use, not at `%load_ext`"
+    f.decorators.append(magic_arguments())  # what `magic_arguments()` records, without building anything yet
+    f.getdoc = lambda: _parser(f) and f.__doc__  # `%persist?` asks for `getdoc()` first
+    return f
+
+def _parser(f):
+    "`f`'s argparse parser, built once (this also replaces `f.__doc__` with the full help)"
+    f = getattr(f, '__func__', f)
+    if 'parser' not in vars(f): f.parser = construct_parser(f)
+    return f.parser
+
+def _args(magic, line:str):
+    "Parse `line` for `magic` as a shell would (quotes removed), with the magic's `@argument`s"
+    try: argv = shlex.split(line)
+    except ValueError as e: raise UsageError(f'{e} in: {line}') from None
+    return _parser(magic).parse_args(argv)
+
+# %% ../nbs/02_magics.ipynb #b08fb052
 @contextlib.contextmanager
 def _usage():
-    "persistlab's errors become a `UsageError`: one readable line in the notebook; anything else is a bug and shows its traceback"
+    "persistlab's errors become a `UsageError` (one readable line); anything else is a bug and keeps its traceback"
     try: yield
-    except PersistlabError as e: raise UsageError(str(e)) from None
+    except Exception as e:
+        from persistlab.core import PersistlabError  # imported once something failed: `%load_ext` stays light
+        if isinstance(e, PersistlabError): raise UsageError(str(e)) from None
+        raise
 
 def _revoke_risk():
     "`--revoke-risk`: forget the remembered opt-in to remote access on this platform"
@@ -31,12 +50,27 @@ def _revoke_risk():
     p = detect()
     return f"persistlab: {'forgot' if p.revoke_risk() else 'there was no'} --accept-risk for {p.name} ({p.risk_file})"
 
+# %% ../nbs/02_magics.ipynb #1c893760
 @magics_class
 class PersistlabMagics(Magics):
-    "persistlab's line magics"
+    """persistlab's line magics: `%persist`, `%sshsetup`, `%tunnel`, `%codeserver` and `%persistlab` (the form).
+    Set defaults once with `%config PersistlabMagics.storage = '/path'` (see `%config PersistlabMagics`)."""
+    storage = Unicode(None, allow_none=True, help="storage directory when a magic gets no --to "
+                      "(default: the platform's, or $PERSISTLAB_STORAGE)").tag(config=True)
+    provider = Unicode(None, allow_none=True, help="tunnel provider for %tunnel and %codeserver when they get no -p "
+                       "(default: the first that works here)").tag(config=True)
+    autorestore = Bool(True, help="restore the snapshots at %load_ext on archive platforms (Colab, Kaggle, Deepnote); "
+                       "$PERSISTLAB_AUTORESTORE=0 turns it off too").tag(config=True)
+
+    def __init__(self, shell=None, **kw):
+        "Magics for `shell`; IPython's `Magics` adds them to `shell.configurables`, so `%config` reaches them"
+        super().__init__(shell=shell, **kw)
+
+    def _kw(self): return dict(storage=self.storage) if self.storage else {}
+
     @no_var_expand
     @line_magic
-    @magic_arguments()
+    @_lazy_arguments
     @argument('paths', nargs='*', help='paths in home to persist: .local .ssh ~/.gitconfig ...')
     @argument('--to', metavar='DIR', help="storage directory (default: the platform's, or $PERSISTLAB_STORAGE)")
     @argument('-l', '--list', action='store_true', help='show what is persisted and its state')
@@ -45,35 +79,40 @@ class PersistlabMagics(Magics):
     @argument('--merge', action='store_true', help='when both have data, also copy into storage what only home has')
     @argument('--force', action='store_true', help='replace a symlink or mismatched type in home (kept in the backup folder)')
     @argument('--create', action='store_true', help='create an empty persisted directory when neither exists')
-    @argument('-s', '--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
+    @argument('--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
     @argument('--mount', action='store_true', help='Colab: mount Google Drive first')
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
-        args = parse_argstring(self.persist, line)
+        args = _args(self.persist, line)
+        to = args.to or self.storage
         with _usage():
-            if args.mount: mount_drive(args.to)
-            if args.save: return save(args.paths or None, args.to)
-            if args.list: return status(args.to)
-            if args.restore: return restore(args.to)
-            if args.undo: return undo(args.undo, args.to)
+            from persistlab.persist import persist, restore, status, undo
+            from persistlab.persist import save
+            from persistlab.archive import mount_drive
+            if args.mount: mount_drive(to)
+            if args.save: return save(args.paths or None, to)
+            if args.list: return status(to)
+            if args.restore: return restore(to)
+            if args.undo: return undo(args.undo, to)
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
-            return _persist(args.paths, args.to, merge=args.merge, force=args.force, create=args.create, archive=args.archive)
+            return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive)
+
     @no_var_expand
     @line_magic
-    @magic_arguments()
+    @_lazy_arguments
     @argument('--no-check', action='store_true', help="don't check GitHub auth (no network)")
     @argument('--import', dest='import_', metavar='FILE', help='use this private key file')
     @argument('--passphrase', action='store_true', help='protect a generated key with a passphrase (asked for, never an argument)')
-    @argument('--name', help='git config --global user.name')
+    @argument('--name', help='git config --global user.name (quote a name with spaces: --name "Ada Lovelace")')
     @argument('--email', help='git config --global user.email')
     @argument('--server', action='store_true', help='start a key-only sshd for incoming SSH')
     @argument('--port', help='sshd port (default 2222 as root)')
     @argument('--github', metavar='USER', help="allow the keys GitHub publishes for USER")
     @argument('--authorized-keys', metavar='FILE', help='allow the public keys in FILE')
-    @argument('--key', metavar='PUBKEY', help='allow this public key (quoted)')
+    @argument('--key', metavar='PUBKEY', help='allow this public key (quoted: --key "ssh-ed25519 AAAA... me@laptop")')
     @argument('--listen', default='0.0.0.0', help='address sshd listens on (default 0.0.0.0)')
     @argument('--tunnel', metavar='PROVIDER', help="also open a tunnel to sshd: cloudflared (no account), ngrok, or ssh://[user@]host[:port]")
     @argument('--alias', help="the Host name in the printed ~/.ssh/config block (default: platform and a short id)")
@@ -85,9 +124,9 @@ class PersistlabMagics(Magics):
     @argument('--forward', metavar='LOGIN_HOST', help='print the ssh -N -L line to reach this Jupyter server via LOGIN_HOST')
     def sshsetup(self, line=''):
         "SSH keys done right (generate or import, modes, GitHub check), and a key-only sshd you can reach"
-        from persistlab import ssh
-        args = parse_argstring(self.sshsetup, line)
+        args = _args(self.sshsetup, line)
         with _usage():
+            from persistlab import ssh
             if args.revoke_risk: return _revoke_risk()
             if args.stop: return ssh.stop_server()
             if args.status: return ssh.server_status()
@@ -96,16 +135,17 @@ class PersistlabMagics(Magics):
                 port = None if args.port is None else ssh.procs.check_port(args.port)
                 return ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
                                         accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel,
-                                        alias=args.alias, forward_agent=args.forward_agent)
+                                        alias=args.alias, forward_agent=args.forward_agent, **self._kw())
             pw = None
             if args.passphrase:
                 import getpass
                 pw = getpass.getpass('passphrase for the new key: ')
-            return ssh.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email, passphrase=pw)
+            return ssh.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email,
+                                  passphrase=pw, **self._kw())
 
     @no_var_expand
     @line_magic
-    @magic_arguments()
+    @_lazy_arguments
     @argument('port', nargs='?', help='local port to expose')
     @argument('-p', '--provider', help='jupyterhub, colab, cloudflared, localhost.run, pinggy, serveo, ngrok, or ssh://[user@]host[:port]')
     @argument('--tcp', action='store_true', help='a raw TCP tunnel (ngrok or an SSH server), e.g. for sshd')
@@ -113,22 +153,22 @@ class PersistlabMagics(Magics):
     @argument('--revoke-risk', action='store_true', help="forget a remembered --accept-risk")
     @argument('--allow-open', action='store_true', help='expose a Jupyter server that has no token')
     @argument('-l', '--list', action='store_true', help='list open tunnels')
-    @argument('-s', '--stop', metavar='PORT|all', help='stop the tunnel to PORT, or all')
+    @argument('--stop', metavar='PORT|all', help='stop the tunnel to PORT, or all')
     @argument('--domain', help='a stable address: your ngrok static domain, or your cloudflared named tunnel\'s hostname (else $NGROK_DOMAIN)')
     def tunnel(self, line=''):
         "A public or platform-proxied URL for a local port, kept up across drops"
-        from persistlab import tunnel as T
-        args = parse_argstring(self.tunnel, line)
+        args = _args(self.tunnel, line)
         with _usage():
+            from persistlab import tunnel as T
             if args.revoke_risk: return _revoke_risk()
             if args.list: return T.tunnels()
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
-            return T.open_tunnel(args.port, args.provider, args.tcp, args.accept_risk, args.allow_open, domain=args.domain)
+            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, domain=args.domain)  # no prompt: a missing token is one clear line
 
     @no_var_expand
     @line_magic
-    @magic_arguments()
+    @_lazy_arguments
     @argument('--folder', help='folder to open (default: home)')
     @argument('--port', help='local port (default: a free one)')
     @argument('-p', '--provider', help="tunnel provider when Jupyter has no proxy ('none': local only)")
@@ -138,26 +178,53 @@ class PersistlabMagics(Magics):
     @argument('--stop', action='store_true', help='stop code-server and its tunnel')
     def codeserver(self, line=''):
         "VS Code in the browser next to the notebook, password-protected"
-        from persistlab import codeserver as C
-        args = parse_argstring(self.codeserver, line)
+        args = _args(self.codeserver, line)
         with _usage():
+            from persistlab import codeserver as C
             if args.revoke_risk: return _revoke_risk()
             if args.stop: return C.stop_code_server()
             if args.status: return C.code_server_status()
-            return C.start_code_server(args.folder, args.port, args.provider, args.accept_risk)
+            return C.start_code_server(args.folder, args.port, args.provider or self.provider, args.accept_risk, **self._kw())
 
     @no_var_expand
     @line_magic
     def persistlab(self, line=''):
-        "The setup form: persist, SSH, tunnel and code-server, for people who would rather click"
-        from persistlab.forms import Setup
-        return Setup()
+        """The setup form, for people who would rather click: a tab per job, each button the same call as a magic.
+
+        Persist      `%persist PATHS` (ticks what exists in home), Restore `%persist --restore`, Save `%persist --save`
+        SSH          Set up my key `%sshsetup`, Upload a key `%sshsetup --import FILE`, Start sshd `%sshsetup --server`
+        Tunnel       Open tunnel `%tunnel PORT -p PROVIDER` (only the providers that can work here are offered)
+        code-server  Start `%codeserver --folder DIR`; the password is revealed on request, never printed
+
+        Defaults: `%config PersistlabMagics.storage = '/path'`. From Python: `persistlab.setup()`.
+        """
+        with _usage():
+            from persistlab.forms import Setup
+            return Setup(storage=self.storage or None)
 
 # %% ../nbs/02_magics.ipynb #ca51c827
-def register(ip):
-    "Register persistlab's magics on the IPython shell `ip`; on archive platforms, restore the snapshots"
-    ip.register_magics(PersistlabMagics)
-    r = autorestore()
+def _autorestore():
+    "On archive platforms, restore the snapshots now; the archive engine is imported only there"
+    from persistlab.platforms import detect, PlatformError
+    try: p = detect()
+    except PlatformError as e: return print(f'persistlab: {e}', file=sys.stderr)  # one line; the magics repeat it
+    if p.strategy != 'archive': return
+    from persistlab.persist import autorestore
+    with _usage(): r = autorestore(p)
     if r is not None:
         from IPython.display import display
         print(r) if isinstance(r, str) else display(r)
+
+def register(ip):
+    "Register persistlab's magics on the IPython shell `ip`; on archive platforms, restore the snapshots"
+    m = PersistlabMagics(ip)
+    ip.register_magics(m)
+    if m.autorestore: _autorestore()
+
+def unregister(ip):
+    "Remove persistlab's magics from `ip` (`%unload_ext persistlab`)"
+    mm = ip.magics_manager
+    for kind, names in PersistlabMagics.magics.items():
+        for n in names: mm.magics[kind].pop(n, None)
+    m = mm.registry.pop('PersistlabMagics', None)
+    if m in ip.configurables: ip.configurables.remove(m)

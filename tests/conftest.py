@@ -111,3 +111,9 @@ def start_sshd(d, force_command:str|None, authorized:str='', timeout=10):
     p.kill(); raise AssertionError('the stand-in sshd did not start: ' + (d/'log').read_text())
 
 WAIT_FOR_CLIENT = 'while kill -0 $PPID 2>/dev/null; do sleep 1; done'
+
+@pytest.fixture
+def replica(tmp_path):
+    "Platform replicas as a new user finds them (root; mount namespaces): `vm = replica('colab')`, see tests/replicas.py"
+    from replicas import replica_factory
+    yield from replica_factory(tmp_path)

@@ -82,3 +82,74 @@ def test_demo_command(tmp_path):
 def test_readme_matches_index_notebook():
     r = subprocess.run([sys.executable, str(ROOT/'tools/readme.py'), '--check'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+def test_quotes_are_removed_as_a_shell_would(sb):
+    (sb.home/'my notes').mkdir(); (sb.home/'my notes/a.txt').write_text('a\n')
+    r = ipython(sb, '''
+        %load_ext persistlab
+        %persist "my notes"
+        %sshsetup --no-check --name "Ada Lovelace" --email 'ada@example.org'
+        %sshsetup --name "Ada
+        ''', GIT_CONFIG_NOSYSTEM=1)
+    out = r.stdout + r.stderr
+    assert (sb.home/'my notes').is_symlink() and (sb.storage/'my notes/a.txt').read_text() == 'a\n', out
+    g = lambda k: subprocess.run(['git', 'config', '--global', k], env=sb.env(), capture_output=True, text=True).stdout.strip()
+    assert (g('user.name'), g('user.email')) == ('Ada Lovelace', 'ada@example.org'), out
+    assert 'No closing quotation' in out and 'Traceback' not in out
+
+def test_rough_edges(sb):
+    r = ipython(sb, '''
+        %load_ext persistlab
+        %persistlab?
+        %tunnel -s 8000
+        %persist -s
+        import persistlab.persist as P; P.status = lambda *a, **k: 1/0
+        %persist --list
+        %unload_ext persistlab
+        %persist --list
+        ''')
+    out = r.stdout + r.stderr
+    assert 'Start sshd `%sshsetup --server`' in out and 'PersistlabMagics.storage' in out  # a real docstring
+    assert out.count('unrecognized arguments: -s') == 2  # -s meant --save in one magic and --stop in another: gone from both
+    assert 'ZeroDivisionError' in out and 'Traceback' in out  # an unexpected error is not hidden as one line
+    assert 'Line magic function `%persist` not found' in out  # unloaded means gone
+
+def test_bogus_platform_is_one_line_at_load(sb):
+    r = ipython(sb, '''
+        %load_ext persistlab
+        %persist --list
+        ''', PERSISTLAB_PLATFORM='bogus')
+    out = r.stdout + r.stderr
+    assert 'Traceback' not in out, out
+    lines = [l for l in out.splitlines() if "PERSISTLAB_PLATFORM='bogus'" in l]
+    assert len(lines) == 2 and all('valid names: paperspace, colab' in l for l in lines), out
+
+def test_settings_set_once(sb, tmp_path):
+    other = tmp_path/'other'; other.mkdir(); (sb.home/'.bashrc').write_text('# mine\n')
+    prof = sb.home/'.ipython/profile_default'; prof.mkdir(parents=True)
+    (prof/'ipython_config.py').write_text(f'c.PersistlabMagics.storage = {str(other)!r}\n')
+    r = subprocess.run([sys.executable, '-m', 'IPython', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                       input='%load_ext persistlab\n%persist .bashrc\n%config PersistlabMagics\nexit\n', env=sb.env(), capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert os.readlink(sb.home/'.bashrc') == str(other/'.bashrc'), out
+    assert 'PersistlabMagics.autorestore' in out and 'PersistlabMagics.provider' in out
+
+def test_cli_help_and_errors(sb):
+    exe = sb.base/'persistlab-status'  # what pip's console script does, against this checkout
+    exe.write_text('import sys\nfrom persistlab.cli import status_cli\nsys.exit(status_cli())\n')
+    r = sb.run(sys.executable, exe, '--help', PYTHONPATH=ROOT)
+    assert '--to DIR' in r.stdout and '(str)' not in r.stdout, r.stdout + r.stderr
+    r = sb.run(sys.executable, exe, check=False, PERSISTLAB_STORAGE='', PYTHONPATH=ROOT)
+    assert r.returncode == 1 and r.stderr.startswith('persistlab') and 'persistlab: persistlab' not in r.stderr, r.stderr
+    assert r.stderr.count('\n') == 1, r.stderr
+
+def test_load_ext_imports_no_engine(sb):
+    "What keeps `%load_ext` fast (bench/startup.py): engines wait for the first magic; archive platforms restore at load"
+    code = '''
+        %load_ext persistlab
+        import sys; print('LOADED', sorted(m for m in sys.modules if m.startswith('persistlab.') or m in ('ipywidgets', 'requests', 'tqdm')))
+        '''
+    r = ipython(sb, code)
+    assert "LOADED ['persistlab.core', 'persistlab.magics', 'persistlab.platforms']" in r.stdout, r.stdout + r.stderr
+    r = ipython(sb, code, PERSISTLAB_PLATFORM='kaggle')  # an archive platform: its engine is needed at load
+    assert 'persistlab.archive' in r.stdout.split('LOADED')[1], r.stdout + r.stderr
