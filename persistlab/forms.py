@@ -22,8 +22,8 @@ DEFAULT_PATHS = ('.local', '.ssh', '.jupyter', '.ipython', '.config', '.gitconfi
 class _Engine:
     "The engine functions the form calls (tests swap in spies)"
     def __getattr__(self, k):
-        from persistlab import persist, archive, ssh, tunnel, codeserver, secrets
-        for m in (persist, archive, ssh, tunnel, codeserver, secrets):
+        from persistlab import persist, archive, ssh, tunnel, codeserver, secrets, packages
+        for m in (persist, archive, ssh, tunnel, codeserver, secrets, packages):
             if hasattr(m, k): return getattr(m, k)
         raise AttributeError(k)
 
@@ -43,6 +43,7 @@ class Setup:
         # persist
         self.paths = {p: W.Checkbox(value=p in ('.local', '.ssh'), description=p, indent=False) for p in DEFAULT_PATHS}
         self.persist_btn, self.restore_btn, self.save_btn = b('Persist', 'primary'), b('Restore'), b('Save snapshots')
+        self.pkgs = W.Checkbox(value=False, description='the packages I pip-installed (as wheels)', indent=False)
         self.state = W.HTML()
         # ssh
         self.key_btn, self.upload = b('Set up my key', 'primary'), W.FileUpload(description='Upload a key', multiple=False)
@@ -79,7 +80,7 @@ class Setup:
     def _layout(self):
         head = f'<b>persistlab</b> on <b>{self.p.name}</b>, storage <code>{html.escape(str(self.storage or "none"))}</code> ({self.p.strategy})'
         risk = [W.HTML(f'<div style="color:#a40">⚠ {html.escape(self.p.policy)}</div>'), self.accept] if self.p.risky else []
-        persist = W.VBox([W.HBox(list(self.paths.values())[:4]), W.HBox(list(self.paths.values())[4:]),
+        persist = W.VBox([W.HBox(list(self.paths.values())[:4]), W.HBox(list(self.paths.values())[4:]), self.pkgs,
                           W.HBox([self.persist_btn, self.restore_btn, self.save_btn]), self.state])
         ssh = W.VBox([W.HBox([self.key_btn, self.upload]), self.pub, self.copy, W.HTML('<b>Incoming SSH</b>'),
                       self.gh_user, self.pasted, W.HBox([self.sshd_btn, self.sshd_stop]), self.snippet])
@@ -125,13 +126,16 @@ def refresh(self:Setup):
 @patch
 def do_persist(self:Setup):
     paths = [p for p, c in self.paths.items() if c.value]
-    if not paths: raise PersistError("tick at least one path to persist")
-    r = self.e.persist(paths, to=self.storage, home=self.home, platform=self.p)
+    if not paths and not self.pkgs.value: raise PersistError("tick at least one path to persist")
+    r = self.e.persist(paths, to=self.storage, home=self.home, platform=self.p) if paths else None
+    if self.pkgs.value: self.e.save_packages(to=self.storage, platform=self.p); paths = [*paths, 'packages']
     self._say(f'persisted: {", ".join(paths)}'); self.refresh(); return r
 
 @patch
 def do_restore(self:Setup):
-    self.e.restore(to=self.storage, home=self.home, platform=self.p); self._say('restored'); self.refresh()
+    self.e.restore(to=self.storage, home=self.home, platform=self.p)
+    if self.pkgs.value: self.e.restore_packages(to=self.storage, platform=self.p)
+    self._say('restored'); self.refresh()
 
 @patch
 def do_save(self:Setup):
