@@ -174,6 +174,7 @@ class PersistlabMagics(Magics):
     @argument('--allow-open', action='store_true', help='expose a Jupyter server that has no token')
     @argument('-l', '--list', action='store_true', help='list open tunnels')
     @argument('--stop', metavar='PORT|all', help='stop the tunnel to PORT, or all')
+    @argument('--domain', help='a stable address: your ngrok static domain, or your cloudflared named tunnel\'s hostname (else $NGROK_DOMAIN)')
     def tunnel(self, line=''):
         "A public or platform-proxied URL for a local port, kept up across drops"
         args = _args(self.tunnel, line)
@@ -183,7 +184,7 @@ class PersistlabMagics(Magics):
             if args.list: return T.tunnels()
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
-            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, prompt=True)
+            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, domain=args.domain)  # no prompt: a missing token is one clear line
 
     @no_var_expand
     @line_magic
