@@ -97,7 +97,7 @@ class PersistlabMagics(Magics):
     @argument('--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
     @argument('--mount', action='store_true', help='Colab: mount Google Drive first')
-    @argument('-p', '--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
+    @argument('--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
               'with -r, --list or --undo NAME|all: only those')
     @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
     @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')
@@ -178,6 +178,7 @@ class PersistlabMagics(Magics):
     @argument('--allow-open', action='store_true', help='expose a Jupyter server that has no token')
     @argument('-l', '--list', action='store_true', help='list open tunnels')
     @argument('--stop', metavar='PORT|all', help='stop the tunnel to PORT, or all')
+    @argument('--domain', help='a stable address: your ngrok static domain, or your cloudflared named tunnel\'s hostname (else $NGROK_DOMAIN)')
     def tunnel(self, line=''):
         "A public or platform-proxied URL for a local port, kept up across drops"
         args = _args(self.tunnel, line)
@@ -187,7 +188,7 @@ class PersistlabMagics(Magics):
             if args.list: return T.tunnels()
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
-            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, prompt=True)
+            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, domain=args.domain)  # no prompt: a missing token is one clear line
 
     @no_var_expand
     @line_magic
