@@ -60,6 +60,7 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  python:str=None, # the interpreter whose packages to keep or install (default: this one)
                  venv:str=None, # make the venv in this folder a Jupyter kernel, fixing its paths first
                  kernel:str=None, # with --venv: the kernel's name (default: the folder's name)
+                 index_url:str=None, # with --save: the index to fetch wheels from (default: pip's configuration)
                  to:str=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
                 ):
     "Keep the packages you pip-installed (as wheels) in storage, and install them back on a fresh machine"
@@ -69,7 +70,7 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
     if list: return _run(P.packages_status, to)
     if venv: return _run(P.venv_kernel, venv, kernel)
     if forget: return _run(P.forget_packages, names or None, to, wheels=wheels)
-    _run(P.save_packages, to, python, quiet=quiet)
+    _run(P.save_packages, to, python, index_url=index_url, quiet=quiet)
 
 # %% ../nbs/04_cli.ipynb #bf7e73f4
 def _say(*a): print(*a, flush=True)

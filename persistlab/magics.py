@@ -52,6 +52,12 @@ def _packages(args, to):
     if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
     return P.save_packages(to, args.python)
 
+def _packages_after_mount():
+    "Install the saved packages (once per machine) now that storage is mounted"
+    from persistlab.platforms import detect
+    from persistlab.packages import autorestore_packages
+    _show(autorestore_packages(detect()))
+
 def _with_packages(r, to, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
     from persistlab import packages as P
@@ -110,7 +116,9 @@ class PersistlabMagics(Magics):
             from persistlab.persist import persist, restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
-            if args.mount: mount_drive(to)
+            if args.mount:
+                mount_drive(to)
+                if not (args.restore or args.packages): _packages_after_mount()  # Drive was not there at %load_ext
             if args.packages: return _packages(args, to)
             if args.venv:
                 from persistlab.packages import venv_kernel

@@ -217,9 +217,9 @@ def save_packages(to=None, # storage directory (default: the platform's)
         if not new:
             return Report([('packages', 'nothing to keep', f'no package was installed or changed in {info["executable"]} since this machine started')],
                           f'packages: {storage}')
-        iid = image_id(base)
+        iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
         (wh/'images').mkdir(parents=True, exist_ok=True)
-        if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))
+        if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))  # for a diff when it changes
         m = read_manifest(storage)
         m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
             python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
@@ -260,7 +260,7 @@ def plan(info, recs, force=False) -> tuple:
     todo, rows = {}, []
     for n, r in sorted(recs.items()):
         cur = info['dists'].get(n)
-        if cur and cur['version'] == r['version']: rows.append((n, 'already installed', f"{r['version']} (the image has it)")); continue
+        if cur and cur['version'] == r['version']: rows.append((n, 'already installed', r['version'])); continue
         if cur and not force:
             rows.append((n, 'conflict', f"this image has {cur['version']}, you saved {r['version']}: kept the image's; "
                          "`--force` installs yours")); continue
@@ -334,7 +334,7 @@ def restore_packages(to=None, # storage directory (default: the platform's)
         s = sets.get(info['tag'])
         if s is None: return Report(out, f'packages: nothing saved for {info["tag"]}')
         wh = Path(storage)/WHEELHOUSE/info['tag']
-        iid = image_id(baseline(info))
+        iid = image_id({n: v for n, v in baseline(info).items() if n not in s['packages']})  # as the save saw it
         if s.get('image') and s['image'] != iid: out.append(('image', 'changed', f"this image ({iid}) is not the one the packages were saved on ({s['image']})"))
         todo, rows = plan(info, s['packages'], force)
         out += rows

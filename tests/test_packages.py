@@ -161,7 +161,7 @@ def test_save_then_restore_on_fresh_vms_with_the_index_gone(world, tmp_path):
     assert next(vm2.base.glob('image/lib/python*/site-packages/plab_a-1.0.dist-info/INSTALLER')).read_text().strip() == 'uv'
     r = vm2.cli('--restore', '--force')
     assert vm2.imports('plab_d') == ['d2.0']
-    assert 'already installed' in r.stdout
+    assert 'already installed' in r.stdout and 'image  changed' not in r.stdout, r.stdout  # the same image, recognised
     # session 3: no uv anywhere, pip installs; a new kernel in the image imports them, the .pth file of d included
     vm3 = VM(tmp_path/'vm3', storage, world['image'])
     r = vm3.cli('--restore', '--force', '--tool', 'pip')
@@ -311,9 +311,11 @@ def test_colab_journey_pip_installs_come_back(replica, world):
     c1, c2 = vm1.run(['!pip install -q plab-a', '%load_ext persistlab\n%persist --mount --packages'])
     assert c1.ok and c2.ok and 'plab-a' in c2.out and 'plab-b' in c2.out, (c1, c2)
     vm2 = colab_vm(replica, world)  # a new VM: the image again, nothing in its wheelhouse (pip cannot reach an index)
-    c1, c2, c3 = vm2.run(['%load_ext persistlab', '%persist --mount -r', 'import plab_a; print(plab_a.v, plab_a.plab_b.v)'])
-    assert c2.ok and 'installed' in c2.out, c2
+    c1, c2, c3 = vm2.run(['%load_ext persistlab', '%persist --mount', 'import plab_a; print(plab_a.v, plab_a.plab_b.v)'])
+    assert c2.ok and 'installed' in c2.out, c2  # Drive was not mounted at %load_ext: installed once it is
     assert c3.ok and c3.out.strip() == 'a1.0 b1.0', c3
+    c = vm2.run_cell('%load_ext persistlab\n%persist --mount -r')  # a kernel restart, and -r: nothing installed twice
+    assert c.ok and 'already installed' in c.out and 'wheelhouse' not in c.out, c
     assert not list(Path(sys.base_prefix).glob('lib/python3*/site-packages/plab_a*'))  # the host's Python is untouched
 
 # --- venvs ------------------------------------------------------------------------------------------------------------
