@@ -63,7 +63,8 @@ class Setup:
         self.p = platform or detect(); self.home = Path(home or self.p.home)
         self.storage = storage or self.p.storage; self.e = engine or _Engine(); self.threads = []
         self.msgs = {t: W.HTML() for t in self.TABS}
-        self.accept = W.Checkbox(value=False, description='I understand the risk and want remote access here', indent=False)
+        self.accept = W.Checkbox(value=False, description='I understand the risk and want remote access here', indent=False,
+                                 layout=W.Layout(width='auto'))
         self.out = W.Output()  # progress bars, and the traceback of an unexpected error
         parts = self._persist_tab(), self._ssh_tab(), self._tunnel_tab(env), self._cs_tab()
         self.tabs = W.Tab(children=[W.VBox([w, self.msgs[t]]) for w, t in zip(parts, self.TABS)])
