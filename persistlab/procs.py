@@ -221,9 +221,12 @@ def get(name, home=None, keep_supervised=False) -> Proc|None:
     return pr
 
 def stop(name, home=None) -> bool:
-    "Stop the process persistlab recorded as `name`; True if one was running"
-    pr = Proc.load(name, runtime_dir(home))
-    return pr.stop() if pr else False
+    "Stop the process persistlab recorded as `name`, and a tunnel to its port (it would forward to nothing); True if it ran"
+    rd = runtime_dir(home)
+    if not (pr := Proc.load(name, rd)): return False
+    was = pr.stop()
+    if not name.startswith('tunnel-') and (t := Proc.load(f"tunnel-{pr.info.get('port')}", rd)): t.stop()
+    return was
 
 def running(home=None) -> list:
     "Every service persistlab started that is running now"
