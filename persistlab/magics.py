@@ -97,7 +97,7 @@ class PersistlabMagics(Magics):
     @argument('--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
     @argument('--mount', action='store_true', help='Colab: mount Google Drive first')
-    @argument('-p', '--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
+    @argument('--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
               'with -r, --list or --undo NAME|all: only those')
     @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
     @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')

@@ -48,6 +48,7 @@ class Sandbox:
         e = dict(PATH=os.environ['PATH'], HOME=str(h), LANG='C.UTF-8', PERSISTLAB_PLATFORM='local',
                  PERSISTLAB_STORAGE=str(self.storage), XDG_CONFIG_HOME=str(h/'.config'),
                  XDG_DATA_HOME=str(h/'.local/share'), XDG_CACHE_HOME=str(self.base/'cache'), TMPDIR=str(self.base/'tmp'))
+        if os.environ.get('PYTHONPATH'): e['PYTHONPATH'] = os.environ['PYTHONPATH']  # a checkout under test, not an installed copy
         (self.base/'tmp').mkdir(exist_ok=True)
         e.update({k: str(v) for k, v in kw.items()})
         return e
