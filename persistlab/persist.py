@@ -34,8 +34,6 @@ def _is_file_name(rel):
     return n in FILE_NAMES or Path(n).suffix in ('.conf', '.toml', '.json', '.yaml', '.yml', '.cfg', '.ini', '.txt', '.env')
 
 # %% ../nbs/01_persist.ipynb #08caddc7
-def _live_rel(rel): return rel == '.local'
-
 def _runtime_dir(s, rel):
     "An older persistlab linked Jupyter's runtime dir out of storage; make it a plain folder again"
     r = Path(s)/RUNTIME[len('.local/'):]
@@ -46,6 +44,17 @@ def _create(s, rel):
     s.parent.mkdir(parents=True, exist_ok=True)
     if _is_file_name(rel): os.close(os.open(s, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if Path(rel).name in PRIVATE_FILES else 0o644))
     else: s.mkdir()
+
+def _hollow(p) -> bool:
+    "Is `p` a folder holding nothing but empty folders (left by an earlier, nested entry)?"
+    p = Path(p)
+    return p.is_dir() and not p.is_symlink() and all(d.is_dir() and not d.is_symlink() for d in p.rglob('*'))
+
+def _prune(p, root):
+    "Remove `p` and its parents up to `root` while they are empty folders"
+    p = Path(p)
+    while p != Path(root) and p.is_relative_to(root) and p.is_dir() and not p.is_symlink() and not any(p.iterdir()):
+        p.rmdir(); p = p.parent
 
 def _unrecord(storage, rel, prev):
     "Put `rel`'s manifest entry back as it was before a failed move"
@@ -68,6 +77,7 @@ def _move_in(h, s, rel, storage, home, stamp):
 def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, create=False):
     h, s = inside(home, rel), inside(storage, rel)
     copy = rel in COPY_PATHS
+    if _hollow(s) and kind(h) == 'dir': remove(s)  # empty folders are no data to win with
     hk, sk = kind(h), kind(s)
     if sk == 'link': raise PersistError(f"{s} is a symlink; storage must hold the data itself: move the link away, then persist again")
     if hk == 'link':
@@ -160,6 +170,31 @@ def _live(home):
     done = fix_live_python(home)
     return [('.local', 'live kernel', d) for d in done] if 'IPython' in sys.modules else []
 
+# %% ../nbs/01_persist.ipynb #0851cf01
+def _recover(storage, home, ts, out):
+    "Finish or undo what a crashed persistlab left behind, losing nothing"
+    for root, rel in ((storage, TMP), (home, HOME_TMP)):
+        if exists(Path(root)/rel):
+            for x in work_dir(root, rel).iterdir(): remove(x)
+    bdir = Path(storage)/BACKUP
+    backups = sorted(bdir.iterdir(), reverse=True) if bdir.is_dir() and not bdir.is_symlink() else []
+    for e in valid_entries(read_manifest(storage)):
+        if e['strategy'] not in ('link', 'copy'): continue
+        rel = e['path']
+        try: h, s = inside(home, rel), inside(storage, rel)
+        except PersistError: continue
+        for old, other in ((Path(str(h)+OLD), s), (Path(str(s)+OLD), h)):
+            if not exists(old): continue
+            if covered(old, [other] + [b/rel for b in backups]):
+                remove(old); out.append((rel, 'recovered', f'removed {old.name}, a copy left by an interrupted run'))
+            else: out.append((rel, 'check', f'{old} was left by an interrupted run and is not in storage; look at it'))
+            if e['strategy'] == 'link' and not exists(h) and kind(s) in ('dir', 'file'): link(s, h)
+        if (e['strategy'] == 'link' and kind(h) == kind(s) in ('dir', 'file') and not os.path.samefile(h, s)
+                and covered(h, [s]) and covered(s, [h])):
+            # crash after the verified copy reached storage: home's copy is the same data
+            drop(h, then=lambda: link(s, h))
+            out.append((rel, 'recovered', 'finished an interrupted move'))
+
 # %% ../nbs/01_persist.ipynb #6efd3aa5
 def _where(to, home, platform, rels=()):
     "(storage, home, platform) for a call, storage checked against home and the persisted paths"
@@ -213,31 +248,6 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
         done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
         raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
     return Report(out, f'persisted into {storage}')
-
-# %% ../nbs/01_persist.ipynb #0851cf01
-def _recover(storage, home, ts, out):
-    "Finish or undo what a crashed persistlab left behind, losing nothing"
-    for root, rel in ((storage, TMP), (home, HOME_TMP)):
-        if exists(Path(root)/rel):
-            for x in work_dir(root, rel).iterdir(): remove(x)
-    bdir = Path(storage)/BACKUP
-    backups = sorted(bdir.iterdir(), reverse=True) if bdir.is_dir() and not bdir.is_symlink() else []
-    for e in valid_entries(read_manifest(storage)):
-        if e['strategy'] not in ('link', 'copy'): continue
-        rel = e['path']
-        try: h, s = inside(home, rel), inside(storage, rel)
-        except PersistError: continue
-        for old, other in ((Path(str(h)+OLD), s), (Path(str(s)+OLD), h)):
-            if not exists(old): continue
-            if covered(old, [other] + [b/rel for b in backups]):
-                remove(old); out.append((rel, 'recovered', f'removed {old.name}, a copy left by an interrupted run'))
-            else: out.append((rel, 'check', f'{old} was left by an interrupted run and is not in storage; look at it'))
-            if e['strategy'] == 'link' and not exists(h) and kind(s) in ('dir', 'file'): link(s, h)
-        if (e['strategy'] == 'link' and kind(h) == kind(s) in ('dir', 'file') and not os.path.samefile(h, s)
-                and covered(h, [s]) and covered(s, [h])):
-            # crash after the verified copy reached storage: home's copy is the same data
-            drop(h, then=lambda: link(s, h))
-            out.append((rel, 'recovered', 'finished an interrupted move'))
 
 # %% ../nbs/01_persist.ipynb #a1ea96e6
 def restore(to=None, # storage directory (default: the platform's)
@@ -315,6 +325,7 @@ def undo(path, # the persisted path to bring back into home
             if kind(h) == 'link' and os.readlink(h) == str(s): os.unlink(h)
             elif exists(h): raise PersistError(f"~/{rel} is not the link persistlab made; move it aside first, nothing changed")
             move(s, h, tmp_for(h, storage, home), rel)
+            _prune(s.parent, storage)
             out.append((rel, 'moved back', f'from {s} to ~/{rel}'))
         elif e['strategy'] == 'archive':
             snap = storage/SNAPDIR/e['snapshot']
