@@ -127,9 +127,20 @@ def _persist_tab(self:Setup):
 
 @patch
 def refresh(self:Setup):
-    "Show each persisted path's state"
+    "Show each persisted path's state, and the services running (an earlier kernel may have started them)"
     try: self.state.value = _table(self.e.status(home=self.home, platform=self.p, to=self.storage))
     except PersistlabError as e: self.state.value = html.escape(str(e))
+    self.show_running()
+
+@patch
+def show_running(self:Setup):
+    "sshd, code-server and tunnels outlive the kernel: show the ones running now, whoever started them"
+    from persistlab import procs
+    recs = {p.name: p for p in procs.records(self.home)}
+    if (t := next((p for n, p in recs.items() if n.startswith('tunnel-') and p.info.get('url')), None)):
+        self.port.value = str(t.info.get('port')); self._set_url(t.info['url'])
+    if (s := recs.get('sshd')): self.snippet.value = f"sshd running on port {s.info.get('port')} (pid {s.pid}); <code>%sshsetup --status</code> for the client side"
+    if (c := recs.get('code-server')): self.cs_url.value = f"code-server running on port {c.info.get('port')} (pid {c.pid})"
 
 @patch
 def do_persist(self:Setup):
