@@ -103,7 +103,7 @@ KERNEL = '''
 import sys, json
 from IPython.core.interactiveshell import InteractiveShell
 cells = json.load(open(sys.argv[1]))
-sh = InteractiveShell.instance()
+sh = InteractiveShell.instance(colors='NoColor')
 res = []
 for i, c in enumerate(cells):
     print('\\n' + MARK + str(i), flush=True); print(MARK + str(i), file=sys.stderr, flush=True)
@@ -200,7 +200,7 @@ class VM:
         self._fd = _claim_mountpoints(_MOUNTPOINTS.get(platform, []))
         self.env = dict(PATH=f'{PY}/bin:{_PATH}', HOME='/root', USER='root', SHELL='/bin/bash', LANG='C.UTF-8', TERM='dumb',
                         PYTHONPATH=f'{self.code}:{fake}', PIP_NO_INDEX='1', PIP_FIND_LINKS=str(self.wheelhouse),
-                        PIP_DISABLE_PIP_VERSION_CHECK='1', PIP_ROOT_USER_ACTION='ignore', PIP_NO_WARN_SCRIPT_LOCATION='1',
+                        PIP_DISABLE_PIP_VERSION_CHECK='1', PIP_ROOT_USER_ACTION='ignore',
                         **_ENV[platform])
         self.env.update({k: str(v) for k, v in (env or {}).items()})
         self.cwd = _CWD[platform]
@@ -317,3 +317,27 @@ def replica_factory(tmp_path):
     try: yield replica
     finally:
         for vm in reversed(vms): vm.close()
+
+def wheel(dest, name, version='1.0', x=42) -> Path:
+    "Build a tiny pure-Python wheel `name` in `dest` (a module with `X = x` and a console script `name`), no index needed"
+    import zipfile, hashlib, base64
+    mod, dist = name.replace('-', '_'), f"{name.replace('-', '_')}-{version}"
+    files = {f'{mod}/__init__.py': f'X = {x}\ndef main(): print("{name} {version} ran")\n',
+             f'{dist}.dist-info/METADATA': f'Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n',
+             f'{dist}.dist-info/WHEEL': 'Wheel-Version: 1.0\nGenerator: replicas\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+             f'{dist}.dist-info/entry_points.txt': f'[console_scripts]\n{name} = {mod}:main\n'}
+    h = lambda b: 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()
+    record = ''.join(f'{k},{h(v.encode())},{len(v.encode())}\n' for k, v in files.items()) + f'{dist}.dist-info/RECORD,,\n'
+    w = Path(dest)/f'{dist}-py3-none-any.whl'
+    with zipfile.ZipFile(w, 'w') as z:
+        for k, v in {**files, f'{dist}.dist-info/RECORD': record}.items(): z.writestr(k, v)
+    return w
+
+def doc_cell(notebook, must=None) -> str:
+    "The first code cell of `nbs/<notebook>` (containing `must`), as the docs print it (nbdev directives dropped)"
+    nb = json.loads((ROOT/'nbs'/notebook).read_text())
+    for c in nb['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'code' and (must is None or must in src):
+            return '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
+    raise LookupError(f'no code cell in {notebook}' + (f' with {must!r}' if must else ''))
