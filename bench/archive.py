@@ -5,7 +5,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import pip_like_tree, timed, report
 from persistlab.platforms import detect
 from persistlab.persist import restore
-from persistlab.archive import archive_persist, SNAPDIR
+from persistlab.archive import archive_persist
+from persistlab.storage import SNAPDIR
 
 if __name__ == '__main__':
     base = Path(tempfile.mkdtemp(prefix='plbench-')); home = base/'home'

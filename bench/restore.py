@@ -4,7 +4,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import timed, report
 from persistlab.platforms import detect
-from persistlab.persist import persist, SCRIPT
+from persistlab.persist import persist
+from persistlab.storage import SCRIPT
 
 if __name__ == '__main__':
     base = Path(tempfile.mkdtemp(prefix='plbench-')); home, st = base/'home', base/'storage'

@@ -12,7 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['Row', 'PersistlabError', 'PersistError', 'Report', 'atomic_write', 'stamp', 'human', 'ssh_modes']
+__all__ = ['Row', 'OLD', 'PersistlabError', 'PersistError', 'Report', 'atomic_write', 'stamp', 'human', 'ssh_modes', 'plain_rel',
+           'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'tree_sig', 'tree_size', 'same_bytes', 'same_content',
+           'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'remove', 'Polled', 'copy_verified', 'drop', 'move',
+           'link', 'loops', 'storage_lock']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -87,3 +90,249 @@ def ssh_modes(p) -> list:
         m, w = stat.S_IMODE(q.lstat().st_mode), want(q, q.is_dir())
         if m != w: os.chmod(q, w); fixed.append(f'{q.name} {m:o}->{w:o}')
     return fixed
+
+# %% ../nbs/00_core.ipynb #057bb0d0
+def plain_rel(path, # `.local`, `~/.ssh`, or absolute under `home`
+              home, # the home directory
+             ) -> str:
+    "`path` as a normalised relative path under `home`, else a `PersistError`"
+    home, s = Path(os.path.normpath(os.path.abspath(home))), str(path)
+    if s.startswith('~/') or s == '~': p = home/s[2:]
+    elif os.path.isabs(s): p = Path(s)
+    else: p = home/s
+    p = Path(os.path.normpath(p))
+    try: r = str(p.relative_to(home))
+    except ValueError: raise PersistError(f"{path}: not under your home {home}; persistlab only persists paths in home") from None
+    if r in ('', '.'): raise PersistError(f"{path}: that is your whole home; persist the paths inside it (.local, .ssh, ...)")
+    return r
+
+def check_rel(rel) -> str|None:
+    "Why `rel` (from a manifest) is not a plain relative path, or None"
+    if not isinstance(rel, str) or not rel: return 'it is empty'
+    if rel != os.path.normpath(rel) or rel.startswith(('/', '~')) or rel == '.' or '..' in rel.split('/'):
+        return 'it is not a plain relative path under home'
+    return None
+
+# %% ../nbs/00_core.ipynb #fc07b6a6
+def inside(root, # home or storage
+           rel, # a plain relative path
+          ) -> Path:
+    "`root/rel`, refusing it if a folder on the way below `root` is a symlink (the last part may be one)"
+    p = Path(root)
+    for part in Path(rel).parts[:-1]:
+        p = p/part
+        if p.is_symlink():
+            raise PersistError(f"{p} is a symlink (to {os.readlink(p)}); persistlab does not act through links it did not "
+                               f"make, so nothing was done for {rel}; persist the link's target itself instead")
+    return Path(root)/rel
+
+def work_dir(root, rel) -> Path:
+    "Folder `root/rel` of persistlab's own (temp copies, backups), created; refused if it or a parent below `root` is a link"
+    p = inside(root, rel)
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        raise PersistError(f"{p} should be persistlab's own folder but is {'a symlink' if p.is_symlink() else 'a file'}; "
+                           "persistlab won't write or delete through it: move it away, then try again")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+# %% ../nbs/00_core.ipynb #dd5fbc2b
+def exists(p) -> bool:
+    "Does `p` exist (a dangling link counts)"
+    return os.path.lexists(p)
+
+def kind(p) -> str:
+    "`absent`, `link`, `dir` or `file`, without following a link"
+    if not exists(p): return 'absent'
+    if os.path.islink(p): return 'link'
+    return 'dir' if os.path.isdir(p) else 'file'
+
+def tree_sig(p) -> dict:
+    "Relative path -> (type, mode, size, link target) for everything under `p` (or `p` itself)"
+    p = Path(p); out = {}
+    def one(q, st):
+        if stat.S_ISLNK(st.st_mode): return ('l', 0, 0, os.readlink(q))
+        if stat.S_ISDIR(st.st_mode): return ('d', stat.S_IMODE(st.st_mode), 0, None)
+        return ('f', stat.S_IMODE(st.st_mode), st.st_size, None)
+    out['.'] = one(p, os.lstat(p))
+    if out['.'][0] != 'd': return out
+    for root, dirs, files in os.walk(p):
+        for n in dirs+files:
+            q = os.path.join(root, n)
+            out[os.path.relpath(q, p)] = one(q, os.lstat(q))
+    return out
+
+def tree_size(p) -> int: return sum(v[2] for v in tree_sig(p).values())
+
+def same_bytes(a, b, sig) -> bool:
+    "Do the files listed in `sig` (a `tree_sig` of `a`) hold the same bytes in `a` and `b`?"
+    return all(v[0] != 'f' or Path(a, k).read_bytes() == Path(b, k).read_bytes() for k, v in sig.items())
+
+def same_content(a, b) -> bool:
+    "Same tree and bytes, modes aside (they are re-applied)"
+    sa, sb = tree_sig(a), tree_sig(b)
+    strip = lambda d: {k: (v[0], v[2], v[3]) for k, v in d.items()}
+    return strip(sa) == strip(sb) and same_bytes(a, b, sa)
+
+def covered(old, copies) -> bool:
+    "Is every entry of `old` also in one of `copies` (same type, mode, size, target, bytes)?"
+    so = tree_sig(old)
+    for c in copies:
+        if not exists(c): continue
+        sc = tree_sig(c)
+        if all(sc.get(k) == v for k, v in so.items()) and same_bytes(old, c, so): return True
+    return False
+
+# %% ../nbs/00_core.ipynb #60e1f369
+def failpoint(name):
+    "Crash here (SIGKILL) when the fault-injection tests ask for it"
+    if os.environ.get('PERSISTLAB_FAILPOINT') == name: os.kill(os.getpid(), signal.SIGKILL)
+
+def _pdeathsig(parent):
+    "In the child: die when the parent dies (Linux), so a killed kernel leaves no copy running"
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception: pass
+    if os.getppid() != parent: os._exit(1)  # the parent died before prctl took effect
+
+def tied():
+    "A `preexec_fn` that ties a child's life to this process"
+    return functools.partial(_pdeathsig, os.getpid())
+
+def same_fs(a, b) -> bool:
+    "Are paths `a` and `b` (or their nearest existing parents) on one filesystem?"
+    def dev(p):
+        p = Path(p)
+        while not exists(p): p = p.parent
+        return os.lstat(p).st_dev
+    return dev(a) == dev(b)
+
+def _copy_start(src, dst):
+    "Start copying `src` to a new `dst` keeping links, modes and times: a running `cp -a`, or None (copied in Python)"
+    if shutil.which('cp') and sys.platform.startswith('linux'):
+        return subprocess.Popen(['cp', '-a', '--', str(src), str(dst)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, preexec_fn=tied())
+    if os.path.islink(src): os.symlink(os.readlink(src), dst)
+    elif os.path.isdir(src): shutil.copytree(src, dst, symlinks=True)
+    else: shutil.copy2(src, dst)
+
+def _copy_wait(p):
+    if p is None: return
+    err = p.communicate()[1].strip()
+    if p.returncode: raise OSError(errno.ENOSPC if 'No space' in err else errno.EIO, err.splitlines()[-1] if err else 'cp failed')
+
+def copy_plain(src, dst):
+    "Copy `src` to a new `dst` keeping links, modes and times (no verification: for small merges)"
+    _copy_wait(_copy_start(src, dst))
+
+def remove(p):
+    "Remove `p`: a link (never followed), a file or a tree (`rm -rf`, which never follows links inside)"
+    if os.path.islink(p) or not os.path.isdir(p): os.unlink(p)
+    elif shutil.which('rm') and subprocess.run(['rm', '-rf', '--', str(p)], preexec_fn=tied()).returncode == 0: pass
+    else: shutil.rmtree(p)
+
+# %% ../nbs/00_core.ipynb #4555fb94
+class Polled:
+    "A tqdm bar over bytes that `done()` reports, polled while a program without progress hooks (cp, tar) runs"
+    def __init__(self, done, desc, total=None, after=0.0):
+        self.done, self.desc, self.total, self.after = done, desc, total, after
+    def __enter__(self):
+        self.stop = threading.Event()
+        def poll():
+            if self.stop.wait(self.after): return  # quick work shows no bar
+            from tqdm.auto import tqdm
+            with tqdm(total=self.total, desc=self.desc, unit='B', unit_scale=True, leave=False) as bar:
+                while not self.stop.wait(0.25): bar.update(max(0, self.done() - bar.n))
+        self.t = threading.Thread(target=poll, daemon=True); self.t.start(); return self
+    def __exit__(self, *a): self.stop.set(); self.t.join()
+
+# %% ../nbs/00_core.ipynb #553b75e7
+def _no_clobber(dst):
+    if exists(dst): raise PersistError(f"{dst} already exists; persistlab never overwrites, nothing changed")
+
+def copy_verified(src, dst, tmpdir, desc=None):
+    "Copy `src` to a new `dst` through `tmpdir` (same filesystem as `dst`), verified before it appears at `dst`"
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True); _no_clobber(dst)
+    part = Path(tmpdir)/f'{dst.name}.{os.getpid()}'
+    if exists(part): remove(part)
+    free = shutil.disk_usage(tmpdir).free
+    try:
+        p = _copy_start(src, part)  # cp runs on one core while this one walks the source for the check
+        sig = tree_sig(src)
+        need = sum(v[2] for v in sig.values())
+        if need > free:
+            if p: p.kill(); p.wait()
+            with contextlib.suppress(OSError): exists(part) and remove(part)
+            raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {need/1e6:.1f} MB, "
+                               f"{free/1e6:.1f} MB free; nothing changed")
+        written = lambda: min(need, free - shutil.disk_usage(tmpdir).free)  # cp has no hook: watch the free space
+        with Polled(written, desc or src.name, need, after=1.0): _copy_wait(p)
+        failpoint('copied')
+        if tree_sig(part) != sig: raise OSError(errno.EIO, f'the copy does not match {src}')
+    except OSError as e:
+        with contextlib.suppress(OSError): exists(part) and remove(part)
+        why = 'storage is full' if e.errno == errno.ENOSPC or 'No space' in str(e) else (e.strerror or str(e))
+        raise PersistError(f"copying {src} to {dst.parent} failed ({why}); {src} is untouched") from None
+    _no_clobber(dst)
+    os.rename(part, dst)
+    failpoint('renamed')
+
+OLD = '.persistlab-old'
+
+def drop(src, then=None):
+    "Remove `src` (already copied and verified elsewhere): set aside first, so a crash leaves a name recovery knows"
+    old = Path(str(src)+OLD)
+    if exists(old): remove(old)
+    os.rename(src, old)
+    failpoint('set-aside')
+    if then: then(); failpoint('linked')
+    remove(old)
+
+def move(src, dst, tmpdir, desc=None):
+    "Move `src` to a new `dst`: a rename on one filesystem, else copy, verify, then remove `src`"
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True); _no_clobber(dst)
+    if same_fs(src, dst.parent): os.rename(src, dst); return
+    copy_verified(src, dst, tmpdir, desc)
+    drop(src)
+
+# %% ../nbs/00_core.ipynb #f0b1c777
+def link(target, # what the link points to (absolute)
+         at, # where the link is made
+        ):
+    "Atomically make `at` a symlink to `target`, replacing only a symlink; never to itself, into itself or to a parent"
+    at, target = Path(at), Path(target)
+    la, lt = Path(os.path.normpath(at)), Path(os.path.normpath(target))  # as written, and as they resolve now
+    ra, rt = Path(os.path.realpath(at.parent))/at.name, Path(os.path.realpath(target))
+    if not target.is_absolute() or any(x.is_relative_to(y) for x, y in ((lt, la), (la, lt), (rt, ra), (ra, rt), (rt, la))):
+        raise PersistError(f"refusing to link {at} to {target}: the link would point to itself")
+    if exists(at) and not at.is_symlink(): raise PersistError(f"{at} holds data; persistlab only replaces links")
+    at.parent.mkdir(parents=True, exist_ok=True)
+    tmp = at.with_name(at.name+'.persistlab-link')
+    if exists(tmp): os.unlink(tmp)
+    os.symlink(target, tmp); os.replace(tmp, at)
+
+def loops(p) -> bool:
+    "Is `p` a symlink to itself, or into a loop?"
+    try: os.stat(p); return False
+    except OSError as e: return e.errno == errno.ELOOP
+
+# %% ../nbs/00_core.ipynb #d72ccbf7
+@contextlib.contextmanager
+def storage_lock(storage, timeout=120, name='.persistlab.lock'):
+    "Hold the storage's lock file; waits (saying so) while another kernel holds it"
+    f = Path(storage)/name
+    try: fd = os.open(f, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e: raise PersistError(f"storage {storage}: cannot create the lock file {f} ({e.strerror}); is it writable?") from None
+    try:
+        t0, said = time.monotonic(), False
+        while True:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); break
+            except OSError as e:
+                if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP): break  # filesystem without locks: go on unlocked
+                if time.monotonic()-t0 > timeout: raise PersistError(f"another persistlab has held {f} for {timeout}s; try again later") from None
+                if not said: print(f"persistlab: waiting for another kernel using {storage} ...", file=sys.stderr); said = True
+                time.sleep(0.1)
+        yield
+    finally: os.close(fd)

@@ -81,15 +81,20 @@ class PersistlabMagics(Magics):
     @argument('--create', action='store_true', help='create an empty persisted directory when neither exists')
     @argument('--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
-    @argument('--mount', action='store_true', help='Colab: mount Google Drive first')
+    @argument('--mount', action='store_true', help='Colab: mount Google Drive first, then restore what %%load_ext could not')
+    @argument('--allow-public', action='store_true', help="Kaggle: snapshot keys into /kaggle/working, the notebook's public output")
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)
         to = args.to or self.storage
         with _usage():
             from persistlab.persist import persist, restore, status, undo
-            from persistlab.archive import save, mount_drive
-            if args.mount: mount_drive(to)
+            from persistlab.persist import save
+            from persistlab.archive import mount_drive
+            if args.mount:
+                mount_drive(to)
+                from persistlab.persist import autorestore
+                if (r := autorestore()) is not None: _show(r)
             if args.save: return save(args.paths or None, to)
             if args.list: return status(to)
             if args.restore: return restore(to)
@@ -97,7 +102,8 @@ class PersistlabMagics(Magics):
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
-            return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive)
+            return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
+                           allow_public=args.allow_public)
 
     @no_var_expand
     @line_magic
@@ -201,17 +207,20 @@ class PersistlabMagics(Magics):
             return Setup(storage=self.storage or None)
 
 # %% ../nbs/02_magics.ipynb #ca51c827
+def _show(r):
+    "A message prints as one line; a report displays as a table"
+    from IPython.display import display
+    print(r) if isinstance(r, str) else display(r)
+
 def _autorestore():
     "On archive platforms, restore the snapshots now; the archive engine is imported only there"
     from persistlab.platforms import detect, PlatformError
     try: p = detect()
     except PlatformError as e: return print(f'persistlab: {e}', file=sys.stderr)  # one line; the magics repeat it
     if p.strategy != 'archive': return
-    from persistlab.archive import autorestore
+    from persistlab.persist import autorestore
     with _usage(): r = autorestore(p)
-    if r is not None:
-        from IPython.display import display
-        print(r) if isinstance(r, str) else display(r)
+    if r is not None: _show(r)
 
 def register(ip):
     "Register persistlab's magics on the IPython shell `ip`; on archive platforms, restore the snapshots"

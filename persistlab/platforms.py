@@ -65,6 +65,7 @@ class Platform:
     hook: Path|None = None  # startup hook that persistlab edits (None: no hook)
     hint: str|None = None   # how a fresh instance gets restored here
     policy: str = ''        # remote-access rules to respect
+    storage_source: str = 'default'  # 'env' when $PERSISTLAB_STORAGE chose it
     @property
     def risk_file(self) -> Path:
         "Where an opt-in is remembered: storage when it exists (the next session sees it), else `~/.persistlab`"
@@ -135,7 +136,7 @@ def detect(env=None, # environment to inspect (default `os.environ`)
     if env.get('PERSISTLAB_HOOK'): hook = env['PERSISTLAB_HOOK']
     home = Path(env.get('HOME') or Path.home())
     return Platform(name, home, Path(storage) if storage else None, strategy, Path(hook) if hook else None,
-                    hint, _POLICY.get(name, ''))
+                    hint, _POLICY.get(name, ''), 'env' if env.get('PERSISTLAB_STORAGE') else 'default')
 
 # %% ../nbs/00_platforms.ipynb #b3c7e79e
 def jupyter_servers(runtime=None) -> list:

@@ -6,13 +6,16 @@ Docs: https://persistlab.github.io/persistlab/storage.html.md"""
 
 # %% ../nbs/01_storage.ipynb #9d9449cf
 from __future__ import annotations
-import os, json
+import os, sys, json, stat, contextlib
 from pathlib import Path
-from .core import PersistError, atomic_write
+from .platforms import detect, Platform
+from .core import (PersistError, PersistlabError, atomic_write, check_rel, exists, inside, work_dir, move)
 
 # %% auto #0
-__all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'read_manifest', 'write_manifest',
-           'find_entry', 'record', 'forget']
+__all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'RUNTIME', 'BEGIN',
+           'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'forget', 'overlap', 'valid_entries',
+           'remembered_storage', 'remember_storage', 'storage_for', 'check_storage', 'restore_script', 'hook_block',
+           'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'aside']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -68,3 +71,245 @@ def forget(storage, rel):
     "Drop `rel`'s manifest entry"
     m = read_manifest(storage); m['entries'] = [e for e in m['entries'] if e['path'] != rel]
     write_manifest(storage, m)
+
+# %% ../nbs/01_storage.ipynb #6ef4b022
+def overlap(a, b) -> bool:
+    "Is one of the relative paths `a`, `b` inside (or equal to) the other?"
+    return a == b or a.startswith(b + '/') or b.startswith(a + '/')
+
+def valid_entries(m, out=None) -> list:
+    "The entries of manifest `m` that are safe to act on; the others are reported in `out` as skipped"
+    es, ok = m['entries'], []
+    for i, e in enumerate(es):
+        why = check_rel(e['path'])
+        # an entry inside another one, or a second one for the same path, is the one skipped
+        o = next((x for j, x in enumerate(es) if j != i and check_rel(x['path']) is None and overlap(x['path'], e['path'])
+                  and (len(x['path']) < len(e['path']) or (x['path'] == e['path'] and j < i))), None)
+        if why is None and o: why = f"it overlaps the persisted {o['path']}"
+        if why is None: ok.append(e)
+        elif out is not None: out.append((e['path'], 'skipped', f'manifest entry not acted on: {why}'))
+    return ok
+
+# %% ../nbs/01_storage.ipynb #6f02028e
+REMEMBERED = '.persistlab/storage'
+
+def remembered_storage(home) -> Path|None:
+    "The storage an earlier `--to` chose, if any"
+    f = Path(home)/REMEMBERED
+    try: s = f.read_text().strip()
+    except OSError: return None
+    return Path(s) if os.path.isabs(s) else None
+
+def remember_storage(storage, home):
+    "Remember `storage` for later calls without `--to`"
+    f = Path(home)/REMEMBERED
+    with contextlib.suppress(OSError, PersistlabError):
+        if remembered_storage(home) != Path(storage): f.parent.mkdir(exist_ok=True); atomic_write(f, f'{storage}\n')
+
+def storage_for(to=None, # explicit storage directory (`--to`)
+                platform:Platform|None=None, # platform (default: `detect()`)
+               ) -> Path:
+    "The absolute storage root to use, or a `PersistError` saying why there is none"
+    p = platform or detect()
+    if to: return Path(os.path.abspath(os.path.expanduser(str(to))))
+    if p.storage is not None and getattr(p, 'storage_source', 'default') == 'env': return Path(os.path.abspath(p.storage))
+    if r := remembered_storage(p.home): return r
+    if p.strategy == 'none':
+        raise PersistError(f"{p.name}: {p.hint}; nothing to persist. Pass --to DIR to keep copies elsewhere anyway.")
+    if p.storage is None:
+        raise PersistError(f"persistlab doesn't know where this machine ({p.name}) keeps data across restarts: "
+                           "pass --to DIR or set PERSISTLAB_STORAGE")
+    return Path(os.path.abspath(p.storage))
+
+# %% ../nbs/01_storage.ipynb #a4bba650
+def check_storage(storage, # the storage root
+                  home=None, # home, to check storage is not in it where it must not be
+                  rels=(), # persisted paths that storage must stay out of
+                 ) -> Path:
+    "Make sure `storage` exists (creating one level), is writable and is not home or inside a persisted path"
+    s = Path(os.path.abspath(storage))
+    if home is not None:
+        rs, rh = s.resolve(), Path(home).resolve()
+        if rs == rh: raise PersistError(f"storage {s} is your home itself; pick a folder outside what you persist (--to /mnt/keep)")
+        for r in rels:
+            rp = (Path(home)/r).resolve()
+            if rs == rp or rs.is_relative_to(rp) or s.is_relative_to(Path(home)/r):
+                raise PersistError(f"storage {s} is inside ~/{r}; pick storage outside what you persist")
+    if not exists(s):
+        if not s.parent.is_dir():
+            hint = ("mount Google Drive first: `%persist --mount`, or `from google.colab import drive; drive.mount('/content/drive')`"
+                    if 'MyDrive' in s.parts else "is it mounted? check the path, or pass --to DIR")
+            raise PersistError(f"storage {s}: {s.parent} does not exist; {hint}")
+        try: s.mkdir()
+        except OSError as e: raise PersistError(f"storage {s}: cannot create it ({e.strerror}); pass --to DIR") from None
+    if not s.is_dir(): raise PersistError(f"storage {s} is not a directory; pass --to DIR")
+    if not os.access(s, os.W_OK | os.X_OK):
+        raise PersistError(f"storage {s} is not writable (read-only mount or permissions); fix that or pass --to DIR")
+    return s
+
+# %% ../nbs/01_storage.ipynb #9c7058a9
+def _q(s): return "'" + str(s).replace("'", "'\\''") + "'"
+
+_SCRIPT_HEAD = r'''#!/bin/sh
+# persistlab restore script, generated from persistlab.json (persistlab rewrites it: edit the manifest instead).
+# Re-creates every persisted path in $HOME from storage. POSIX sh, no Python, safe to re-run: what is in place
+# is left alone, and anything in the way is moved to a new backup folder, never deleted or overwritten.
+S=${PERSISTLAB_STORAGE:-@STORAGE@}
+H=${HOME:?HOME is not set}
+B=
+rc=0
+say() { printf 'persistlab: %s\n' "$*"; }
+_plain() {  # a plain relative path under home
+  case "$1" in ''|/*|.|..|../*|*/..|*/../*|./*|*/.|*/./*|*//*) say "$1: not a plain path under home, skipped"; return 1;; esac
+}
+_nolinks() {  # no symlinked folder between $1 and $1/$2
+  _p=$1; _r=$2
+  while :; do
+    case "$_r" in */*) ;; *) return 0;; esac
+    _p="$_p/${_r%%/*}"; _r=${_r#*/}
+    if [ -L "$_p" ]; then say "$2: $_p is a symlink, skipped (persistlab acts only through links it made)"; return 1; fi
+  done
+}
+_check() { _plain "$1" && _nolinks "$H" "$1" && _nolinks "$S" "$1"; }
+_mkparent() { case "$1" in */*) [ -d "${1%/*}" ] || mkdir -p "${1%/*}" ;; esac; }
+_backup() {  # this run's own backup folder
+  [ -n "$B" ] && return 0
+  if [ -L "$S/.persistlab-backup" ]; then say "$S/.persistlab-backup is a symlink; not moving anything into it"; return 1; fi
+  _b="$S/.persistlab-backup/$(date -u +%Y%m%dT%H%M%SZ)-sh$$"; B=$_b; _n=0
+  while [ -e "$B" ] || [ -L "$B" ]; do _n=$((_n+1)); B="$_b-$_n"; done
+  mkdir -p "$B" || { B=; return 1; }
+}
+_aside() {  # move $1 out of the way into the backup folder, or drop it if it is an empty directory
+  if [ -d "$1" ] && [ ! -L "$1" ] && [ -z "$(ls -A "$1")" ]; then rmdir "$1"; return; fi
+  _backup || return 1
+  _mkparent "$B/$2" || return 1
+  if [ -e "$B/$2" ] || [ -L "$B/$2" ]; then say "$2: $B/$2 already exists, not moving over it"; return 1; fi
+  mv "$1" "$B/$2" && say "$2: moved what was in the way to $B/$2"
+}
+_link() {
+  _check "$1" || return 1
+  if [ ! -e "$S/$1" ] && [ ! -L "$S/$1" ]; then say "$1: not in storage, skipped"; return 0; fi
+  if [ -L "$S/$1" ]; then say "$1: $S/$1 is a symlink, not linking to it"; return 1; fi
+  if [ -L "$H/$1" ] && [ "$(readlink "$H/$1")" = "$S/$1" ]; then say "$1: already linked"; return 0; fi
+  if [ -e "$H/$1" ] || [ -L "$H/$1" ]; then _aside "$H/$1" "$1" || return 1; fi
+  _mkparent "$H/$1" && ln -s "$S/$1" "$H/$1" && say "$1: linked to $S/$1"
+}
+_modes() {  # .ssh modes: 700 dirs, 644 .pub and known_hosts, 600 the rest
+  chmod 700 "$1" && find "$1" -type d -exec chmod 700 {} + && find "$1" -type f -exec chmod 600 {} + &&
+  find "$1" -type f \( -name '*.pub' -o -name 'known_hosts*' \) -exec chmod 644 {} +
+}
+_copy() {  # a real copy with strict modes (sshd refuses keys behind links or loose modes)
+  _check "$1" || return 1
+  if [ ! -e "$S/$1" ]; then say "$1: not in storage, skipped"; return 0; fi
+  if [ -d "$H/$1" ] && [ ! -L "$H/$1" ] && diff -r "$S/$1" "$H/$1" >/dev/null 2>&1; then say "$1: in sync"
+  else
+    if [ -e "$H/$1" ] || [ -L "$H/$1" ]; then _aside "$H/$1" "$1" || return 1; fi
+    _mkparent "$H/$1" && cp -Rp "$S/$1" "$H/$1" && say "$1: copied from $S/$1" || return 1
+  fi
+  if [ -d "$H/$1" ]; then _modes "$H/$1"; fi
+}
+_realdir() {  # an older persistlab linked Jupyter's runtime dir out of storage: make it a plain folder again
+  if [ -L "$S/$1" ]; then rm -f "$S/$1" && mkdir -p "$S/$1"; fi
+}
+'''
+
+RUNTIME = '.local/share/jupyter/runtime'  # a live Jupyter's files: a plain folder, moved along with .local
+
+def restore_script(m:dict, storage, out=None) -> str:
+    "The POSIX sh restore script for manifest `m` in `storage`"
+    lines = [_SCRIPT_HEAD.replace('@STORAGE@', _q(storage))]
+    for e in valid_entries(m, out):
+        if e['strategy'] not in ('link', 'copy'): continue
+        lines.append(f"{'_copy' if e['strategy'] == 'copy' else '_link'} {_q(e['path'])} || rc=1")
+        if e['path'] == '.local' and e['strategy'] == 'link': lines.append(f"_realdir {_q(RUNTIME)}")
+    lines.append('exit $rc\n')
+    return '\n'.join(lines)
+
+# %% ../nbs/01_storage.ipynb #9bffcef3
+BEGIN, END = '# >>> persistlab >>>', '# <<< persistlab <<<'
+
+def hook_block(storage, runtime=False) -> str:
+    "The marked block for a *sourced* startup hook: no exit, no set -e, no cd; a failure only warns"
+    sc = _q(Path(storage)/SCRIPT)
+    rt = ('export JUPYTER_RUNTIME_DIR="${JUPYTER_RUNTIME_DIR:-$HOME/.persistlab/jupyter-runtime}"  '
+          '# added by persistlab: Jupyter\'s live files stay on this machine\n') if runtime else ''
+    return (f"{BEGIN}\n# added by persistlab: re-creates persisted paths on every fresh instance\n"
+            f"if [ -f {sc} ]; then sh {sc} || echo 'persistlab: restore failed, see above' >&2; fi\n{rt}{END}\n")
+
+def _ours(s):
+    "Is hook line `s` (stripped) one persistlab writes?"
+    return s in (BEGIN, END) or s.startswith('# added by persistlab') or ('persistlab' in s and s.startswith(('if [ -f ', 'export JUPYTER_RUNTIME_DIR=')))
+
+def strip_block(text) -> tuple:
+    "Hook text without persistlab's block(s): (lines kept, index where the first block was, or None)"
+    out, at, inblk = [], None, False
+    for l in text.splitlines(keepends=True):
+        s = l.strip()
+        if s == BEGIN: inblk = True; at = len(out) if at is None else at; continue
+        if inblk and _ours(s):
+            if s == END: inblk = False
+            continue
+        inblk = False  # no end marker: the user's lines start here
+        if s == END: continue
+        out.append(l)
+    return out, at
+
+# %% ../nbs/01_storage.ipynb #51f17fef
+def update_hook(hook, storage, runtime=False) -> str:
+    "Put the persistlab block into `hook` (the rest kept; a symlink stays a link); make it executable"
+    hook = Path(hook)
+    try: old = hook.read_text() if hook.exists() else '#!/usr/bin/env bash\n'
+    except OSError as e: raise PersistError(f"cannot read the startup hook {hook}: {e.strerror}") from None
+    lines, at = strip_block(old)
+    if lines and not lines[-1].endswith('\n'): lines[-1] += '\n'
+    blk = hook_block(storage, runtime)
+    new = ''.join(lines[:at] + [blk] + lines[at:]) if at is not None else ''.join(lines) + blk
+    mode = (stat.S_IMODE(hook.stat().st_mode) if hook.exists() else 0o644) | 0o755
+    try:
+        if new != old: atomic_write(hook, new, mode)
+        elif not os.access(hook, os.X_OK): os.chmod(hook, mode)
+    except (OSError, PersistlabError) as e:
+        raise PersistError(f"cannot update the startup hook {hook} ({getattr(e, 'strerror', None) or e}); "
+                           f"add `sh {Path(storage)/SCRIPT}` to it yourself") from None
+    return 'updated' if new != old else 'unchanged'
+
+# %% ../nbs/01_storage.ipynb #154a42a0
+def finish(storage, # the storage root
+           hook=None, # the platform's startup hook, if any
+           out=None, # report rows to add to; None raises on a hook problem
+          ):
+    "Regenerate the restore script (and the startup hook's block) from the manifest"
+    m = read_manifest(storage)
+    atomic_write(Path(storage)/SCRIPT, restore_script(m, storage), mode=0o755)
+    if not hook: return
+    runtime = any(e['path'] == '.local' and e['strategy'] == 'link' for e in valid_entries(m))
+    try:
+        if not Path(hook).parent.is_dir():
+            raise PersistError(f'{Path(hook).parent} does not exist, so the hook was not written; run `sh {Path(storage)/SCRIPT}` at startup')
+        if update_hook(hook, storage, runtime) == 'updated' and out is not None:
+            out.append(('startup hook', 'updated', f'{hook} runs the restore script'))
+    except PersistError as e:
+        if out is None: raise
+        out.append(('startup hook', 'not written', str(e)))
+
+# %% ../nbs/01_storage.ipynb #ce6395d4
+def python_version() -> str: return f'{sys.version_info.major}.{sys.version_info.minor}'
+def python_for(rel): return python_version() if rel == '.local' or rel.startswith('.local/') else None  # packages' Python
+
+def tmp_for(dst, storage, home) -> Path:
+    "Persistlab's temp folder on `dst`'s side (storage's or home's) for partial copies"
+    return work_dir(storage, TMP) if Path(dst).is_relative_to(storage) else work_dir(home, HOME_TMP)
+
+def aside(p, # what is in the way
+          storage, # the storage root (backups live there)
+          rel, # its path relative to home (or storage), kept inside the backup folder
+          ts, # this run's stamp, naming its backup folder
+          out, # report rows to add to
+          what='home', # where `p` was, for the report
+         ):
+    "Move `p` out of the way into this run's backup folder (an empty folder is just removed)"
+    p = Path(p)
+    if p.is_dir() and not p.is_symlink() and not any(p.iterdir()): p.rmdir(); return
+    b = work_dir(storage, f'{BACKUP}/{ts}')/rel
+    move(p, b, work_dir(storage, TMP), f'backup {rel}')
+    out.append((rel, 'backed up', f'what was in {what} is now in {b}'))

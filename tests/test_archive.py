@@ -4,8 +4,11 @@ from pathlib import Path
 import pytest
 from conftest import snapshot, make_tree, Sandbox
 from persistlab.platforms import detect
-from persistlab.persist import restore, status, undo, PersistError, BACKUP, TMP, read_manifest
-from persistlab.archive import archive_persist, save, archive_restore, autorestore, SNAPDIR, snapshot_name
+from persistlab.persist import restore, status, undo, PersistError
+from persistlab.storage import BACKUP, TMP, read_manifest
+from persistlab.archive import archive_persist, save, archive_restore, snapshot_name
+from persistlab.persist import autorestore
+from persistlab.storage import SNAPDIR
 
 def colab(sb, **kw):
     return detect(env=dict(HOME=str(sb.home), COLAB_RELEASE_TAG='release', PERSISTLAB_STORAGE=str(sb.storage), **kw), colab_importable=True)
@@ -39,9 +42,9 @@ def test_persist_on_archive_platform_routes_to_snapshots_and_list_undo(sb):
     (snap,) = (sb.storage/SNAPDIR).iterdir()
     assert snap.name == snapshot_name('.local', f'{sys.version_info.major}.{sys.version_info.minor}')
     (row,) = status(home=sb.home, platform=colab(sb))
-    assert row[1].startswith('saved ') and 'archive' in row[2]
+    assert row[1].startswith('saved ') and 'snapshot' in row[2]
     undo('.local', home=sb.home, platform=colab(sb))
-    assert read_manifest(sb.storage)['entries'] == [] and (sb.home/'.local').is_dir() and list((sb.storage/BACKUP).glob('*/*.tar.gz'))
+    assert read_manifest(sb.storage)['entries'] == [] and (sb.home/'.local').is_dir() and list((sb.storage/BACKUP).rglob('*.tar.gz'))
 
 def test_restore_over_existing_data_backs_it_up(sb):
     make_tree(sb.home/'.local', 10); archive_persist('.local', home=sb.home, platform=colab(sb))

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from conftest import snapshot, make_tree
 from persistlab.platforms import detect
-from persistlab.persist import persist, restore, status, undo, PersistError, MANIFEST, SCRIPT, BACKUP, read_manifest
+from persistlab.persist import persist, restore, status, undo, PersistError
+from persistlab.storage import MANIFEST, SCRIPT, BACKUP, read_manifest
 
 def plat(sb, name='local', hook=None):
     env = dict(HOME=str(sb.home), PERSISTLAB_PLATFORM=name, PERSISTLAB_STORAGE=str(sb.storage))
@@ -82,8 +83,8 @@ def test_file_where_storage_has_dir(sb):
     (b,) = (sb.storage/BACKUP).glob('*/.local'); assert b.read_text() == 'a file'
 
 def test_neither_exists(sb):
-    with pytest.raises(PersistError, match='nothing to persist.*--create'): go(sb, '.cache')
-    assert not (sb.storage/MANIFEST).exists()
+    r = go(sb, '.cache')
+    assert what(r, '.cache') == ['skipped'] and '--create' in r[0].detail and read_manifest(sb.storage)['entries'] == []
     r = go(sb, '.cache', create=True)
     assert (sb.storage/'.cache').is_dir() and (sb.home/'.cache').is_symlink() and 'created' in what(r, '.cache')
 
@@ -100,20 +101,38 @@ def test_ssh_is_copied_with_modes(sb):
     assert 'modes fixed' in what(r, '.ssh')
     assert read_manifest(sb.storage)['entries'][0]['strategy'] == 'copy'
 
-def test_handmade_ssh_link_is_replaced_by_a_copy(sb):
-    (sb.storage/'.ssh').mkdir(); (sb.storage/'.ssh/id_rsa').write_text('k')
+def test_handmade_ssh_link_into_storage_is_kept_with_strict_modes(sb):
+    # fast.ai's pre-run.sh links ~/.ssh to storage: keep that, so a key or known_hosts added later is in storage at once
+    (sb.storage/'.ssh').mkdir(mode=0o755); (sb.storage/'.ssh/id_rsa').write_text('k'); os.chmod(sb.storage/'.ssh/id_rsa', 0o644)
     os.symlink(sb.storage/'.ssh', sb.home/'.ssh')
     go(sb, '.ssh')
-    assert not (sb.home/'.ssh').is_symlink() and (sb.home/'.ssh/id_rsa').read_text() == 'k'
+    assert os.readlink(sb.home/'.ssh') == str(sb.storage/'.ssh') and (sb.home/'.ssh/id_rsa').read_text() == 'k'
+    assert stat.S_IMODE((sb.storage/'.ssh/id_rsa').stat().st_mode) == 0o600 and stat.S_IMODE((sb.storage/'.ssh').stat().st_mode) == 0o700
+    (sb.home/'.ssh/known_hosts').write_text('added later')
+    fresh = sb.base/'fresh'; fresh.mkdir()
+    r = subprocess.run(['sh', str(sb.storage/SCRIPT)], env=dict(HOME=str(fresh), PATH='/usr/bin:/bin'), capture_output=True, text=True)
+    assert r.returncode == 0 and (fresh/'.ssh/known_hosts').read_text() == 'added later' and not (sb.storage/BACKUP).exists()
 
-def test_jupyter_runtime_never_goes_to_storage(sb):
+def test_jupyter_runtime_stays_usable_and_local_with_the_hook(sb):
     rt = sb.home/'.local/share/jupyter/runtime'; rt.mkdir(parents=True)
-    (rt/'kernel-abc.json').write_text('{"key": "k"}'); ino = (rt/'kernel-abc.json').stat().st_ino
+    (rt/'kernel-abc.json').write_text('{"key": "k"}')
+    hook = sb.storage.parent/'pre-run.sh'
+    go(sb, '.local', hook=hook)
+    # the live kernel's file is still where Jupyter looks, and storage holds a plain folder (never a dangling link)
+    assert (sb.home/'.local/share/jupyter/runtime/kernel-abc.json').read_text() == '{"key": "k"}'
+    assert (sb.storage/'.local/share/jupyter/runtime').is_dir() and not (sb.storage/'.local/share/jupyter/runtime').is_symlink()
+    # a fresh instance that sources the hook keeps a live Jupyter's files on the machine
+    fresh = sb.base/'fresh'; fresh.mkdir()
+    r = subprocess.run(['bash', '-c', f'source {hook}; echo "RT=$JUPYTER_RUNTIME_DIR"'], env=dict(PATH='/usr/bin:/bin', HOME=str(fresh)),
+                       capture_output=True, text=True)
+    assert f'RT={fresh}/.persistlab/jupyter-runtime' in r.stdout, r.stdout + r.stderr
+
+def test_an_older_runtime_link_in_storage_becomes_a_folder(sb):
+    (sb.home/'.local/share/jupyter').mkdir(parents=True); go(sb, '.local')
+    rt = sb.storage/'.local/share/jupyter/runtime'; rt.rmdir() if rt.is_dir() else None
+    os.symlink(sb.home/'.persistlab/jupyter-runtime', rt)  # what persistlab 0.0.1 made: dangling on a fresh instance
     go(sb, '.local')
-    p = sb.home/'.local/share/jupyter/runtime/kernel-abc.json'
-    assert p.read_text() == '{"key": "k"}' and p.stat().st_ino == ino  # same file, never copied
-    assert not p.resolve().is_relative_to(sb.storage)
-    assert not any(x.name.startswith('kernel-') for x in sb.storage.rglob('*') if not x.is_symlink() and x.is_file())
+    assert rt.is_dir() and not rt.is_symlink()
 
 def test_paperspace_hook_block_kept_and_updated(sb):
     hook = sb.storage.parent/'pre-run.sh'
@@ -171,6 +190,17 @@ def test_platforms_without_link_strategy_say_so(sb):
             persist('.local', home=sb.home, platform=detect(env=dict(HOME=str(sb.home), PERSISTLAB_PLATFORM=name)))
 
 def test_one_bad_path_does_not_stop_the_others(sb):
+    (sb.home/'.local').mkdir(); os.symlink('/nowhere', sb.home/'.elsewhere')
+    with pytest.raises(PersistError, match=r'\.elsewhere.*done meanwhile: \.local'): go(sb, ['.elsewhere', '.local'])
+
+def test_a_path_that_exists_nowhere_is_skipped_and_the_rest_goes_on(sb):
     (sb.home/'.local').mkdir()
-    with pytest.raises(PersistError, match=r'\.nothing.*done meanwhile: \.local'): go(sb, ['.nothing', '.local'])
+    r = go(sb, ['.local', '.nothing', '.gitconfig'])
+    assert [x.what for x in r if x.path in ('.nothing', '.gitconfig')] == ['skipped', 'skipped']
     assert (sb.home/'.local').is_symlink() and [e['path'] for e in read_manifest(sb.storage)['entries']] == ['.local']
+
+def test_create_makes_a_file_for_file_names(sb):
+    go(sb, '.gitconfig', create=True)
+    assert (sb.storage/'.gitconfig').is_file() and os.readlink(sb.home/'.gitconfig') == str(sb.storage/'.gitconfig')
+    r = subprocess.run(['git', 'config', '--file', str(sb.home/'.gitconfig'), 'user.name', 'Ada Lovelace'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -3,7 +3,8 @@ import os, signal, subprocess, sys, time, json
 from pathlib import Path
 import pytest
 from conftest import snapshot, make_tree, Sandbox
-from persistlab.persist import TMP, HOME_TMP, BACKUP, _OLD
+from persistlab.storage import TMP, HOME_TMP, BACKUP
+from persistlab.core import OLD as _OLD
 
 PERSIST = "from persistlab.persist import persist; print(persist(['.local']))"
 RESTORE = "from persistlab.persist import restore; print(restore())"

@@ -4,7 +4,8 @@ from pathlib import Path
 from hypothesis import given, settings, strategies as st, HealthCheck
 from conftest import snapshot, Sandbox
 from persistlab.platforms import detect
-from persistlab.persist import persist, SCRIPT, BACKUP
+from persistlab.persist import persist
+from persistlab.storage import SCRIPT, BACKUP
 
 names = st.text(st.characters(codec='utf-8', exclude_characters='/\x00', exclude_categories=('Cs',)), min_size=1, max_size=12)\
           .filter(lambda n: n not in ('.', '..') and len(n.encode()) < 200)
