@@ -9,17 +9,23 @@ Docs: https://persistlab.github.io/persistlab/extension.html.md"""
 __all__ = ['load_ipython_extension', 'setup', 'unload_ipython_extension']
 
 # %% ../nbs/03_extension.ipynb #d3793fe2
-def _stop_at_exit():
-    "At interpreter exit, stop the programs persistlab started (nothing was started if `procs` was never imported)"
-    import sys
-    if 'persistlab.procs' in sys.modules: sys.modules['persistlab.procs'].stop_all()
+def _left_running(home=None) -> bool:
+    "Did an earlier kernel leave services running? (checked without importing anything: `%load_ext` stays light)"
+    import os
+    from pathlib import Path
+    d = Path(os.environ.get('PERSISTLAB_RUNTIME') or Path(home or Path.home())/'.persistlab/run')
+    return d.is_dir() and any(d.glob('*.json'))
 
 def load_ipython_extension(ip):
-    "`%load_ext persistlab`: register the magics (nothing is registered at import time); stop our programs at exit"
-    import atexit
+    "`%load_ext persistlab`: register the magics (nothing is registered at import time); find the services still running"
     from .magics import register
     register(ip)
-    atexit.unregister(_stop_at_exit); atexit.register(_stop_at_exit)
+    # sshd, code-server and tunnels outlive the kernel (a restart must not drop a laptop's SSH session): nothing is
+    # stopped at exit; the next kernel finds them here, and the supervisor process keeps them up
+    if _left_running():
+        from .procs import adopt
+        if (found := adopt()):
+            print('persistlab: still running: ' + ', '.join(f"{p.name} ({p.info.get('url') or 'port ' + str(p.info.get('port'))})" for p in found))
 
 def setup(**kw):
     "The setup form from Python (what `%persistlab` shows)"
@@ -27,14 +33,12 @@ def setup(**kw):
     return Setup(**kw)
 
 def unload_ipython_extension(ip):
-    "`%unload_ext persistlab`: remove the magics, stop the background programs persistlab started (sshd, tunnels)"
+    "`%unload_ext persistlab`: remove the magics, stop the background programs persistlab started (sshd, code-server, tunnels, their supervisor)"
     import sys
     from .magics import unregister
     unregister(ip)
-    if 'persistlab.procs' not in sys.modules: return  # this kernel started nothing
+    if 'persistlab.tunnel' in sys.modules: sys.modules['persistlab.tunnel']._PROXIED.clear()
+    if 'persistlab.procs' not in sys.modules and not _left_running(): return  # nothing was started, by this kernel or an earlier one
     from .procs import stop_all
-    stopped = []
-    if 'persistlab.tunnel' in sys.modules:  # supervisors first, so they do not restart what is being stopped
-        stopped += [f'tunnel to port {r[0]}' for r in sys.modules['persistlab.tunnel'].close_tunnel('all') if r[1] == 'stopped']
-    stopped += stop_all()
+    stopped = stop_all()  # the supervisor first, so it brings nothing back
     if stopped: print(f"persistlab: stopped {', '.join(stopped)}")

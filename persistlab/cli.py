@@ -1,4 +1,4 @@
-"""`persistlab-persist`, `persistlab-restore`, `persistlab-status` for shells and startup hooks, and `persistlab-demo`
+"""`persistlab-persist`, `persistlab-restore`, `persistlab-status`, `persistlab-packages` for shells and startup hooks, and `persistlab-demo`
 
 Docs: https://persistlab.github.io/persistlab/cli.html.md"""
 
@@ -15,7 +15,7 @@ from .core import PersistlabError
 from .persist import persist, restore, status
 
 # %% auto #0
-__all__ = ['persist_cli', 'restore_cli', 'status_cli', 'demo', 'demo_cli']
+__all__ = ['persist_cli', 'restore_cli', 'status_cli', 'packages_cli', 'demo', 'demo_cli']
 
 # %% ../nbs/04_cli.ipynb #7de9aa16
 def _run(f, *args, **kw):
@@ -46,6 +46,27 @@ def restore_cli(to:_Dir=None): # storage directory (default: the platform's or $
 def status_cli(to:_Dir=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
     "Show what is persisted and its state"
     _run(status, to)
+
+# %% ../nbs/04_cli.ipynb #b7a0c1d2
+@call_parse
+def packages_cli(*names:str, # with --forget: package names (default: all)
+                 save:bool=False, # keep wheels of the packages you installed in storage (the default action)
+                 restore:bool=False, # install the recorded packages from the wheelhouse, with no index
+                 list:bool=False, # show the recorded packages, their versions and the wheelhouse size
+                 forget:bool=False, # stop restoring NAMES (or all)
+                 wheels:bool=False, # with --forget: also delete their wheels
+                 force:bool=False, # with --restore: install your version where the image has another
+                 tool:str=None, # with --restore: uv or pip (default: uv when installed)
+                 python:str=None, # the interpreter whose packages to keep or install (default: this one)
+                 to:str=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+                ):
+    "Keep the packages you pip-installed (as wheels) in storage, and install them back on a fresh machine"
+    from persistlab import packages as P
+    quiet = not sys.stderr.isatty()  # progress bars for people, not for startup logs
+    if restore: return _run(P.restore_packages, to, python, force=force, tool=tool, quiet=quiet)
+    if list: return _run(P.packages_status, to)
+    if forget: return _run(P.forget_packages, names or None, to, wheels=wheels)
+    _run(P.save_packages, to, python, quiet=quiet)
 
 # %% ../nbs/04_cli.ipynb #bf7e73f4
 def _say(*a): print(*a, flush=True)

@@ -44,6 +44,21 @@ def _usage():
         if isinstance(e, PersistlabError): raise UsageError(str(e)) from None
         raise
 
+def _packages(args, to):
+    "`%persist --packages`: save the packages you installed; with -r, --list, --undo NAME|all: install, show, forget them"
+    from persistlab import packages as P
+    if args.restore: return P.restore_packages(to, args.python, force=args.force)
+    if args.list: return P.packages_status(to)
+    if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
+    return P.save_packages(to, args.python)
+
+def _with_packages(r, to, args=None):
+    "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
+    from persistlab import packages as P
+    storage = P.check_storage(P.storage_for(to))
+    if not P._sets(P.read_manifest(storage)) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
+    return r + (P.status_rows(storage) if args is None else P.restore_packages(to, args.python, force=args.force))
+
 def _revoke_risk():
     "`--revoke-risk`: forget the remembered opt-in to remote access on this platform"
     from persistlab.platforms import detect
@@ -83,6 +98,10 @@ class PersistlabMagics(Magics):
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
     @argument('--mount', action='store_true', help='Colab: mount Google Drive first, then restore what %%load_ext could not')
     @argument('--allow-public', action='store_true', help="Kaggle: snapshot keys into /kaggle/working, the notebook's public output")
+    @argument('--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
+              'with -r, --list or --undo NAME|all: only those')
+    @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
+    @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)
@@ -91,13 +110,11 @@ class PersistlabMagics(Magics):
             from persistlab.persist import persist, restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
-            if args.mount:
-                mount_drive(to)
-                from persistlab.persist import autorestore
-                if (r := autorestore()) is not None: _show(r)
+            if args.mount: mount_drive(to); _autorestore()  # what %load_ext could not restore before Drive was there
+            if args.packages: return _packages(args, to)
             if args.save: return save(args.paths or None, to)
-            if args.list: return status(to)
-            if args.restore: return restore(to)
+            if args.list: return _with_packages(status(to), to)
+            if args.restore: return _with_packages(restore(to), to, args)
             if args.undo: return undo(args.undo, to)
             if not args.paths:
                 if args.mount: return
@@ -159,6 +176,7 @@ class PersistlabMagics(Magics):
     @argument('--allow-open', action='store_true', help='expose a Jupyter server that has no token')
     @argument('-l', '--list', action='store_true', help='list open tunnels')
     @argument('--stop', metavar='PORT|all', help='stop the tunnel to PORT, or all')
+    @argument('--domain', help='a stable address: your ngrok static domain, or your cloudflared named tunnel\'s hostname (else $NGROK_DOMAIN)')
     def tunnel(self, line=''):
         "A public or platform-proxied URL for a local port, kept up across drops"
         args = _args(self.tunnel, line)
@@ -168,7 +186,7 @@ class PersistlabMagics(Magics):
             if args.list: return T.tunnels()
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
-            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, prompt=True)
+            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, domain=args.domain)  # no prompt: a missing token is one clear line
 
     @no_var_expand
     @line_magic
@@ -208,22 +226,24 @@ class PersistlabMagics(Magics):
 
 # %% ../nbs/02_magics.ipynb #ca51c827
 def _show(r):
-    "A message prints as one line; a report displays as a table"
-    from IPython.display import display
-    print(r) if isinstance(r, str) else display(r)
+    if r is not None:
+        from IPython.display import display
+        print(r) if isinstance(r, str) else display(r)
 
 def _autorestore():
-    "On archive platforms, restore the snapshots now; the archive engine is imported only there"
+    "On archive platforms, restore the snapshots now; then, wherever packages were saved, install them (once per machine)"
     from persistlab.platforms import detect, PlatformError
     try: p = detect()
     except PlatformError as e: return print(f'persistlab: {e}', file=sys.stderr)  # one line; the magics repeat it
-    if p.strategy != 'archive': return
-    from persistlab.persist import autorestore
-    with _usage(): r = autorestore(p)
-    if r is not None: _show(r)
+    if p.strategy == 'archive':
+        from persistlab.persist import autorestore
+        with _usage(): _show(autorestore(p))
+    if p.storage is not None and (p.storage/'persistlab.json').exists():  # the packages engine is imported only then
+        from persistlab.packages import autorestore_packages
+        with _usage(): _show(autorestore_packages(p))
 
 def register(ip):
-    "Register persistlab's magics on the IPython shell `ip`; on archive platforms, restore the snapshots"
+    "Register persistlab's magics on the IPython shell `ip`; restore snapshots and saved packages"
     m = PersistlabMagics(ip)
     ip.register_magics(m)
     if m.autorestore: _autorestore()

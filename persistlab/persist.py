@@ -47,6 +47,17 @@ def _create(s, rel):
     if _is_file_name(rel): os.close(os.open(s, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if Path(rel).name in PRIVATE_FILES else 0o644))
     else: s.mkdir()
 
+def _hollow(p) -> bool:
+    "Is `p` a folder holding nothing but empty folders (left by an earlier, nested entry)?"
+    p = Path(p)
+    return p.is_dir() and not p.is_symlink() and all(d.is_dir() and not d.is_symlink() for d in p.rglob('*'))
+
+def _prune(p, root):
+    "Remove `p` and its parents up to `root` while they are empty folders"
+    p = Path(p)
+    while p != Path(root) and p.is_relative_to(root) and p.is_dir() and not p.is_symlink() and not any(p.iterdir()):
+        p.rmdir(); p = p.parent
+
 def _unrecord(storage, rel, prev):
     "Put `rel`'s manifest entry back as it was before a failed move"
     if prev is None: forget(storage, rel)
@@ -68,6 +79,7 @@ def _move_in(h, s, rel, storage, home, stamp):
 def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, create=False):
     h, s = inside(home, rel), inside(storage, rel)
     copy = rel in COPY_PATHS
+    if _hollow(s) and kind(h) == 'dir': remove(s)  # empty folders are no data to win with
     hk, sk = kind(h), kind(s)
     if sk == 'link': raise PersistError(f"{s} is a symlink; storage must hold the data itself: move the link away, then persist again")
     if hk == 'link':
@@ -316,6 +328,7 @@ def undo(path, # the persisted path to bring back into home
             if kind(h) == 'link' and os.readlink(h) == str(s): os.unlink(h)
             elif exists(h): raise PersistError(f"~/{rel} is not the link persistlab made; move it aside first, nothing changed")
             move(s, h, tmp_for(h, storage, home), rel)
+            _prune(s.parent, storage)
             out.append((rel, 'moved back', f'from {s} to ~/{rel}'))
         elif e['strategy'] == 'archive':
             snap = storage/SNAPDIR/e['snapshot']

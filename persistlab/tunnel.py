@@ -15,9 +15,9 @@ from . import procs
 
 # %% auto #0
 __all__ = ['SSH_PROVIDERS', 'PROXIES', 'PROVIDERS', 'CLOUDFLARED_URL', 'NGROK_TCP_CAVEAT', 'TunnelError', 'ssh_tunnel_cmd',
-           'parse_ssh_spec', 'Tunnel', 'SSHTunnel', 'cloudflared_bin', 'CloudflaredTunnel', 'NgrokTunnel',
-           'ProxyTunnel', 'Supervisor', 'TunnelInfo', 'default_providers', 'make_tunnel', 'open_tunnel', 'tunnels',
-           'close_tunnel']
+           'parse_ssh_spec', 'Tunnel', 'SSHTunnel', 'cloudflared_bin', 'named_tunnel_host', 'CloudflaredTunnel',
+           'NgrokTunnel', 'ProxyTunnel', 'restart', 'TunnelInfo', 'default_providers', 'make_tunnel', 'open_tunnel',
+           'tunnels', 'close_tunnel']
 
 # %% ../nbs/10_tunnel.ipynb #f23e0af6
 class TunnelError(PersistlabError):
@@ -33,18 +33,20 @@ PROXIES = ('jupyterhub', 'colab')
 PROVIDERS = (*PROXIES, 'cloudflared', *SSH_PROVIDERS, 'ngrok')
 _KNOWN_URLS = [v[4] for v in SSH_PROVIDERS.values()] + [r'(https://[\w-]+\.trycloudflare\.com)']
 
-# %% ../nbs/10_tunnel.ipynb #2a435301
+# %% ../nbs/10_tunnel.ipynb #e6861538
 def ssh_tunnel_cmd(port:int, # local port to expose
                    host:str, ssh_port:int=22, user:str='nokey', # the SSH server
                    remote:str='80', # remote forward spec: `80` (localhost.run), `0` (let the server pick)
                    identity=None, # a private key for servers that want one
                    known_hosts=None, # file for the server's host key (accepted on first use, never prompted)
                    extra:tuple=(), # more `-o` options
+                   session:bool=True, # open a session (providers print the URL there); False: `-N`, forward only
                   ) -> list:
     "The `ssh -R` command for a reverse tunnel: keepalives, fail fast if the forward is refused, never prompt"
-    argv = ['ssh', '-T', '-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes',
+    argv = ['ssh', '-T' if session else '-N', '-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes',
             '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=3', '-o', 'ConnectTimeout=15',
             '-o', 'StrictHostKeyChecking=accept-new', '-o', f'UserKnownHostsFile={known_hosts or "/dev/null"}']
+    if not session: argv += ['-o', 'LogLevel=VERBOSE']  # says "remote forward success" even for a fixed remote port
     if identity: argv += ['-i', str(identity), '-o', 'IdentitiesOnly=yes']
     for o in extra: argv += ['-o', o]
     return argv + ['-p', str(ssh_port), '-R', f'{remote}:localhost:{port}', f'{user}@{host}' if user else host]
@@ -56,22 +58,28 @@ def parse_ssh_spec(spec:str) -> tuple:
     if u.scheme != 'ssh' or not u.hostname: raise TunnelError(f"{spec!r}: expected ssh://[user@]host[:port]")
     return u.username or os.environ.get('USER') or 'root', u.hostname, u.port or 22
 
-# %% ../nbs/10_tunnel.ipynb #788e5f80
+# %% ../nbs/10_tunnel.ipynb #d0030d2a
 class Tunnel:
     "Base: a tunnel to local `port` from one provider"
     provider = '?'
-    def __init__(self, port, home=None): self.port, self.home, self.url, self.started = port, home, None, None
+    def __init__(self, port, home=None, supervise=True):
+        self.port, self.home, self.supervise, self.url, self.started = port, home, supervise, None, None
     @property
     def pname(self): return f'tunnel-{self.port}'
-    def start(self, timeout=30) -> str: raise NotImplementedError
+    def spec(self) -> dict: return dict(port=self.port)
+    def start(self, timeout=30, replaces=None) -> str: raise NotImplementedError
     def _log(self) -> str:
         try: return (procs.runtime_dir(self.home)/f'{self.pname}.log').read_text(errors='replace')
         except OSError: return ''
-    def _launch(self, argv, url, timeout) -> str:
-        "Run `argv` through `procs`, ready once `url()` gives the public URL; record that URL"
-        pr = procs.start(self.pname, argv, ready=url, timeout=timeout, home=self.home, info=dict(provider=self.provider, port=self.port))
+    def _launch(self, argv, url, timeout, env=None, replaces=None) -> str|None:
+        "Run `argv` through `procs`, ready once `url()` gives the public URL; record that URL (and how to restart)"
+        info = dict(provider=self.provider, port=self.port, spec=dict(cls=type(self).__name__, kw=self.spec()))
+        if self.supervise: info['restart'] = 'persistlab.tunnel'
+        pr = procs.start(self.pname, argv, env=env, ready=url, timeout=timeout, home=self.home, info=info, replaces=replaces)
+        if pr is None: return None  # stopped while the supervisor was bringing it back
         self.url, self.started = url(), time.time()
-        pr.info['url'] = self.url; pr.save()
+        n = pr.info.get('reconnects', -1) + 1
+        procs.update(self.pname, pr.pid, self.home, url=self.url, since=self.started, reconnects=n, error=None)
         return self.url
     def alive(self) -> bool: return procs.get(self.pname, self.home) is not None
     def stop(self): procs.stop(self.pname, self.home)
@@ -79,21 +87,26 @@ class Tunnel:
 class SSHTunnel(Tunnel):
     "A reverse SSH tunnel (localhost.run, pinggy, serveo, or any SSH server): the URL is read from what the server prints"
     def __init__(self, port, host, ssh_port=22, user='nokey', remote='80', url_pattern=None, identity=None, extra=(),
-                 name=None, home=None):
-        super().__init__(port, home)
-        self.host, self.ssh_port, self.user, self.remote, self.identity, self.extra = host, ssh_port, user, remote, identity, extra
-        self.url_pattern, self.provider = url_pattern, name or f"ssh://{user + '@' if user else ''}{host}:{ssh_port}"
+                 name=None, home=None, session=True, supervise=True):
+        super().__init__(port, home, supervise)
+        self.host, self.ssh_port, self.user, self.remote, self.identity, self.extra = host, ssh_port, user, remote, identity, tuple(extra)
+        self.url_pattern, self.session, self.name = url_pattern, session, name
+        self.provider = name or f"ssh://{user + '@' if user else ''}{host}:{ssh_port}"
+    def spec(self):
+        return dict(port=self.port, host=self.host, ssh_port=self.ssh_port, user=self.user, remote=self.remote, url_pattern=self.url_pattern,
+                    identity=str(self.identity) if self.identity else None, extra=list(self.extra), name=self.name, session=self.session)
     def _url(self, log):
         for pat in ([self.url_pattern] if self.url_pattern else []) + _KNOWN_URLS:
             if (m := re.search(pat, log)): return m.group(1)
-        if not self.url_pattern and (m := re.search(r'Allocated port (\d+) for remote forward', log)): return f'{self.host}:{m.group(1)}'
+        if not self.url_pattern and (m := re.search(r'Allocated port (\d+) for remote forward|remote forward success for: listen (?:\S*:)?(\d+)', log)):
+            return f'{self.host}:{m.group(1) or m.group(2)}'
         return None
-    def start(self, timeout=30):
+    def start(self, timeout=30, replaces=None):
         kh = procs.runtime_dir(self.home)/'tunnel_known_hosts'
-        argv = ssh_tunnel_cmd(self.port, self.host, self.ssh_port, self.user, self.remote, self.identity, kh, self.extra)
-        return self._launch(argv, lambda: self._url(self._log()), timeout)
+        argv = ssh_tunnel_cmd(self.port, self.host, self.ssh_port, self.user, self.remote, self.identity, kh, self.extra, self.session)
+        return self._launch(argv, lambda: self._url(self._log()), timeout, replaces=replaces)
 
-# %% ../nbs/10_tunnel.ipynb #4baaeb79
+# %% ../nbs/10_tunnel.ipynb #6d5ab96e
 CLOUDFLARED_URL = 'https://github.com/cloudflare/cloudflared/releases/latest/download/cloudflared-linux-{arch}'
 
 def cloudflared_bin(cache=None, url=None, sha256=None) -> Path:
@@ -107,12 +120,28 @@ def cloudflared_bin(cache=None, url=None, sha256=None) -> Path:
     return fetch(url or os.environ.get('PERSISTLAB_CLOUDFLARED_URL') or CLOUDFLARED_URL.format(arch=arch),
                  cache/'bin/cloudflared', sha256, mode=0o755, desc='cloudflared')
 
+# %% ../nbs/10_tunnel.ipynb #ca8913a4
+def named_tunnel_host(log:str, port:int) -> str|None:
+    "The public hostname a named tunnel serves `port` on, from the ingress rules cloudflared logs"
+    rules = re.findall(r'\\"hostname\\":\s*\\"([^"\\]+)\\",\s*\\"service\\":\s*\\"([^"\\]+)\\"', log)
+    for host, svc in rules:
+        if re.search(rf':{port}\b', svc): return host
+    return rules[0][0] if rules else None
+
+# %% ../nbs/10_tunnel.ipynb #4cdeacbf
 class CloudflaredTunnel(Tunnel):
+    "A cloudflared quick tunnel (a new trycloudflare.com name each start), or a named tunnel when given a token file"
     provider = 'cloudflared'
     def __init__(self, port, home=None, cache=None,
-                 scheme='http'): # the origin's scheme: 'ssh' streams raw TCP (the laptop runs `cloudflared access ssh`)
-        super().__init__(port, home); self.cache, self.scheme = cache, scheme
-    def start(self, timeout=30):
+                 scheme='http', # the origin's scheme: 'ssh' streams raw TCP (the laptop runs `cloudflared access ssh`)
+                 token_file=None, # a named tunnel: a 0600 file holding its token (TUNNEL_TOKEN)
+                 domain=None, # the named tunnel's public hostname (else read from its logged ingress rules)
+                 supervise=True):
+        super().__init__(port, home, supervise)
+        self.cache, self.scheme, self.token_file, self.domain = cache, scheme, token_file, domain
+    def spec(self): return dict(port=self.port, cache=str(self.cache) if self.cache else None, scheme=self.scheme,
+                                token_file=self.token_file, domain=self.domain)
+    def start(self, timeout=30, replaces=None):
         import requests
         b = cloudflared_bin(self.cache)
         m = procs.free_port(); api = f'http://127.0.0.1:{m}'
@@ -123,49 +152,69 @@ class CloudflaredTunnel(Tunnel):
             except requests.RequestException: return None
         def ready():
             if not get('/ready'): return None
+            if self.token_file: return f'https://{self.domain}' if self.domain else (h := named_tunnel_host(self._log(), self.port)) and f'https://{h}'
             r = get('/quicktunnel')
             host = r.json().get('hostname') if r else None
             if host: return f'https://{host}'
             return (m_ := re.search(_KNOWN_URLS[-1], self._log())) and m_.group(1)
-        argv = [str(b), 'tunnel', '--no-autoupdate', '--metrics', f'127.0.0.1:{m}', '--url', f'{self.scheme}://localhost:{self.port}']
-        return self._launch(argv, ready, timeout)
+        argv = [str(b), 'tunnel', '--no-autoupdate', '--metrics', f'127.0.0.1:{m}']
+        if not self.token_file: return self._launch(argv + ['--url', f'{self.scheme}://localhost:{self.port}'], ready, timeout, replaces=replaces)
+        env = {**os.environ, 'TUNNEL_TOKEN': Path(self.token_file).read_text().strip()}  # cloudflared reads it from here
+        return self._launch(argv + ['run'], ready, timeout, env=env, replaces=replaces)
 
-# %% ../nbs/10_tunnel.ipynb #8a979e78
+# %% ../nbs/10_tunnel.ipynb #3ef02026
 NGROK_TCP_CAVEAT = "ngrok TCP endpoints need a card on file in your ngrok account (https://dashboard.ngrok.com/settings#id-verification)"
 
+def _no_token(name, storage, what):
+    from persistlab.secrets import secrets_file
+    where = f"{secrets_file(storage)} (JSON, mode 0600)" if storage else "the 0600 secrets file in storage (persistlab-secrets.json)"
+    return TunnelError(f"{what} needs {name}: set it in the environment, in Colab or Kaggle secrets, or in {where}")
+
 class NgrokTunnel(Tunnel):
+    "An ngrok tunnel through pyngrok, its authtoken in a 0600 config file; a static domain keeps the URL"
     provider = 'ngrok'
-    def __init__(self, port, token, proto='http', home=None, ngrok_path=None):
-        super().__init__(port, home); self.token, self.proto, self.ngrok_path = token, proto, ngrok_path
-    def start(self, timeout=30):
+    def __init__(self, port, token=None, proto='http', home=None, ngrok_path=None, domain=None, supervise=True):
+        super().__init__(port, home, supervise); self.token, self.proto, self.ngrok_path, self.domain = token, proto, ngrok_path, domain
+    def spec(self): return dict(port=self.port, proto=self.proto, ngrok_path=self.ngrok_path, domain=self.domain)
+    def start(self, timeout=30, replaces=None):
         try: from pyngrok import ngrok, conf
         except ImportError: raise TunnelError("ngrok needs pyngrok: pip install pyngrok") from None
         rd = procs.runtime_dir(self.home)
         from persistlab.secrets import write_private
-        cfg = write_private(rd/'ngrok.yml', f'version: "2"\nauthtoken: {self.token}\n')
+        cfg = rd/'ngrok.yml'
+        if self.token: write_private(cfg, f'version: "2"\nauthtoken: {self.token}\n')
+        elif not cfg.exists(): raise _no_token('NGROK_AUTHTOKEN', None, 'ngrok')  # a restart reuses the config file
         path = self.ngrok_path or os.environ.get('PERSISTLAB_NGROK') or shutil.which('ngrok') or str(Path.home()/'.cache/persistlab/bin/ngrok')
+        if not Path(path).exists(): raise TunnelError(f"ngrok: the ngrok agent is not at {path}; install it (https://ngrok.com/download) or set PERSISTLAB_NGROK")
+        old = procs.Proc.load(self.pname, rd)
+        if replaces is not None and not (old and old.pid == replaces): return None  # stopped meanwhile
         pc = conf.PyngrokConfig(ngrok_path=path, config_path=str(cfg), config_version='2', start_new_session=True,
                                 monitor_thread=False, startup_timeout=int(timeout), request_timeout=timeout)
         pc.auth_token = pc.api_key = None  # pyngrok falls back to $NGROK_AUTHTOKEN and passes it as `--authtoken` (argv)
-        try: t = ngrok.connect(self.port, self.proto, pyngrok_config=pc)
+        opts = dict(domain=self.domain) if self.domain else {}
+        try: t = ngrok.connect(self.port, self.proto, pyngrok_config=pc, **opts)
         except Exception as e:
             msg = str(getattr(e, 'ngrok_error', None) or e)
-            if self.token in msg: msg = msg.replace(self.token, '***')
+            if self.token and self.token in msg: msg = msg.replace(self.token, '***')
             if self.proto == 'tcp' and ('card' in msg.lower() or '8013' in msg): msg += f'; {NGROK_TCP_CAVEAT}'
             raise TunnelError(f"ngrok: {msg.strip().splitlines()[-1] if msg.strip() else type(e).__name__}") from None
         proc = ngrok.get_ngrok_process(pc)
+        info = dict(provider='ngrok', port=self.port, url=t.public_url, spec=dict(cls='NgrokTunnel', kw=self.spec()),
+                    reconnects=old.info.get('reconnects', 0) + 1 if replaces is not None else 0)
+        if self.supervise: info['restart'] = 'persistlab.tunnel'
         pr = procs.Proc(self.pname, proc.proc.pid, os.getpgid(proc.proc.pid), procs._start_time(proc.proc.pid),
-                        rd/'ngrok.log', [path, 'start', '--none'], rd, dict(provider='ngrok', port=self.port, url=t.public_url))
+                        rd/'ngrok.log', [path, 'start', '--none'], rd, info)
         pr.save()
         self.url, self.started = t.public_url, time.time()
+        if self.supervise: procs.ensure_supervisor(self.home)
         return self.url
 
-# %% ../nbs/10_tunnel.ipynb #f6b27bb2
+# %% ../nbs/10_tunnel.ipynb #c0597d74
 class ProxyTunnel(Tunnel):
     "No public tunnel: the platform's own proxy (JupyterHub's jupyter-server-proxy, Colab's port proxy)"
     def __init__(self, port, kind, home=None, env=None):
-        super().__init__(port, home); self.provider, self.env = kind, os.environ if env is None else env
-    def start(self, timeout=30):
+        super().__init__(port, home, False); self.provider, self.env = kind, os.environ if env is None else env
+    def start(self, timeout=30, replaces=None):
         if self.provider == 'jupyterhub':
             import importlib.util
             if not importlib.util.find_spec('jupyter_server_proxy'): raise TunnelError("jupyterhub: jupyter-server-proxy is not installed here")
@@ -181,35 +230,20 @@ class ProxyTunnel(Tunnel):
     def alive(self): return self.url is not None
     def stop(self): self.url = None
 
-# %% ../nbs/10_tunnel.ipynb #69a31840
-class Supervisor:
-    "Keeps a tunnel up: restarts it with backoff when it dies, and tells the callbacks (and the notebook) the new URL"
-    def __init__(self, tunnel, on_url=None, backoff=(1, 2, 4, 8, 15, 30), poll=1.0, quiet=False):
-        self.t, self.cbs, self.backoff, self.poll, self.quiet = tunnel, [on_url] if on_url else [], backoff, poll, quiet
-        self.reconnects, self.last_error, self._stop = 0, None, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name=f'persistlab-{tunnel.pname}')
-    def start(self): self.thread.start(); return self
-    def _announce(self, url):
-        for cb in self.cbs:
-            try: cb(url)
-            except Exception: pass
-        if not self.quiet: print(f'persistlab: tunnel to port {self.t.port} is back at {url}', flush=True)
-    def _run(self):
-        i = 0
-        while not self._stop.wait(self.poll):
-            if isinstance(self.t, ProxyTunnel) or self.t.alive(): i = 0; continue
-            if self._stop.wait(self.backoff[min(i, len(self.backoff)-1)]): break
-            try:
-                url = self.t.start(); self.reconnects += 1; self.last_error = None; i = 0
-                self._announce(url)
-            except Exception as e: self.last_error = str(e); i += 1
-    def stop(self):
-        self._stop.set(); self.thread.join(timeout=5); self.t.stop()
-    def status(self) -> dict:
-        return dict(port=self.t.port, provider=self.t.provider, url=self.t.url, alive=self.t.alive(),
-                    uptime=round(time.time() - self.t.started) if self.t.started else 0, reconnects=self.reconnects)
+_PROXIED: dict = {}  # port -> ProxyTunnel: nothing runs for these, so nothing is recorded
 
-_LIVE: dict = {}  # port -> Supervisor, in this process
+# %% ../nbs/10_tunnel.ipynb #13342d77
+_KINDS = {c.__name__: c for c in (SSHTunnel, CloudflaredTunnel, NgrokTunnel)}
+
+def restart(pr:procs.Proc) -> procs.Proc|None:
+    "Start the tunnel `pr` recorded again, in place of its dead process; the new URL goes into the record"
+    s = pr.info['spec']; kw = dict(s['kw'])
+    m = re.search(r':(\d+)$', pr.info.get('url') or '')
+    if s['cls'] == 'SSHTunnel' and kw.get('remote') == '0' and m:
+        try:
+            if _KINDS[s['cls']](**{**kw, 'remote': m.group(1)}).start(replaces=pr.pid, timeout=15): return procs.get(pr.name)
+        except procs.ProcError: pr = procs.Proc.load(pr.name, pr.rundir) or pr  # the port is still held: any port then
+    return procs.get(pr.name) if _KINDS[s['cls']](**kw).start(replaces=pr.pid) else None
 
 # %% ../nbs/10_tunnel.ipynb #31a47b68
 class TunnelInfo(Report):
@@ -234,21 +268,39 @@ def default_providers(platform:Platform, tcp=False, token=None, env=None) -> lis
     if token: order.append('ngrok')
     return order + ['cloudflared', 'localhost.run', 'pinggy']
 
-# %% ../nbs/10_tunnel.ipynb #3a4975dc
-def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identity=None, cache=None) -> Tunnel:
+# %% ../nbs/10_tunnel.ipynb #af8ffee3
+def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identity=None, cache=None, domain=None,
+                storage=None, supervise=True) -> Tunnel:
     "The `Tunnel` for a provider name or `ssh://[user@]host[:port]`"
     if provider.startswith('ssh://'):
         u, h, p = parse_ssh_spec(provider)
-        return SSHTunnel(port, h, p, u, '0', None, identity, name=provider, home=home)
+        from persistlab.ssh import find_key
+        identity = identity or find_key(home or Path.home())  # the key %sshsetup made, in $HOME (ssh itself looks in passwd's home)
+        return SSHTunnel(port, h, p, u, '0', None, identity, name=provider, home=home, session=False, supervise=supervise)
     if provider in SSH_PROVIDERS:
         h, p, u, r, pat = SSH_PROVIDERS[provider]
-        return SSHTunnel(port, h, p, u, r, pat, identity, name=provider, home=home)
-    if provider == 'cloudflared': return CloudflaredTunnel(port, home, cache, 'ssh' if tcp else 'http')
+        return SSHTunnel(port, h, p, u, r, pat, identity, name=provider, home=home, supervise=supervise)
+    if provider == 'cloudflared':
+        from persistlab.secrets import get_secret, write_private
+        tf = None
+        if (tok := get_secret('TUNNEL_TOKEN', storage)):  # a named tunnel: the same address every time
+            tf = str(write_private(procs.runtime_dir(home)/f'cloudflared-{port}.token', str(tok) + '\n'))
+        return CloudflaredTunnel(port, home, cache, 'ssh' if tcp else 'http', tf, domain, supervise)
     if provider == 'ngrok':
-        if not token: raise TunnelError("ngrok needs an authtoken: set NGROK_AUTHTOKEN, add it to Colab/Kaggle secrets, or save it with the form")
-        return NgrokTunnel(port, token, 'tcp' if tcp else 'http', home)
+        if not token: raise _no_token('NGROK_AUTHTOKEN', storage, 'ngrok')
+        return NgrokTunnel(port, token, 'tcp' if tcp else 'http', home, domain=domain, supervise=supervise)
     if provider in PROXIES: return ProxyTunnel(port, provider, home)
     raise TunnelError(f"unknown provider {provider!r}; valid: {', '.join(PROVIDERS)}, or ssh://[user@]host[:port]")
+
+# %% ../nbs/10_tunnel.ipynb #4bebfc82
+def _watch(name, url, on_url, home, every=1.0):
+    "Tell `on_url` (the form) each new URL the supervisor writes into the record, while this kernel lives"
+    while (pr := procs.Proc.load(name, procs.runtime_dir(home))):
+        if pr.info.get('url') and pr.info['url'] != url:
+            url = pr.info['url']
+            try: on_url(url)
+            except Exception: pass
+        time.sleep(every)
 
 def open_tunnel(port, # local port to expose
                 provider:str|None=None, # a name from `PROVIDERS`, `ssh://[user@]host[:port]`, or None for the default order
@@ -256,14 +308,17 @@ def open_tunnel(port, # local port to expose
                 accept_risk:bool=False, # open a public tunnel where the platform's rules forbid it
                 allow_open:bool=False, # expose a Jupyter server that has no token
                 timeout:float=30, # seconds each provider gets to produce a URL
-                on_url=None, # called with the new URL after a reconnect
-                supervise:bool=True, # restart the tunnel when it drops
+                on_url=None, # called with the new URL after a reconnect (while this kernel lives)
+                supervise:bool=True, # bring the tunnel back when it drops (the supervisor process)
                 prompt:bool=False, # ask for the ngrok authtoken (getpass) when ngrok is asked for and none is stored
+                domain:str|None=None, # a stable address: ngrok's static domain, or a cloudflared named tunnel's hostname
                 home=None, storage=None, platform:Platform|None=None, **kw) -> TunnelInfo:
     "Open a tunnel to `port`, falling back through providers; keep it up"
     p = platform or detect()
     port = procs.check_port(port)
-    if port in _LIVE and _LIVE[port].t.alive(): raise TunnelError(f"port {port} already has a tunnel: {_LIVE[port].t.url}; `%tunnel --stop {port}` first")
+    if (old := procs.get(f'tunnel-{port}', home, keep_supervised=True)) or port in _PROXIED:
+        url = old.info.get('url') if old else _PROXIED[port].url
+        raise TunnelError(f"port {port} already has a tunnel: {url}; `%tunnel --stop {port}` first")
     rows = []
     if not procs.port_open(port): rows.append(('warning', 'nothing listens', f'nothing answers on 127.0.0.1:{port} yet; the URL will fail until it does'))
     if _unauthenticated_jupyter(port) and not allow_open:
@@ -273,6 +328,7 @@ def open_tunnel(port, # local port to expose
     storage = storage or p.storage
     token = get_secret('NGROK_AUTHTOKEN', storage, prompt='ngrok authtoken: ' if prompt and (provider == 'ngrok' or tcp) else None)
     order = [provider] if provider else default_providers(p, tcp, token)
+    if 'ngrok' in order and not domain and (d := get_secret('NGROK_DOMAIN', storage)): domain = str(d)
     from persistlab.fetch import cache_dir
     kw.setdefault('cache', cache_dir(storage, home))  # in storage when it exists: downloads survive the session
     errs = []
@@ -281,38 +337,43 @@ def open_tunnel(port, # local port to expose
         if not (order := [x for x in order if x in PROXIES]): raise TunnelError(f"{p.policy} Pass --accept-risk if you are sure.")
         errs.append(f'public providers: not tried ({p.name} asks for --accept-risk)')
     for name in order:
-        try: t = make_tunnel(name, port, home, token, tcp, **kw)
+        try: t = make_tunnel(name, port, home, token, tcp, domain=domain, storage=storage, supervise=supervise, **kw)
         except TunnelError as e:
             if provider: raise
             errs.append(f'{name}: {e}'); continue
         try: url = t.start(timeout)
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if provider: raise TunnelError(f"no tunnel to port {port}: {name}: {msg}") from None
             errs.append(f'{name}: {msg}'); rows.append((name, 'failed', msg)); continue
-        if supervise: _LIVE[port] = Supervisor(t, on_url).start()
+        if isinstance(t, ProxyTunnel): _PROXIED[port] = t
+        elif on_url: threading.Thread(target=_watch, args=(t.pname, url, on_url, home), daemon=True).start()
         rows.append((name, 'open', url))
         if name not in PROXIES: rows.append(('warning', 'public', f'anyone with this URL reaches port {port}; `%tunnel --stop {port}` closes it'))
         elif name == 'colab': rows.append(('note', 'http only', "Colab's proxy carries no websockets: not for JupyterLab or code-server"))
         return TunnelInfo(rows, url, port, name)
     raise TunnelError(f"no tunnel to port {port}: " + '; '.join(errs))
 
+# %% ../nbs/10_tunnel.ipynb #b9b3e73a
 def tunnels(home=None) -> Report:
-    "Open tunnels: port, provider, URL, alive, uptime, reconnects"
-    rows = [(str(s.t.port), s.t.provider, f"{s.t.url} (alive: {s.t.alive()}, up {s.status()['uptime']}s, reconnects {s.reconnects})")
-            for s in _LIVE.values()]
-    for pr in procs.running(home):  # tunnels started by another process (the CLI)
-        if pr.name.startswith('tunnel-') and int(pr.name[7:]) not in _LIVE:
-            rows.append((pr.name[7:], pr.info.get('provider', '?'), f"{pr.info.get('url')} (pid {pr.pid})"))
-    return Report(rows, 'tunnels')
+    "Open tunnels, from the records (whichever kernel or process opened them): port, provider, URL, state"
+    rows = []
+    for pr in procs.records(home):
+        if not pr.name.startswith('tunnel-'): continue
+        i = pr.info
+        state = (f"up, pid {pr.pid}" if pr.alive() else f"reconnecting ({i.get('error') or 'dropped'})") + f", reconnects {i.get('reconnects', 0)}"
+        rows.append((str(i.get('port', pr.name[7:])), i.get('provider', '?'), f"{i.get('url')} ({state})"))
+    rows += [(str(pt), t.provider, f'{t.url} (platform proxy)') for pt, t in _PROXIED.items()]
+    return Report(rows, 'tunnels', heads=('port', 'provider', 'URL'))
 
 def close_tunnel(port='all', home=None) -> Report:
     "Stop the tunnel to `port` (or all of them); only tunnels persistlab started"
-    ports = list(_LIVE) if port == 'all' else [procs.check_port(port)]
-    if port == 'all': ports += [int(p.name[7:]) for p in procs.running(home) if p.name.startswith('tunnel-') and int(p.name[7:]) not in ports]
+    recs = {int(p.name[7:]): p for p in procs.records(home) if p.name.startswith('tunnel-')}
+    ports = sorted(set(recs) | set(_PROXIED)) if port == 'all' else [procs.check_port(port)]
     rows = []
     for pt in ports:
-        s = _LIVE.pop(pt, None)
-        if s: s.stop(); rows.append((str(pt), 'stopped', s.t.provider))
-        elif procs.stop(f'tunnel-{pt}', home): rows.append((str(pt), 'stopped', ''))
+        t, pr = _PROXIED.pop(pt, None), recs.get(pt) or procs.Proc.load(f'tunnel-{pt}', procs.runtime_dir(home))
+        if pr: pr.stop(); rows.append((str(pt), 'stopped', pr.info.get('provider', '')))
+        elif t: rows.append((str(pt), 'stopped', t.provider))
         else: rows.append((str(pt), 'no tunnel', ''))
-    return Report(rows, 'tunnels')
+    return Report(rows, 'tunnels', heads=('port', 'what', 'provider'))

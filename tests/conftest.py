@@ -48,6 +48,7 @@ class Sandbox:
         e = dict(PATH=os.environ['PATH'], HOME=str(h), LANG='C.UTF-8', PERSISTLAB_PLATFORM='local',
                  PERSISTLAB_STORAGE=str(self.storage), XDG_CONFIG_HOME=str(h/'.config'),
                  XDG_DATA_HOME=str(h/'.local/share'), XDG_CACHE_HOME=str(self.base/'cache'), TMPDIR=str(self.base/'tmp'))
+        if os.environ.get('PYTHONPATH'): e['PYTHONPATH'] = os.environ['PYTHONPATH']  # a checkout under test, not an installed copy
         (self.base/'tmp').mkdir(exist_ok=True)
         e.update({k: str(v) for k, v in kw.items()})
         return e
@@ -87,19 +88,20 @@ def tmpfs(tmp_path):
 
 SSHD = shutil.which('sshd') or '/usr/sbin/sshd'
 
-def start_sshd(d, force_command:str, authorized:str='', timeout=10):
+def start_sshd(d, force_command:str|None, authorized:str='', timeout=10):
     "A real OpenSSH sshd on 127.0.0.1 (a stand-in server for tests and benches); returns (Popen, port, host key pub, client key)"
+    # force_command=None: a plain server, as a VPS is: the user's real shell, no banner
     d = Path(d); d.mkdir(parents=True, exist_ok=True)
     for k in ('host', 'client'):
         if not (d/k).exists(): subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(d/k)], check=True)
     (d/'ak').write_text(authorized + (d/'client.pub').read_text())
-    (d/'cmd.sh').write_text(force_command + '\n')
+    if force_command is not None: (d/'cmd.sh').write_text(force_command + '\n')
     from persistlab.procs import free_port
     port = free_port()
     (d/'cfg').write_text('\n'.join([f'ListenAddress 127.0.0.1:{port}', f'HostKey {d}/host', f'PidFile {d}/pid',
         f'AuthorizedKeysFile {d}/ak', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
         'PermitRootLogin prohibit-password', 'UsePAM no', 'StrictModes no', 'AllowTcpForwarding yes', 'GatewayPorts no',
-        f'ForceCommand sh {d}/cmd.sh']) + '\n')
+        *([f'ForceCommand sh {d}/cmd.sh'] if force_command is not None else ['PrintMotd no', 'PrintLastLog no'])]) + '\n')
     if os.geteuid() == 0: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)  # a root sshd's privilege-separation dir
     p = subprocess.Popen([SSHD, '-D', '-e', '-f', str(d/'cfg')], stderr=open(d/'log', 'w'), start_new_session=True)
     t0 = time.monotonic()

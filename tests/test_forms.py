@@ -3,7 +3,7 @@ import os, sys, json, time, shutil, signal, threading, subprocess, textwrap
 from pathlib import Path
 import pytest
 from persistlab.platforms import detect
-from persistlab.persist import PersistError, Report
+from persistlab.core import PersistError, Report
 from persistlab.forms import Setup
 
 SECRET = 'ngrok-FORM-SECRET-77c1e0'
@@ -36,7 +36,7 @@ class Spy:
     def start_code_server(self, folder, **k):
         self._rec('start_code_server', folder, **k)
         from persistlab.codeserver import CodeServer
-        return CodeServer([], 'http://127.0.0.1:9999/', '/run/code-server.password')
+        return CodeServer([], 'http://127.0.0.1:9999/', getattr(self, 'pwfile', None))
     def stop_code_server(self, *a): self._rec('stop_code_server')
 
 @pytest.fixture
@@ -51,16 +51,16 @@ def test_persist_tab_calls_engine_and_disables_while_running(form):
     spy.gate.clear()
     f.persist_btn.click()
     time.sleep(0.2)
-    assert f.persist_btn.disabled and 'working' in f.msg.value  # busy, and the kernel's main thread is free
+    assert f.persist_btn.disabled and 'working' in f.msgs['Persist'].value  # busy, and the kernel's main thread is free
     spy.gate.set(); f.wait()
     assert not f.persist_btn.disabled and spy.calls[0][:2] == ('persist', (['.local', '.gitconfig'],))
-    assert 'persisted: .local, .gitconfig' in f.msg.value and 'linked' in f.state.value
+    assert 'persisted: .local, .gitconfig' in f.msgs['Persist'].value and 'linked' in f.state.value
 
 def test_errors_are_readable_lines(form):
     f, spy = form
     spy.fail = PersistError('storage /storage/cfg: /storage does not exist; is it mounted?')
     f.restore_btn.click(); f.wait()
-    assert 'Restore: storage /storage/cfg: /storage does not exist' in f.msg.value and 'Traceback' not in f.msg.value
+    assert 'Restore: storage /storage/cfg: /storage does not exist' in f.msgs['Persist'].value and 'Traceback' not in f.msgs['Persist'].value
     assert not f.restore_btn.disabled
 
 def test_tunnel_token_read_once_cleared_saved_and_url_updates(form):
@@ -74,7 +74,7 @@ def test_tunnel_token_read_once_cleared_saved_and_url_updates(form):
     (name, a, k), = [c for c in spy.calls if c[0] == 'open_tunnel']
     assert a == ('8000', 'ngrok') and 'https://first.example' in f.url.value
     spy.on_url('https://second.example')  # the supervisor reconnected
-    assert 'https://second.example' in f.url.value and SECRET not in f.msg.value + f.url.value
+    assert 'https://second.example' in f.url.value and SECRET not in f.msgs['Tunnel'].value + f.url.value
     os.environ.pop('NGROK_AUTHTOKEN', None)
 
 def test_ssh_tab_key_upload_and_sshd(form):
@@ -88,10 +88,50 @@ def test_ssh_tab_key_upload_and_sshd(form):
     (_, _, k), = [c for c in spy.calls if c[0] == 'start_server']
     assert k['github'] == 'octocat' and k['accept_risk'] is False and 'ssh -p 2222 root@box' in f.snippet.value
 
-def test_code_server_tab_shows_url_and_password_file_not_password(form):
+def test_code_server_password_revealed_on_request_then_cleared(form, tmp_path):
     f, spy = form
+    pw = tmp_path/'code-server.password'; pw.write_text('cs-PASSWORD-3f9a\n'); pw.chmod(0o600)
+    spy.pwfile = pw
+    assert f.pw_btn.disabled  # nothing to reveal before code-server runs
     f.cs_btn.click(); f.wait()
-    assert 'http://127.0.0.1:9999/' in f.cs_url.value and 'cat /run/code-server.password' in f.cs_url.value
+    assert 'http://127.0.0.1:9999/' in f.cs_url.value and 'cs-PASSWORD' not in f.cs_url.value + f.msgs['code-server'].value
+    assert f.pw.value == '' and not f.pw_btn.disabled
+    f.pw_btn.value = True
+    assert f.pw.value == 'cs-PASSWORD-3f9a' and f.pw.layout.display == ''
+    f.pw_btn.value = False
+    assert f.pw.value == '' and f.pw.layout.display == 'none'
+    f.reveal_seconds = 0.2; f.pw_btn.value = True; time.sleep(0.6)  # left revealed: it goes away by itself
+    assert f.pw_btn.value is False and f.pw.value == ''
+
+def test_each_tab_has_its_own_message_line(form):
+    f, spy = form
+    spy.fail = PersistError('sshd: no host key')
+    f.sshd_btn.click(); f.wait()
+    assert 'no host key' in f.msgs['SSH'].value and f.msgs['Tunnel'].value == '' and f.msgs['Persist'].value == ''
+
+def test_unexpected_errors_are_not_dressed_as_messages(form):
+    f, spy = form
+    spy.fail = ZeroDivisionError('division by zero')
+    errs = []
+    old, threading.excepthook = threading.excepthook, lambda a: errs.append(a.exc_type)
+    try: f.restore_btn.click(); f.wait()
+    finally: threading.excepthook = old
+    assert 'unexpected ZeroDivisionError' in f.msgs['Persist'].value and errs == [ZeroDivisionError]  # the traceback goes on
+    assert not f.restore_btn.disabled
+
+def test_ticks_what_home_has_and_offers_providers_that_work_here(tmp_path):
+    spy = Spy()
+    env = dict(HOME=str(tmp_path), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(tmp_path/'st'))
+    f = Setup(detect(env=env), engine=spy, env={})
+    assert [p for p, c in f.paths.items() if c.value] == [] and 'jupyterhub' not in f.provider.options and 'colab' not in f.provider.options
+    (tmp_path/'.ssh').mkdir()
+    assert [p for p, c in Setup(detect(env=env), engine=spy).paths.items() if c.value] == ['.ssh']
+    hub = Setup(detect(env={**env, 'PERSISTLAB_PLATFORM': 'jupyterhub'}), engine=spy, env={'JUPYTERHUB_SERVICE_PREFIX': '/user/a/'})
+    assert hub.provider.options[:2] == ('auto', 'jupyterhub') and 'colab' not in hub.provider.options
+
+def test_status_table_has_headings(form):
+    f, spy = form
+    assert '<th style="text-align:left">path</th>' in f.state.value and '<td>linked</td>' in f.state.value
 
 def test_risky_platform_shows_warning_and_opt_in(tmp_path):
     spy = Spy()
@@ -125,7 +165,7 @@ def test_no_secret_in_executed_notebook(tmp_path):
     saved = run_nb(['%load_ext persistlab',
                     'from test_forms import Spy\nfrom persistlab.forms import Setup\nf = Setup(engine=Spy())\nf',
                     f"f.provider.value = 'ngrok'; f.port.value = '8000'; f.token.value = {SECRET!r}; f.save_token.value = True\n"
-                    "f.tunnel_btn.click(); f.wait(); print(f.msg.value)",
+                    "f.tunnel_btn.click(); f.wait(); print(f.msgs['Tunnel'].value)",
                     'f.widget'], tmp_path/'form.ipynb', env)
     assert 'application/vnd.jupyter.widget-state+json' in saved and 'tunnel open' in saved
     # the notebook's source has the secret (the test typed it into a cell); outputs and widget state must not

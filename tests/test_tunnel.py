@@ -1,6 +1,6 @@
 "Tunnels: the SSH provider against a real OpenSSH stand-in, cloudflared and ngrok against stand-ins that print the real lines"
 import os, sys, re, json, time, shutil, socket, hashlib, getpass, threading, subprocess, textwrap
-from http.server import HTTPServer, BaseHTTPRequestHandler, SimpleHTTPRequestHandler
+from http.server import HTTPServer, ThreadingHTTPServer, BaseHTTPRequestHandler, SimpleHTTPRequestHandler
 from pathlib import Path
 import pytest
 from persistlab import procs, tunnel as T
@@ -35,7 +35,7 @@ def web(env):
     class Q(SimpleHTTPRequestHandler):
         def __init__(s, *a, **k): super().__init__(*a, directory=str(d), **k)
         def log_message(s, *a): pass
-    srv = HTTPServer(('127.0.0.1', 0), Q); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = ThreadingHTTPServer(('127.0.0.1', 0), Q); threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield srv.server_port
     srv.shutdown()
 
@@ -67,25 +67,33 @@ def session_children(sshd_pid):
             except (OSError, ValueError, IndexError): pass
     return out
 
+def wait_for(f, timeout=20, every=0.1):
+    "Poll `f` until it gives something truthy (bounded: a test never hangs); returns that or None"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if (v := f()): return v
+        time.sleep(every)
+    return None
+
 @needs_sshd
 def test_ssh_provider_url_forward_reconnect_and_stop(env, web, standin):
     t = lhr(standin, web)
     url = t.start(timeout=20)
     assert re.fullmatch(r'https://[0-9a-f]{12}\.lhr\.life', url)  # the tunneled-with line, not the banner's https
     assert get(f'http://127.0.0.1:{allocated(web)}/').text == 'hello through the tunnel'  # through the real -R forward
+    sup = procs.get(procs.SUPERVISOR); assert sup and sup.alive()  # a process of its own, not a kernel thread
     seen = []
-    sup = T.Supervisor(t, seen.append, backoff=(0.2,), poll=0.2, quiet=True).start()
-    T._LIVE[web] = sup
+    threading.Thread(target=T._watch, args=(t.pname, url, seen.append, None, 0.2), daemon=True).start()
     for c in session_children(standin['proc'].pid): os.kill(c, 9)  # the provider drops the connection
-    for _ in range(150):
-        if seen: break
-        time.sleep(0.1)
-    assert seen and seen[0] != url and re.fullmatch(r'https://[0-9a-f]{12}\.lhr\.life', seen[0]) and sup.reconnects == 1
+    new = wait_for(lambda: (pr := procs.get(t.pname)) and pr.info.get('url') != url and pr.info.get('url'))
+    assert new and re.fullmatch(r'https://[0-9a-f]{12}\.lhr\.life', new)
+    assert wait_for(lambda: seen) == [new]  # the form hears of it while this kernel lives
     assert get(f'http://127.0.0.1:{allocated(web)}/').text == 'hello through the tunnel'
-    st = T.tunnels(); assert str(web) in repr(st) and 'reconnects 1' in repr(st)
+    st = T.tunnels(); assert new in repr(st) and 'reconnects 1' in repr(st)
     pid = procs.get(f'tunnel-{web}').pid
     T.close_tunnel(web)
-    assert not Path(f'/proc/{pid}').exists() and procs.running() == []
+    assert procs.running() == [] and wait_for(lambda: not Path(f'/proc/{pid}').exists(), 5)  # reaped by its parent, the supervisor
+    assert wait_for(lambda: not sup.alive(), 5)  # nothing left to keep: the supervisor is gone too
 
 @needs_sshd
 def test_generic_ssh_server_gives_host_and_allocated_port(env, web, standin):
@@ -170,7 +178,7 @@ def test_ngrok_tcp_without_card_says_so(env, web, monkeypatch):
     from pyngrok import ngrok; ngrok.kill()
 
 def test_ngrok_without_token_is_clear(env, web):
-    with pytest.raises(T.TunnelError, match='ngrok needs an authtoken'):
+    with pytest.raises(T.TunnelError, match='ngrok needs NGROK_AUTHTOKEN'):
         T.open_tunnel(web, 'ngrok', supervise=False, platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
 
 def test_bad_input_warnings_and_refusals(env, web):
@@ -261,12 +269,73 @@ except KeyboardInterrupt: print('interrupted', flush=True)
     assert pr is not None and pr.alive()  # survived the interrupt
     T.close_tunnel(web); assert procs.running() == []
 
-def test_kernel_exit_stops_what_persistlab_started(env, web):
+def test_kernel_exit_keeps_the_tunnel(env, web):
+    "Services belong to the machine: a kernel that exits leaves the tunnel up, and touches nothing else"
     other = subprocess.Popen(['sleep', '60'], start_new_session=True)  # not ours
     code = f"%load_ext persistlab\n%tunnel {web} -p cloudflared\nexit\n"
     r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
                        input=code, env={**os.environ, 'FAKE_CF_MODE': 'ok', 'PERSISTLAB_PLATFORM': 'local'}, capture_output=True, text=True, timeout=120)
     assert 'trycloudflare.com' in r.stdout, r.stdout + r.stderr
     time.sleep(0.3)
-    assert procs.running() == [] and other.poll() is None
+    assert [p.name for p in procs.running()] == [f'tunnel-{web}'] and other.poll() is None
+    T.close_tunnel('all'); assert procs.running() == []
     other.kill(); other.wait()
+
+@needs_sshd
+def test_ssh_provider_against_a_plain_openssh_server_holds_its_address(env, web):
+    "A VPS's sshd runs the user's shell on a session: the tunnel must open none (-N), or it drops every ~2 s on a new port"
+    p, port, _, key = start_sshd(env/'vps', None)
+    try:
+        info = T.open_tunnel(web, f'ssh://{getpass.getuser()}@127.0.0.1:{port}', identity=key,
+                             platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+        pid, rport = procs.get(f'tunnel-{web}').pid, info.url.split(':')[1]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 30:
+            assert get(f'http://127.0.0.1:{rport}/').text == 'hello through the tunnel'
+            pr = procs.get(f'tunnel-{web}')
+            assert pr and pr.pid == pid and pr.info['url'] == info.url, (pr and pr.tail())
+            time.sleep(1)
+    finally: T.close_tunnel('all'); p.terminate(); p.wait(10)
+
+def test_failure_shows_the_reason_from_the_log(env, web):
+    pl = detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local'))
+    with pytest.raises(T.TunnelError, match='Could not resolve hostname nowhere.invalid'):
+        T.open_tunnel(web, 'ssh://me@nowhere.invalid', platform=pl)
+    info = None
+    with pytest.raises(T.TunnelError) as e: T.open_tunnel(web, platform=pl, timeout=10)  # every default provider fails here
+    assert 'failed to request quick Tunnel' in str(e.value) and 'Connection refused' in str(e.value), str(e.value)
+    assert procs.running() == []
+
+def test_ngrok_without_token_in_real_ipython_is_one_line(env, web):
+    code = f"%load_ext persistlab\n%tunnel {web} -p ngrok\nexit\n"
+    e = {**os.environ, 'PERSISTLAB_PLATFORM': 'local', 'PERSISTLAB_STORAGE': str(env/'storage')}
+    r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                       input=code, env=e, capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert f"ngrok needs NGROK_AUTHTOKEN: set it in the environment, in Colab or Kaggle secrets, or in {env/'storage'}/persistlab-secrets.json" in out, out
+    assert 'Traceback' not in out and 'authtoken:' not in out and 'download' not in out.lower()
+
+def test_ngrok_static_domain_survives_a_reconnect(env, web, monkeypatch):
+    monkeypatch.setenv('PERSISTLAB_NGROK', str(STANDINS/'ngrok')); monkeypatch.setenv('NGROK_AUTHTOKEN', SECRET)
+    monkeypatch.setenv('NGROK_DOMAIN', 'ada-lab.ngrok-free.app')
+    info = T.open_tunnel(web, 'ngrok', platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+    assert info.url == 'https://ada-lab.ngrok-free.app'
+    pr = procs.get(f'tunnel-{web}'); os.killpg(pr.pgid, 9)  # the agent dies
+    back = wait_for(lambda: (q := procs.get(f'tunnel-{web}')) and q.pid != pr.pid and q)
+    assert back and back.info['url'] == 'https://ada-lab.ngrok-free.app' and back.info['reconnects'] == 1
+    assert scan_for(SECRET, env) == []
+    T.close_tunnel('all'); assert not back.alive()
+
+def test_cloudflared_named_tunnel_keeps_its_hostname_and_the_token_out_of_argv(env, web, monkeypatch):
+    tok = 'eyJhIjoiYWNjb3VudCIsInQiOiJ0dW5uZWwiLCJzIjoiU0VDUkVULTkxNzMifQ'
+    monkeypatch.setenv('FAKE_CF_MODE', 'ok'); monkeypatch.setenv('TUNNEL_TOKEN', tok)
+    info = T.open_tunnel(web, 'cloudflared', platform=detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local')))
+    assert info.url == 'https://lab.example.org'
+    pr = procs.get(f'tunnel-{web}'); assert 'run' in pr.argv
+    assert [f for f in scan_for(tok, env, procs.runtime_dir()) if not f.endswith(f'cloudflared-{web}.token')] == []
+    assert oct((procs.runtime_dir()/f'cloudflared-{web}.token').stat().st_mode & 0o777) == '0o600'
+    monkeypatch.delenv('TUNNEL_TOKEN')  # the supervisor needs nothing from this kernel's environment
+    os.kill(pr.pid, 9)
+    back = wait_for(lambda: (q := procs.get(f'tunnel-{web}')) and q.pid != pr.pid and q)
+    assert back and back.info['url'] == 'https://lab.example.org'
+    T.close_tunnel('all')

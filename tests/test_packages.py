@@ -1,0 +1,295 @@
+"Packages that survive: real pip and uv, wheels built here, a PEP 503 index on 127.0.0.1, an image venv as root"
+import os, sys, json, time, base64, shutil, signal, hashlib, tarfile, zipfile, subprocess, textwrap
+from pathlib import Path
+import pytest
+from conftest import ROOT, Sandbox
+
+IMAGE_TIME = 1_600_000_000  # 2020: the image's files are older than this machine, as on a real VM image
+
+# --- tiny distributions, built here --------------------------------------------------------------------------------
+
+def _record_line(name, data):
+    h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+    return f'{name},sha256={h},{len(data)}'
+
+WHEEL_CODE = '''
+def make_wheel(dest, name, version, files, requires=(), tag='py3-none-any'):
+    import base64, hashlib, zipfile, os
+    mod = name.replace('-', '_')
+    di = f'{mod}-{version}.dist-info'
+    files = dict(files)
+    files[f'{di}/METADATA'] = 'Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n' % (name, version) + ''.join(f'Requires-Dist: {r}\\n' for r in requires)
+    files[f'{di}/WHEEL'] = f'Wheel-Version: 1.0\\nGenerator: persistlab-test\\nRoot-Is-Purelib: true\\nTag: {tag}\\n'
+    rec = []
+    path = os.path.join(dest, f'{mod}-{version}-{tag}.whl')
+    with zipfile.ZipFile(path, 'w') as z:
+        for n, t in files.items():
+            b = t if isinstance(t, bytes) else t.encode()
+            z.writestr(n, b)
+            h = base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()
+            rec.append(f'{n},sha256={h},{len(b)}')
+        z.writestr(f'{di}/RECORD', '\\n'.join(rec + [f'{di}/RECORD,,']) + '\\n')
+    return os.path.basename(path)
+'''
+exec(WHEEL_CODE)
+
+def make_sdist(dest, name, version, body, fail=None):
+    "An sdist whose in-tree PEP 517 backend builds the wheel (no setuptools, no index); `fail` makes the build fail"
+    mod = name.replace('-', '_'); root = f"{mod}-{version}"
+    build = f'    raise RuntimeError({fail!r})\n' if fail else \
+            f'    return make_wheel(wheel_directory, {name!r}, {version!r}, {{"{mod}/__init__.py": {body!r}}})\n'
+    backend = WHEEL_CODE + textwrap.dedent('''
+    def get_requires_for_build_wheel(config_settings=None): return []
+    def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    ''') + build
+    files = {'pyproject.toml': '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+             'backend.py': backend, 'PKG-INFO': f'Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n'}
+    path = Path(dest)/f'{root}.tar.gz'
+    with tarfile.open(path, 'w:gz') as t:
+        for n, text in files.items():
+            b = text.encode(); ti = tarfile.TarInfo(f'{root}/{n}'); ti.size = len(b); ti.mtime = time.time()
+            import io; t.addfile(ti, io.BytesIO(b))
+    return path.name
+
+def write_index(root):
+    "A PEP 503 simple index over the files in root/files"
+    files = sorted((root/'files').iterdir())
+    by = {}
+    for f in files:
+        n = f.name.split('-')[0].replace('_', '-').lower()
+        by.setdefault(n, []).append(f)
+    (root/'simple').mkdir(exist_ok=True)
+    (root/'simple/index.html').write_text(''.join(f'<a href="{n}/">{n}</a>\n' for n in by))
+    for n, fs in by.items():
+        (root/'simple'/n).mkdir(exist_ok=True)
+        links = ''.join(f'<a href="../../files/{f.name}#sha256={hashlib.sha256(f.read_bytes()).hexdigest()}">{f.name}</a>\n' for f in fs)
+        (root/'simple'/n/'index.html').write_text(f'<!DOCTYPE html><html><body>\n{links}</body></html>\n')
+
+class Index:
+    "python -m http.server over a simple/ tree on a free 127.0.0.1 port"
+    def __init__(self, root):
+        from persistlab.procs import free_port
+        self.root, self.port = Path(root), free_port()
+        write_index(self.root)
+        self.p = subprocess.Popen([sys.executable, '-m', 'http.server', '--bind', '127.0.0.1', str(self.port), '--directory', str(root)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        import socket
+        for _ in range(100):
+            try: socket.create_connection(('127.0.0.1', self.port), timeout=0.2).close(); break
+            except OSError: time.sleep(0.05)
+        self.url = f'http://127.0.0.1:{self.port}/simple'
+    def stop(self):
+        if self.p.poll() is None: os.killpg(self.p.pid, signal.SIGTERM); self.p.wait(10)
+
+# --- the world: an image (a venv whose files predate the machine), fresh VMs from it ---------------------------------
+
+def backdate(venv):
+    "Make every installed distribution look like part of the image"
+    for d in Path(venv).glob('lib/python*/site-packages/*.dist-info'):
+        for f in [d, *d.iterdir()]: os.utime(f, (IMAGE_TIME, IMAGE_TIME))
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    base = tmp_path_factory.mktemp('pkgworld')
+    files = base/'index/files'; files.mkdir(parents=True)
+    make_wheel(files, 'plab-a', '1.0', {'plab_a/__init__.py': 'import plab_b\nv = "a1.0"\n'}, requires=['plab-b'])
+    make_wheel(files, 'plab-a', '0.9', {'plab_a/__init__.py': 'v = "a0.9"\n'})
+    make_wheel(files, 'plab-b', '1.0', {'plab_b/__init__.py': 'v = "b1.0"\n'})
+    make_sdist(files, 'plab-c', '1.0', 'v = "c1.0"  # built from its sdist\n')
+    make_wheel(files, 'plab-d', '1.0', {'plab_d/__init__.py': 'v = "d1.0"\n'})
+    make_wheel(files, 'plab-d', '2.0', {'plab_d/__init__.py': 'v = "d2.0"\n', 'plab_d_extra.pth': 'import sys; sys.plab_d_pth = True\n'})
+    make_wheel(files, 'plab-e', '1.0', {'plab_e/__init__.py': 'v = "e1.0"\n'})
+    make_sdist(files, 'plab-bad', '1.0', '', fail='this package needs a Fortran compiler')
+    local = base/'local-wheels'; local.mkdir()  # a wheel the user had on disk; the index only has its sdist
+    make_wheel(local, 'plab-bad', '1.0', {'plab_bad/__init__.py': 'v = 1\n'})
+    make_wheel(local, 'plab-big', '1.0', {'plab_big/__init__.py': 'v = 1\n', 'plab_big/data.bin': os.urandom(3 << 20)})
+    image = base/'image-template'
+    subprocess.run([sys.executable, '-m', 'venv', str(image)], check=True)
+    subprocess.run([str(image/'bin/python'), '-m', 'pip', 'install', '-q', '--no-index', '--find-links', str(files), 'plab-d==1.0'],
+                   check=True, env={**os.environ, 'PIP_CONFIG_FILE': os.devnull})
+    backdate(image)
+    return dict(base=base, index=base/'index', local=local, image=image)
+
+class VM(Sandbox):
+    "A fresh machine from the image: a new home, TMPDIR and image copy at one path, the same storage"
+    def __init__(self, base, storage, image):
+        self.base = Path(base); self.home, self.storage = self.base/'home', Path(storage)
+        self.home.mkdir(parents=True); self.storage.mkdir(parents=True, exist_ok=True)
+        self.py = self.base/'image/bin/python'
+        subprocess.run(['cp', '-a', str(image), str(self.base/'image')], check=True)
+    def env(self, home=None, **kw):
+        e = super().env(home, **kw)
+        e.update(PYTHONPATH=str(ROOT), PIP_CONFIG_FILE=os.devnull, PIP_RETRIES='1', PIP_TIMEOUT='3', PIP_DISABLE_PIP_VERSION_CHECK='1',
+                 PATH=f"{Path(sys.executable).parent}:{e['PATH']}", UV_CACHE_DIR=str(self.base/'cache/uv'), UV_NO_PROGRESS='1')
+        e.update({k: str(v) for k, v in kw.items()})
+        return e
+    def pip(self, *args, **kw): return self.run(self.py, '-m', 'pip', *args, **kw)
+    def cli(self, *args, check=True, **kw):
+        return self.run(sys.executable, CLI, *args,
+                        '--python', self.py, '--to', self.storage, check=check, **kw)
+    def imports(self, *mods):
+        r = self.run(self.py, '-c', f'import {", ".join(mods)}; print(" ".join(m.v for m in ({", ".join(mods)},)))')
+        return r.stdout.split()
+
+CLI = Path(__file__).resolve().parent/'standins'/'packages_cli.py'  # run as a file: fastcore parses argv only there
+
+def manifest(storage): return json.loads((Path(storage)/'persistlab.json').read_text())
+
+# --- journeys --------------------------------------------------------------------------------------------------------
+
+def test_save_then_restore_on_fresh_vms_with_the_index_gone(world, tmp_path):
+    "Session 1 installs (a wheel, its dependency, an sdist, an upgraded image package) and saves; later VMs restore offline"
+    storage, idx = tmp_path/'drive/persistlab', Index(world['index'])
+    try:
+        vm1 = VM(tmp_path/'vm1', storage, world['image'])
+        vm1.pip('install', '--index-url', idx.url, 'plab-a', 'plab-c', 'plab-d==2.0')
+        assert vm1.imports('plab_a', 'plab_b', 'plab_c', 'plab_d') == ['a1.0', 'b1.0', 'c1.0', 'd2.0']
+        r = vm1.cli('--save', PIP_INDEX_URL=idx.url)
+        assert 'saved' in r.stdout, r.stdout
+    finally: idx.stop()
+    rec = manifest(storage)['packages']['sets']
+    (tag, s), = rec.items()
+    assert sorted(s['packages']) == ['plab-a', 'plab-b', 'plab-c', 'plab-d'], s  # pip, setuptools: the image's, not recorded
+    wh = storage/'wheelhouse'/tag
+    assert sorted(f.name for f in wh.glob('*.whl')) == sorted(r['wheel'] for r in s['packages'].values())
+    # session 2: a fresh VM from the same image, the index stopped; uv installs (UV_CONSTRAINT as Colab sets it is ignored)
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    (tmp_path/'constraints.txt').write_text('plab-d==1.0\n')
+    r = vm2.cli('--restore', UV_CONSTRAINT=tmp_path/'constraints.txt', UV_SYSTEM_PYTHON='true')
+    assert 'conflict' in r.stdout and 'plab-d' in r.stdout, r.stdout  # the image has d 1.0: explained, not forced
+    assert vm2.imports('plab_a', 'plab_b', 'plab_c', 'plab_d') == ['a1.0', 'b1.0', 'c1.0', 'd1.0']
+    assert next(vm2.base.glob('image/lib/python*/site-packages/plab_a-1.0.dist-info/INSTALLER')).read_text().strip() == 'uv'
+    r = vm2.cli('--restore', '--force')
+    assert vm2.imports('plab_d') == ['d2.0']
+    assert 'already installed' in r.stdout
+    # session 3: no uv anywhere, pip installs; a new kernel in the image imports them, the .pth file of d included
+    vm3 = VM(tmp_path/'vm3', storage, world['image'])
+    r = vm3.cli('--restore', '--force', '--tool', 'pip')
+    assert 'installed' in r.stdout and '(pip)' in r.stdout, r.stdout
+    assert vm3.imports('plab_a', 'plab_c', 'plab_d') == ['a1.0', 'c1.0', 'd2.0']
+    assert vm3.run(vm3.py, '-c', 'import sys; print(sys.plab_d_pth)').stdout.strip() == 'True'
+    # the list shows packages, versions and the wheelhouse size
+    r = vm3.cli('--list')
+    assert 'plab-c' in r.stdout and 'package 1.0' in r.stdout and 'wheelhouse' in r.stdout, r.stdout
+
+def test_the_kernel_that_restores_imports_at_once(world, tmp_path):
+    "The image's own Python is the kernel: %load_ext restores the packages, the next line imports them, no restart"
+    storage, idx = tmp_path/'storage', Index(world['index'])
+    try:
+        vm1 = VM(tmp_path/'vm1', storage, world['image'])
+        vm1.pip('install', '--index-url', idx.url, 'plab-a')
+        code = ("from IPython.core.interactiveshell import InteractiveShell; ip = InteractiveShell.instance(); "
+                "ip.run_line_magic('load_ext', 'persistlab'); print(ip.run_line_magic('persist', '--packages --to {}'))")
+        import IPython; host = Path(IPython.__file__).parent.parent  # IPython for the image's kernel, after the image's own
+        r = vm1.run(vm1.py, '-c', code.format(storage), PYTHONPATH=f'{ROOT}:{host}', PIP_INDEX_URL=idx.url,
+                    PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=storage)
+        assert 'plab-a' in r.stdout and 'saved' in r.stdout, r.stdout + r.stderr
+    finally: idx.stop()
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    code = ("from IPython.core.interactiveshell import InteractiveShell; ip = InteractiveShell.instance(); "
+            "ip.run_line_magic('load_ext', 'persistlab'); import plab_a; print('imported', plab_a.v); "
+            "ip.run_line_magic('load_ext', 'persistlab')")
+    env = dict(PYTHONPATH=f'{ROOT}:{host}', PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=storage)
+    r = vm2.run(vm2.py, '-c', code, **env)
+    assert 'imported a1.0' in r.stdout, r.stdout + r.stderr
+    r = vm2.run(vm2.py, '-c', code, **env)  # a kernel restart on the same VM: nothing is installed again
+    assert 'imported a1.0' in r.stdout and 'installed' not in r.stdout, r.stdout
+
+def other_python():
+    "A CPython of another minor version on this machine (pyenv's), for the new-image case"
+    for c in sorted(Path('/root/.pyenv/versions').glob('3.1[02]*/bin/python3')) + [Path(p) for p in ('/usr/bin/python3.12', '/usr/bin/python3.10')]:
+        if c.exists() and c.resolve() != Path(sys.executable).resolve(): return c
+    return None
+
+def test_a_new_python_is_told_what_to_reinstall(world, tmp_path):
+    "The packages were saved for Python 3.11; a new image with another Python reports them and installs nothing"
+    storage = tmp_path/'storage'
+    vm1 = VM(tmp_path/'vm1', storage, world['image'])
+    vm1.pip('install', '--no-index', '--find-links', world['index']/'files', 'plab-b', 'plab-e')
+    vm1.cli('--save', PIP_FIND_LINKS=world['index']/'files', PIP_NO_INDEX='1')
+    py = other_python()
+    assert py, 'no second Python on this machine: .ci/run needs one (pyenv) for this test'
+    img = tmp_path/'image-new'
+    subprocess.run([str(py), '-m', 'venv', str(img)], check=True)
+    vm2 = VM(tmp_path/'vm2', storage, img)
+    r = vm2.cli('--restore')
+    assert 'do not fit' in r.stdout and 'pip install plab-b==1.0 plab-e==1.0' in r.stdout, r.stdout
+    assert vm2.run(vm2.py, '-c', 'import plab_b', check=False).returncode != 0
+
+# --- bad input: one line, nothing changed -----------------------------------------------------------------------------
+
+def one_line_error(r):
+    assert r.returncode == 1 and r.stderr.startswith('persistlab: ') and r.stderr.count('\n') == 1, (r.stdout, r.stderr)
+    return r.stderr
+
+def test_bad_input_is_one_line_and_changes_nothing(world, tmp_path, tmpfs):
+    storage, idx = tmp_path/'storage', Index(world['index'])
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    try:
+        vm.pip('install', '--index-url', idx.url, 'plab-b')
+        vm.cli('--save', PIP_INDEX_URL=idx.url)
+        before = (storage/'persistlab.json').read_bytes(), sorted(os.listdir(storage))
+        # a package the index has only as an sdist that does not build (the user had installed a local wheel)
+        vm.pip('install', '--no-index', '--find-links', world['local'], 'plab-bad')
+        err = one_line_error(vm.cli('--save', PIP_INDEX_URL=idx.url, check=False))
+        assert 'plab-bad cannot be built into a wheel' in err and 'Fortran' in err, err
+        assert ((storage/'persistlab.json').read_bytes(), sorted(os.listdir(storage))) == before
+        vm.pip('uninstall', '-y', 'plab-bad')
+    finally: idx.stop()
+    # the index is gone while a new package needs its wheel
+    vm.pip('install', '--no-index', '--find-links', world['index']/'files', 'plab-e')
+    err = one_line_error(vm.cli('--save', PIP_INDEX_URL=idx.url, check=False))
+    assert 'cannot be reached' in err and 'plab-e' in err, err
+    assert (storage/'persistlab.json').read_bytes() == before[0]
+    vm.pip('uninstall', '-y', 'plab-e')
+    # a full storage: a 1 MB tmpfs, a 3 MB wheel
+    small = tmpfs('small')
+    vm.pip('install', '--no-index', '--find-links', world['local'], 'plab-big')
+    err = one_line_error(vm.run(sys.executable, CLI, '--save',
+                                '--python', vm.py, '--to', small, PIP_FIND_LINKS=f"{world['local']} {world['index']/'files'}",
+                                PIP_NO_INDEX='1', check=False))
+    assert 'storage is full' in err and 'nothing changed' in err, err
+    assert sorted(os.listdir(small)) in ([], ['.persistlab-tmp', '.persistlab.lock'], ['.persistlab.lock']), os.listdir(small)
+    assert not (small/'persistlab.json').exists()
+    # a wheelhouse edited by hand: nothing installed, the wheel named
+    (wh,) = (storage/'wheelhouse').iterdir()
+    w = next(wh.glob('plab_b-*.whl'))
+    with open(w, 'ab') as f: f.write(b'edited')
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    err = one_line_error(vm2.cli('--restore', check=False))
+    assert w.name in err and 'nothing installed' in err, err
+    assert vm2.run(vm2.py, '-c', 'import plab_b', check=False).returncode != 0
+
+@pytest.mark.parametrize('point', ['wheels-staged', 'wheels-moved', 'packages-recorded'])
+def test_sigkill_during_save_leaves_a_usable_wheelhouse(world, tmp_path, point):
+    "Killed while saving a new package: the next VM restores what the wheelhouse and manifest agree on"
+    storage, files = tmp_path/'storage', world['index']/'files'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', files, 'plab-b')
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm.pip('install', '--no-index', '--find-links', files, 'plab-e', 'plab-d==2.0')
+    r = vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1', PERSISTLAB_FAILPOINT=point, check=False)
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    vm2.cli('--restore')
+    assert vm2.imports('plab_b') == ['b1.0']
+    got = vm2.run(vm2.py, '-c', 'import plab_e', check=False).returncode == 0
+    assert got == (point == 'packages-recorded')  # only a save that reached the manifest counts
+    # the next save finishes the job
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm3 = VM(tmp_path/'vm3', storage, world['image'])
+    vm3.cli('--restore', '--force')
+    assert vm3.imports('plab_b', 'plab_e', 'plab_d') == ['b1.0', 'e1.0', 'd2.0']
+    assert not list((storage/'.persistlab-tmp').glob('wheels.*')) if (storage/'.persistlab-tmp').exists() else True
+
+def test_forget(world, tmp_path):
+    storage, files = tmp_path/'storage', world['index']/'files'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', files, 'plab-b', 'plab-e')
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    r = vm.cli('--forget', 'plab-e', '--wheels')
+    assert 'forgotten' in r.stdout
+    (tag, s), = manifest(storage)['packages']['sets'].items()
+    assert list(s['packages']) == ['plab-b'] and not list((storage/'wheelhouse'/tag).glob('plab_e*'))
+    err = one_line_error(vm.cli('--forget', 'nope', check=False))
+    assert 'not recorded: nope' in err
