@@ -1,5 +1,5 @@
 "The replicas themselves: each platform's first state as a new user finds it, and nothing outside them touched"
-import os, json
+import os, json, time
 from pathlib import Path
 import pytest
 
@@ -47,5 +47,11 @@ def test_kaggle_deepnote_paperspace_and_bare_first_states(replica, tmp_path):
     r = v.sh('setsid sleep 600 >/dev/null 2>&1 < /dev/null & echo $!')  # a daemon the user started on the VM
     pid = int(r.stdout)
     assert pid in v.processes()
+    born = lambda: Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19]  # start time: a reused pid differs
+    t0, first = time.monotonic(), born()
     v.close()
-    assert not Path(f'/proc/{pid}').exists() or Path(f'/proc/{pid}/stat').read_text().split()[2] == 'Z'  # stopped with its VM
+    def gone():
+        try: return born() != first or Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] in 'ZX'
+        except OSError: return True
+    while not gone() and time.monotonic() - t0 < 10: time.sleep(0.05)
+    assert gone()  # stopped with its VM
