@@ -26,7 +26,7 @@ def test_two_sessions_and_a_kernel_restart(replica, platform):
     vm = replica(platform); wheel(vm.wheelhouse, 'jtool', x=1)
     cs = vm.run([cell, '!pip install -q --user jtool', '%persist --save', 'import jtool; print("X", jtool.X)'])
     assert all(c.ok for c in cs) and 'X 1' in cs[3].out, shown(cs)
-    assert in_snapshot(vm, 'bin/jtool') and in_snapshot(vm, 'jtool/__init__.py')
+    assert in_snapshot(vm, 'bin/jtool') and in_snapshot(vm, 'jtool/__init__.py'), shown(cs)
     vm.close()
 
     vm2 = replica(platform); wheel(vm2.wheelhouse, 'jtool2', x=2)  # the next session: new VM, new home, same storage

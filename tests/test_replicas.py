@@ -26,6 +26,7 @@ def test_colab_first_state_drive_kernel_restart_and_fresh_vm(replica):
     assert (vm.drive/'MyDrive').is_dir() and oct(os.stat(vm.base/'secrets.json').st_mode & 0o777) == '0o600'
 
 def test_kaggle_deepnote_paperspace_and_bare_first_states(replica, tmp_path):
+    host_had = [m for m in ('/content', '/kaggle', '/storage', '/notebooks') if os.path.exists(m)]
     k = replica('kaggle', secrets={'NGROK_AUTHTOKEN': 'n'})
     r = k.sh('pwd; echo $KAGGLE_KERNEL_RUN_TYPE; touch /kaggle/working/out.csv; touch /kaggle/input/x', check=False)
     assert r.stdout.split() == ['/kaggle/working', 'Interactive'] and 'Read-only file system' in r.stderr
@@ -42,6 +43,8 @@ def test_kaggle_deepnote_paperspace_and_bare_first_states(replica, tmp_path):
     p = replica('paperspace')
     assert 'pre-run ran' in p.boot.stdout and p.env['FROM_PRE_RUN'] == 'yes' and p.p('/root/.from-pre-run').is_dir()
     assert p.run_cell('import os; print(os.getcwd(), os.environ["FROM_PRE_RUN"])').out.strip() == '/notebooks yes'
+    d.sh('test ! -e /storage && test ! -e /notebooks && test ! -e /kaggle && test ! -e /content')  # others' folders stay theirs
+    assert [m for m in ('/content', '/kaggle', '/storage', '/notebooks') if os.path.exists(m)] == host_had  # nothing made on the host
     v = replica('vm')
     assert v.sh('pwd; ls -A ~ | tr "\\n" " "').stdout.split('\n')[0] == '/root'
     r = v.sh('setsid sleep 600 >/dev/null 2>&1 < /dev/null & echo $!')  # a daemon the user started on the VM
