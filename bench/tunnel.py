@@ -27,4 +27,4 @@ if __name__ == '__main__':
     a, b = [], []
     for _ in range(10): b.append(plain()); a.append(ours())
     report('tunnel start to URL: persistlab vs raw ssh -R', statistics.median(a), statistics.median(b), 1.2)
-    sshd.terminate(); sshd.wait(); shutil.rmtree(d)
+    procs.stop_all(); sshd.terminate(); sshd.wait(); shutil.rmtree(d)  # the supervisor too

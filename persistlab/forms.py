@@ -63,7 +63,8 @@ class Setup:
         self.p = platform or detect(); self.home = Path(home or self.p.home)
         self.storage = storage or self.p.storage; self.e = engine or _Engine(); self.threads = []
         self.msgs = {t: W.HTML() for t in self.TABS}
-        self.accept = W.Checkbox(value=False, description='I understand the risk and want remote access here', indent=False)
+        self.accept = W.Checkbox(value=False, description='I understand the risk and want remote access here', indent=False,
+                                 layout=W.Layout(width='auto'))
         self.out = W.Output()  # progress bars, and the traceback of an unexpected error
         parts = self._persist_tab(), self._ssh_tab(), self._tunnel_tab(env), self._cs_tab()
         self.tabs = W.Tab(children=[W.VBox([w, self.msgs[t]]) for w, t in zip(parts, self.TABS)])
@@ -126,9 +127,20 @@ def _persist_tab(self:Setup):
 
 @patch
 def refresh(self:Setup):
-    "Show each persisted path's state"
+    "Show each persisted path's state, and the services running (an earlier kernel may have started them)"
     try: self.state.value = _table(self.e.status(home=self.home, platform=self.p, to=self.storage))
     except PersistlabError as e: self.state.value = html.escape(str(e))
+    self.show_running()
+
+@patch
+def show_running(self:Setup):
+    "sshd, code-server and tunnels outlive the kernel: show the ones running now, whoever started them"
+    from persistlab import procs
+    recs = {p.name: p for p in procs.records(self.home)}
+    if (t := next((p for n, p in recs.items() if n.startswith('tunnel-') and p.info.get('url')), None)):
+        self.port.value = str(t.info.get('port')); self._set_url(t.info['url'])
+    if (s := recs.get('sshd')): self.snippet.value = f"sshd running on port {s.info.get('port')} (pid {s.pid}); <code>%sshsetup --status</code> for the client side"
+    if (c := recs.get('code-server')): self.cs_url.value = f"code-server running on port {c.info.get('port')} (pid {c.pid})"
 
 @patch
 def do_persist(self:Setup):

@@ -34,8 +34,6 @@ def _is_file_name(rel):
     return n in FILE_NAMES or Path(n).suffix in ('.conf', '.toml', '.json', '.yaml', '.yml', '.cfg', '.ini', '.txt', '.env')
 
 # %% ../nbs/01_persist.ipynb #08caddc7
-def _live_rel(rel): return rel == '.local'
-
 def _runtime_dir(s, rel):
     "An older persistlab linked Jupyter's runtime dir out of storage; make it a plain folder again"
     r = Path(s)/RUNTIME[len('.local/'):]
@@ -172,6 +170,31 @@ def _live(home):
     done = fix_live_python(home)
     return [('.local', 'live kernel', d) for d in done] if 'IPython' in sys.modules else []
 
+# %% ../nbs/01_persist.ipynb #0851cf01
+def _recover(storage, home, ts, out):
+    "Finish or undo what a crashed persistlab left behind, losing nothing"
+    for root, rel in ((storage, TMP), (home, HOME_TMP)):
+        if exists(Path(root)/rel):
+            for x in work_dir(root, rel).iterdir(): remove(x)
+    bdir = Path(storage)/BACKUP
+    backups = sorted(bdir.iterdir(), reverse=True) if bdir.is_dir() and not bdir.is_symlink() else []
+    for e in valid_entries(read_manifest(storage)):
+        if e['strategy'] not in ('link', 'copy'): continue
+        rel = e['path']
+        try: h, s = inside(home, rel), inside(storage, rel)
+        except PersistError: continue
+        for old, other in ((Path(str(h)+OLD), s), (Path(str(s)+OLD), h)):
+            if not exists(old): continue
+            if covered(old, [other] + [b/rel for b in backups]):
+                remove(old); out.append((rel, 'recovered', f'removed {old.name}, a copy left by an interrupted run'))
+            else: out.append((rel, 'check', f'{old} was left by an interrupted run and is not in storage; look at it'))
+            if e['strategy'] == 'link' and not exists(h) and kind(s) in ('dir', 'file'): link(s, h)
+        if (e['strategy'] == 'link' and kind(h) == kind(s) in ('dir', 'file') and not os.path.samefile(h, s)
+                and covered(h, [s]) and covered(s, [h])):
+            # crash after the verified copy reached storage: home's copy is the same data
+            drop(h, then=lambda: link(s, h))
+            out.append((rel, 'recovered', 'finished an interrupted move'))
+
 # %% ../nbs/01_persist.ipynb #6efd3aa5
 def _where(to, home, platform, rels=()):
     "(storage, home, platform) for a call, storage checked against home and the persisted paths"
@@ -226,31 +249,6 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
         done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
         raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
     return Report(out, f'persisted into {storage}')
-
-# %% ../nbs/01_persist.ipynb #0851cf01
-def _recover(storage, home, ts, out):
-    "Finish or undo what a crashed persistlab left behind, losing nothing"
-    for root, rel in ((storage, TMP), (home, HOME_TMP)):
-        if exists(Path(root)/rel):
-            for x in work_dir(root, rel).iterdir(): remove(x)
-    bdir = Path(storage)/BACKUP
-    backups = sorted(bdir.iterdir(), reverse=True) if bdir.is_dir() and not bdir.is_symlink() else []
-    for e in valid_entries(read_manifest(storage)):
-        if e['strategy'] not in ('link', 'copy'): continue
-        rel = e['path']
-        try: h, s = inside(home, rel), inside(storage, rel)
-        except PersistError: continue
-        for old, other in ((Path(str(h)+OLD), s), (Path(str(s)+OLD), h)):
-            if not exists(old): continue
-            if covered(old, [other] + [b/rel for b in backups]):
-                remove(old); out.append((rel, 'recovered', f'removed {old.name}, a copy left by an interrupted run'))
-            else: out.append((rel, 'check', f'{old} was left by an interrupted run and is not in storage; look at it'))
-            if e['strategy'] == 'link' and not exists(h) and kind(s) in ('dir', 'file'): link(s, h)
-        if (e['strategy'] == 'link' and kind(h) == kind(s) in ('dir', 'file') and not os.path.samefile(h, s)
-                and covered(h, [s]) and covered(s, [h])):
-            # crash after the verified copy reached storage: home's copy is the same data
-            drop(h, then=lambda: link(s, h))
-            out.append((rel, 'recovered', 'finished an interrupted move'))
 
 # %% ../nbs/01_persist.ipynb #a1ea96e6
 def restore(to=None, # storage directory (default: the platform's)

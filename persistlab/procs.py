@@ -23,9 +23,11 @@ class ProcError(PersistlabError, RuntimeError):
 class PortError(PersistlabError, ValueError):
     "A port number that is not a number or out of range"
 
+def _rundir(home=None) -> Path: return Path(os.environ.get('PERSISTLAB_RUNTIME') or Path(home or Path.home())/'.persistlab/run')
+
 def runtime_dir(home=None) -> Path:
     "Where persistlab records the processes it started (`$PERSISTLAB_RUNTIME`, else `~/.persistlab/run`)"
-    d = Path(os.environ.get('PERSISTLAB_RUNTIME') or Path(home or Path.home())/'.persistlab/run')
+    d = _rundir(home)
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     return d
 
@@ -207,7 +209,7 @@ def _supervised(pr) -> bool:
 def records(home=None) -> list:
     "Every service persistlab recorded and has not stopped: running, or dead and being brought back"
     out = []
-    for f in sorted(runtime_dir(home).glob('*.json')):
+    for f in sorted(_rundir(home).glob('*.json')):  # (looking creates nothing)
         if f.stem != SUPERVISOR and (pr := get(f.stem, home, keep_supervised=True)): out.append(pr)
     return out
 
@@ -221,9 +223,12 @@ def get(name, home=None, keep_supervised=False) -> Proc|None:
     return pr
 
 def stop(name, home=None) -> bool:
-    "Stop the process persistlab recorded as `name`; True if one was running"
-    pr = Proc.load(name, runtime_dir(home))
-    return pr.stop() if pr else False
+    "Stop the process persistlab recorded as `name`, and a tunnel to its port (it would forward to nothing); True if it ran"
+    rd = runtime_dir(home)
+    if not (pr := Proc.load(name, rd)): return False
+    was = pr.stop()
+    if not name.startswith('tunnel-') and (t := Proc.load(f"tunnel-{pr.info.get('port')}", rd)): t.stop()
+    return was
 
 def running(home=None) -> list:
     "Every service persistlab started that is running now"
@@ -234,7 +239,7 @@ def stop_all(home=None) -> list:
     stop(SUPERVISOR, home)
     return [p.name for p in records(home) if p.stop()]
 
-# %% ../nbs/06_procs.ipynb #787786c8
+# %% ../nbs/06_procs.ipynb #f246574f
 def restart(pr:Proc) -> Proc|None:
     "The supervisor's default way back: the same command again, ready when its recorded port opens"
     return start(pr.name, pr.argv, port=pr.info.get('port'), replaces=pr.pid, cwd=pr.info.get('cwd'))
@@ -290,8 +295,6 @@ def ensure_supervisor(home=None) -> Proc:
 
 def adopt(home=None) -> list:
     "What a new kernel does at `%load_ext`: find the services still running, and make sure they are kept up"
-    d = Path(os.environ.get('PERSISTLAB_RUNTIME') or Path(home or Path.home())/'.persistlab/run')
-    if not d.is_dir(): return []
     recs = records(home)
     if recs and (any(p.info.get('restart') for p in recs) or jupyter_server()): ensure_supervisor(home)
     return recs

@@ -67,3 +67,42 @@ def test_form_in_jupyterlab_persists_on_click(lab):
         finally: b.close()
     assert os.readlink(lab['home']/'.local') == str(lab['storage']/'.local')
     assert (lab['storage']/'.ssh/config').read_text() == 'Host x\n'
+
+def screenshot(out):
+    "The docs' picture of the form (nbs/images/form.png): JupyterLab in a fresh Paperspace replica, the form as a user sees it"
+    import tempfile
+    from playwright.sync_api import sync_playwright
+    from replicas import VM, _dirs
+    base = Path(tempfile.mkdtemp(prefix='persistlab-shot-'))
+    vm = VM('paperspace', base/'vm', _dirs('paperspace', base, {}))
+    try:
+        vm.sh('mkdir -m 700 ~/.ssh && touch ~/.ssh/id_ed25519 && chmod 600 ~/.ssh/id_ed25519')  # a user who has keys
+        nb = {'cells': [{'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': src}
+                        for src in ('%load_ext persistlab', '%persistlab')],
+              'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}}, 'nbformat': 4, 'nbformat_minor': 5}
+        (vm.notebooks/'Untitled.ipynb').write_text(json.dumps(nb))
+        settings = base/'lab-settings/@jupyterlab/apputils-extension'; settings.mkdir(parents=True)
+        (settings/'notification.jupyterlab-settings').write_text(json.dumps({'fetchNews': 'false', 'checkForUpdates': False}))
+        port, token = procs.free_port(), 'shot'
+        vm.sh(f'JUPYTERLAB_SETTINGS_DIR={base}/lab-settings setsid python3 -m jupyterlab --allow-root --ip=127.0.0.1 --port={port} '
+              f'--no-browser --IdentityProvider.token={token} --ServerApp.root_dir=/notebooks > {base}/lab.log 2>&1 < /dev/null &')
+        for _ in range(300):
+            if procs.port_open(port): break
+            time.sleep(0.1)
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+                                   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'])
+            try:
+                page = b.new_page(viewport={'width': 1000, 'height': 700}, device_scale_factor=1)
+                page.goto(f'http://127.0.0.1:{port}/lab/tree/Untitled.ipynb?token={token}')
+                page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
+                page.click('.jp-Cell .jp-InputArea-editor >> nth=0')
+                page.keyboard.press('Shift+Enter'); page.keyboard.press('Shift+Enter')
+                page.locator('.jp-OutputArea-output button.jupyter-button', has_text='Persist').first.wait_for(timeout=60_000)
+                time.sleep(1)
+                page.locator('.jp-Notebook .jp-Cell').nth(1).screenshot(path=str(out))
+            finally: b.close()
+    finally: vm.close(); shutil.rmtree(base, ignore_errors=True)
+
+if __name__ == '__main__':  # python tests/test_browser.py nbs/images/form.png (root: the replica needs a mount namespace)
+    sys.path.insert(0, str(Path(__file__).parent)); screenshot(Path(sys.argv[1]).resolve())

@@ -153,3 +153,15 @@ def test_load_ext_imports_no_engine(sb):
     assert "LOADED ['persistlab.core', 'persistlab.magics', 'persistlab.platforms']" in r.stdout, r.stdout + r.stderr
     r = ipython(sb, code, PERSISTLAB_PLATFORM='kaggle')  # an archive platform: its engine is needed at load
     assert 'persistlab.archive' in r.stdout.split('LOADED')[1], r.stdout + r.stderr
+
+def test_every_environment_variable_is_in_the_settings_table():
+    import json
+    code = '\n'.join(p.read_text() for p in (ROOT/'persistlab').glob('*.py'))
+    names = set(re.findall(r"\b(PERSISTLAB_[A-Z0-9_]+)\b", code)) - {'PERSISTLAB_'}
+    md = ''.join(''.join(c['source']) for c in json.loads((ROOT/'nbs/index.ipynb').read_text())['cells'])
+    table = md[md.index('## Settings you set once'):md.index('## Guides')]
+    assert names and not {n for n in names if f'`{n}`' not in table}, sorted(n for n in names if f'`{n}`' not in table)
+
+def test_docs_sidebar_lists_every_page_and_only_pages():
+    listed = re.findall(r'^\s+- (\S+)$', (ROOT/'nbs/sidebar.yml').read_text(), re.M)
+    assert sorted(listed) == sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb')), listed

@@ -89,11 +89,15 @@ def test_sshd_code_server_and_tunnel_outlive_the_kernel(world):
             %sshsetup --status
             %tunnel --list
             %codeserver --status
+            from persistlab.forms import Setup
+            f = Setup(); print('FORM', f.url.value, '|', f.snippet.value, '|', f.cs_url.value)
             %unload_ext persistlab
             ''', w['env'])
         assert 'persistlab: still running: ' in out and re.search(rf'sshd +running: pid {pids[0]}, port {sp}', out), out
         assert re.search(rf"{cp} +ssh://{user}@127.0.0.1:{vport}: {re.escape(back.info['url'])} \(up, pid {pids[2]}, reconnects 1\)", out), out
         assert re.search(rf'code-server +running: pid {pids[1]}, port {cp}', out) and 'Traceback' not in out, out
+        form = next(l for l in out.splitlines() if 'FORM' in l)  # the form shows them too
+        assert back.info['url'] in form and f'sshd running on port {sp}' in form and f'code-server running on port {cp}' in form, form
         assert 'persistlab: stopped ' in out
         assert wait_for(lambda: all(gone(p) for p in pids), 10), [p for p in pids if not gone(p)]
         assert not procs.port_open(sp) and not procs.port_open(cp) and not list(w['rd'].glob('*.json'))

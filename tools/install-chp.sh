@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install configurable-http-proxy (JupyterHub's proxy, from npm) into a local dir for the hub tests, as
-# ../shared/TESTING.md describes. Usage: install-chp.sh DIR
+# the test notes describe. Usage: install-chp.sh DIR
 set -euo pipefail
 dir="${1:?usage: install-chp.sh DIR}"
 ver=5.3.0

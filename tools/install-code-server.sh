@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install a real code-server for the tests from npm (Node here is 20, so 4.100.3, the last release that runs on it),
-# as ../shared/TESTING.md describes: krb5 headers for its native module, and ripgrep's download cache pre-filled
+# as the test notes describe: krb5 headers for its native module, and ripgrep's download cache pre-filled
 # from Debian's ripgrep so its postinstall does not call GitHub. Usage: install-code-server.sh DIR
 set -euo pipefail
 dir="${1:?usage: install-code-server.sh DIR}"
