@@ -52,12 +52,6 @@ def _packages(args, to):
     if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
     return P.save_packages(to, args.python)
 
-def _packages_after_mount():
-    "Install the saved packages (once per machine) now that storage is mounted"
-    from persistlab.platforms import detect
-    from persistlab.packages import autorestore_packages
-    _show(autorestore_packages(detect()))
-
 def _with_packages(r, to, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
     from persistlab import packages as P
@@ -102,7 +96,8 @@ class PersistlabMagics(Magics):
     @argument('--create', action='store_true', help='create an empty persisted directory when neither exists')
     @argument('--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
-    @argument('--mount', action='store_true', help='Colab: mount Google Drive first')
+    @argument('--mount', action='store_true', help='Colab: mount Google Drive first, then restore what %%load_ext could not')
+    @argument('--allow-public', action='store_true', help="Kaggle: snapshot keys into /kaggle/working, the notebook's public output")
     @argument('--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
               'with -r, --list or --undo NAME|all: only those')
     @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
@@ -116,9 +111,7 @@ class PersistlabMagics(Magics):
             from persistlab.persist import persist, restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
-            if args.mount:
-                mount_drive(to)
-                if not (args.restore or args.packages): _packages_after_mount()  # Drive was not there at %load_ext
+            if args.mount: mount_drive(to); _autorestore()  # what %load_ext could not restore before Drive was there
             if args.packages: return _packages(args, to)
             if args.venv:
                 from persistlab.packages import venv_kernel
@@ -130,7 +123,8 @@ class PersistlabMagics(Magics):
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
-            return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive)
+            return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
+                           allow_public=args.allow_public)
 
     @no_var_expand
     @line_magic

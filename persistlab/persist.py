@@ -223,6 +223,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             home=None, # home directory (default: the platform's)
             platform:Platform|None=None, # default: `detect()`
             archive:bool=False, # keep snapshots instead of links (the default on Colab, Kaggle, Deepnote)
+            allow_public:bool=False, # Kaggle: snapshot keys or credentials into the notebook's public output anyway
            ) -> Report:
     "Keep `paths` in persistent storage and link (or, for `.ssh`, copy) them back into home"
     p = platform or detect()
@@ -230,7 +231,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
     if isinstance(paths, (str, Path)): paths = [paths]
     rels = list(dict.fromkeys(plain_rel(x, home) for x in paths))
     if not rels: raise PersistError("nothing to persist: name paths such as .local .ssh")
-    if archive or (p.strategy == 'archive' and not to): return snapshots.archive_persist(rels, to, home, p)
+    if archive or (p.strategy == 'archive' and not to): return snapshots.archive_persist(rels, to, home, p, allow_public=allow_public)
     storage, home, p = _where(to, home, p, rels)
     if to: remember_storage(storage, home)
     out, ts = [], stamp()
@@ -372,11 +373,4 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
 # %% ../nbs/01_persist.ipynb #68265881
 def autorestore(platform:Platform|None=None) -> Report|str|None:
     "What `%load_ext persistlab` does on an archive platform: restore the snapshots (off with PERSISTLAB_AUTORESTORE=0)"
-    p = platform or detect()
-    if p.strategy != 'archive' or os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
-    if not p.storage.parent.is_dir():
-        return (f"persistlab: {p.storage.parent} is not there, so nothing was restored. "
-                + (f"Mount Drive (`%persist --mount`), then `%persist -r`" if p.name == 'colab' else f"Check that {p.storage.parent} exists, then `%persist -r`"))
-    if not (p.storage/MANIFEST).exists(): return None
-    try: return restore(platform=p)
-    except PersistlabError as e: return f'persistlab: restore failed: {e}'
+    return snapshots.autorestore(platform)  # at most once per VM: a kernel restart keeps what was done since
