@@ -341,18 +341,22 @@ def restore_packages(to=None, # storage directory (default: the platform's)
         if todo: out += _install(info, wh, todo, uv, quiet)
     return Report(out, f'packages from {wh}')
 
-# %% ../nbs/13_packages.ipynb #068c17ef
-def _marker(): return Path(tempfile.gettempdir())/f'persistlab-{os.getuid()}'/f"packages-{hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]}"
+# %% ../nbs/13_packages.ipynb #c7916331
+def _marker(storage):
+    base = os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}')
+    key = hashlib.sha256(f'{sys.prefix}|{storage}'.encode()).hexdigest()[:12]  # this interpreter, this storage
+    return Path(base)/f'packages-{key}'
 
 def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     "What `%load_ext persistlab` does: install the recorded packages, once per machine"
     p = platform or detect()
-    if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None or _marker().exists(): return None
+    if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
     try:
-        if not (Path(p.storage)/MANIFEST).exists() or not _sets(read_manifest(p.storage)): return None
+        storage = storage_for(None, p)
+        if _marker(storage).exists() or not (storage/MANIFEST).exists() or not _sets(read_manifest(storage)): return None
         r = restore_packages(platform=p)
     except PersistlabError as e: return f'persistlab: restoring packages failed: {e}'
-    _marker().parent.mkdir(parents=True, exist_ok=True); _marker().touch()
+    m = _marker(storage); m.parent.mkdir(mode=0o700, parents=True, exist_ok=True); m.touch()
     return r
 
 # %% ../nbs/13_packages.ipynb #1d083e1d
