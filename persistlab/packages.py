@@ -15,7 +15,8 @@ from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
            'fits', 'pip_failure', 'fetch_wheels', 'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan',
-           'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages']
+           'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages', 'fix_venv',
+           'venv_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -216,9 +217,9 @@ def save_packages(to=None, # storage directory (default: the platform's)
         if not new:
             return Report([('packages', 'nothing to keep', f'no package was installed or changed in {info["executable"]} since this machine started')],
                           f'packages: {storage}')
-        iid = image_id(base)
+        iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
         (wh/'images').mkdir(parents=True, exist_ok=True)
-        if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))
+        if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))  # for a diff when it changes
         m = read_manifest(storage)
         m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
             python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
@@ -259,7 +260,7 @@ def plan(info, recs, force=False) -> tuple:
     todo, rows = {}, []
     for n, r in sorted(recs.items()):
         cur = info['dists'].get(n)
-        if cur and cur['version'] == r['version']: rows.append((n, 'already installed', f"{r['version']} (the image has it)")); continue
+        if cur and cur['version'] == r['version']: rows.append((n, 'already installed', r['version'])); continue
         if cur and not force:
             rows.append((n, 'conflict', f"this image has {cur['version']}, you saved {r['version']}: kept the image's; "
                          "`--force` installs yours")); continue
@@ -333,25 +334,29 @@ def restore_packages(to=None, # storage directory (default: the platform's)
         s = sets.get(info['tag'])
         if s is None: return Report(out, f'packages: nothing saved for {info["tag"]}')
         wh = Path(storage)/WHEELHOUSE/info['tag']
-        iid = image_id(baseline(info))
+        iid = image_id({n: v for n, v in baseline(info).items() if n not in s['packages']})  # as the save saw it
         if s.get('image') and s['image'] != iid: out.append(('image', 'changed', f"this image ({iid}) is not the one the packages were saved on ({s['image']})"))
         todo, rows = plan(info, s['packages'], force)
         out += rows
         if todo: out += _install(info, wh, todo, uv, quiet)
     return Report(out, f'packages from {wh}')
 
-# %% ../nbs/13_packages.ipynb #068c17ef
-def _marker(): return Path(tempfile.gettempdir())/f'persistlab-{os.getuid()}'/f"packages-{hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]}"
+# %% ../nbs/13_packages.ipynb #c7916331
+def _marker(storage):
+    base = os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}')
+    key = hashlib.sha256(f'{sys.prefix}|{storage}'.encode()).hexdigest()[:12]  # this interpreter, this storage
+    return Path(base)/f'packages-{key}'
 
 def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     "What `%load_ext persistlab` does: install the recorded packages, once per machine"
     p = platform or detect()
-    if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None or _marker().exists(): return None
+    if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
     try:
-        if not (Path(p.storage)/MANIFEST).exists() or not _sets(read_manifest(p.storage)): return None
+        storage = storage_for(None, p)
+        if _marker(storage).exists() or not (storage/MANIFEST).exists() or not _sets(read_manifest(storage)): return None
         r = restore_packages(platform=p)
     except PersistlabError as e: return f'persistlab: restoring packages failed: {e}'
-    _marker().parent.mkdir(parents=True, exist_ok=True); _marker().touch()
+    m = _marker(storage); m.parent.mkdir(mode=0o700, parents=True, exist_ok=True); m.touch()
     return r
 
 # %% ../nbs/13_packages.ipynb #1d083e1d
@@ -394,3 +399,59 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
         m['packages']['sets'] = {t: s for t, s in sets.items() if s['packages']}
         write_manifest(storage, m)
     return Report(out, f'packages in {storage}')
+
+# %% ../nbs/13_packages.ipynb #c304d125
+def _old_place(venv):
+    "Where the venv was created, as its `activate` script says"
+    a = Path(venv)/'bin/activate'
+    m = re.search(r'^VIRTUAL_ENV=["\']?([^"\'\n]+)', a.read_text(), re.M) if a.is_file() else None
+    return m.group(1) if m else None
+
+def _base_python(version):
+    "A base interpreter of `version` (`3.11`) on this machine: the one running, or one on PATH"
+    if f'{sys.version_info.major}.{sys.version_info.minor}' == version: return Path(getattr(sys, '_base_executable', sys.executable))
+    w = shutil.which(f'python{version}')
+    return Path(w) if w else None
+
+def fix_venv(venv) -> list:
+    "Make the venv at `venv` work where it is now (base interpreter, scripts' shebangs); rows saying what changed"
+    v = Path(os.path.abspath(venv)); cfg = v/'pyvenv.cfg'
+    if not cfg.is_file(): raise PackagesError(f"{v} is not a venv (no pyvenv.cfg)")
+    text = cfg.read_text(); rows = []
+    ver = re.search(r'^version(?:_info)?\s*=\s*(\d+\.\d+)', text, re.M)
+    if not (v/'bin/python').exists():  # the base interpreter it links to is gone
+        base = _base_python(ver.group(1)) if ver else None
+        if base is None: raise PackagesError(f"{v} needs Python {ver.group(1) if ver else '?'}, which this machine does not have")
+        for n in ('python', 'python3', f'python{ver.group(1)}'):
+            if (v/'bin'/n).is_symlink() or not (v/'bin'/n).exists():
+                with contextlib.suppress(FileNotFoundError): (v/'bin'/n).unlink()
+                os.symlink(base, v/'bin'/n)
+        text = re.sub(r'^home\s*=.*$', f'home = {base.parent}', text, flags=re.M)
+        text = re.sub(r'^executable\s*=.*$', f'executable = {base}', text, flags=re.M)
+        atomic_write(cfg, text); rows.append((str(v), 'interpreter', f'now {base}'))
+    old = _old_place(v)
+    if old and old != str(v):
+        n = 0
+        for f in (v/'bin').iterdir():
+            if f.is_symlink() or not f.is_file(): continue
+            b = f.read_bytes()
+            if b.startswith(b'#!'): nb = b.replace(old.encode() + b'/', str(v).encode() + b'/')
+            elif f.name.startswith('activate'): nb = b.replace(old.encode(), str(v).encode())
+            else: continue
+            if nb != b: atomic_write(f, nb); n += 1
+        rows.append((str(v), 'moved', f'from {old}: {n} scripts in bin/ now name {v}'))
+    return rows
+
+def venv_kernel(venv, # the venv's folder
+                name=None, # the kernel's name (default: the folder's name)
+               ) -> Report:
+    "Make the venv at `venv` a Jupyter kernel (`ipykernel install --user`), after fixing its paths"
+    v = Path(os.path.abspath(venv)); rows = fix_venv(v); name = name or v.name
+    py = v/'bin/python'
+    r = subprocess.run([str(py), '-m', 'ipykernel', 'install', '--user', '--name', name, '--display-name', f'Python ({name})'],
+                       capture_output=True, text=True)
+    if r.returncode:
+        if 'No module named ipykernel' in r.stderr: raise PackagesError(f"{v} has no ipykernel: `{py} -m pip install ipykernel`, then again")
+        raise PackagesError(f"making {v} a kernel failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    rows.append((name, 'kernel', f'pick "Python ({name})" in Kernel > Change kernel; it runs {py}'))
+    return Report(rows, f'venv {v}')
