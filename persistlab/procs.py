@@ -264,7 +264,7 @@ def supervise(rundir, poll:float=0.3, backoff=(1, 2, 4, 8, 15, 30)):
             if pr.alive(): due.pop(pr.name, None); continue
             n, t = due.setdefault(pr.name, (0, time.monotonic() + backoff[0]))
             if time.monotonic() < t: continue
-            try:
+            try:  # whatever goes wrong with one program, the supervisor keeps the others up
                 new = importlib.import_module(pr.info['restart']).restart(pr)
                 if new: print(f"{time.strftime('%H:%M:%S')} {pr.name} is back: pid {new.pid} {new.info.get('url') or ''}", flush=True)
                 due.pop(pr.name, None)
