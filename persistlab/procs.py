@@ -82,9 +82,10 @@ class Proc:
         write_private(self.record, json.dumps(d))
     @classmethod
     def load(cls, name, rundir):
-        try: d = json.loads((Path(rundir)/f'{name}.json').read_text())
-        except (OSError, ValueError): return None
-        return cls(d['name'], d['pid'], d['pgid'], d['started'], d['log'], d['argv'], rundir, d.get('info'))
+        try:
+            d = json.loads((Path(rundir)/f'{name}.json').read_text())
+            return cls(d['name'], d['pid'], d['pgid'], d['started'], d['log'], d['argv'], rundir, d.get('info'))
+        except (OSError, ValueError, KeyError, TypeError): return None  # not one of our records
     def alive(self) -> bool:
         "Running, and still the very process we started (not a reused pid, not a zombie)"
         st = _stat(self.pid)
