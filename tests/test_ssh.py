@@ -349,7 +349,7 @@ def test_ssh_from_anywhere_through_cloudflared(env, monkeypatch, tmp_path):
         s = start_server(procs.free_port(), keys=(env.base/'laptop.pub').read_text(), listen='127.0.0.1', install=False, home=env.home,
                          storage=env.storage, platform=env.plat, strict_modes=False, tunnel='cloudflared', identity_file=str(key))
         assert s.host.endswith('.trycloudflare.com') and 'ProxyCommand cloudflared access ssh --hostname %h' in s.config_block
-        assert 'cloudflared.exe access ssh --hostname %h' in s.windows_block and 'On Windows' in s._repr_markdown_()
+        assert 'ProxyCommand "C:\\Program Files (x86)\\cloudflared\\cloudflared.exe" access ssh --hostname %h' in s.windows_block and 'On Windows' in s._repr_markdown_()
         cfg = tmp_path/'laptop_ssh_config'; cfg.write_text(s.config_block)
         r = subprocess.run(['ssh', '-F', str(cfg), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
                             s.alias, 'echo through-cloudflared'], capture_output=True, text=True, timeout=30)
