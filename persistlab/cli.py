@@ -56,9 +56,9 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  forget:bool=False, # stop restoring NAMES (or all)
                  wheels:bool=False, # with --forget: also delete their wheels
                  force:bool=False, # with --restore: install your version where the image has another
-                 tool:str=None, # with --restore: uv or pip (default: uv when installed)
-                 python:str=None, # the interpreter whose packages to keep or install (default: this one)
-                 to:str=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+                 tool:Annotated[str, {'metavar': 'uv|pip'}]=None, # with --restore: uv or pip (default: uv when installed)
+                 python:Annotated[str, {'metavar': 'EXE'}]=None, # the interpreter whose packages to keep or install (default: this one)
+                 to:_Dir=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
                 ):
     "Keep the packages you pip-installed (as wheels) in storage, and install them back on a fresh machine"
     from persistlab import packages as P
