@@ -6,16 +6,18 @@ Docs: https://persistlab.github.io/persistlab/archive.html.md"""
 
 # %% ../nbs/05_archive.ipynb #8335cebb
 from __future__ import annotations
-import os, re, errno, subprocess, contextlib
+import os, re, errno, hashlib, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists,
-    remove, failpoint, tied, Polled, human)
-from .storage import (SNAPDIR, TMP, MANIFEST, read_manifest, record, storage_for, check_storage, finish, aside,
-    tmp_for, valid_entries, python_version)
+    remove, failpoint, tied, Polled, human, ssh_modes, same_content)
+from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, storage_for, check_storage,
+    finish, aside, tmp_for, valid_entries, python_version)
+from .secrets import public_output
 
 # %% auto #0
-__all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'save_entry', 'archive_persist', 'save', 'archive_restore', 'mount_drive']
+__all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'restored', 'save_entry', 'archive_persist', 'save', 'archive_restore',
+           'mount_drive', 'autorestore']
 
 # %% ../nbs/05_archive.ipynb #35db7fe3
 _TAR = ['tar', '--use-compress-program', 'gzip -1']
@@ -28,23 +30,29 @@ def snapshot_name(rel, python=None) -> str:
 # %% ../nbs/05_archive.ipynb #5a6e5e0d
 def _tar(args, cwd=None, both=False):
     r = subprocess.run(_TAR + args, cwd=cwd, capture_output=True, text=True, preexec_fn=tied())
-    if r.returncode: raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'tar failed')
+    if r.returncode:
+        lines = [l for l in r.stderr.strip().splitlines() if l.strip() and 'Exiting with failure' not in l and 'Child returned' not in l]
+        raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, '; '.join(dict.fromkeys(lines)) or 'tar failed')
     return (r.stdout, r.stderr) if both else r.stdout
 
 def save_snapshot(rel, home, storage, python=None) -> tuple:
-    "Write `~/rel` as a verified snapshot into storage, replacing the previous one only once complete; (path, bytes)"
+    "Write `~/rel` as a verified 0600 snapshot into storage, replacing the previous one only once complete; (path, bytes)"
     h, python = Path(home)/rel, python or python_version()
     if not exists(h): raise PersistError(f"~/{rel} does not exist: nothing to save")
     dst = Path(storage)/SNAPDIR/snapshot_name(rel, python if rel == '.local' else None)
     tmpd = Path(storage)/TMP; tmpd.mkdir(parents=True, exist_ok=True); dst.parent.mkdir(exist_ok=True)
     part = tmpd/f'{dst.name}.{os.getpid()}'
+    skip = RUNTIME if rel == '.local' else None
     try:
+        os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600 from the start: keys live in snapshots
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(1) as ex:  # walk the tree on the other core while tar packs it
             sig = ex.submit(tree_sig, h)
             size = lambda: part.stat().st_size if part.exists() else 0
-            with Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(['-cvf', str(part), '--totals', '--', rel], cwd=home, both=True)
+            args = ['-cvf', str(part), '--totals'] + ([f'--exclude={skip}'] if skip else []) + ['--', rel]
+            with Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(args, cwd=home, both=True)
             want = {rel if k == '.' else f'{rel}/{k}' for k in sig.result()}
+        if skip: want = {k for k in want if k != skip and not k.startswith(skip + '/')}
         failpoint('archived')
         listed = {l.rstrip('/') for l in out.splitlines()}
         if listed != want: raise OSError(errno.EIO, f'the snapshot lists {len(listed)} entries, ~/{rel} has {len(want)}')
@@ -53,6 +61,7 @@ def save_snapshot(rel, home, storage, python=None) -> tuple:
         with open(part, 'rb') as f:
             f.seek(-4, 2)
             if int.from_bytes(f.read(4), 'little') != total % 2**32: raise OSError(errno.EIO, 'the snapshot is cut off')
+        os.chmod(part, 0o600)
         with open(part, 'rb') as f: os.fsync(f.fileno())
     except OSError as e:
         with contextlib.suppress(OSError): part.unlink()
@@ -63,24 +72,75 @@ def save_snapshot(rel, home, storage, python=None) -> tuple:
     return dst, dst.stat().st_size
 
 # %% ../nbs/05_archive.ipynb #ade9f6d9
-def _extract(snap, rel, home, storage, stamp, out, python, current):
-    "Unpack `snap` into home through a temp dir; what is in the way goes to the backup folder"
-    home = Path(home); x = tmp_for(home, storage, home)/f'x{os.getpid()}'; x.mkdir()
+def _strays(x, rel) -> list:
+    "What an unpacked snapshot put in `x` outside `rel` (a snapshot of `~/rel` holds nothing else)"
+    out, cur = [], Path(x)
+    for part in Path(rel).parts:
+        out += [str((cur/n).relative_to(x)) for n in sorted(os.listdir(cur)) if n != part]
+        cur = cur/part
+        if cur.is_symlink() or not cur.is_dir(): break
+    return out
+
+def _keep(h, new) -> bool:
+    "Is home's `h` worth a backup before `new` replaces it: does it hold a file or link that `new` does not match?"
+    if h.is_symlink() or not h.is_dir(): return True
+    if exists(new) and same_content(h, new): return False
+    return any(v[0] != 'd' for v in tree_sig(h).values())  # a fresh image's empty folders are not worth a backup
+
+def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
+    "Unpack `snap` into home through a temp dir; home's differing copy goes to the backup folder. False: nothing changed"
+    home = Path(home); x = tmp_for(home, storage, home)/f'x{os.getpid()}'
+    if exists(x): remove(x)
+    x.mkdir()
     try:
         args = ['-xpf', str(snap), '-C', str(x)]
         if rel == '.local' and python and python != current:  # packages built for another Python must not load here
             args += ['--exclude', '.local/lib/python*']
+        try: _tar(args)
+        except OSError as e:
+            what = (f'a member would land outside ~/{rel}' if "contains '..'" in str(e) or 'outside' in str(e)
+                    else f'cannot be unpacked: {e.strerror}')
+            out.append((rel, 'bad snapshot', f'{snap} {what}; ~/{rel} left as it is')); return False
+        src, strays = x/rel, _strays(x, rel)
+        if strays:
+            out.append((rel, 'bad snapshot', f'{snap} holds {strays[0]} outside ~/{rel}; refused, ~/{rel} left as it is')); return False
+        if src.is_symlink():
+            out.append((rel, 'bad snapshot', f'{snap} holds ~/{rel} as a symlink to {os.readlink(src)}; refused, ~/{rel} left as it is')); return False
+        if not exists(src): out.append((rel, 'bad snapshot', f'{snap} does not hold ~/{rel}; ~/{rel} left as it is')); return False
+        if rel == '.local' and python and python != current:
             out.append((rel, 'python differs', f'snapshot is for Python {python}, this is {current}: restored bin/ and data, '
                         f'not lib/python{python}; reinstall packages, then save again'))
-        _tar(args)
+        if rel == '.ssh' or rel.startswith('.ssh/'): ssh_modes(src)  # sshd and ssh refuse keys with loose modes
         h = home/rel
-        if exists(h): aside(h, storage, rel, stamp, out)
+        sub = os.path.relpath(RUNTIME, rel) if rel == '.local' else None
+        if sub and (h/sub).is_dir() and not (h/sub).is_symlink():  # the running Jupyter's files stay with this VM
+            if exists(src/sub): remove(src/sub)
+            (src/sub).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(h/sub, src/sub)
+        if exists(h):
+            if _keep(h, src): aside(h, storage, rel, ts, out)
+            else: remove(h)
         h.parent.mkdir(parents=True, exist_ok=True)
-        src = x/rel
-        if exists(src): os.rename(src, h)
+        os.rename(src, h)
     finally:
         if exists(x): remove(x)
     out.append((rel, 'restored', f'from {snap.name}'))
+    return True
+
+# %% ../nbs/05_archive.ipynb #a1d0c0df
+def _marker(storage, home) -> Path:
+    base = os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}')
+    key = hashlib.sha256(f'{Path(storage).absolute()}\0{Path(home).absolute()}'.encode()).hexdigest()[:16]
+    return Path(base)/f'restored-{key}'
+
+def restored(storage, home) -> set:
+    "The paths this VM already restored (or saved) from `storage` into `home`"
+    f = _marker(storage, home)
+    return set(f.read_text().split('\n')) - {''} if f.exists() else set()
+
+def _mark(storage, home, rels):
+    f = _marker(storage, home); f.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    f.write_text(''.join(f'{r}\n' for r in sorted(restored(storage, home) | set(rels))))
 
 # %% ../nbs/05_archive.ipynb #ea21f291
 def _snap_for(storage, e, python=None):
@@ -99,51 +159,100 @@ def save_entry(rel, home, storage, python=None) -> tuple:
     ts = stamp(); record(storage, rel, ts, strategy='archive', snapshot=snap.name, saved=ts[:15] + 'Z', python=py)
     return snap, size
 
+def _live(home):
+    "Make a restored or saved `~/.local` usable in this kernel (persist's `fix_live_python`; imported late: persist imports archive)"
+    from persistlab.persist import fix_live_python
+    import sys
+    return [('.local', 'live kernel', d) for d in fix_live_python(home)] if 'IPython' in sys.modules else []
+
+def _snapshot_of(storage, rel, python=None):
+    "The snapshot storage holds of `rel` (and its Python), or (None, None)"
+    e = find_entry(read_manifest(storage), rel)
+    if not e or e.get('strategy') != 'archive': return None, None
+    snap, py = _snap_for(storage, e, python)
+    return (snap, py) if snap.exists() else (None, None)
+
 def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                     to=None, # storage directory (default: the platform's)
                     home=None, # home directory (default: the platform's)
                     platform:Platform|None=None, # default: `detect()`
                     python=None, # Python version to key `.local` by (default: this one)
+                    save:bool=False, # replace storage's snapshots with what home has now
+                    allow_public:bool=False, # Kaggle: save keys or credentials into the notebook's public output anyway
                    ) -> Report:
-    "Keep `paths` as snapshots in storage (the archive strategy); same as `save` for paths already persisted"
+    "Storage wins: restore each path storage has a snapshot of (once per VM), save the ones it has none of"
     p = platform or detect(); home = Path(home or p.home)
     storage = check_storage(storage_for(to, p))
     if isinstance(paths, (str, Path)): paths = [paths]
     rels = [plain_rel(x, home) for x in paths]
-    out, errs = [], []
+    out, errs, done, ts = [], [], restored(storage, home), stamp()
+    public = public_output(storage)
     with storage_lock(storage):
         for rel in rels:
             try:
+                h = home/rel
+                snap, py = _snapshot_of(storage, rel, python)
+                if snap and not save:
+                    if rel in done: out.append((rel, 'kept', 'already restored on this VM; `%persist --save` keeps what changed since'))
+                    elif _extract(snap, rel, home, storage, ts, out, py, python or python_version()): _mark(storage, home, [rel])
+                    continue
+                if not exists(h):
+                    out.append((rel, 'skipped', f'~/{rel} does not exist here and storage has no snapshot of it'
+                                + ('' if save else '; run this again once it exists'))); continue
+                if public and not allow_public and _private(h, rel):
+                    raise PersistError(f"{public}; persistlab won't put ~/{rel} (private keys or credentials) there. "
+                                       "Keep tokens in Kaggle Secrets (Add-ons > Secrets), or pass --allow-public "
+                                       "if this notebook stays private")
                 snap, size = save_entry(rel, home, storage, python)
+                _mark(storage, home, [rel])  # home and storage agree now: no restore over it on this VM
                 out.append((rel, 'saved', f'{snap.name}, {human(size)}'))
             except PersistlabError as e: errs.append(str(e))
         finish(storage)
-    if errs: raise PersistError(' | '.join(errs))
+    if public and any(r[1] == 'saved' for r in out): out.append(('note', 'public output', public))
+    if '.local' in rels and (home/'.local').is_dir(): out += _live(home)
+    if errs: raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(sorted({r[0] for r in out if r[1] in ('saved', 'restored')}))})"
+                                                    if any(r[1] in ('saved', 'restored') for r in out) else ''))
     return Report(out, f'snapshots in {storage}')
 
 def save(paths=None, # paths to save again (default: every archive entry)
-         to=None, home=None, platform:Platform|None=None, python=None) -> Report:
-    "Refresh the snapshots of `paths` (all archive entries by default)"
+         to=None, home=None, platform:Platform|None=None, python=None,
+         allow_public:bool=False, # Kaggle: keys or credentials into the notebook's public output anyway
+        ) -> Report:
+    "Replace the snapshots of `paths` (all archive entries by default) with what home has now"
     p = platform or detect(); home = Path(home or p.home)
     storage = check_storage(storage_for(to, p))
-    es = [e['path'] for e in read_manifest(storage)['entries'] if e.get('strategy') == 'archive']
+    es = [e['path'] for e in valid_entries(read_manifest(storage)) if e.get('strategy') == 'archive']
     if paths: es = [plain_rel(x, home) for x in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not es: raise PersistError(f"no snapshots in {storage} yet; persist something first (`%persist .local`)")
     try: from tqdm.auto import tqdm
     except ImportError: tqdm = lambda x, **k: x
     out = []
     for rel in tqdm(es, desc='saving snapshots', leave=False, disable=len(es) < 2):
-        out += list(archive_persist(rel, storage, home, p, python))
+        out += list(archive_persist(rel, storage, home, p, python, save=True, allow_public=allow_public))
     return Report(out, f'snapshots in {storage}')
 
-def archive_restore(storage, home, out, python=None):
-    "Unpack every archive entry of `storage`'s manifest into `home` (under the storage lock)"
-    ts = stamp()
+def archive_restore(storage, home, out, python=None, once=False):
+    "Unpack every archive entry of `storage`'s manifest into `home` (under the storage lock); `once`: skip what this VM restored"
+    ts, done = stamp(), restored(storage, home) if once else set()
     for e in valid_entries(read_manifest(storage)):
-        if e['strategy'] != 'archive': continue
+        if e.get('strategy') != 'archive' or e['path'] in done: continue
         snap, py = _snap_for(storage, e, python)
         if not snap.exists(): out.append((e['path'], 'not in storage', f'no snapshot {snap.name}, skipped')); continue
-        _extract(snap, e['path'], home, storage, ts, out, py, python or python_version())
+        if _extract(snap, e['path'], home, storage, ts, out, py, python or python_version()): _mark(storage, home, [e['path']])
+
+# %% ../nbs/05_archive.ipynb #a1d0c0e1
+_SECRET_NAMES = {'.ssh', '.gnupg', '.aws', '.kaggle', '.netrc', '.git-credentials', '.docker', '.config/gcloud', '.config/gh'}
+
+def _private(h, rel) -> bool:
+    "Does `~/rel` hold keys or credentials (by name, or a private-key header in a small file)? `.local` is not scanned"
+    if any(rel == n or rel.startswith(n + '/') for n in _SECRET_NAMES) or rel.endswith('persistlab-secrets.json'): return True
+    if rel == '.local' or rel.startswith('.local/'): return False
+    fs = [h] if h.is_file() else [Path(r)/n for r, _, ns in os.walk(h) for n in ns] if h.is_dir() else []
+    for f in fs[:2000]:
+        try:
+            if f.is_file() and not f.is_symlink() and f.stat().st_size < 65536 and b'PRIVATE KEY-----' in f.read_bytes(): return True
+        except OSError: pass
+    return False
 
 # %% ../nbs/05_archive.ipynb #359aa8f3
 DRIVE = '/content/drive'
@@ -157,3 +266,25 @@ def mount_drive(storage=None):
     drive.mount(mountpoint)
     return Path(mountpoint)
 
+def _missing(p) -> str:
+    "What to do when the platform's storage is not there (yet)"
+    if p.name == 'colab':
+        return (f"Mount Drive (`%persist --mount`, or `from google.colab import drive; drive.mount('{DRIVE}')`): "
+                "the snapshots are restored right after")
+    return f"Check that {p.storage.parent} exists (or set PERSISTLAB_STORAGE), then `%persist -r`"
+
+def autorestore(platform:Platform|None=None, # default: `detect()`
+                home=None, # home directory (default: the platform's)
+               ) -> Report|str|None:
+    "What `%load_ext persistlab` (and `%persist --mount`) does on an archive platform: restore the snapshots this VM has not restored yet"
+    p = platform or detect()
+    if p.strategy != 'archive' or os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
+    if not p.storage.parent.is_dir(): return f"persistlab: {p.storage.parent} is not there, so nothing was restored. {_missing(p)}"
+    if not (p.storage/MANIFEST).exists(): return None
+    home, out = Path(home or p.home), []
+    try:
+        with storage_lock(p.storage): archive_restore(p.storage, home, out, once=True)
+    except PersistlabError as e: return f'persistlab: restore failed: {e}'
+    if not out: return None  # a kernel restart on a VM that restored already: nothing to say
+    if any(r[0] == '.local' and r[1] == 'restored' for r in out): out += _live(home)
+    return Report(out, f'restored from {p.storage}')

@@ -96,11 +96,13 @@ class PersistlabMagics(Magics):
     @argument('--create', action='store_true', help='create an empty persisted directory when neither exists')
     @argument('--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
-    @argument('--mount', action='store_true', help='Colab: mount Google Drive first')
+    @argument('--mount', action='store_true', help='Colab: mount Google Drive first, then restore what %%load_ext could not')
+    @argument('--allow-public', action='store_true', help="Kaggle: snapshot keys into /kaggle/working, the notebook's public output")
     @argument('--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
               'with -r, --list or --undo NAME|all: only those')
     @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
     @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')
+    @argument('--venv', metavar='DIR', help='make the venv in DIR a Jupyter kernel, fixing its paths (after a move) first')
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)
@@ -109,8 +111,11 @@ class PersistlabMagics(Magics):
             from persistlab.persist import persist, restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
-            if args.mount: mount_drive(to)
+            if args.mount: mount_drive(to); _autorestore()  # what %load_ext could not restore before Drive was there
             if args.packages: return _packages(args, to)
+            if args.venv:
+                from persistlab.packages import venv_kernel
+                return venv_kernel(args.venv)
             if args.save: return save(args.paths or None, to)
             if args.list: return _with_packages(status(to), to)
             if args.restore: return _with_packages(restore(to), to, args)
@@ -118,7 +123,8 @@ class PersistlabMagics(Magics):
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
-            return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive)
+            return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
+                           allow_public=args.allow_public)
 
     @no_var_expand
     @line_magic

@@ -150,11 +150,12 @@ def _merge(h, s, out, rel):
 # %% ../nbs/01_persist.ipynb #8f4c28e2
 def fix_live_python(home=None) -> list:
     "Make a linked or restored `~/.local` usable in this process: user site on `sys.path`, `~/.local/bin` on `PATH`"
-    import site, importlib
+    import site, sysconfig, importlib
     home = Path(home or Path.home())
     if os.path.normpath(home) != os.path.normpath(Path.home()) or not (home/'.local').is_dir(): return []
     done = []
-    usp = site.getusersitepackages()
+    # this home's user site (Python computed its own at start-up, perhaps for another $HOME)
+    usp = sysconfig.get_path('purelib', f'{os.name}_user', vars={'userbase': str(home/'.local')})
     if site.ENABLE_USER_SITE is not False and usp not in sys.path:
         Path(usp).mkdir(parents=True, exist_ok=True)  # pip would create it anyway; now the next install lands on sys.path
         site.addsitedir(usp); done.append(f'sys.path += {usp}')
@@ -223,6 +224,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             home=None, # home directory (default: the platform's)
             platform:Platform|None=None, # default: `detect()`
             archive:bool=False, # keep snapshots instead of links (the default on Colab, Kaggle, Deepnote)
+            allow_public:bool=False, # Kaggle: snapshot keys or credentials into the notebook's public output anyway
            ) -> Report:
     "Keep `paths` in persistent storage and link (or, for `.ssh`, copy) them back into home"
     p = platform or detect()
@@ -230,7 +232,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
     if isinstance(paths, (str, Path)): paths = [paths]
     rels = list(dict.fromkeys(plain_rel(x, home) for x in paths))
     if not rels: raise PersistError("nothing to persist: name paths such as .local .ssh")
-    if archive or (p.strategy == 'archive' and not to): return snapshots.archive_persist(rels, to, home, p)
+    if archive or (p.strategy == 'archive' and not to): return snapshots.archive_persist(rels, to, home, p, allow_public=allow_public)
     storage, home, p = _where(to, home, p, rels)
     if to: remember_storage(storage, home)
     out, ts = [], stamp()
@@ -372,11 +374,4 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
 # %% ../nbs/01_persist.ipynb #68265881
 def autorestore(platform:Platform|None=None) -> Report|str|None:
     "What `%load_ext persistlab` does on an archive platform: restore the snapshots (off with PERSISTLAB_AUTORESTORE=0)"
-    p = platform or detect()
-    if p.strategy != 'archive' or os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
-    if not p.storage.parent.is_dir():
-        return (f"persistlab: {p.storage.parent} is not there, so nothing was restored. "
-                + (f"Mount Drive (`%persist --mount`), then `%persist -r`" if p.name == 'colab' else f"Check that {p.storage.parent} exists, then `%persist -r`"))
-    if not (p.storage/MANIFEST).exists(): return None
-    try: return restore(platform=p)
-    except PersistlabError as e: return f'persistlab: restore failed: {e}'
+    return snapshots.autorestore(platform)  # at most once per VM: a kernel restart keeps what was done since

@@ -10,7 +10,7 @@ import os, json
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SECRETS_FILE', 'Secret', 'secrets_file', 'get_secret', 'write_private', 'save_secret']
+__all__ = ['SECRETS_FILE', 'PUBLIC', 'Secret', 'secrets_file', 'public_output', 'get_secret', 'write_private', 'save_secret']
 
 # %% ../nbs/08_secrets.ipynb #382c71d6
 SECRETS_FILE = 'persistlab-secrets.json'
@@ -37,6 +37,16 @@ def _kaggle(name):
     except Exception: return None
 
 def secrets_file(storage) -> Path: return Path(storage)/SECRETS_FILE
+
+PUBLIC = ('/kaggle/working',)  # folders a platform publishes: Kaggle saves /kaggle/working as the notebook's output
+
+def public_output(path) -> str|None:
+    "Why `path` is not private (it is published with the notebook), or None"
+    p = os.path.abspath(path)
+    for d in PUBLIC:
+        if p == d or p.startswith(d + '/'):
+            return f"{d} is saved as this notebook's output: anyone who can see the notebook can download it (everyone, for a public notebook)"
+    return None
 
 def get_secret(name, # e.g. 'NGROK_AUTHTOKEN'
                storage=None, # where the 0600 secrets file lives
@@ -67,8 +77,13 @@ def write_private(f, text) -> Path:
     except BaseException: tmp.unlink(missing_ok=True); raise
     return f
 
-def save_secret(name, value, storage) -> Path:
+def save_secret(name, value, storage,
+                allow_public:bool=False, # write it even into a folder that is published (Kaggle's /kaggle/working)
+               ) -> Path:
     "Keep `value` under `name` in storage's secrets file (mode 0600)"
+    if (why := public_output(storage)) and not allow_public:
+        raise PermissionError(f"{why}; a token saved there could be read by anyone who can see the notebook. "
+                              f"Put {name} in Kaggle Secrets (Add-ons > Secrets) instead: persistlab reads it from there")
     f = secrets_file(storage); Path(storage).mkdir(parents=True, exist_ok=True)
     d = json.loads(f.read_text()) if f.exists() else {}
     d[name] = str(value)

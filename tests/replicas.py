@@ -1,12 +1,13 @@
 """Replicas: a hosted platform as a new user finds it (TESTING.md, "Replicas"). Needs root (mount namespaces).
 
-A replica is a "VM" of one platform: a private mount namespace (`unshare -m --propagation private`) with an empty
-tmpfs `/root` (this machine's Python, which lives under /root/.pyenv, is bound back), an empty `/run` (no
-`/run/sshd`), the platform's folders and variables, and a held process that keeps it alive. Nothing outside it is
-touched but the top-level mountpoints it needs (`/content`, `/kaggle`, `/storage`, `/notebooks`), created when
-missing and removed when the last replica using them ends. What persists across VMs is a host folder you own
-(Drive, /kaggle/working, Deepnote's /work, /storage): a fresh VM of the same platform is a new replica with the
-same folder and a new empty home.
+A replica is a "VM" of one platform: a private mount namespace (`unshare -m --propagation private`) whose root is a
+tmpfs of binds of this machine's top-level folders (`chroot`), with an empty `/root` (this machine's Python, which
+lives under /root/.pyenv, is bound back), an empty `/run` (no `/run/sshd`), the platform's own folders (`/content`,
+`/kaggle`, `/storage`, `/notebooks`, Deepnote's `/work`) made inside it, its variables, and a held process that
+keeps it alive. Nothing outside it is created or changed: /tmp and the other folders are this machine's own (so
+tmp_path works inside), but another replica's platform folders are never visible. What persists across VMs is a host
+folder you own (Drive, /kaggle/working, Deepnote's /work, /storage): a fresh VM of the same platform is a new replica
+with the same folder and a new empty home.
 
     def test_journey(replica):
         vm = replica('colab')                 # fresh Colab VM: HOME=/root (no ~/.ssh), cwd /content, Drive unmounted
@@ -39,15 +40,13 @@ Every VM: PYTHONPATH starts with this worktree (and the fakes), pip has no index
 kept in a 0600 file (never in argv or the environment). `vm.close()` stops every process in the VM; the fixture
 closes all VMs at the end of the test.
 """
-import os, sys, json, time, fcntl, signal, shutil, textwrap, subprocess
+import os, sys, json, time, signal, shutil, textwrap, subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = Path(sys.base_prefix)                    # this machine's Python (under /root/.pyenv here): bound back into each VM
 PLATFORMS = 'colab', 'kaggle', 'deepnote', 'paperspace', 'vm'
-_MOUNTPOINTS = dict(colab=['/content'], kaggle=['/kaggle'], paperspace=['/storage', '/notebooks'])
-_LOCK, _USE, _MADE = (Path(f'/tmp/persistlab-replica-mountpoints.{x}') for x in ('lock', 'use', 'made'))
 _CWD = dict(colab='/content', kaggle='/kaggle/working', deepnote='/work', paperspace='/notebooks', vm='/root')
 _PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # as on Colab: no ~/.local/bin
 _ENV = dict(  # what each platform sets (a representative subset; none of persistlab's own variables)
@@ -103,7 +102,7 @@ KERNEL = '''
 import sys, json
 from IPython.core.interactiveshell import InteractiveShell
 cells = json.load(open(sys.argv[1]))
-sh = InteractiveShell.instance()
+sh = InteractiveShell.instance(colors='NoColor')
 res = []
 for i, c in enumerate(cells):
     print('\\n' + MARK + str(i), flush=True); print(MARK + str(i), file=sys.stderr, flush=True)
@@ -127,34 +126,6 @@ def _sh(script): return ['bash', '-c', 'set -eu\n' + script]
 
 def _q(p): return "'" + str(p).replace("'", "'\\''") + "'"
 
-def _claim_mountpoints(dirs):
-    "Create the top-level mountpoints a replica needs; a shared lock held for the VM's life marks them in use"
-    with open(_LOCK, 'a') as m:  # the mutex: creating, claiming and removing happen one at a time
-        fcntl.flock(m, fcntl.LOCK_EX)
-        made = _MADE.read_text().split() if _MADE.exists() else []
-        for d in dirs:
-            if not os.path.lexists(d): os.mkdir(d, 0o755); made.append(d)
-        _MADE.write_text(''.join(f'{d}\n' for d in sorted(set(made))))
-        fd = os.open(_USE, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    return fd
-
-def _release_mountpoints(fd):
-    "The last replica out removes the (empty) mountpoints replicas created"
-    os.close(fd)
-    with open(_LOCK, 'a') as m:
-        fcntl.flock(m, fcntl.LOCK_EX)
-        fd = os.open(_USE, os.O_RDWR | os.O_CREAT, 0o600)
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError: return  # another replica still uses them
-        finally: os.close(fd)
-        left = []
-        for d in (_MADE.read_text().split() if _MADE.exists() else []):
-            try:
-                if os.path.isdir(d) and not os.path.ismount(d): os.rmdir(d)
-            except OSError: left.append(d)
-        _MADE.write_text(''.join(f'{d}\n' for d in left))
-
 class VM:
     "One replica VM (see the module docstring)"
     def __init__(self, platform, base, dirs, env=None, secrets=None, boot=True, timeout=60):
@@ -176,36 +147,42 @@ class VM:
             (fake/'google/colab/userdata.py').write_text(f'SECRETS = {str(sec)!r}\n' + FAKE_USERDATA)
         if platform == 'kaggle': (fake/'kaggle_secrets.py').write_text(f'SECRETS = {str(sec)!r}\n' + FAKE_KAGGLE)
         self.code = ROOT
-        setup = [f'py={_q(PY)}; stash={_q(self.base/"py")}; mkdir -p "$stash"',
-                 'mount --bind "$py" "$stash"',
-                 'mount -t tmpfs -o mode=700 tmpfs /root',
-                 'mkdir -p "$py" && mount --bind "$stash" "$py"',
-                 'cp /etc/skel/.bashrc /etc/skel/.profile /root/ 2>/dev/null || true',
-                 'mkdir -p /root/.config /root/.cache /root/.local/share/jupyter/runtime',  # the image's Jupyter runs as root
-                 'mount -t tmpfs -o mode=755 tmpfs /run']
+        R = self.base/'root'; R.mkdir()  # the VM's / : a tmpfs holding binds of the host's top-level folders
+        setup = [f'R={_q(R)}', 'mount -t tmpfs -o mode=755 tmpfs "$R"']
+        for n in sorted(os.listdir('/')):
+            h = Path('/')/n
+            if n in ('root', 'run', 'content', 'kaggle', 'storage', 'notebooks') or (n == 'work' and platform == 'deepnote'): continue
+            if h.is_symlink(): setup.append(f'ln -s {_q(os.readlink(h))} "$R"/{_q(n)}')
+            elif h.is_dir(): setup.append(f'mkdir "$R"/{_q(n)} && mount --{"rbind" if n in ("dev", "proc", "sys") else "bind"} {_q(h)} "$R"/{_q(n)}')
+            elif h.is_file(): setup.append(f'touch "$R"/{_q(n)} && mount --bind {_q(h)} "$R"/{_q(n)}')
+        setup += ['mkdir -m 700 "$R"/root && mkdir -m 755 "$R"/run',  # an empty home (sshd accepts its mode), no /run/sshd
+                  f'mkdir -p "$R"{_q(PY)} && mount --bind {_q(PY)} "$R"{_q(PY)}',  # this machine's Python lives under /root
+                  'cp /etc/skel/.bashrc /etc/skel/.profile "$R"/root/ 2>/dev/null || true',
+                  'mkdir -p "$R"/root/.config "$R"/root/.cache "$R"/root/.local/share/jupyter/runtime']  # the image's Jupyter runs as root
         if platform == 'colab':
-            setup += ['mount -t tmpfs -o mode=755 tmpfs /content', 'mkdir /content/sample_data',
-                      'echo "This directory includes a few sample datasets to get you started." > /content/sample_data/README.md']
+            setup += ['mkdir -m 755 "$R"/content "$R"/content/sample_data',
+                      'echo "This directory includes a few sample datasets to get you started." > "$R"/content/sample_data/README.md']
         elif platform == 'kaggle':
-            setup += ['mount -t tmpfs -o mode=755 tmpfs /kaggle', 'mkdir -p /kaggle/working /kaggle/input /kaggle/lib',
-                      f'mount --bind {_q(self.working)} /kaggle/working',
-                      (f'mount --bind {_q(self.input)} /kaggle/input && mount -o remount,bind,ro /kaggle/input'
-                       if dirs.get('input') else 'mount -t tmpfs -o ro,mode=755 tmpfs /kaggle/input')]
+            setup += ['mkdir -p "$R"/kaggle/working "$R"/kaggle/input "$R"/kaggle/lib',
+                      f'mount --bind {_q(self.working)} "$R"/kaggle/working',
+                      (f'mount --bind {_q(self.input)} "$R"/kaggle/input && mount -o remount,bind,ro "$R"/kaggle/input'
+                       if dirs.get('input') else 'mount -t tmpfs -o ro,mode=755 tmpfs "$R"/kaggle/input')]
         elif platform == 'deepnote':
-            self.code = self.base/'hostwork'/ROOT.relative_to('/work') if ROOT.is_relative_to('/work') else ROOT
-            setup += [f'mkdir -p {_q(self.base/"hostwork")}', f'mount --bind /work {_q(self.base/"hostwork")}',
-                      f'mount --bind {_q(self.work)} /work']
+            if ROOT.is_relative_to('/work'):  # the code under test, reached at a place of its own
+                (self.base/'hostwork').mkdir(); self.code = self.base/'hostwork'/ROOT.relative_to('/work')
+                setup.append(f'mount --bind /work "$R"{_q(self.base/"hostwork")}')
+            setup += [f'mkdir "$R"/work && mount --bind {_q(self.work)} "$R"/work']
         elif platform == 'paperspace':
-            setup += [f'mount --bind {_q(self.storage)} /storage', f'mount --bind {_q(self.notebooks)} /notebooks']
-        self._fd = _claim_mountpoints(_MOUNTPOINTS.get(platform, []))
+            setup += [f'mkdir "$R"/storage "$R"/notebooks', f'mount --bind {_q(self.storage)} "$R"/storage',
+                      f'mount --bind {_q(self.notebooks)} "$R"/notebooks']
         self.env = dict(PATH=f'{PY}/bin:{_PATH}', HOME='/root', USER='root', SHELL='/bin/bash', LANG='C.UTF-8', TERM='dumb',
                         PYTHONPATH=f'{self.code}:{fake}', PIP_NO_INDEX='1', PIP_FIND_LINKS=str(self.wheelhouse),
-                        PIP_DISABLE_PIP_VERSION_CHECK='1', PIP_ROOT_USER_ACTION='ignore', PIP_NO_WARN_SCRIPT_LOCATION='1',
+                        PIP_DISABLE_PIP_VERSION_CHECK='1', PIP_ROOT_USER_ACTION='ignore',
                         **_ENV[platform])
         self.env.update({k: str(v) for k, v in (env or {}).items()})
         self.cwd = _CWD[platform]
         self._holder = subprocess.Popen(['unshare', '-m', '--propagation', 'private', '--',
-                                         *_sh('\n'.join(setup) + '\necho ready\nexec cat >/dev/null')],
+                                         *_sh('\n'.join(setup) + '\nexec chroot "$R" /bin/sh -c "echo ready; exec cat >/dev/null"')],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env=dict(PATH=os.environ['PATH'], LANG='C.UTF-8'), start_new_session=True)
         line = self._holder.stdout.readline()
@@ -234,7 +211,7 @@ class VM:
     def exec(self, argv, check=True, timeout=None, input=None, env=None, cwd=None) -> subprocess.CompletedProcess:
         "Run `argv` inside the VM (as root, the VM's environment and cwd); stdout and stderr as text"
         e = {**self.env, **(env or {})}
-        cmd = ['nsenter', '-t', str(self.pid), '-m', '--', 'sh', '-c', 'cd "$0" && exec "$@"', cwd or self.cwd, *map(str, argv)]
+        cmd = ['nsenter', '-t', str(self.pid), '-m', '-r', '--', 'sh', '-c', 'cd "$0" && exec "$@"', cwd or self.cwd, *map(str, argv)]
         p = subprocess.Popen(cmd, env=e, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try: out, err = p.communicate(input, timeout=timeout or self.timeout)
@@ -281,7 +258,7 @@ class VM:
         return out
 
     def close(self):
-        "Stop every process in the VM (the mounts go with the namespace) and release the mountpoints"
+        "Stop every process in the VM (the mounts go with the namespace)"
         if getattr(self, '_holder', None) is None: return
         if getattr(self, 'ns', None):
             for pid in self.processes():
@@ -295,7 +272,6 @@ class VM:
         for f in (self._holder.stdout, self._holder.stderr):
             if f: f.close()
         self._holder = None
-        _release_mountpoints(self._fd)
 
 def _dirs(platform, base, kw):
     "The persistent folders of `platform`: given ones, else one per platform per test under `base`"
@@ -317,3 +293,27 @@ def replica_factory(tmp_path):
     try: yield replica
     finally:
         for vm in reversed(vms): vm.close()
+
+def wheel(dest, name, version='1.0', x=42) -> Path:
+    "Build a tiny pure-Python wheel `name` in `dest` (a module with `X = x` and a console script `name`), no index needed"
+    import zipfile, hashlib, base64
+    mod, dist = name.replace('-', '_'), f"{name.replace('-', '_')}-{version}"
+    files = {f'{mod}/__init__.py': f'X = {x}\ndef main(): print("{name} {version} ran")\n',
+             f'{dist}.dist-info/METADATA': f'Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n',
+             f'{dist}.dist-info/WHEEL': 'Wheel-Version: 1.0\nGenerator: replicas\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+             f'{dist}.dist-info/entry_points.txt': f'[console_scripts]\n{name} = {mod}:main\n'}
+    h = lambda b: 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()
+    record = ''.join(f'{k},{h(v.encode())},{len(v.encode())}\n' for k, v in files.items()) + f'{dist}.dist-info/RECORD,,\n'
+    w = Path(dest)/f'{dist}-py3-none-any.whl'
+    with zipfile.ZipFile(w, 'w') as z:
+        for k, v in {**files, f'{dist}.dist-info/RECORD': record}.items(): z.writestr(k, v)
+    return w
+
+def doc_cell(notebook, must=None) -> str:
+    "The first code cell of `nbs/<notebook>` (containing `must`), as the docs print it (nbdev directives dropped)"
+    nb = json.loads((ROOT/'nbs'/notebook).read_text())
+    for c in nb['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'code' and (must is None or must in src):
+            return '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
+    raise LookupError(f'no code cell in {notebook}' + (f' with {must!r}' if must else ''))

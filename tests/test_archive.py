@@ -10,8 +10,13 @@ from persistlab.archive import archive_persist, save, archive_restore, snapshot_
 from persistlab.persist import autorestore
 from persistlab.storage import SNAPDIR
 
+@pytest.fixture(autouse=True)
+def vm_run_dir(tmp_path, monkeypatch):
+    "Each test is its own VM: the restore-once marker lives in a folder of its own"
+    monkeypatch.setenv('PERSISTLAB_RUN', str(tmp_path/'run'))
+
 def colab(sb, **kw):
-    return detect(env=dict(HOME=str(sb.home), COLAB_RELEASE_TAG='release', PERSISTLAB_STORAGE=str(sb.storage), **kw), colab_importable=True)
+    return detect(env={**dict(HOME=str(sb.home), COLAB_RELEASE_TAG='release', PERSISTLAB_STORAGE=str(sb.storage)), **kw}, colab_importable=True)
 
 def odd_tree(p):
     make_tree(p, 60)
@@ -132,3 +137,107 @@ def test_colab_flow_with_fake_google_colab(sb, fake_colab):
     assert (fresh/'.local/bin/tool').exists() and 'restored' in r.stdout, r.stdout + r.stderr
     r = ipython(sb, '%load_ext persistlab', home=sb.base/'fresh2', PERSISTLAB_AUTORESTORE=0, **env)
     assert not (sb.base/'fresh2/.local').exists()
+
+
+# --- storage wins, once per VM, bad snapshots, modes ---
+
+def mode(p): return oct(os.lstat(p).st_mode & 0o777)
+
+def test_storage_wins_restore_once_and_save_is_the_one_overwrite(sb, tmp_path, monkeypatch):
+    make_tree(sb.home/'.local', 10)
+    r = archive_persist(['.local', '.ssh'], home=sb.home, platform=colab(sb))  # no ~/.ssh yet: a note, the rest goes on
+    assert {x[0]: x[1] for x in r} == {'.local': 'saved', '.ssh': 'skipped'}
+    (snap,) = (sb.storage/SNAPDIR).iterdir(); before = snap.read_bytes()
+    assert mode(snap) == '0o600'
+    monkeypatch.setenv('PERSISTLAB_RUN', str(tmp_path/'run2'))  # a new VM: fresh image home, same storage
+    fresh = sb.base/'fresh'; (fresh/'.local/bin').mkdir(parents=True); (fresh/'.local/bin/image-tool').write_text('x')
+    (fresh/'.local/share/jupyter/runtime').mkdir(parents=True); (fresh/'.local/share/jupyter/runtime/kernel-9.json').write_text('{}')
+    r = archive_persist(['.local'], home=fresh, platform=colab(sb))
+    rows = {x[1]: x[2] for x in r}
+    assert 'restored' in rows and snap.read_bytes() == before  # storage won: not saved over
+    assert (fresh/'.local/bin/tool').exists() and (fresh/'.local/share/jupyter/runtime/kernel-9.json').exists()  # the live Jupyter's files stay
+    assert list((sb.storage/BACKUP).glob('*/.local/bin/image-tool'))  # home's differing copy kept
+    (fresh/'.local/bin/mine').write_text('installed after the restore')
+    for again in (lambda: archive_persist(['.local'], home=fresh, platform=colab(sb)), lambda: autorestore(colab(sb, HOME=str(fresh)))):
+        r = again()  # re-running the cell, or a kernel restart's %load_ext: no second restore
+        assert r is None or [x[1] for x in r] == ['kept'], r
+        assert (fresh/'.local/bin/mine').exists() and snap.read_bytes() == before
+    assert len(list((sb.storage/BACKUP).iterdir())) == 1
+    restore(home=fresh, platform=colab(sb))  # %persist -r forces it: home's copy to the backup folder
+    assert not (fresh/'.local/bin/mine').exists() and list((sb.storage/BACKUP).glob('*/.local/bin/mine'))
+    (fresh/'.local/bin/mine2').write_text('y')
+    save('.local', home=fresh, platform=colab(sb))  # --save: the one way to replace the snapshot
+    assert b'mine2' in subprocess.run(['tar', '-tzf', str(snap)], capture_output=True).stdout
+
+def test_an_empty_image_copy_is_replaced_without_a_backup(sb, tmp_path, monkeypatch):
+    make_tree(sb.home/'.local', 5); archive_persist('.local', home=sb.home, platform=colab(sb))
+    monkeypatch.setenv('PERSISTLAB_RUN', str(tmp_path/'run2'))
+    fresh = sb.base/'fresh'; (fresh/'.local/share/jupyter/runtime').mkdir(parents=True)
+    r = archive_persist('.local', home=fresh, platform=colab(sb))
+    assert [x[1] for x in r if x[0] == '.local'][0] == 'restored' and not (sb.storage/BACKUP).exists()
+
+def test_ssh_snapshot_restores_strict_modes(sb):
+    s = sb.home/'.ssh'; s.mkdir(mode=0o755)
+    for n, m in (('id_ed25519', 0o644), ('id_ed25519.pub', 0o666), ('config', 0o664), ('known_hosts', 0o600)):
+        (s/n).write_text(n); os.chmod(s/n, m)
+    os.chmod(s, 0o755)
+    archive_persist('.ssh', home=sb.home, platform=colab(sb))
+    assert mode(sb.storage/SNAPDIR/'.ssh.tar.gz') == '0o600'
+    fresh = sb.base/'fresh'; fresh.mkdir()
+    restore(home=fresh, platform=colab(sb))
+    f = fresh/'.ssh'
+    assert [mode(f), mode(f/'id_ed25519'), mode(f/'id_ed25519.pub'), mode(f/'config'), mode(f/'known_hosts')] == \
+           ['0o700', '0o600', '0o644', '0o600', '0o644']
+
+def _bad(sb, how):
+    "Persist .local and .ssh, then spoil the .local snapshot `how`"
+    make_tree(sb.home/'.local', 10); (sb.home/'.ssh').mkdir(); (sb.home/'.ssh/id_ed25519').write_text('K')
+    archive_persist(['.local', '.ssh'], home=sb.home, platform=colab(sb))
+    snap = next((sb.storage/SNAPDIR).glob('.local@*'))
+    work = sb.base/'evil'; work.mkdir()
+    if how == 'truncated': snap.write_bytes(snap.read_bytes()[:len(snap.read_bytes()) // 2])
+    elif how == 'garbage': snap.write_bytes(os.urandom(3000))
+    elif how == 'empty': snap.write_bytes(b'')
+    else:
+        (work/'.local').mkdir()
+        if how == 'slip': (work/'x').write_text('escaped'); args = ['--transform', 's,^x,../../escaped,', '-P', 'x', '.local']
+        elif how == 'outside': (work/'.bashrc').write_text('evil'); args = ['.bashrc', '.local']
+        elif how == 'symlink-top': os.rmdir(work/'.local'); os.symlink('/etc', work/'.local'); args = ['.local']
+        subprocess.run(['tar', '-czf', str(snap), *args], cwd=work, check=True, capture_output=True)
+    return snap
+
+@pytest.mark.parametrize('how', ['truncated', 'garbage', 'empty', 'slip', 'outside', 'symlink-top'])
+def test_bad_snapshot_is_one_line_and_the_others_restore(sb, how):
+    snap = _bad(sb, how)
+    fresh = sb.base/'fresh'; (fresh/'.local').mkdir(parents=True); (fresh/'.local/keep.txt').write_text('mine')
+    r = restore(home=fresh, platform=colab(sb))
+    bad = [x for x in r if x[1] == 'bad snapshot']
+    assert len(bad) == 1 and bad[0][0] == '.local' and snap.name in bad[0][2] and '\n' not in bad[0][2], list(r)
+    assert (fresh/'.ssh/id_ed25519').read_text() == 'K'  # the other snapshot restored
+    assert (fresh/'.local/keep.txt').read_text() == 'mine' and not (fresh/'.local').is_symlink()  # home left as it was
+    assert not (sb.base/'escaped').exists() and not (fresh/'escaped').exists() and not (fresh/'.bashrc').exists()
+    assert not list(fresh.glob('.persistlab/tmp/*'))
+    # the console script says it in one line too, no traceback
+    r = sb.run(sys.executable, '-c', 'from persistlab.cli import restore_cli; restore_cli()', home=sb.base/'fresh2',
+               PERSISTLAB_PLATFORM='colab', check=False)
+    out = r.stdout + r.stderr
+    assert 'Traceback' not in out and out.count('bad snapshot') == 1 and (sb.base/'fresh2/.ssh/id_ed25519').exists(), out
+
+def test_kaggle_working_is_public_keys_refused_without_opt_in(replica):
+    vm = replica('kaggle')
+    vm.sh('mkdir -m 700 ~/.ssh && ssh-keygen -q -t ed25519 -N "" -f ~/.ssh/id_ed25519')
+    c1, c2 = vm.run(['%load_ext persistlab\n%persist .local', '%persist .ssh'])
+    assert c1.ok and "saved as this notebook's output" in c1.out, c1
+    assert not c2.ok and 'Kaggle Secrets' in c2.error and not (vm.working/'persistlab/snapshots/.ssh.tar.gz').exists(), c2
+    c3 = vm.run_cell('%load_ext persistlab\n%persist .ssh --allow-public')
+    assert c3.ok and mode(vm.working/'persistlab/snapshots/.ssh.tar.gz') == '0o600', c3
+    c = vm.run_cell('from persistlab.secrets import save_secret\nsave_secret("NGROK_AUTHTOKEN", "t", "/kaggle/working/persistlab")')
+    assert not c.ok and 'Kaggle Secrets' in c.error and not (vm.working/'persistlab/persistlab-secrets.json').exists()
+
+def test_deepnote_storage_missing_says_nothing_about_drive(tmp_path):
+    from persistlab.archive import autorestore as ar
+    p = detect(env=dict(HOME=str(tmp_path), DEEPNOTE_PROJECT_ID='x', PERSISTLAB_STORAGE=str(tmp_path/'nowhere/.persistlab')), root='/nonexistent')
+    msg = ar(p)
+    assert 'nowhere' in msg and 'Drive' not in msg and 'drive' not in msg
+    c = detect(env=dict(HOME=str(tmp_path), COLAB_RELEASE_TAG='x', PERSISTLAB_STORAGE=str(tmp_path/'drive/MyDrive/persistlab')))
+    assert '%persist --mount' in ar(c)

@@ -1,5 +1,5 @@
 "The replicas themselves: each platform's first state as a new user finds it, and nothing outside them touched"
-import os, json
+import os, json, time
 from pathlib import Path
 import pytest
 
@@ -26,6 +26,7 @@ def test_colab_first_state_drive_kernel_restart_and_fresh_vm(replica):
     assert (vm.drive/'MyDrive').is_dir() and oct(os.stat(vm.base/'secrets.json').st_mode & 0o777) == '0o600'
 
 def test_kaggle_deepnote_paperspace_and_bare_first_states(replica, tmp_path):
+    host_had = [m for m in ('/content', '/kaggle', '/storage', '/notebooks') if os.path.exists(m)]
     k = replica('kaggle', secrets={'NGROK_AUTHTOKEN': 'n'})
     r = k.sh('pwd; echo $KAGGLE_KERNEL_RUN_TYPE; touch /kaggle/working/out.csv; touch /kaggle/input/x', check=False)
     assert r.stdout.split() == ['/kaggle/working', 'Interactive'] and 'Read-only file system' in r.stderr
@@ -42,10 +43,18 @@ def test_kaggle_deepnote_paperspace_and_bare_first_states(replica, tmp_path):
     p = replica('paperspace')
     assert 'pre-run ran' in p.boot.stdout and p.env['FROM_PRE_RUN'] == 'yes' and p.p('/root/.from-pre-run').is_dir()
     assert p.run_cell('import os; print(os.getcwd(), os.environ["FROM_PRE_RUN"])').out.strip() == '/notebooks yes'
+    d.sh('test ! -e /storage && test ! -e /notebooks && test ! -e /kaggle && test ! -e /content')  # others' folders stay theirs
+    assert [m for m in ('/content', '/kaggle', '/storage', '/notebooks') if os.path.exists(m)] == host_had  # nothing made on the host
     v = replica('vm')
     assert v.sh('pwd; ls -A ~ | tr "\\n" " "').stdout.split('\n')[0] == '/root'
     r = v.sh('setsid sleep 600 >/dev/null 2>&1 < /dev/null & echo $!')  # a daemon the user started on the VM
     pid = int(r.stdout)
     assert pid in v.processes()
+    born = lambda: Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19]  # start time: a reused pid differs
+    t0, first = time.monotonic(), born()
     v.close()
-    assert not Path(f'/proc/{pid}').exists() or Path(f'/proc/{pid}/stat').read_text().split()[2] == 'Z'  # stopped with its VM
+    def gone():
+        try: return born() != first or Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] in 'ZX'
+        except OSError: return True
+    while not gone() and time.monotonic() - t0 < 10: time.sleep(0.05)
+    assert gone()  # stopped with its VM

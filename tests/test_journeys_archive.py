@@ -1,0 +1,42 @@
+"""Journeys on Colab, Kaggle and Deepnote replicas: the cell exactly as the docs print it, a real `pip install --user`,
+a second VM (new home, storage not mounted yet) and a kernel restart; checked the way a user checks (the package
+imports, its command runs, the snapshot in storage still holds it)"""
+import subprocess
+import pytest
+from replicas import doc_cell, wheel
+
+DOCS = dict(colab='30_bootstrap.ipynb', kaggle='22_guide_kaggle.ipynb', deepnote='22_guide_kaggle.ipynb')
+
+def storage(vm):
+    return dict(colab=lambda: vm.drive/'MyDrive/persistlab', kaggle=lambda: vm.working/'persistlab',
+                deepnote=lambda: vm.work/'.persistlab')[vm.platform]()
+
+def in_snapshot(vm, what):
+    "Does the `.local` snapshot in storage (read from outside the VM, as Drive's web page would) hold `what`?"
+    snaps = sorted((storage(vm)/'snapshots').glob('.local*'))
+    assert snaps, f'no .local snapshot in {storage(vm)}'
+    names = subprocess.run(['tar', '-tf', str(snaps[-1])], capture_output=True, text=True, check=True).stdout
+    return what in names
+
+def shown(cells): return '\n'.join(repr(c) for c in cells)
+
+@pytest.mark.parametrize('platform', ['colab', 'kaggle', 'deepnote'])
+def test_two_sessions_and_a_kernel_restart(replica, platform):
+    cell = doc_cell(DOCS[platform], '%load_ext persistlab')
+    vm = replica(platform); wheel(vm.wheelhouse, 'jtool', x=1)
+    cs = vm.run([cell, '!pip install -q --user jtool', '%persist --save', 'import jtool; print("X", jtool.X)'])
+    assert all(c.ok for c in cs) and 'X 1' in cs[3].out, shown(cs)
+    assert in_snapshot(vm, 'bin/jtool') and in_snapshot(vm, 'jtool/__init__.py'), shown(cs)
+    vm.close()
+
+    vm2 = replica(platform); wheel(vm2.wheelhouse, 'jtool2', x=2)  # the next session: new VM, new home, same storage
+    assert not vm2.p('/root/.local/bin/jtool').exists()
+    cs = vm2.run([cell, 'import jtool; print("X", jtool.X)', '!jtool'])
+    assert all(c.ok for c in cs) and 'X 1' in cs[1].out and 'jtool 1.0 ran' in cs[2].out, shown(cs)
+    assert in_snapshot(vm2, 'bin/jtool'), 'the second session overwrote the snapshot'
+
+    cs = vm2.run(['!pip install -q --user jtool2'])  # more work after the restore ...
+    assert cs[0].ok, shown(cs)
+    cs = vm2.run([cell, 'import jtool, jtool2; print("X", jtool.X, jtool2.X)', '!jtool2'])  # ... a kernel restart, the cell again
+    assert all(c.ok for c in cs) and 'X 1 2' in cs[1].out and 'jtool2 1.0 ran' in cs[2].out, shown(cs)
+    assert in_snapshot(vm2, 'bin/jtool')
