@@ -19,7 +19,7 @@ from . import procs
 __all__ = ['VERSION', 'RELEASE_URL', 'SHA256', 'ICON', 'CodeServerError', 'code_server_bin', 'yaml_str', 'CodeServer',
            'start_code_server', 'code_server_status', 'stop_code_server', 'jupyter_server_proxy_config']
 
-# %% ../nbs/11_codeserver.ipynb #853b0f38
+# %% ../nbs/11_codeserver.ipynb #03b082da
 VERSION = '4.100.3'
 RELEASE_URL = 'https://github.com/coder/code-server/releases/download/v{v}/code-server-{v}-linux-{arch}.tar.gz'
 # sha256 per release file, pinned here once vetted; otherwise the one GitHub publishes for the asset is used
@@ -55,7 +55,7 @@ def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERS
     tgz.unlink(missing_ok=True)
     return b
 
-# %% ../nbs/11_codeserver.ipynb #345b6408
+# %% ../nbs/11_codeserver.ipynb #3f574d1a
 def _password(storage):
     from persistlab.secrets import get_secret
     pw = get_secret('CODE_SERVER_PASSWORD', storage)
@@ -71,6 +71,7 @@ def _redact(msg, secret) -> str:
     for s in sorted({secret, yaml_str(secret)[1:-1]}, key=len, reverse=True): msg = msg.replace(s, '***') if s else msg
     return msg
 
+# %% ../nbs/11_codeserver.ipynb #165faa0b
 def _proxy_servers(env=None) -> list:
     "Names jupyter-server-proxy serves in this kernel's Jupyter server (asked with the server's own token), or []"
     import requests
@@ -85,7 +86,7 @@ def _proxy_servers(env=None) -> list:
     except requests.RequestException: return []
     return [x.get('name') for x in r.json().get('server_processes', [])] if r.status_code == 200 else []
 
-#| export
+# %% ../nbs/11_codeserver.ipynb #a61d29ed
 class CodeServer(Report):
     "A running code-server: its URL, and where its password is (the password itself is never shown as text)"
     def __init__(self, rows, url=None, pwfile=None):
@@ -150,7 +151,10 @@ def start_code_server(folder=None, # folder to open (default: home)
 def code_server_status(home=None) -> Report:
     "Is code-server running, and on which port"
     pr = procs.get('code-server', home)
-    return Report([('code-server', 'running', f"pid {pr.pid}, port {pr.info.get('port')}") if pr else ('code-server', 'not running', '')], 'code-server')
+    if pr: return Report([('code-server', 'running', f"pid {pr.pid}, port {pr.info.get('port')}")], 'code-server')
+    if (base := jupyter_proxy_base()) and 'code-server' in _proxy_servers():
+        return Report([('code-server', "served by Jupyter's proxy", f'{base}code-server/ (on a private unix socket, started on first visit)')], 'code-server')
+    return Report([('code-server', 'not running', '')], 'code-server')
 
 def stop_code_server(home=None) -> Report:
     "Stop code-server (its whole process group: the file watcher too) and its tunnel"
@@ -158,7 +162,7 @@ def stop_code_server(home=None) -> Report:
     if pr and 'persistlab.tunnel' in sys.modules: sys.modules['persistlab.tunnel'].close_tunnel(pr.info.get('port'))
     return Report([('code-server', 'stopped' if procs.stop('code-server', home) else 'was not running', '')], 'code-server')
 
-# %% ../nbs/11_codeserver.ipynb #4b38b49b
+# %% ../nbs/11_codeserver.ipynb #171f2d57
 ICON = Path(__file__).parent/'code-server.svg' if '__file__' in globals() else None  # code-server's own icon (MIT, Coder)
 
 def jupyter_server_proxy_config() -> dict:

@@ -21,7 +21,7 @@ __all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'CLOUDFLARED_PROXY', 'CLOUDFLARED_PR
            'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'start_server', 'server_status',
            'stop_server', 'forward_hint']
 
-# %% ../nbs/07_ssh.ipynb #4957f61f
+# %% ../nbs/07_ssh.ipynb #3cb76c90
 class SSHError(PersistlabError):
     "A clear SSH setup failure; nothing was left running"
 
@@ -37,13 +37,14 @@ def _run(argv, timeout=30, **kw):
     except FileNotFoundError: raise SSHError(f"{argv[0]} is not installed (apt-get install -y openssh-client)") from None
     except subprocess.TimeoutExpired: raise SSHError(f"{Path(argv[0]).name} did not answer within {timeout}s") from None
 
+# %% ../nbs/07_ssh.ipynb #55cfd937
 def fingerprint(pubkey_file) -> str:
     "`ssh-keygen -l` fingerprint of a public key file"
     r = _run(['ssh-keygen', '-l', '-f', str(pubkey_file)])
     if r.returncode: raise SSHError(f"{Path(pubkey_file).name}: not a valid public key")
     return r.stdout.split()[1]
 
-# %% ../nbs/07_ssh.ipynb #51777d16
+# %% ../nbs/07_ssh.ipynb #e64db4fd
 class Keys(Report):
     "What `setup_keys` did, plus the public key to copy (never the private one)"
     def __init__(self, rows, pub=None, key=None, github=None):
@@ -62,6 +63,7 @@ def find_key(home) -> Path|None:
     "The first private key in `~/.ssh`"
     return next((Path(home)/'.ssh'/n for n in KEY_NAMES if (Path(home)/'.ssh'/n).exists()), None)
 
+# %% ../nbs/07_ssh.ipynb #95bed1e6
 def _keygen_tty(argv, passphrase, timeout=30):
     "Run ssh-keygen on a pseudo-terminal and type `passphrase` at its prompts (never in argv or the environment)"
     import pty, select, time
@@ -102,6 +104,7 @@ def generate_key(home, comment=None,
     if r.returncode: raise SSHError(f"ssh-keygen failed: {r.stderr.strip()}")
     return k
 
+# %% ../nbs/07_ssh.ipynb #8cb67482
 def import_key(src, # a private key file, or its bytes (an upload)
                home, name=None) -> Path:
     "Copy a private key into `~/.ssh` (600) with its `.pub` (644), after checking that it is a key"
@@ -125,7 +128,7 @@ def import_key(src, # a private key file, or its bytes (an upload)
     k.with_name(name+'.pub').write_text(r.stdout.strip() + '\n')
     return k
 
-# %% ../nbs/07_ssh.ipynb #466dbe9a
+# %% ../nbs/07_ssh.ipynb #b977b0ec
 def github_check(home, # whose key to use
                  host='github.com', port=22, user='git', # parameters so tests can point at a stand-in
                  known_hosts:str=GITHUB_HOST_KEYS, # pinned host keys (not trust-on-first-use)
@@ -157,7 +160,7 @@ def git_identity(name=None, email=None, home=None) -> list:
             done.append(f'{k} = {v}')
     return done
 
-# %% ../nbs/07_ssh.ipynb #67067de1
+# %% ../nbs/07_ssh.ipynb #6a153465
 def _save_back(home, storage, rows):
     "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first)"
     if not storage or not (Path(storage)/MANIFEST).exists(): return
@@ -216,7 +219,7 @@ def setup_keys(home=None, # home directory (default: the platform's)
     _save_back(home, storage, rows)
     return Keys(rows, pub.read_text().strip(), k, gh)
 
-# %% ../nbs/07_ssh.ipynb #3099f327
+# %% ../nbs/07_ssh.ipynb #fb747356
 _KEY_RE = re.compile(r'^(?:[\w,="-]+ )?((?:ssh|ecdsa|sk-)[\w@.-]+) ([A-Za-z0-9+/=]+)(?: (.*))?$')
 
 def parse_keys(text:str, source='pasted keys') -> list:
@@ -244,7 +247,7 @@ def github_keys(user, base='https://github.com', timeout=10) -> list:
     if not r.text.strip(): raise SSHError(f"GitHub user {user!r} has no public keys; add one at https://github.com/settings/keys")
     return parse_keys(r.text, f'{base}/{user}.keys')
 
-# %% ../nbs/07_ssh.ipynb #0267b929
+# %% ../nbs/07_ssh.ipynb #85ffeeb0
 _ENV_KEEP = re.compile(r'^(PATH|LD_LIBRARY_PATH|LIBRARY_PATH|CUDA_\w+|NVIDIA_\w+|CUDNN_\w+|NCCL_\w+|PYTHONPATH|CONDA_\w+|VIRTUAL_ENV|'
                        r'PAPERSPACE_\w+|COLAB_\w+|KAGGLE_\w+|RUNPOD_\w+|VAST_\w+|LIGHTNING_\w+|JUPYTERHUB_\w+|PERSISTLAB_\w+|HF_HOME|TORCH_HOME)$')
 _ENV_SECRET = re.compile(r'TOKEN|SECRET|PASSW|API_?KEY|AUTH|CREDENTIAL|PRIVATE', re.I)
@@ -254,6 +257,7 @@ def session_env(env=None) -> dict:
     env = os.environ if env is None else env
     return {k: v for k, v in env.items() if _ENV_KEEP.match(k) and not _ENV_SECRET.search(k) and '\n' not in v}
 
+# %% ../nbs/07_ssh.ipynb #31f6bb77
 def _q(s) -> str:
     "`s` as one sshd_config argument: double-quoted, with `\\` and `\"` escaped (sshd's own argument splitting)"
     return '"' + str(s).replace('\\', '\\\\').replace('"', '\\"') + '"'
@@ -263,6 +267,7 @@ def listen_address(listen, port) -> str:
     h = str(listen).strip('[]')
     return f'[{h}]:{port}' if ':' in h else f'{h}:{port}'
 
+# %% ../nbs/07_ssh.ipynb #c6a496f2
 def sshd_config(port:int, # port to listen on
                 host_keys:list, # host private key files
                 authorized_keys, # the authorized keys file
@@ -280,7 +285,7 @@ def sshd_config(port:int, # port to listen on
     if env: lines.append('SetEnv ' + ' '.join(f'{k}={_q(v)}' for k, v in sorted(env.items())))
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/07_ssh.ipynb #b73cd992
+# %% ../nbs/07_ssh.ipynb #39656f1b
 def strict_modes_problem(path, # the authorized keys file sshd will read
                          uid:int|None=None, # the login user (default: whoever runs this)
                         ) -> str|None:
@@ -302,9 +307,9 @@ def login_home(uid=None) -> str:
     try: return pwd.getpwuid(os.geteuid() if uid is None else uid).pw_dir
     except KeyError: return str(Path.home())
 
-# %% ../nbs/07_ssh.ipynb #4700fdab
+# %% ../nbs/07_ssh.ipynb #f2f4bf81
 CLOUDFLARED_PROXY = 'cloudflared access ssh --hostname %h'
-CLOUDFLARED_PROXY_WINDOWS = r'C:\Program Files (x86)\cloudflared\cloudflared.exe access ssh --hostname %h'
+CLOUDFLARED_PROXY_WINDOWS = r'"C:\Program Files (x86)\cloudflared\cloudflared.exe" access ssh --hostname %h'  # quoted: the path has spaces
 FORWARD_AGENT_RISK = ("ForwardAgent lets commands here use your laptop's keys (git push, ssh onward) while you are "
                       "connected; anyone with root on this machine can use them too. Add it only on a machine you trust.")
 
@@ -353,7 +358,7 @@ class Server(Report):
             s += f'VS Code Remote-SSH: [{self.vscode}]({self.vscode})\n\n' + ''.join(f'- {x}\n' for x in self._notes())
         return s
 
-# %% ../nbs/07_ssh.ipynb #8cc5d892
+# %% ../nbs/07_ssh.ipynb #c547d4a5
 def _sshd_bin(install):
     b = os.environ.get('PERSISTLAB_SSHD') or shutil.which('sshd') or ('/usr/sbin/sshd' if Path('/usr/sbin/sshd').exists() else None)
     if b and Path(b).exists(): return b
@@ -376,6 +381,7 @@ def _privsep_dir():
     d = Path(os.environ.get('PERSISTLAB_PRIVSEP_DIR', '/run/sshd'))
     if not d.is_dir(): d.mkdir(parents=True); os.chmod(d, 0o755)
 
+# %% ../nbs/07_ssh.ipynb #3c82e89b
 _WILDCARD = ('0.0.0.0', '::', '[::]', '')
 
 def reachable_host(listen='0.0.0.0') -> tuple:
@@ -397,7 +403,7 @@ def _key_file(pub_line) -> str:
     t = pub_line.split()[0] if pub_line else ''
     return '~/.ssh/' + ('id_rsa' if t == 'ssh-rsa' else 'id_ecdsa' if t.startswith('ecdsa') else 'id_ed25519')
 
-# %% ../nbs/07_ssh.ipynb #67e09a7e
+# %% ../nbs/07_ssh.ipynb #01272f36
 def start_server(port=None, # port (default 2222 as root, else a free high port)
                  github:str|None=None, # GitHub user whose published keys may log in
                  keys:str|None=None, # pasted public keys
@@ -478,10 +484,14 @@ def server_status(home=None) -> Report:
     return Report([('sshd', 'running', f"pid {pr.pid}, port {pr.info.get('port')}, log {pr.log}")], 'sshd')
 
 def stop_server(home=None) -> Report:
-    "Stop the sshd persistlab started (no other sshd is touched)"
-    return Report([('sshd', 'stopped' if procs.stop('sshd', home) else 'was not running', '')], 'sshd')
+    "Stop the sshd persistlab started (no other sshd is touched), and the tunnel that led to it"
+    pr = procs.get('sshd', home); rows = []
+    if pr and procs.Proc.load(f"tunnel-{pr.info.get('port')}", procs.runtime_dir(home)):  # a tunnel to nothing helps nobody
+        from persistlab.tunnel import close_tunnel
+        rows += [('tunnel', r[1], r[2]) for r in close_tunnel(pr.info['port'], home)]
+    return Report([('sshd', 'stopped' if procs.stop('sshd', home) else 'was not running', '')] + rows, 'sshd')
 
-# %% ../nbs/07_ssh.ipynb #4b5a8982
+# %% ../nbs/07_ssh.ipynb #c61d7e11
 def forward_hint(login_host, # the cluster's login host, e.g. dsmlp-login.ucsd.edu
                  user=None, local_port=8889, runtime=None) -> Report:
     "The `ssh -N -L` line and local URL for the Jupyter server running here (token: where to find it, not its value)"

@@ -46,7 +46,7 @@ def ssh_tunnel_cmd(port:int, # local port to expose
     argv = ['ssh', '-T' if session else '-N', '-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes',
             '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=3', '-o', 'ConnectTimeout=15',
             '-o', 'StrictHostKeyChecking=accept-new', '-o', f'UserKnownHostsFile={known_hosts or "/dev/null"}']
-    if not session: argv += ['-o', 'LogLevel=VERBOSE']  # says "remote forward success" even for a fixed remote port
+    if not session and str(remote) != '0': argv += ['-o', 'LogLevel=DEBUG1']  # only debug says "remote forward success"
     if identity: argv += ['-i', str(identity), '-o', 'IdentitiesOnly=yes']
     for o in extra: argv += ['-o', o]
     return argv + ['-p', str(ssh_port), '-R', f'{remote}:localhost:{port}', f'{user}@{host}' if user else host]
@@ -58,7 +58,7 @@ def parse_ssh_spec(spec:str) -> tuple:
     if u.scheme != 'ssh' or not u.hostname: raise TunnelError(f"{spec!r}: expected ssh://[user@]host[:port]")
     return u.username or os.environ.get('USER') or 'root', u.hostname, u.port or 22
 
-# %% ../nbs/10_tunnel.ipynb #d0030d2a
+# %% ../nbs/10_tunnel.ipynb #ea935dca
 class Tunnel:
     "Base: a tunnel to local `port` from one provider"
     provider = '?'
@@ -87,8 +87,9 @@ class Tunnel:
 class SSHTunnel(Tunnel):
     "A reverse SSH tunnel (localhost.run, pinggy, serveo, or any SSH server): the URL is read from what the server prints"
     def __init__(self, port, host, ssh_port=22, user='nokey', remote='80', url_pattern=None, identity=None, extra=(),
-                 name=None, home=None, session=True, supervise=True):
-        super().__init__(port, home, supervise)
+                 name=None, home=None, session=True, supervise=True,
+                 prefer=None): # a remote port to ask for first (a reconnect asks for the one it had)
+        super().__init__(port, home, supervise); self.prefer = prefer
         self.host, self.ssh_port, self.user, self.remote, self.identity, self.extra = host, ssh_port, user, remote, identity, tuple(extra)
         self.url_pattern, self.session, self.name = url_pattern, session, name
         self.provider = name or f"ssh://{user + '@' if user else ''}{host}:{ssh_port}"
@@ -103,7 +104,7 @@ class SSHTunnel(Tunnel):
         return None
     def start(self, timeout=30, replaces=None):
         kh = procs.runtime_dir(self.home)/'tunnel_known_hosts'
-        argv = ssh_tunnel_cmd(self.port, self.host, self.ssh_port, self.user, self.remote, self.identity, kh, self.extra, self.session)
+        argv = ssh_tunnel_cmd(self.port, self.host, self.ssh_port, self.user, self.prefer or self.remote, self.identity, kh, self.extra, self.session)
         return self._launch(argv, lambda: self._url(self._log()), timeout, replaces=replaces)
 
 # %% ../nbs/10_tunnel.ipynb #6d5ab96e
@@ -232,7 +233,7 @@ class ProxyTunnel(Tunnel):
 
 _PROXIED: dict = {}  # port -> ProxyTunnel: nothing runs for these, so nothing is recorded
 
-# %% ../nbs/10_tunnel.ipynb #13342d77
+# %% ../nbs/10_tunnel.ipynb #c0a042c3
 _KINDS = {c.__name__: c for c in (SSHTunnel, CloudflaredTunnel, NgrokTunnel)}
 
 def restart(pr:procs.Proc) -> procs.Proc|None:
@@ -241,7 +242,7 @@ def restart(pr:procs.Proc) -> procs.Proc|None:
     m = re.search(r':(\d+)$', pr.info.get('url') or '')
     if s['cls'] == 'SSHTunnel' and kw.get('remote') == '0' and m:
         try:
-            if _KINDS[s['cls']](**{**kw, 'remote': m.group(1)}).start(replaces=pr.pid, timeout=15): return procs.get(pr.name)
+            if _KINDS[s['cls']](**kw, prefer=m.group(1)).start(replaces=pr.pid, timeout=15): return procs.get(pr.name)
         except procs.ProcError: pr = procs.Proc.load(pr.name, pr.rundir) or pr  # the port is still held: any port then
     return procs.get(pr.name) if _KINDS[s['cls']](**kw).start(replaces=pr.pid) else None
 

@@ -81,6 +81,7 @@ def test_sshd_code_server_and_tunnel_outlive_the_kernel(world):
         os.kill(t.pid, signal.SIGKILL)
         back = wait_for(lambda: (r := rec(w, f'tunnel-{cp}')) and r.pid != t.pid and r.info.get('reconnects') == 1 and r)
         assert back and back.alive(), (w['rd']/'supervisor.log').read_text()
+        assert back.info['url'] == url  # it asked the server for the port it had: the address the laptop knows still works
         assert answers(f"http://127.0.0.1:{back.info['url'].split(':')[1]}/healthz")
         # a new kernel finds them, lists them, and `%unload_ext` stops them all
         pids = [rec(w, n).pid for n in ('sshd', 'code-server', f'tunnel-{cp}', procs.SUPERVISOR)]

@@ -260,34 +260,20 @@ def test_new_key_refreshes_an_archived_ssh_snapshot(env):
 import pwd
 STANDINS = Path(__file__).parent/'standins'
 
-@pytest.mark.skipif(os.geteuid() != 0, reason='a private mount namespace with an empty /run needs root')
-def test_fresh_root_vm_without_run_sshd(tmp_path):
-    "Colab-like first state (root, empty /root, no /run/sshd, Drive not mounted): the cell starts sshd and the real ssh logs in"
-    py = Path(sys.base_prefix)
-    (tmp_path/'keep').mkdir(); laptop = keygen(tmp_path/'laptop')
-    port = procs.free_port()
+@pytest.mark.skipif(os.geteuid() != 0, reason='replicas (mount namespaces with an empty /run) need root')
+def test_fresh_root_vm_without_run_sshd(replica, tmp_path):
+    "A fresh Colab VM (root, empty /root, no /run/sshd, Drive not mounted): the cell starts sshd and the laptop's real ssh logs in"
+    vm = replica('colab')
+    assert vm.sh('test ! -e /run/sshd && echo fresh').stdout.strip() == 'fresh'
+    laptop = keygen(tmp_path/'laptop'); port = procs.free_port()  # the laptop's key (a host file the VM can read under /tmp)
     ssh = (f'ssh -F /dev/null -i {laptop} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no '
            f'-o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -p {port} root@127.0.0.1')
-    cell = (f'%load_ext persistlab\n%sshsetup --server --accept-risk --listen 127.0.0.1 --port {port} --authorized-keys {laptop}.pub\n'
-            f"!{ssh} 'echo \"logged in as $(id -un), /run/sshd $(stat -c %a /run/sshd)\"'\n%sshsetup --stop\n")
-    (tmp_path/'cell.ipy').write_text(cell)
-    ipy = f'{sys.executable} -m IPython --quick --no-banner --simple-prompt --colors=NoColor'
-    script = f'''
-      py="{py}"; mount --bind /root {tmp_path}/keep && mount -t tmpfs -o mode=700 tmpfs /root
-      case "$py" in /root/*) mkdir -p "$py" && mount --bind "{tmp_path}/keep/${{py#/root/}}" "$py";; esac
-      mount -t tmpfs tmpfs /run
-      test ! -e /run/sshd && echo "fresh: no /run/sshd"
-      {ipy} < {tmp_path}/cell.ipy
-      test -e /root/drive && echo "persistlab made the Drive folder"
-    '''
-    env = dict(PATH=os.environ['PATH'], HOME='/root', LANG='C.UTF-8', PERSISTLAB_PLATFORM='colab', PYTHONPATH=os.environ.get('PYTHONPATH', ''),
-               PERSISTLAB_STORAGE='/root/drive/MyDrive/persistlab',  # Colab's storage, Drive not mounted (inside the namespace's /root)
-               PERSISTLAB_SSHD=SSHD, TMPDIR=str(tmp_path))
-    r = subprocess.run(['unshare', '-m', '--propagation', 'private', 'bash', '-c', script], env=env, capture_output=True, text=True, timeout=120)
-    out = r.stdout + r.stderr
-    assert 'fresh: no /run/sshd' in out and 'logged in as root, /run/sshd 755' in out, out
-    assert 'sshd  stopped' in out and not procs.port_open(port), out
-    assert 'persistlab made the Drive folder' not in out  # storage not created where Drive will be mounted
+    c, login, stop = vm.run([f'%load_ext persistlab\n%sshsetup --server --accept-risk --listen 127.0.0.1 --port {port} --authorized-keys {laptop}.pub',
+                             f"!{ssh} 'echo \"logged in as $(id -un), /run/sshd $(stat -c %a /run/sshd)\"'", '%sshsetup --stop'])
+    assert c.ok and re.search(r'Host colab-[0-9a-f]{6}', c.out), c
+    assert 'logged in as root, /run/sshd 755' in login.out, login
+    assert 'stopped' in stop.out and not procs.port_open(port), stop
+    assert not vm.p('/content/drive').exists()  # nothing created where Drive gets mounted
 
 @pytest.fixture
 def strict_ok(monkeypatch):
@@ -363,12 +349,14 @@ def test_ssh_from_anywhere_through_cloudflared(env, monkeypatch, tmp_path):
         s = start_server(procs.free_port(), keys=(env.base/'laptop.pub').read_text(), listen='127.0.0.1', install=False, home=env.home,
                          storage=env.storage, platform=env.plat, strict_modes=False, tunnel='cloudflared', identity_file=str(key))
         assert s.host.endswith('.trycloudflare.com') and 'ProxyCommand cloudflared access ssh --hostname %h' in s.config_block
-        assert 'cloudflared.exe access ssh --hostname %h' in s.windows_block and 'On Windows' in s._repr_markdown_()
+        assert 'ProxyCommand "C:\\Program Files (x86)\\cloudflared\\cloudflared.exe" access ssh --hostname %h' in s.windows_block and 'On Windows' in s._repr_markdown_()
         cfg = tmp_path/'laptop_ssh_config'; cfg.write_text(s.config_block)
         r = subprocess.run(['ssh', '-F', str(cfg), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
                             s.alias, 'echo through-cloudflared'], capture_output=True, text=True, timeout=30)
         assert r.stdout.strip() == 'through-cloudflared', r.stderr
         assert any('ssh://localhost:' in ' '.join(p.argv) for p in procs.running() if p.name.startswith('tunnel-'))
+        stopped = stop_server()
+        assert ('tunnel', 'stopped', 'cloudflared') in [tuple(r) for r in stopped] and procs.running() == []  # no tunnel left to nothing
     finally:
         from persistlab.tunnel import close_tunnel
         close_tunnel('all'); procs.stop_all()

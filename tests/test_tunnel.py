@@ -210,15 +210,17 @@ def test_magic_in_real_ipython(env, web):
         %tunnel 70000
         %tunnel {web} -p bore
         %tunnel {web} -p cloudflared
+        %tunnel {procs.free_port()} -p ngrok --domain ada-lab.ngrok-free.app
         %tunnel --list
         %unload_ext persistlab
         ''').strip() + '\nexit\n'
-    e = {**os.environ, 'FAKE_CF_MODE': 'ok', 'PERSISTLAB_PLATFORM': 'local'}
+    e = {**os.environ, 'FAKE_CF_MODE': 'ok', 'PERSISTLAB_PLATFORM': 'local', 'NGROK_AUTHTOKEN': SECRET, 'PERSISTLAB_NGROK': str(STANDINS/'ngrok')}
     r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
                        input=code, env=e, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert "port 'abc' is not a number" in out and 'port 70000 is out of range' in out and "unknown provider 'bore'" in out
     assert re.search(r'cloudflared +open: https://\S+\.trycloudflare\.com', out) and 'Traceback' not in out
+    assert re.search(r'ngrok +open: https://ada-lab\.ngrok-free\.app', out) and SECRET not in out, out  # --domain: the static address
     assert procs.running() == []
 
 def test_colab_port_proxy_with_fake_google_colab(env, tmp_path, monkeypatch):
