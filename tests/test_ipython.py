@@ -142,6 +142,10 @@ def test_cli_help_and_errors(sb):
     r = sb.run(sys.executable, exe, check=False, PERSISTLAB_STORAGE='', PYTHONPATH=ROOT)
     assert r.returncode == 1 and r.stderr.startswith('persistlab') and 'persistlab: persistlab' not in r.stderr, r.stderr
     assert r.stderr.count('\n') == 1, r.stderr
+    for f in ('persist_cli', 'restore_cli', 'packages_cli', 'demo_cli'):  # no `(str)` placeholders in any help
+        exe.write_text(f'import sys\nfrom persistlab.cli import {f}\nsys.exit({f}())\n')
+        r = sb.run(sys.executable, exe, '--help', PYTHONPATH=ROOT)
+        assert '(str)' not in r.stdout and 'usage:' in r.stdout, r.stdout
 
 def test_load_ext_imports_no_engine(sb):
     "What keeps `%load_ext` fast (bench/startup.py): engines wait for the first magic; archive platforms restore at load"
