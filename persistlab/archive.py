@@ -210,7 +210,7 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                 if not exists(h):
                     out.append((rel, 'skipped', f'~/{rel} does not exist here and storage has no snapshot of it'
                                 + ('' if save else '; run this again once it exists'))); continue
-                if public and not allow_public and _private(h, rel):
+                if public and not allow_public and not (save and snap) and _private(h, rel):  # refreshing an opted-in snapshot is fine
                     raise PersistError(f"{public}; persistlab won't put ~/{rel} (private keys or credentials) there. "
                                        "Keep tokens in Kaggle Secrets (Add-ons > Secrets), or pass --allow-public "
                                        "if this notebook stays private")
