@@ -56,17 +56,21 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  forget:bool=False, # stop restoring NAMES (or all)
                  wheels:bool=False, # with --forget: also delete their wheels
                  force:bool=False, # with --restore: install your version where the image has another
-                 tool:str=None, # with --restore: uv or pip (default: uv when installed)
-                 python:str=None, # the interpreter whose packages to keep or install (default: this one)
-                 to:str=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+                 tool:Annotated[str, {'metavar': 'uv|pip'}]=None, # with --restore: uv or pip (default: uv when installed)
+                 python:Annotated[str, {'metavar': 'EXE'}]=None, # the interpreter whose packages to keep or install (default: this one)
+                 venv:_Dir=None, # make the venv in this folder a Jupyter kernel, fixing its paths first
+                 kernel:Annotated[str, {'metavar': 'NAME'}]=None, # with --venv: the kernel's name (default: the folder's name)
+                 index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: the index to fetch wheels from (default: pip's configuration)
+                 to:_Dir=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
                 ):
     "Keep the packages you pip-installed (as wheels) in storage, and install them back on a fresh machine"
     from persistlab import packages as P
     quiet = not sys.stderr.isatty()  # progress bars for people, not for startup logs
     if restore: return _run(P.restore_packages, to, python, force=force, tool=tool, quiet=quiet)
     if list: return _run(P.packages_status, to)
+    if venv: return _run(P.venv_kernel, venv, kernel)
     if forget: return _run(P.forget_packages, names or None, to, wheels=wheels)
-    _run(P.save_packages, to, python, quiet=quiet)
+    _run(P.save_packages, to, python, index_url=index_url, quiet=quiet)
 
 # %% ../nbs/04_cli.ipynb #bf7e73f4
 def _say(*a): print(*a, flush=True)

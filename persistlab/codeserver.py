@@ -151,7 +151,10 @@ def start_code_server(folder=None, # folder to open (default: home)
 def code_server_status(home=None) -> Report:
     "Is code-server running, and on which port"
     pr = procs.get('code-server', home)
-    return Report([('code-server', 'running', f"pid {pr.pid}, port {pr.info.get('port')}") if pr else ('code-server', 'not running', '')], 'code-server')
+    if pr: return Report([('code-server', 'running', f"pid {pr.pid}, port {pr.info.get('port')}")], 'code-server')
+    if (base := jupyter_proxy_base()) and 'code-server' in _proxy_servers():
+        return Report([('code-server', "served by Jupyter's proxy", f'{base}code-server/ (on a private unix socket, started on first visit)')], 'code-server')
+    return Report([('code-server', 'not running', '')], 'code-server')
 
 def stop_code_server(home=None) -> Report:
     "Stop code-server (its whole process group: the file watcher too) and its tunnel"

@@ -102,6 +102,7 @@ class PersistlabMagics(Magics):
               'with -r, --list or --undo NAME|all: only those')
     @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
     @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')
+    @argument('--venv', metavar='DIR', help='make the venv in DIR a Jupyter kernel, fixing its paths (after a move) first')
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)
@@ -112,6 +113,9 @@ class PersistlabMagics(Magics):
             from persistlab.archive import mount_drive
             if args.mount: mount_drive(to); _autorestore()  # what %load_ext could not restore before Drive was there
             if args.packages: return _packages(args, to)
+            if args.venv:
+                from persistlab.packages import venv_kernel
+                return venv_kernel(args.venv)
             if args.save: return save(args.paths or None, to)
             if args.list: return _with_packages(status(to), to)
             if args.restore: return _with_packages(restore(to), to, args)

@@ -15,7 +15,8 @@ from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
            'fits', 'pip_failure', 'fetch_wheels', 'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan',
-           'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages']
+           'fstype', 'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages',
+           'fix_venv', 'venv_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -216,9 +217,9 @@ def save_packages(to=None, # storage directory (default: the platform's)
         if not new:
             return Report([('packages', 'nothing to keep', f'no package was installed or changed in {info["executable"]} since this machine started')],
                           f'packages: {storage}')
-        iid = image_id(base)
+        iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
         (wh/'images').mkdir(parents=True, exist_ok=True)
-        if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))
+        if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))  # for a diff when it changes
         m = read_manifest(storage)
         m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
             python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
@@ -259,7 +260,7 @@ def plan(info, recs, force=False) -> tuple:
     todo, rows = {}, []
     for n, r in sorted(recs.items()):
         cur = info['dists'].get(n)
-        if cur and cur['version'] == r['version']: rows.append((n, 'already installed', f"{r['version']} (the image has it)")); continue
+        if cur and cur['version'] == r['version']: rows.append((n, 'already installed', r['version'])); continue
         if cur and not force:
             rows.append((n, 'conflict', f"this image has {cur['version']}, you saved {r['version']}: kept the image's; "
                          "`--force` installs yours")); continue
@@ -283,21 +284,43 @@ def _live(info, before, names) -> list:
     old = [n for n in names if n.replace('-', '_') in sys.modules]
     return [(n, 'restart the kernel', 'it was imported before at another version') for n in old]
 
-# %% ../nbs/13_packages.ipynb #739125d3
+# %% ../nbs/13_packages.ipynb #7910bd63
+_LOCAL_FS = {'ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'zfs', 'f2fs', 'tmpfs', 'ramfs', 'overlay'}
+
+def fstype(p) -> str|None:
+    "The filesystem type of the mount holding `p` (from /proc/mounts)"
+    p, best, t = os.path.realpath(p), '', None
+    try: lines = Path('/proc/mounts').read_text().splitlines()
+    except OSError: return None
+    for l in lines:
+        _, mnt, typ, *_ = l.split()
+        mnt = mnt.replace('\\040', ' ')
+        if (p == mnt or p.startswith(mnt.rstrip('/') + '/')) and len(mnt) >= len(best): best, t = mnt, typ
+    return t
+
+def _hash(f, progress=None) -> str:
+    h = hashlib.sha256()
+    with open(f, 'rb') as fh:
+        for b in iter(lambda: fh.read(1 << 20), b''): h.update(b); progress and progress(len(b))
+    return h.hexdigest()
+
+# %% ../nbs/13_packages.ipynb #c0ceb643
 def _install(info, wh, todo, uv, quiet) -> list:
-    "Copy the `todo` wheels to local disk, checking each sha256, then install them all at once"
+    "Check each `todo` wheel's sha256 (copied to local disk first when storage is remote), then install them all at once"
     from tqdm.auto import tqdm
+    copy = fstype(wh) not in _LOCAL_FS
     with tempfile.TemporaryDirectory(prefix='persistlab-wheels-') as loc:
         bad, files = [], []
-        with tqdm(total=sum(r['size'] for r in todo.values()), desc='wheels to local disk', unit='B', unit_scale=True,
-                  leave=False, disable=quiet) as bar:
+        with tqdm(total=sum(r['size'] for r in todo.values()), desc='wheels to local disk' if copy else 'checking wheels',
+                  unit='B', unit_scale=True, leave=False, disable=quiet) as bar:
             for r in todo.values():
-                src, dst = wh/r['wheel'], Path(loc)/r['wheel']
+                src = wh/r['wheel']; dst = Path(loc)/r['wheel'] if copy else src
                 if not src.is_file(): bad.append(f"{r['wheel']} is missing"); continue
-                if _copy_hash(src, dst, bar.update) != r['sha256']: bad.append(f"{r['wheel']} differs")
+                sha = _copy_hash(src, dst, bar.update) if copy else _hash(src, bar.update)
+                if sha != r['sha256']: bad.append(f"{r['wheel']} differs")
                 files.append(dst)
         if bad: raise PackagesError(f"the wheelhouse {wh} does not match the manifest ({'; '.join(bad)}); nothing installed. "
-                                   "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
+                                    "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
         before = _pths(info)
         with tqdm(total=len(files), desc=f"installing ({'uv' if uv else 'pip'})", unit='pkg', leave=False, disable=quiet) as bar:
             r = subprocess.run(install_cmd(info, files, uv), env=install_env(), capture_output=True, text=True, preexec_fn=tied())
@@ -307,7 +330,7 @@ def _install(info, wh, todo, uv, quiet) -> list:
         raise PackagesError(f"installing from the wheelhouse failed: {(err or ['no output'])[-1][:300]}")
     return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + _live(info, before, todo)
 
-# %% ../nbs/13_packages.ipynb #fa04f6ea
+# %% ../nbs/13_packages.ipynb #3ece4dc9
 def restore_packages(to=None, # storage directory (default: the platform's)
                      python=None, # the interpreter to install into (default: this kernel's)
                      platform:Platform|None=None, # default: `detect()`
@@ -333,28 +356,32 @@ def restore_packages(to=None, # storage directory (default: the platform's)
         s = sets.get(info['tag'])
         if s is None: return Report(out, f'packages: nothing saved for {info["tag"]}')
         wh = Path(storage)/WHEELHOUSE/info['tag']
-        iid = image_id(baseline(info))
+        iid = image_id({n: v for n, v in baseline(info).items() if n not in s['packages']})  # as the save saw it
         if s.get('image') and s['image'] != iid: out.append(('image', 'changed', f"this image ({iid}) is not the one the packages were saved on ({s['image']})"))
         todo, rows = plan(info, s['packages'], force)
         out += rows
         if todo: out += _install(info, wh, todo, uv, quiet)
     return Report(out, f'packages from {wh}')
 
-# %% ../nbs/13_packages.ipynb #068c17ef
-def _marker(): return Path(tempfile.gettempdir())/f'persistlab-{os.getuid()}'/f"packages-{hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]}"
+# %% ../nbs/13_packages.ipynb #461ed083
+def _marker(storage):
+    base = os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}')
+    key = hashlib.sha256(f'{sys.prefix}|{storage}'.encode()).hexdigest()[:12]  # this interpreter, this storage
+    return Path(base)/f'packages-{key}'
 
 def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     "What `%load_ext persistlab` does: install the recorded packages, once per machine"
     p = platform or detect()
-    if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None or _marker().exists(): return None
+    if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
     try:
-        if not (Path(p.storage)/MANIFEST).exists() or not _sets(read_manifest(p.storage)): return None
+        storage = storage_for(None, p)
+        if _marker(storage).exists() or not (storage/MANIFEST).exists() or not _sets(read_manifest(storage)): return None
         r = restore_packages(platform=p)
     except PersistlabError as e: return f'persistlab: restoring packages failed: {e}'
-    _marker().parent.mkdir(parents=True, exist_ok=True); _marker().touch()
+    m = _marker(storage); m.parent.mkdir(mode=0o700, parents=True, exist_ok=True); m.touch()
     return r
 
-# %% ../nbs/13_packages.ipynb #1d083e1d
+# %% ../nbs/13_packages.ipynb #57eb179f
 def status_rows(storage) -> list:
     "Rows for `%persist --list`: each recorded package with its version, then each wheelhouse's size"
     rows = []
@@ -394,3 +421,59 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
         m['packages']['sets'] = {t: s for t, s in sets.items() if s['packages']}
         write_manifest(storage, m)
     return Report(out, f'packages in {storage}')
+
+# %% ../nbs/13_packages.ipynb #9ca5842e
+def _old_place(venv):
+    "Where the venv was created, as its `activate` script says"
+    a = Path(venv)/'bin/activate'
+    m = re.search(r'^VIRTUAL_ENV=["\']?([^"\'\n]+)', a.read_text(), re.M) if a.is_file() else None
+    return m.group(1) if m else None
+
+def _base_python(version):
+    "A base interpreter of `version` (`3.11`) on this machine: the one running, or one on PATH"
+    if f'{sys.version_info.major}.{sys.version_info.minor}' == version: return Path(getattr(sys, '_base_executable', sys.executable))
+    w = shutil.which(f'python{version}')
+    return Path(w) if w else None
+
+def fix_venv(venv) -> list:
+    "Make the venv at `venv` work where it is now (base interpreter, scripts' shebangs); rows saying what changed"
+    v = Path(os.path.abspath(venv)); cfg = v/'pyvenv.cfg'
+    if not cfg.is_file(): raise PackagesError(f"{v} is not a venv (no pyvenv.cfg)")
+    text = cfg.read_text(); rows = []
+    ver = re.search(r'^version(?:_info)?\s*=\s*(\d+\.\d+)', text, re.M)
+    if not (v/'bin/python').exists():  # the base interpreter it links to is gone
+        base = _base_python(ver.group(1)) if ver else None
+        if base is None: raise PackagesError(f"{v} needs Python {ver.group(1) if ver else '?'}, which this machine does not have")
+        for n in ('python', 'python3', f'python{ver.group(1)}'):
+            if (v/'bin'/n).is_symlink() or not (v/'bin'/n).exists():
+                with contextlib.suppress(FileNotFoundError): (v/'bin'/n).unlink()
+                os.symlink(base, v/'bin'/n)
+        text = re.sub(r'^home\s*=.*$', f'home = {base.parent}', text, flags=re.M)
+        text = re.sub(r'^executable\s*=.*$', f'executable = {base}', text, flags=re.M)
+        atomic_write(cfg, text); rows.append((str(v), 'interpreter', f'now {base}'))
+    old = _old_place(v)
+    if old and old != str(v):
+        n = 0
+        for f in (v/'bin').iterdir():
+            if f.is_symlink() or not f.is_file(): continue
+            b = f.read_bytes()
+            if b.startswith(b'#!'): nb = b.replace(old.encode() + b'/', str(v).encode() + b'/')
+            elif f.name.startswith('activate'): nb = b.replace(old.encode(), str(v).encode())
+            else: continue
+            if nb != b: atomic_write(f, nb); n += 1
+        rows.append((str(v), 'moved', f'from {old}: {n} scripts in bin/ now name {v}'))
+    return rows
+
+def venv_kernel(venv, # the venv's folder
+                name=None, # the kernel's name (default: the folder's name)
+               ) -> Report:
+    "Make the venv at `venv` a Jupyter kernel (`ipykernel install --user`), after fixing its paths"
+    v = Path(os.path.abspath(venv)); rows = fix_venv(v); name = name or v.name
+    py = v/'bin/python'
+    r = subprocess.run([str(py), '-m', 'ipykernel', 'install', '--user', '--name', name, '--display-name', f'Python ({name})'],
+                       capture_output=True, text=True)
+    if r.returncode:
+        if 'No module named ipykernel' in r.stderr: raise PackagesError(f"{v} has no ipykernel: `{py} -m pip install ipykernel`, then again")
+        raise PackagesError(f"making {v} a kernel failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    rows.append((name, 'kernel', f'pick "Python ({name})" in Kernel > Change kernel; it runs {py}'))
+    return Report(rows, f'venv {v}')

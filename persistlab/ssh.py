@@ -484,8 +484,12 @@ def server_status(home=None) -> Report:
     return Report([('sshd', 'running', f"pid {pr.pid}, port {pr.info.get('port')}, log {pr.log}")], 'sshd')
 
 def stop_server(home=None) -> Report:
-    "Stop the sshd persistlab started (no other sshd is touched)"
-    return Report([('sshd', 'stopped' if procs.stop('sshd', home) else 'was not running', '')], 'sshd')
+    "Stop the sshd persistlab started (no other sshd is touched), and the tunnel that led to it"
+    pr = procs.get('sshd', home); rows = []
+    if pr and procs.Proc.load(f"tunnel-{pr.info.get('port')}", procs.runtime_dir(home)):  # a tunnel to nothing helps nobody
+        from persistlab.tunnel import close_tunnel
+        rows += [('tunnel', r[1], r[2]) for r in close_tunnel(pr.info['port'], home)]
+    return Report([('sshd', 'stopped' if procs.stop('sshd', home) else 'was not running', '')] + rows, 'sshd')
 
 # %% ../nbs/07_ssh.ipynb #c61d7e11
 def forward_hint(login_host, # the cluster's login host, e.g. dsmlp-login.ucsd.edu

@@ -153,6 +153,7 @@ def test_served_through_jupyter_server_proxy_on_a_private_socket(env, jupyter):
     h = {'Authorization': f"token {jupyter['token']}"}
     assert requests.get(base + 'healthz', headers=h, timeout=120).status_code == 200
     assert requests.get(base + 'healthz', allow_redirects=False, timeout=10).status_code in (302, 403)  # no Jupyter login, no code-server
+    assert "served by Jupyter's proxy" in repr(C.code_server_status())
     sock = socket_of_code_server()
     assert sock and sock.is_socket() and oct(sock.parent.stat().st_mode & 0o777) == '0o700', sock
     if os.geteuid() == 0:  # another local user cannot reach it (root can, as root can do anything)

@@ -120,7 +120,8 @@ class VM(Sandbox):
     def env(self, home=None, **kw):
         e = super().env(home, **kw)
         e.update(PYTHONPATH=str(ROOT), PIP_CONFIG_FILE=os.devnull, PIP_RETRIES='1', PIP_TIMEOUT='3', PIP_DISABLE_PIP_VERSION_CHECK='1',
-                 PATH=f"{Path(sys.executable).parent}:{e['PATH']}", UV_CACHE_DIR=str(self.base/'cache/uv'), UV_NO_PROGRESS='1')
+                 PATH=f"{Path(sys.executable).parent}:{e['PATH']}", UV_CACHE_DIR=str(self.base/'cache/uv'), UV_NO_PROGRESS='1',
+                 PERSISTLAB_RUN=str(self.base/'run'))  # this VM's /run
         e.update({k: str(v) for k, v in kw.items()})
         return e
     def pip(self, *args, **kw): return self.run(self.py, '-m', 'pip', *args, **kw)
@@ -161,7 +162,7 @@ def test_save_then_restore_on_fresh_vms_with_the_index_gone(world, tmp_path):
     assert next(vm2.base.glob('image/lib/python*/site-packages/plab_a-1.0.dist-info/INSTALLER')).read_text().strip() == 'uv'
     r = vm2.cli('--restore', '--force')
     assert vm2.imports('plab_d') == ['d2.0']
-    assert 'already installed' in r.stdout
+    assert 'already installed' in r.stdout and 'image  changed' not in r.stdout, r.stdout  # the same image, recognised
     # session 3: no uv anywhere, pip installs; a new kernel in the image imports them, the .pth file of d included
     vm3 = VM(tmp_path/'vm3', storage, world['image'])
     r = vm3.cli('--restore', '--force', '--tool', 'pip')
@@ -293,3 +294,70 @@ def test_forget(world, tmp_path):
     assert list(s['packages']) == ['plab-b'] and not list((storage/'wheelhouse'/tag).glob('plab_e*'))
     err = one_line_error(vm.cli('--forget', 'nope', check=False))
     assert 'not recorded: nope' in err
+
+# --- the Colab journey, as the guide prints it ------------------------------------------------------------------------
+
+def colab_vm(replica, world):
+    "A fresh Colab VM whose system site-packages is the image's: an overlay, so `!pip install` writes only into this VM"
+    vm = replica('colab', drive=world['base']/'drive', env=dict(PERSISTLAB_IMAGE_TIME=time.time()))  # the VM starts now
+    sp = next(Path(sys.base_prefix).glob('lib/python3*/site-packages'))
+    up = vm.base/'overlay'; (up/'u').mkdir(parents=True); (up/'w').mkdir()
+    vm.sh(f"mount -t overlay overlay -o lowerdir={sp},upperdir={up/'u'},workdir={up/'w'} {sp}")
+    return vm
+
+def test_colab_journey_pip_installs_come_back(replica, world):
+    "Session 1: `!pip install`, then `%persist --mount --packages`; session 2 on a new VM: `%persist --mount -r`, import"
+    vm1 = colab_vm(replica, world)
+    for f in (world['index']/'files').glob('plab_[ab]-1.0-*.whl'): shutil.copy(f, vm1.wheelhouse)  # what pip can reach
+    c1, c2 = vm1.run(['!pip install -q plab-a', '%load_ext persistlab\n%persist --mount --packages'])
+    assert c1.ok and c2.ok and 'plab-a' in c2.out and 'plab-b' in c2.out, (c1, c2)
+    vm2 = colab_vm(replica, world)  # a new VM: the image again, nothing in its wheelhouse (pip cannot reach an index)
+    c1, c2, c3 = vm2.run(['%load_ext persistlab', '%persist --mount', 'import plab_a; print(plab_a.v, plab_a.plab_b.v)'])
+    assert c2.ok and 'installed' in c2.out, c2  # Drive was not mounted at %load_ext: installed once it is
+    assert c3.ok and c3.out.strip() == 'a1.0 b1.0', c3
+    c = vm2.run_cell('%load_ext persistlab\n%persist --mount -r')  # a kernel restart, and -r: nothing installed twice
+    assert c.ok and 'already installed' in c.out and 'wheelhouse' not in c.out, c
+    assert not list(Path(sys.base_prefix).glob('lib/python3*/site-packages/plab_a*'))  # the host's Python is untouched
+
+# --- venvs ------------------------------------------------------------------------------------------------------------
+
+def test_a_moved_venv_works_again_and_becomes_a_kernel(world, tmp_path):
+    "A venv kept in storage comes back at another path, its base interpreter elsewhere: fixed, then a Jupyter kernel"
+    sb = VM(tmp_path/'vm', tmp_path/'storage', world['image'])
+    a = tmp_path/'old-storage/venvs/ml'
+    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(a)], check=True)  # ipykernel from the system
+    sb.run(a/'bin/python', '-m', 'pip', 'install', '-q', '--no-index', '--find-links', world['index']/'files', 'plab-e')
+    b = sb.home/'venvs/ml'; b.parent.mkdir(parents=True)
+    os.rename(a, b)  # storage moved
+    for n in ('python', 'python3', 'python3.11'):  # and the new image has its Python elsewhere
+        if (b/'bin'/n).is_symlink(): (b/'bin'/n).unlink(); os.symlink('/nonexistent/bin/python3.11', b/'bin'/n)
+    with pytest.raises(OSError): sb.run(b/'bin/pip', '--version')  # its #! names the old place
+    r = sb.run(sys.executable, CLI, '--venv', b, '--kernel', 'ml')
+    assert 'interpreter' in r.stdout and 'moved' in r.stdout and 'kernel' in r.stdout, r.stdout
+    assert 'plab-e' in sb.run(b/'bin/pip', 'list').stdout  # its scripts run again
+    spec = json.loads((sb.home/'.local/share/jupyter/kernels/ml/kernel.json').read_text())
+    assert spec['argv'][0] == str(b/'bin/python'), spec
+    code = ("from jupyter_client.manager import start_new_kernel\n"
+            "km, kc = start_new_kernel(kernel_name='ml')\n"
+            "try:\n    r = kc.execute_interactive('import sys, plab_e; print(sys.prefix, plab_e.v)', timeout=60)\n"
+            "finally: kc.stop_channels(); km.shutdown_kernel(now=True)\n")
+    out = sb.run(sys.executable, '-c', code, JUPYTER_PATH=sb.home/'.local/share/jupyter').stdout
+    assert f'{b} e1.0' in out, out
+
+def test_wheels_on_a_remote_filesystem_are_copied_to_local_disk_first(world, tmp_path, monkeypatch):
+    "Storage on Drive (FUSE): each wheel is copied to local disk and checked there, then installed from the copy"
+    from persistlab import packages as P
+    storage, files = tmp_path/'storage', world['index']/'files'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', files, 'plab-e')
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    monkeypatch.setattr(P, 'fstype', lambda p: 'fuse.drive')  # what /proc/mounts says of /content/drive on Colab
+    copies = []
+    real = P._copy_hash
+    monkeypatch.setattr(P, '_copy_hash', lambda src, dst, progress=None: copies.append((src, dst)) or real(src, dst, progress))
+    for k, v in vm2.env().items(): monkeypatch.setenv(k, v)
+    r = P.restore_packages(to=storage, python=vm2.py, quiet=True)
+    assert [x.what for x in r] == ['installed'] and vm2.imports('plab_e') == ['e1.0']
+    (src, dst), = copies
+    assert src.parent.parent == storage/'wheelhouse' and not dst.is_relative_to(storage) and not dst.exists()  # a temp copy, gone

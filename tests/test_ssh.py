@@ -355,6 +355,8 @@ def test_ssh_from_anywhere_through_cloudflared(env, monkeypatch, tmp_path):
                             s.alias, 'echo through-cloudflared'], capture_output=True, text=True, timeout=30)
         assert r.stdout.strip() == 'through-cloudflared', r.stderr
         assert any('ssh://localhost:' in ' '.join(p.argv) for p in procs.running() if p.name.startswith('tunnel-'))
+        stopped = stop_server()
+        assert ('tunnel', 'stopped', 'cloudflared') in [tuple(r) for r in stopped] and procs.running() == []  # no tunnel left to nothing
     finally:
         from persistlab.tunnel import close_tunnel
         close_tunnel('all'); procs.stop_all()
