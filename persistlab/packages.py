@@ -15,8 +15,8 @@ from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
            'fits', 'pip_failure', 'fetch_wheels', 'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan',
-           'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages', 'fix_venv',
-           'venv_kernel']
+           'fstype', 'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages',
+           'fix_venv', 'venv_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -284,21 +284,43 @@ def _live(info, before, names) -> list:
     old = [n for n in names if n.replace('-', '_') in sys.modules]
     return [(n, 'restart the kernel', 'it was imported before at another version') for n in old]
 
-# %% ../nbs/13_packages.ipynb #739125d3
+# %% ../nbs/13_packages.ipynb #7910bd63
+_LOCAL_FS = {'ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'zfs', 'f2fs', 'tmpfs', 'ramfs', 'overlay'}
+
+def fstype(p) -> str|None:
+    "The filesystem type of the mount holding `p` (from /proc/mounts)"
+    p, best, t = os.path.realpath(p), '', None
+    try: lines = Path('/proc/mounts').read_text().splitlines()
+    except OSError: return None
+    for l in lines:
+        _, mnt, typ, *_ = l.split()
+        mnt = mnt.replace('\\040', ' ')
+        if (p == mnt or p.startswith(mnt.rstrip('/') + '/')) and len(mnt) >= len(best): best, t = mnt, typ
+    return t
+
+def _hash(f, progress=None) -> str:
+    h = hashlib.sha256()
+    with open(f, 'rb') as fh:
+        for b in iter(lambda: fh.read(1 << 20), b''): h.update(b); progress and progress(len(b))
+    return h.hexdigest()
+
+# %% ../nbs/13_packages.ipynb #c0ceb643
 def _install(info, wh, todo, uv, quiet) -> list:
-    "Copy the `todo` wheels to local disk, checking each sha256, then install them all at once"
+    "Check each `todo` wheel's sha256 (copied to local disk first when storage is remote), then install them all at once"
     from tqdm.auto import tqdm
+    copy = fstype(wh) not in _LOCAL_FS
     with tempfile.TemporaryDirectory(prefix='persistlab-wheels-') as loc:
         bad, files = [], []
-        with tqdm(total=sum(r['size'] for r in todo.values()), desc='wheels to local disk', unit='B', unit_scale=True,
-                  leave=False, disable=quiet) as bar:
+        with tqdm(total=sum(r['size'] for r in todo.values()), desc='wheels to local disk' if copy else 'checking wheels',
+                  unit='B', unit_scale=True, leave=False, disable=quiet) as bar:
             for r in todo.values():
-                src, dst = wh/r['wheel'], Path(loc)/r['wheel']
+                src = wh/r['wheel']; dst = Path(loc)/r['wheel'] if copy else src
                 if not src.is_file(): bad.append(f"{r['wheel']} is missing"); continue
-                if _copy_hash(src, dst, bar.update) != r['sha256']: bad.append(f"{r['wheel']} differs")
+                sha = _copy_hash(src, dst, bar.update) if copy else _hash(src, bar.update)
+                if sha != r['sha256']: bad.append(f"{r['wheel']} differs")
                 files.append(dst)
         if bad: raise PackagesError(f"the wheelhouse {wh} does not match the manifest ({'; '.join(bad)}); nothing installed. "
-                                   "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
+                                    "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
         before = _pths(info)
         with tqdm(total=len(files), desc=f"installing ({'uv' if uv else 'pip'})", unit='pkg', leave=False, disable=quiet) as bar:
             r = subprocess.run(install_cmd(info, files, uv), env=install_env(), capture_output=True, text=True, preexec_fn=tied())
@@ -308,7 +330,7 @@ def _install(info, wh, todo, uv, quiet) -> list:
         raise PackagesError(f"installing from the wheelhouse failed: {(err or ['no output'])[-1][:300]}")
     return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + _live(info, before, todo)
 
-# %% ../nbs/13_packages.ipynb #fa04f6ea
+# %% ../nbs/13_packages.ipynb #3ece4dc9
 def restore_packages(to=None, # storage directory (default: the platform's)
                      python=None, # the interpreter to install into (default: this kernel's)
                      platform:Platform|None=None, # default: `detect()`
@@ -341,7 +363,7 @@ def restore_packages(to=None, # storage directory (default: the platform's)
         if todo: out += _install(info, wh, todo, uv, quiet)
     return Report(out, f'packages from {wh}')
 
-# %% ../nbs/13_packages.ipynb #c7916331
+# %% ../nbs/13_packages.ipynb #461ed083
 def _marker(storage):
     base = os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}')
     key = hashlib.sha256(f'{sys.prefix}|{storage}'.encode()).hexdigest()[:12]  # this interpreter, this storage
@@ -359,7 +381,7 @@ def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     m = _marker(storage); m.parent.mkdir(mode=0o700, parents=True, exist_ok=True); m.touch()
     return r
 
-# %% ../nbs/13_packages.ipynb #1d083e1d
+# %% ../nbs/13_packages.ipynb #57eb179f
 def status_rows(storage) -> list:
     "Rows for `%persist --list`: each recorded package with its version, then each wheelhouse's size"
     rows = []
@@ -400,7 +422,7 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
         write_manifest(storage, m)
     return Report(out, f'packages in {storage}')
 
-# %% ../nbs/13_packages.ipynb #c304d125
+# %% ../nbs/13_packages.ipynb #9ca5842e
 def _old_place(venv):
     "Where the venv was created, as its `activate` script says"
     a = Path(venv)/'bin/activate'

@@ -150,11 +150,12 @@ def _merge(h, s, out, rel):
 # %% ../nbs/01_persist.ipynb #8f4c28e2
 def fix_live_python(home=None) -> list:
     "Make a linked or restored `~/.local` usable in this process: user site on `sys.path`, `~/.local/bin` on `PATH`"
-    import site, importlib
+    import site, sysconfig, importlib
     home = Path(home or Path.home())
     if os.path.normpath(home) != os.path.normpath(Path.home()) or not (home/'.local').is_dir(): return []
     done = []
-    usp = site.getusersitepackages()
+    # this home's user site (Python computed its own at start-up, perhaps for another $HOME)
+    usp = sysconfig.get_path('purelib', f'{os.name}_user', vars={'userbase': str(home/'.local')})
     if site.ENABLE_USER_SITE is not False and usp not in sys.path:
         Path(usp).mkdir(parents=True, exist_ok=True)  # pip would create it anyway; now the next install lands on sys.path
         site.addsitedir(usp); done.append(f'sys.path += {usp}')

@@ -343,3 +343,21 @@ def test_a_moved_venv_works_again_and_becomes_a_kernel(world, tmp_path):
             "finally: kc.stop_channels(); km.shutdown_kernel(now=True)\n")
     out = sb.run(sys.executable, '-c', code, JUPYTER_PATH=sb.home/'.local/share/jupyter').stdout
     assert f'{b} e1.0' in out, out
+
+def test_wheels_on_a_remote_filesystem_are_copied_to_local_disk_first(world, tmp_path, monkeypatch):
+    "Storage on Drive (FUSE): each wheel is copied to local disk and checked there, then installed from the copy"
+    from persistlab import packages as P
+    storage, files = tmp_path/'storage', world['index']/'files'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', files, 'plab-e')
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    monkeypatch.setattr(P, 'fstype', lambda p: 'fuse.drive')  # what /proc/mounts says of /content/drive on Colab
+    copies = []
+    real = P._copy_hash
+    monkeypatch.setattr(P, '_copy_hash', lambda src, dst, progress=None: copies.append((src, dst)) or real(src, dst, progress))
+    for k, v in vm2.env().items(): monkeypatch.setenv(k, v)
+    r = P.restore_packages(to=storage, python=vm2.py, quiet=True)
+    assert [x.what for x in r] == ['installed'] and vm2.imports('plab_e') == ['e1.0']
+    (src, dst), = copies
+    assert src.parent.parent == storage/'wheelhouse' and not dst.is_relative_to(storage) and not dst.exists()  # a temp copy, gone

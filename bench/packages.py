@@ -1,0 +1,85 @@
+"""Installing your packages back on a fresh machine: persistlab's wheelhouse restore vs `pip install` from PyPI vs
+`uv pip install --offline` from the same wheelhouse, interleaved, each into a fresh image (venv) with cold caches.
+
+The wheels (10 packages people install on Colab and their dependencies, 200+ MB) are fetched once from PyPI into
+~/.cache/persistlab-bench/packages (or $PERSISTLAB_BENCH_CACHE); the pip arm downloads from PyPI every time, as a new VM does."""
+import os, sys, time, shutil, tempfile, statistics, subprocess
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import timed
+from persistlab.packages import save_packages, restore_packages, find_uv, probe, WHEELHOUSE, wheel_tags
+
+PKGS = 'numpy pandas scipy scikit-learn matplotlib pyarrow polars duckdb sympy pillow'.split()
+CACHE = Path(os.environ.get('PERSISTLAB_BENCH_CACHE') or Path.home()/'.cache/persistlab-bench')/'packages'
+ROUNDS = int(os.environ.get('ROUNDS', 3))
+
+def hermetic(base, **kw):
+    "Fresh pip and uv caches, no pip configuration: what a new VM has"
+    e = {k: v for k, v in os.environ.items() if not k.startswith(('PIP_', 'UV_'))}
+    e.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK='1', XDG_CACHE_HOME=str(base/'cache'),
+             UV_CACHE_DIR=str(base/'uv-cache'), UV_NO_PROGRESS='1')
+    e.update({k: str(v) for k, v in kw.items()})
+    return e
+
+def fetch():
+    "The wheels, once: `pip download` from PyPI for this interpreter; name==version pins for the whole set"
+    w = CACHE/'wheels'
+    if not any(w.glob('*.whl')):
+        w.mkdir(parents=True, exist_ok=True)
+        print(f'fetching {", ".join(PKGS)} (and dependencies) from PyPI into {w} ...', flush=True)
+        subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--only-binary=:all:', '-d', str(w), *PKGS], check=True,
+                       env=hermetic(CACHE))
+    return [f'{n}=={v}' for n, v, _ in map(wheel_tags, sorted(w.glob('*.whl')))]
+
+def image(base, uv):
+    "A fresh 'image': an empty venv of this Python"
+    if base.exists(): shutil.rmtree(base)
+    subprocess.run([uv, 'venv', '-q', '--python', sys.executable, str(base/'v')], check=True, env=hermetic(base))
+    return base/'v/bin/python'
+
+def check(py):
+    subprocess.run([str(py), '-c', 'import numpy, pandas, scipy, sklearn, matplotlib, pyarrow, polars, duckdb, sympy, PIL'], check=True)
+
+if __name__ == '__main__':
+    uv = find_uv()
+    assert uv, 'needs uv (pip install uv)'
+    pins = fetch()
+    size = sum(f.stat().st_size for f in (CACHE/'wheels').glob('*.whl'))
+    work = Path(tempfile.mkdtemp(prefix='plbench-pkgs-')); storage = work/'storage'; storage.mkdir()
+    # session 1: the user installed the set; persistlab saves its wheels (not timed: done once)
+    py0 = image(work/'vm0', uv)
+    subprocess.run([uv, 'pip', 'install', '-q', '--python', str(py0), '--offline', '--find-links', str(CACHE/'wheels'), *pins],
+                   check=True, env=hermetic(work/'vm0'))
+    os.environ.update(hermetic(work/'vm0', PIP_FIND_LINKS=CACHE/'wheels', PIP_NO_INDEX='1'))
+    saved = save_packages(to=storage, python=py0, quiet=True)
+    wh = storage/WHEELHOUSE/probe(py0)['tag']
+    for k in ('PIP_FIND_LINKS', 'PIP_NO_INDEX'): os.environ.pop(k)
+    print(f'{len(pins)} distributions, {size/1e6:.0f} MB of wheels; saved {len(saved)} into {wh}', flush=True)
+
+    def by_index(b):
+        py = image(b, uv)
+        t = timed(lambda: subprocess.run([sys.executable, '-m', 'pip', '--python', str(py), 'install', '-q', '--no-cache-dir', *pins],
+                                         check=True, env=hermetic(b)))
+        check(py); return t
+    def by_persistlab(b, tool=None):
+        py = image(b, uv); os.environ.update(hermetic(b))
+        t = timed(lambda: restore_packages(to=storage, python=py, tool=tool, quiet=True))
+        check(py); return t
+    def by_uv(b):
+        py = image(b, uv)
+        t = timed(lambda: subprocess.run([uv, 'pip', 'install', '-q', '--python', str(py), '--offline', '--find-links', str(wh), *pins],
+                                         check=True, env=hermetic(b)))
+        check(py); return t
+    arms = dict(persistlab=by_persistlab, uv_offline=by_uv, pip_index=by_index, persistlab_pip=lambda b: by_persistlab(b, 'pip'))
+    times = {k: [] for k in arms}
+    for i in range(ROUNDS):
+        order = list(arms)[i % len(arms):] + list(arms)[:i % len(arms)]  # interleaved, rotated
+        for k in order:
+            times[k].append(arms[k](work/f'{k}{i}'))
+            print(f'  round {i+1} {k:<15} {times[k][-1]:6.2f} s', flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nrestore from the wheelhouse (uv)        {med['persistlab']:6.2f} s")
+    print(f"uv pip install --offline, same wheels   {med['uv_offline']:6.2f} s   persistlab/uv    {med['persistlab']/med['uv_offline']:5.2f}x  (target <= 1.2x)")
+    print(f"pip install from PyPI (fresh VM)        {med['pip_index']:6.2f} s   pip/persistlab   {med['pip_index']/med['persistlab']:5.1f}x faster  (target >= 5x)")
+    print(f"restore from the wheelhouse, pip only   {med['persistlab_pip']:6.2f} s   pip/persistlab-pip {med['pip_index']/med['persistlab_pip']:5.1f}x faster")
+    shutil.rmtree(work)
