@@ -35,6 +35,17 @@ def _tar(args, cwd=None, both=False):
         raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, '; '.join(dict.fromkeys(lines)) or 'tar failed')
     return (r.stdout, r.stderr) if both else r.stdout
 
+def _names(p) -> list:
+    "Every path under `p`, relative to it: the names tar must list (no stat per file: the directory entries say which are folders)"
+    out, todo = [], [('', p)] if Path(p).is_dir() and not Path(p).is_symlink() else []
+    while todo:
+        pre, d = todo.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                out.append(pre + e.name)
+                if e.is_dir(follow_symlinks=False): todo.append((pre + e.name + '/', e.path))
+    return out
+
 def save_snapshot(rel, home, storage, python=None) -> tuple:
     "Write `~/rel` as a verified 0600 snapshot into storage, replacing the previous one only once complete; (path, bytes)"
     h, python = Path(home)/rel, python or python_version()
@@ -47,11 +58,11 @@ def save_snapshot(rel, home, storage, python=None) -> tuple:
         os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600 from the start: keys live in snapshots
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(1) as ex:  # walk the tree on the other core while tar packs it
-            sig = ex.submit(tree_sig, h)
+            sig = ex.submit(_names, h)
             size = lambda: part.stat().st_size if part.exists() else 0
             args = ['-cvf', str(part), '--totals'] + ([f'--exclude={skip}'] if skip else []) + ['--', rel]
             with Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(args, cwd=home, both=True)
-            want = {rel if k == '.' else f'{rel}/{k}' for k in sig.result()}
+            want = {rel} | {f'{rel}/{k}' for k in sig.result()}
         if skip: want = {k for k in want if k != skip and not k.startswith(skip + '/')}
         failpoint('archived')
         listed = {l.rstrip('/') for l in out.splitlines()}
@@ -199,7 +210,7 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                 if not exists(h):
                     out.append((rel, 'skipped', f'~/{rel} does not exist here and storage has no snapshot of it'
                                 + ('' if save else '; run this again once it exists'))); continue
-                if public and not allow_public and _private(h, rel):
+                if public and not allow_public and not (save and snap) and _private(h, rel):  # refreshing an opted-in snapshot is fine
                     raise PersistError(f"{public}; persistlab won't put ~/{rel} (private keys or credentials) there. "
                                        "Keep tokens in Kaggle Secrets (Add-ons > Secrets), or pass --allow-public "
                                        "if this notebook stays private")

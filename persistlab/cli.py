@@ -56,12 +56,12 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  forget:bool=False, # stop restoring NAMES (or all)
                  wheels:bool=False, # with --forget: also delete their wheels
                  force:bool=False, # with --restore: install your version where the image has another
-                 tool:str=None, # with --restore: uv or pip (default: uv when installed)
-                 python:str=None, # the interpreter whose packages to keep or install (default: this one)
-                 venv:str=None, # make the venv in this folder a Jupyter kernel, fixing its paths first
-                 kernel:str=None, # with --venv: the kernel's name (default: the folder's name)
-                 index_url:str=None, # with --save: the index to fetch wheels from (default: pip's configuration)
-                 to:str=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+                 tool:Annotated[str, {'metavar': 'uv|pip'}]=None, # with --restore: uv or pip (default: uv when installed)
+                 python:Annotated[str, {'metavar': 'EXE'}]=None, # the interpreter whose packages to keep or install (default: this one)
+                 venv:_Dir=None, # make the venv in this folder a Jupyter kernel, fixing its paths first
+                 kernel:Annotated[str, {'metavar': 'NAME'}]=None, # with --venv: the kernel's name (default: the folder's name)
+                 index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: the index to fetch wheels from (default: pip's configuration)
+                 to:_Dir=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
                 ):
     "Keep the packages you pip-installed (as wheels) in storage, and install them back on a fresh machine"
     from persistlab import packages as P

@@ -82,9 +82,10 @@ class Proc:
         write_private(self.record, json.dumps(d))
     @classmethod
     def load(cls, name, rundir):
-        try: d = json.loads((Path(rundir)/f'{name}.json').read_text())
-        except (OSError, ValueError): return None
-        return cls(d['name'], d['pid'], d['pgid'], d['started'], d['log'], d['argv'], rundir, d.get('info'))
+        try:
+            d = json.loads((Path(rundir)/f'{name}.json').read_text())
+            return cls(d['name'], d['pid'], d['pgid'], d['started'], d['log'], d['argv'], rundir, d.get('info'))
+        except (OSError, ValueError, KeyError, TypeError): return None  # not one of our records
     def alive(self) -> bool:
         "Running, and still the very process we started (not a reused pid, not a zombie)"
         st = _stat(self.pid)
@@ -264,7 +265,7 @@ def supervise(rundir, poll:float=0.3, backoff=(1, 2, 4, 8, 15, 30)):
             if pr.alive(): due.pop(pr.name, None); continue
             n, t = due.setdefault(pr.name, (0, time.monotonic() + backoff[0]))
             if time.monotonic() < t: continue
-            try:
+            try:  # whatever goes wrong with one program, the supervisor keeps the others up
                 new = importlib.import_module(pr.info['restart']).restart(pr)
                 if new: print(f"{time.strftime('%H:%M:%S')} {pr.name} is back: pid {new.pid} {new.info.get('url') or ''}", flush=True)
                 due.pop(pr.name, None)

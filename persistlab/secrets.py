@@ -8,12 +8,17 @@ Docs: https://persistlab.github.io/persistlab/secrets.html.md"""
 from __future__ import annotations
 import os, json
 from pathlib import Path
+from .core import PersistlabError
 
 # %% auto #0
-__all__ = ['SECRETS_FILE', 'PUBLIC', 'Secret', 'secrets_file', 'public_output', 'get_secret', 'write_private', 'save_secret']
+__all__ = ['SECRETS_FILE', 'PUBLIC', 'SecretError', 'Secret', 'secrets_file', 'public_output', 'get_secret', 'write_private',
+           'save_secret']
 
 # %% ../nbs/08_secrets.ipynb #382c71d6
 SECRETS_FILE = 'persistlab-secrets.json'
+
+class SecretError(PersistlabError):
+    "A secret that cannot be kept where it was asked to go; the message says where it can"
 
 class Secret(str):
     "A string that never shows its value in reprs"
@@ -82,7 +87,7 @@ def save_secret(name, value, storage,
                ) -> Path:
     "Keep `value` under `name` in storage's secrets file (mode 0600)"
     if (why := public_output(storage)) and not allow_public:
-        raise PermissionError(f"{why}; a token saved there could be read by anyone who can see the notebook. "
+        raise SecretError(f"{why}; a token saved there could be read by anyone who can see the notebook. "
                               f"Put {name} in Kaggle Secrets (Add-ons > Secrets) instead: persistlab reads it from there")
     f = secrets_file(storage); Path(storage).mkdir(parents=True, exist_ok=True)
     d = json.loads(f.read_text()) if f.exists() else {}

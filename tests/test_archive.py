@@ -231,6 +231,8 @@ def test_kaggle_working_is_public_keys_refused_without_opt_in(replica):
     assert not c2.ok and 'Kaggle Secrets' in c2.error and not (vm.working/'persistlab/snapshots/.ssh.tar.gz').exists(), c2
     c3 = vm.run_cell('%load_ext persistlab\n%persist .ssh --allow-public')
     assert c3.ok and mode(vm.working/'persistlab/snapshots/.ssh.tar.gz') == '0o600', c3
+    c4 = vm.run_cell('%load_ext persistlab\n%persist --save')  # refreshing what the user opted in to needs no second opt-in
+    assert c4.ok and c4.out.count('saved') >= 2, c4
     c = vm.run_cell('from persistlab.secrets import save_secret\nsave_secret("NGROK_AUTHTOKEN", "t", "/kaggle/working/persistlab")')
     assert not c.ok and 'Kaggle Secrets' in c.error and not (vm.working/'persistlab/persistlab-secrets.json').exists()
 

@@ -40,3 +40,17 @@ def test_two_sessions_and_a_kernel_restart(replica, platform):
     cs = vm2.run([cell, 'import jtool, jtool2; print("X", jtool.X, jtool2.X)', '!jtool2'])  # ... a kernel restart, the cell again
     assert all(c.ok for c in cs) and 'X 1 2' in cs[1].out and 'jtool2 1.0 ran' in cs[2].out, shown(cs)
     assert in_snapshot(vm2, 'bin/jtool')
+
+def test_colab_keys_made_in_session_one_work_in_session_two(replica):
+    "A fresh VM has no ~/.ssh: the cell skips it; once keys exist, the same cell keeps them; the next VM gets them back usable"
+    cell = doc_cell(DOCS['colab'], '%load_ext persistlab')
+    vm = replica('colab')
+    cs = vm.run([cell, '%sshsetup --no-check', cell])
+    assert all(c.ok for c in cs) and vm.p('/root/.ssh/id_ed25519').exists(), shown(cs)
+    assert (storage(vm)/'snapshots/.ssh.tar.gz').exists()
+    vm.close()
+    vm2 = replica('colab')
+    cs = vm2.run([cell, '!stat -c "%a %n" ~/.ssh ~/.ssh/id_ed25519 ~/.ssh/id_ed25519.pub\n'
+                        '!ssh-keygen -y -f ~/.ssh/id_ed25519 >/dev/null && echo KEY-OK'])
+    assert all(c.ok for c in cs), shown(cs)
+    assert '700 /root/.ssh\n600 /root/.ssh/id_ed25519\n644 /root/.ssh/id_ed25519.pub' in cs[1].out and 'KEY-OK' in cs[1].out, shown(cs)
