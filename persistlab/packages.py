@@ -422,7 +422,7 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
         write_manifest(storage, m)
     return Report(out, f'packages in {storage}')
 
-# %% ../nbs/13_packages.ipynb #9ca5842e
+# %% ../nbs/13_packages.ipynb #ce727c3c
 def _old_place(venv):
     "Where the venv was created, as its `activate` script says"
     a = Path(venv)/'bin/activate'

@@ -12,8 +12,8 @@ from pathlib import Path
 from .core import PersistlabError
 
 # %% auto #0
-__all__ = ['NAMES', 'STRATEGIES', 'RISK_FILE', 'RISKY', 'PlatformError', 'Platform', 'detect_name', 'detect', 'jupyter_servers',
-           'jupyter_proxy_base']
+__all__ = ['NAMES', 'STRATEGIES', 'RISK_FILE', 'RISKY', 'PlatformError', 'usable_storage', 'Platform', 'detect_name', 'detect',
+           'jupyter_servers', 'jupyter_proxy_base']
 
 # %% ../nbs/00_platforms.ipynb #a29b77a3
 NAMES = 'paperspace colab kaggle jupyterhub studiolab lightning runpod vastai deepnote binder local'.split()
@@ -55,6 +55,11 @@ class PlatformError(PersistlabError, ValueError):
 RISK_FILE = 'persistlab-accepted-risk'  # in storage: the platform name and the rule the user accepted
 RISKY = ('colab', 'kaggle', 'paperspace')  # where remote access needs an explicit opt-in
 
+def usable_storage(storage) -> Path|None:
+    "`storage` if it exists or can be made in a folder that exists; None for a missing mount (Drive not mounted yet)"
+    s = Path(storage) if storage else None
+    return s if s and (s.is_dir() or s.parent.is_dir()) else None
+
 @dataclass
 class Platform:
     "Where we run: home, persistent storage, how to keep things there, and the platform's rules"
@@ -68,9 +73,8 @@ class Platform:
     storage_source: str = 'default'  # 'env' when $PERSISTLAB_STORAGE chose it
     @property
     def risk_file(self) -> Path:
-        "Where an opt-in is remembered: storage when it exists (the next session sees it), else `~/.persistlab`"
-        s = self.storage
-        return (Path(s) if s and Path(s).is_dir() else Path(self.home)/'.persistlab')/RISK_FILE
+        "Where an opt-in is remembered: storage when usable (the next session sees it), else `~/.persistlab`"
+        return (usable_storage(self.storage) or Path(self.home)/'.persistlab')/RISK_FILE
     @property
     def risk_accepted(self) -> bool:
         try: return self.risk_file.read_text().split('\n', 1)[0] == self.name

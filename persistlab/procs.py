@@ -82,9 +82,10 @@ class Proc:
         write_private(self.record, json.dumps(d))
     @classmethod
     def load(cls, name, rundir):
-        try: d = json.loads((Path(rundir)/f'{name}.json').read_text())
-        except (OSError, ValueError): return None
-        return cls(d['name'], d['pid'], d['pgid'], d['started'], d['log'], d['argv'], rundir, d.get('info'))
+        try:
+            d = json.loads((Path(rundir)/f'{name}.json').read_text())
+            return cls(d['name'], d['pid'], d['pgid'], d['started'], d['log'], d['argv'], rundir, d.get('info'))
+        except (OSError, ValueError, KeyError, TypeError): return None  # not one of our records
     def alive(self) -> bool:
         "Running, and still the very process we started (not a reused pid, not a zombie)"
         st = _stat(self.pid)
@@ -215,7 +216,7 @@ def records(home=None) -> list:
 
 def get(name, home=None, keep_supervised=False) -> Proc|None:
     "The recorded process `name`, if it is still running (a stale record is dropped)"
-    pr = Proc.load(name, runtime_dir(home))
+    pr = Proc.load(name, _rundir(home))
     if pr and not pr.alive():
         if keep_supervised and _supervised(pr): return pr
         if not _supervised(pr): pr.record.unlink(missing_ok=True)
@@ -224,7 +225,7 @@ def get(name, home=None, keep_supervised=False) -> Proc|None:
 
 def stop(name, home=None) -> bool:
     "Stop the process persistlab recorded as `name`, and a tunnel to its port (it would forward to nothing); True if it ran"
-    rd = runtime_dir(home)
+    rd = _rundir(home)  # (stopping creates nothing)
     if not (pr := Proc.load(name, rd)): return False
     was = pr.stop()
     if not name.startswith('tunnel-') and (t := Proc.load(f"tunnel-{pr.info.get('port')}", rd)): t.stop()
@@ -264,7 +265,7 @@ def supervise(rundir, poll:float=0.3, backoff=(1, 2, 4, 8, 15, 30)):
             if pr.alive(): due.pop(pr.name, None); continue
             n, t = due.setdefault(pr.name, (0, time.monotonic() + backoff[0]))
             if time.monotonic() < t: continue
-            try:
+            try:  # whatever goes wrong with one program, the supervisor keeps the others up
                 new = importlib.import_module(pr.info['restart']).restart(pr)
                 if new: print(f"{time.strftime('%H:%M:%S')} {pr.name} is back: pid {new.pid} {new.info.get('url') or ''}", flush=True)
                 due.pop(pr.name, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, re, sys, pwd, stat, shutil, socket, getpass, hashlib, ipaddress, tempfile, subprocess
 from urllib.parse import urlparse
 from pathlib import Path
-from .platforms import detect, Platform, jupyter_servers
+from .platforms import detect, Platform, jupyter_servers, usable_storage
 from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
 from .storage import read_manifest, find_entry, BACKUP, MANIFEST
 from . import procs
@@ -371,8 +371,8 @@ def _sshd_bin(install):
     raise SSHError("sshd is not installed: `apt-get install -y openssh-server` (as root), or set PERSISTLAB_SSHD to its path")
 
 def _sshd_dir(storage, home):
-    "Host keys in storage when it exists (never create it: on Colab that would shadow Drive's mount point), else home"
-    d = Path(storage)/'sshd' if storage and Path(storage).is_dir() else Path(home)/'.persistlab/sshd'
+    "Host keys in storage (made inside a folder that exists; never an unmounted Drive's mount point), else home"
+    d = (usable_storage(storage) or Path(home)/'.persistlab')/'sshd'
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     return d
 

@@ -4,16 +4,22 @@ from pathlib import Path
 import pytest
 from conftest import make_tree, ROOT
 
-def ipython(sb, code, timeout=120, **kw):
+def ipython(sb, code, timeout=120, python=sys.executable, **kw):
     "Type `code` into a real interactive IPython, one cell per line (so an error does not stop the rest)"
-    return subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+    return subprocess.run([python, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
                           input=textwrap.dedent(code).strip() + '\nexit\n', env=sb.env(**kw), capture_output=True, text=True, timeout=timeout)
 
 def test_import_registers_nothing_and_stays_light(sb):
     r = sb.py("import sys, persistlab; print(sorted(m for m in ('IPython', 'ipywidgets', 'requests', 'tqdm') if m in sys.modules))")
     assert r.stdout.strip() == '[]'
 
-@pytest.mark.skipif(sys.prefix != sys.base_prefix, reason='pip install --user is refused inside a virtualenv')
+def user_site_python() -> tuple:
+    "A Python with a user site (as on a platform), and the PYTHONPATH it needs; in a virtualenv (none), the one it was made from"
+    if sys.prefix == sys.base_prefix: return sys.executable, {}
+    import site  # the base Python finds IPython, pip and persistlab's dependencies in the venv's site-packages
+    base = Path(sys.base_prefix)/'bin'/f'python{sys.version_info.major}.{sys.version_info.minor}'
+    return str(base), dict(PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get('PYTHONPATH'), *site.getsitepackages()])))
+
 def test_persist_local_then_pip_install_user_imports_without_restart(sb, tmp_path):
     pkg = tmp_path/'plpkg'; (pkg/'plpkg_demo').mkdir(parents=True)
     (pkg/'plpkg_demo/__init__.py').write_text('X = 42\ndef main(): print("plpkg-demo ran")\n')
@@ -27,6 +33,7 @@ def test_persist_local_then_pip_install_user_imports_without_restart(sb, tmp_pat
         [project.scripts]
         plpkg-demo = "plpkg_demo:main"
         '''))
+    py, extra = user_site_python()
     r = ipython(sb, f'''
         %load_ext persistlab
         %persist .local --create
@@ -35,7 +42,7 @@ def test_persist_local_then_pip_install_user_imports_without_restart(sb, tmp_pat
         print('PIP', r.returncode, r.stderr[-500:])
         import plpkg_demo; print('IMPORTED', plpkg_demo.X, plpkg_demo.__file__)
         print('BIN', shutil.which('plpkg-demo'))
-        ''', timeout=300)
+        ''', timeout=300, python=py, **extra)
     assert 'PIP 0' in r.stdout, r.stdout + r.stderr
     assert f'IMPORTED 42 {sb.home}/.local/lib' in r.stdout, r.stdout + r.stderr
     assert (sb.storage/'.local/bin/plpkg-demo').exists() and f'BIN {sb.home}/.local/bin/plpkg-demo' in r.stdout

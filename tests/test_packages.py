@@ -361,3 +361,21 @@ def test_wheels_on_a_remote_filesystem_are_copied_to_local_disk_first(world, tmp
     assert [x.what for x in r] == ['installed'] and vm2.imports('plab_e') == ['e1.0']
     (src, dst), = copies
     assert src.parent.parent == storage/'wheelhouse' and not dst.is_relative_to(storage) and not dst.exists()  # a temp copy, gone
+
+def test_the_forms_packages_box_saves_and_restores_them(tmp_path):
+    "The Persist tab's box calls the same engine functions as `%persist --packages` and `-r`"
+    from test_forms import Spy
+    from persistlab.platforms import detect
+    from persistlab.forms import Setup
+    spy = Spy()
+    spy.save_packages = lambda **k: spy._rec('save_packages', **k)
+    spy.restore_packages = lambda **k: spy._rec('restore_packages', **k)
+    p = detect(env=dict(HOME=str(tmp_path), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(tmp_path/'st')))
+    f = Setup(p, engine=spy)
+    for c in f.paths.values(): c.value = False
+    f.pkgs.value = True
+    f.persist_btn.click(); f.wait()
+    assert 'persisted: packages' in f.msgs['Persist'].value, f.msgs['Persist'].value
+    f.restore_btn.click(); f.wait()
+    assert [c[0] for c in spy.calls] == ['save_packages', 'restore', 'restore_packages'], spy.calls
+    assert spy.calls[0][2]['to'] == f.storage

@@ -4,8 +4,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, IS_ROOT
 
-# Debian's own python3 when there is one: a fresh machine's, and readable by a normal user (this machine's pyenv is under /root)
-PY3 = '/usr/bin/python3' if os.access('/usr/bin/python3', os.X_OK) else shutil.which('python3')
+def _py3():
+    "Debian's own python3 when it can make venvs (a fresh machine's, readable by a normal user: pyenv here is under /root)"
+    sysp = '/usr/bin/python3'
+    if os.access(sysp, os.X_OK) and subprocess.run([sysp, '-c', 'import ensurepip, venv'], capture_output=True).returncode == 0: return sysp
+    return shutil.which('python3')
+PY3 = _py3()
 
 def _env(**kw):
     "The user's environment without anything that would import persistlab from this checkout instead of the venv"
