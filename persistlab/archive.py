@@ -110,7 +110,7 @@ def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
         try: _tar(args)
         except OSError as e:
             what = (f'a member would land outside ~/{rel}' if "contains '..'" in str(e) or 'outside' in str(e)
-                    else f'cannot be unpacked: {e.strerror}')
+                    else f"cannot be unpacked (cut off, or not a snapshot: {(e.strerror or '').split('; ')[0]})")
             out.append((rel, 'bad snapshot', f'{snap} {what}; ~/{rel} left as it is')); return False
         src, strays = x/rel, _strays(x, rel)
         if strays:

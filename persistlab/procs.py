@@ -216,7 +216,7 @@ def records(home=None) -> list:
 
 def get(name, home=None, keep_supervised=False) -> Proc|None:
     "The recorded process `name`, if it is still running (a stale record is dropped)"
-    pr = Proc.load(name, runtime_dir(home))
+    pr = Proc.load(name, _rundir(home))
     if pr and not pr.alive():
         if keep_supervised and _supervised(pr): return pr
         if not _supervised(pr): pr.record.unlink(missing_ok=True)
@@ -225,7 +225,7 @@ def get(name, home=None, keep_supervised=False) -> Proc|None:
 
 def stop(name, home=None) -> bool:
     "Stop the process persistlab recorded as `name`, and a tunnel to its port (it would forward to nothing); True if it ran"
-    rd = runtime_dir(home)
+    rd = _rundir(home)  # (stopping creates nothing)
     if not (pr := Proc.load(name, rd)): return False
     was = pr.stop()
     if not name.startswith('tunnel-') and (t := Proc.load(f"tunnel-{pr.info.get('port')}", rd)): t.stop()
