@@ -41,7 +41,7 @@ def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERS
     url = url or os.environ.get('PERSISTLAB_CODE_SERVER_URL') or RELEASE_URL.format(v=version, arch=machine_arch())
     sha256 = (sha256 or os.environ.get('PERSISTLAB_CODE_SERVER_SHA256') or SHA256.get(name)
               or github_sha256('coder/code-server', f'v{version}', f'{name}.tar.gz'))
-    try: tgz = fetch(url, d/f'{name}.tar.gz', sha256, desc='code-server')  # no sha256: refused, with how to override
+    try: tgz = fetch(url, d/f'{name}.tar.gz', sha256, desc='code-server', sha_env='PERSISTLAB_CODE_SERVER_SHA256')  # no sha256: refused, with how to override
     except FetchError as e: raise CodeServerError(str(e)) from None
     tmp = Path(tempfile.mkdtemp(dir=d, prefix='.unpack-'))
     try:

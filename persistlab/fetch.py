@@ -36,6 +36,7 @@ def fetch(url, # what to download
           mode:int=0o644, # file mode once in place (0o755 for a program)
           timeout=30, desc=None,
           unverified:bool=False, # download even with no sha256 (also `PERSISTLAB_ALLOW_UNVERIFIED=1`)
+          sha_env:str|None=None, # the environment variable a user sets to give the checksum (named in the refusal)
          ) -> Path:
     "`dest` if it is cached already, else download `url` to it, checked against `sha256`; no sha256: refused"
     import requests
@@ -43,12 +44,12 @@ def fetch(url, # what to download
     dest = Path(dest)
     if dest.exists(): return dest
     if not sha256 and not (unverified or os.environ.get(UNVERIFIED_ENV) == '1'):
-        raise UnverifiedError(f"{url}: no sha256 to check it against (none pinned for this version, and GitHub's release "
-                              f"API gave none: offline, rate-limited, or an old release), so it was not downloaded. "
-                              f"Pass the checksum you trust (sha256=...), or set {UNVERIFIED_ENV}=1 to install it unchecked.")
+        raise UnverifiedError(f"{url} was not downloaded: there is no sha256 to check it against (none is pinned for this version, "
+                              f"and GitHub's release API gave none: is this machine offline?). With a checksum you trust "
+                              f"(from the release page), set {sha_env or 'the checksum'}=<sha256>; or set {UNVERIFIED_ENV}=1 to install it unchecked.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try: r = requests.get(url, stream=True, timeout=timeout)
-    except requests.RequestException as e: raise FetchError(f"cannot download {url}: {type(e).__name__}") from None
+    except requests.RequestException as e: raise FetchError(f"cannot download {url}: {type(e).__name__} (offline?)") from None
     if r.status_code != 200: raise FetchError(f"cannot download {url}: HTTP {r.status_code}")
     h = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.')

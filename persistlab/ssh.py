@@ -297,8 +297,10 @@ def strict_modes_problem(path, # the authorized keys file sshd will read
     for q in (p, *p.parents):
         st = q.stat()
         if st.st_uid not in (0, uid) or st.st_mode & 0o022:
+            fix = (f"keep the home and its .ssh outside {q}, which is shared by design" if st.st_mode & stat.S_ISVTX  # /tmp and the like
+                   else f"fix: chmod go-w {q}")
             return (f"{q} is {stat.filemode(st.st_mode)} owned by uid {st.st_uid}: sshd (StrictModes) ignores keys "
-                    f"behind a path that others can write (fix: chmod go-w {q})")
+                    f"behind a path that others can write ({fix})")
         if str(q) == home: break
     return None
 

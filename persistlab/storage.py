@@ -138,7 +138,7 @@ def check_storage(storage, # the storage root
     if not exists(s):
         if not s.parent.is_dir():
             hint = ("mount Google Drive first: `%persist --mount`, or `from google.colab import drive; drive.mount('/content/drive')`"
-                    if 'MyDrive' in s.parts else "is it mounted? check the path, or pass --to DIR")
+                    if 'MyDrive' in s.parts else "is it mounted? Create it first, or choose another folder with --to DIR")
             raise PersistError(f"storage {s}: {s.parent} does not exist; {hint}")
         try: s.mkdir()
         except OSError as e: raise PersistError(f"storage {s}: cannot create it ({e.strerror}); pass --to DIR") from None

@@ -119,7 +119,7 @@ def cloudflared_bin(cache=None, url=None, sha256=None) -> Path:
     if (cache/'bin/cloudflared').exists(): return cache/'bin/cloudflared'
     sha256 = sha256 or os.environ.get('PERSISTLAB_CLOUDFLARED_SHA256') or github_sha256('cloudflare/cloudflared', 'latest', f'cloudflared-linux-{arch}')
     return fetch(url or os.environ.get('PERSISTLAB_CLOUDFLARED_URL') or CLOUDFLARED_URL.format(arch=arch),
-                 cache/'bin/cloudflared', sha256, mode=0o755, desc='cloudflared')
+                 cache/'bin/cloudflared', sha256, mode=0o755, desc='cloudflared', sha_env='PERSISTLAB_CLOUDFLARED_SHA256')
 
 # %% ../nbs/10_tunnel.ipynb #ca8913a4
 def named_tunnel_host(log:str, port:int) -> str|None:

@@ -224,7 +224,7 @@ def test_download_with_no_checksum_is_refused_unless_overridden(env, monkeypatch
     srv = HTTPServer(('127.0.0.1', 0), _Files); threading.Thread(target=srv.serve_forever, daemon=True).start()
     monkeypatch.delenv('PERSISTLAB_CODE_SERVER'); monkeypatch.setenv('PATH', '/usr/bin:/bin')
     url = f'http://127.0.0.1:{srv.server_port}/cs.tgz'
-    with pytest.raises(C.CodeServerError, match='no sha256 to check it against.*PERSISTLAB_ALLOW_UNVERIFIED=1'):
+    with pytest.raises(C.CodeServerError, match='no sha256 to check it against.*offline.*PERSISTLAB_CODE_SERVER_SHA256=.*PERSISTLAB_ALLOW_UNVERIFIED=1'):
         C.code_server_bin(env/'storage', url=url, version='9.9.7')
     assert _Files.hits == [] and not (env/'storage/cache'/name).exists()
     monkeypatch.setenv('PERSISTLAB_ALLOW_UNVERIFIED', '1')
