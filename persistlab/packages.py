@@ -125,7 +125,9 @@ def pip_failure(text, names, index_url=None) -> str:
         return (f"the package index ({index_url or 'pip’s configured index'}) cannot be reached, so the wheels of "
                 f"{', '.join(sorted(names))} cannot be fetched; nothing changed. Save again when it is reachable")
     err = [l.strip() for l in text.splitlines() if l.startswith('ERROR:')] or [l for l in text.splitlines() if l.strip()] or ['no output']
-    return f"pip could not get the wheels of {', '.join(sorted(names))} ({err[-1].strip()[:300]}); nothing changed"
+    hint = ('; if one came from another index, give pip that index (`PIP_EXTRA_INDEX_URL`, pip.conf) and save again'
+            if 'No matching distribution' in text else '')
+    return f"pip could not get the wheels of {', '.join(sorted(names))} ({err[-1].strip()[:300]}); nothing changed{hint}"
 
 def fetch_wheels(info, dists, dest, index_url=None, quiet=False) -> dict:
     "Get a wheel for each of `dists` (name -> distribution) into `dest` with pip; name -> wheel path"
