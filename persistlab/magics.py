@@ -56,7 +56,7 @@ def _with_packages(r, to, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
     from persistlab import packages as P
     storage = P.check_storage(P.storage_for(to))
-    if not P._sets(P.read_manifest(storage)) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
+    if not P.recorded(storage) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
     return r + (P.status_rows(storage) if args is None else P.restore_packages(to, args.python, force=args.force))
 
 def _revoke_risk():

@@ -14,9 +14,9 @@ from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, 
 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
-           'fits', 'pip_failure', 'fetch_wheels', 'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan',
-           'fstype', 'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages',
-           'fix_venv', 'venv_kernel']
+           'fits', 'pip_failure', 'fetch_wheels', 'recorded', 'save_packages', 'find_uv', 'install_cmd', 'install_env',
+           'plan', 'fstype', 'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status',
+           'forget_packages', 'fix_venv', 'venv_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -159,6 +159,10 @@ def _copy_hash(src, dst, progress=None) -> str:
     return h.hexdigest()
 
 def _sets(m) -> dict: return (m.get('packages') or {}).get('sets') or {}
+
+def recorded(storage) -> bool:
+    "Are packages recorded in `storage`'s manifest?"
+    return bool(_sets(read_manifest(storage)))
 
 def _stage(files, dists, storage, wh, quiet):
     "Copy `files` into storage's staging folder, then into the wheelhouse; name -> record"

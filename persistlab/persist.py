@@ -306,6 +306,9 @@ def status(to=None, # storage directory (default: the platform's)
         size = human(s.stat().st_size if e['strategy'] == 'archive' else tree_size(s)) if exists(s) else '-'
         how = {'link': 'linked from', 'copy': 'copy in', 'archive': 'snapshot'}[e['strategy']]
         rows.append((e['path'], _state(e, home, storage), f"{size}, {how} {s}"))
+    if m.get('packages'):  # `%persist --packages`: the recorded packages and their wheelhouse
+        from persistlab import packages
+        rows += packages.status_rows(storage)
     return Report(rows, f'{p.name}: persisted in {storage}', heads=('path', 'state', 'kept'))
 
 # %% ../nbs/01_persist.ipynb #f4a05720
