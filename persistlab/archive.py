@@ -35,17 +35,6 @@ def _tar(args, cwd=None, both=False):
         raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, '; '.join(dict.fromkeys(lines)) or 'tar failed')
     return (r.stdout, r.stderr) if both else r.stdout
 
-def _names(p) -> list:
-    "Every path under `p`, relative to it: the names tar must list (no stat per file: the directory entries say which are folders)"
-    out, todo = [], [('', p)] if Path(p).is_dir() and not Path(p).is_symlink() else []
-    while todo:
-        pre, d = todo.pop()
-        with os.scandir(d) as it:
-            for e in it:
-                out.append(pre + e.name)
-                if e.is_dir(follow_symlinks=False): todo.append((pre + e.name + '/', e.path))
-    return out
-
 def save_snapshot(rel, home, storage, python=None) -> tuple:
     "Write `~/rel` as a verified 0600 snapshot into storage, replacing the previous one only once complete; (path, bytes)"
     h, python = Path(home)/rel, python or python_version()
@@ -56,17 +45,10 @@ def save_snapshot(rel, home, storage, python=None) -> tuple:
     skip = RUNTIME if rel == '.local' else None
     try:
         os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600 from the start: keys live in snapshots
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(1) as ex:  # walk the tree on the other core while tar packs it
-            sig = ex.submit(_names, h)
-            size = lambda: part.stat().st_size if part.exists() else 0
-            args = ['-cvf', str(part), '--totals'] + ([f'--exclude={skip}'] if skip else []) + ['--', rel]
-            with Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(args, cwd=home, both=True)
-            want = {rel} | {f'{rel}/{k}' for k in sig.result()}
-        if skip: want = {k for k in want if k != skip and not k.startswith(skip + '/')}
+        size = lambda: part.stat().st_size if part.exists() else 0
+        args = ['-cf', str(part), '--totals'] + ([f'--exclude={skip}'] if skip else []) + ['--', rel]
+        with Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(args, cwd=home, both=True)  # fails on any unreadable file
         failpoint('archived')
-        listed = {l.rstrip('/') for l in out.splitlines()}
-        if listed != want: raise OSError(errno.EIO, f'the snapshot lists {len(listed)} entries, ~/{rel} has {len(want)}')
         # complete on disk: the gzip trailer's length field matches what tar wrote (a cut-off file has no trailer)
         total = int(re.search(r'Total bytes written: (\d+)', err).group(1))
         with open(part, 'rb') as f:
