@@ -47,7 +47,8 @@ class Sandbox:
         h = Path(home or self.home)
         e = dict(PATH=os.environ['PATH'], HOME=str(h), LANG='C.UTF-8', PERSISTLAB_PLATFORM='local',
                  PERSISTLAB_STORAGE=str(self.storage), XDG_CONFIG_HOME=str(h/'.config'),
-                 XDG_DATA_HOME=str(h/'.local/share'), XDG_CACHE_HOME=str(self.base/'cache'), TMPDIR=str(self.base/'tmp'))
+                 XDG_DATA_HOME=str(h/'.local/share'), XDG_CACHE_HOME=str(self.base/'cache'), TMPDIR=str(self.base/'tmp'),
+                 PERSISTLAB_RUN=str(self.base/'run'))  # the sandbox is one machine: its restore-once markers are its own
         if os.environ.get('PYTHONPATH'): e['PYTHONPATH'] = os.environ['PYTHONPATH']  # a checkout under test, not an installed copy
         (self.base/'tmp').mkdir(exist_ok=True)
         e.update({k: str(v) for k, v in kw.items()})
@@ -61,6 +62,11 @@ class Sandbox:
 
 @pytest.fixture
 def sb(tmp_path): return Sandbox(tmp_path)
+
+@pytest.fixture(autouse=True)
+def _own_run_dir(tmp_path, monkeypatch):
+    "Every test is its own machine: archive's restore-once markers go to its tmp dir, not this machine's /run"
+    monkeypatch.setenv('PERSISTLAB_RUN', str(tmp_path/'run'))
 
 @pytest.fixture
 def shm_dir(tmp_path):
