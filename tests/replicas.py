@@ -1,4 +1,4 @@
-"""Replicas: a hosted platform as a new user finds it (TESTING.md, "Replicas"). Needs root (mount namespaces).
+"""Replicas: a hosted platform as a new user finds it (how the platforms look at the start of a session). Needs root (mount namespaces).
 
 A replica is a "VM" of one platform: a private mount namespace (`unshare -m --propagation private`) whose root is a
 tmpfs of binds of this machine's top-level folders (`chroot`), with an empty `/root` (this machine's Python, which
