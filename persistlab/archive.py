@@ -12,7 +12,7 @@ from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists,
     remove, failpoint, tied, Polled, human, ssh_modes, same_content)
 from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, storage_for, check_storage,
-    finish, aside, tmp_for, valid_entries, python_version)
+    finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
 
 # %% auto #0
@@ -122,9 +122,8 @@ def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
 
 # %% ../nbs/05_archive.ipynb #a1d0c0df
 def _marker(storage, home) -> Path:
-    base = os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}')
     key = hashlib.sha256(f'{Path(storage).absolute()}\0{Path(home).absolute()}'.encode()).hexdigest()[:16]
-    return Path(base)/f'restored-{key}'
+    return vm_dir()/f'restored-{key}'
 
 def restored(storage, home) -> set:
     "The paths this VM already restored (or saved) from `storage` into `home`"
@@ -151,12 +150,6 @@ def save_entry(rel, home, storage, python=None) -> tuple:
     snap, size = save_snapshot(rel, home, storage, py)
     ts = stamp(); record(storage, rel, ts, strategy='archive', snapshot=snap.name, saved=ts[:15] + 'Z', python=py)
     return snap, size
-
-def _live(home):
-    "Make a restored or saved `~/.local` usable in this kernel (persist's `fix_live_python`; imported late: persist imports archive)"
-    from persistlab.persist import fix_live_python
-    import sys
-    return [('.local', 'live kernel', d) for d in fix_live_python(home)] if 'IPython' in sys.modules else []
 
 def _snapshot_of(storage, rel, python=None):
     "The snapshot storage holds of `rel` (and its Python), or (None, None)"
@@ -202,7 +195,7 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
             except PersistlabError as e: errs.append(str(e))
         finish(storage)
     if public and any(r[1] == 'saved' for r in out): out.append(('note', 'public output', public))
-    if '.local' in rels and (home/'.local').is_dir(): out += _live(home)
+    if '.local' in rels and (home/'.local').is_dir(): out += live_rows(home)
     if errs: raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(sorted({r[0] for r in out if r[1] in ('saved', 'restored')}))})"
                                                     if any(r[1] in ('saved', 'restored') for r in out) else ''))
     return Report(out, f'snapshots in {storage}')
@@ -279,5 +272,5 @@ def autorestore(platform:Platform|None=None, # default: `detect()`
         with storage_lock(p.storage): archive_restore(p.storage, home, out, once=True)
     except PersistlabError as e: return f'persistlab: restore failed: {e}'
     if not out: return None  # a kernel restart on a VM that restored already: nothing to say
-    if any(r[0] == '.local' and r[1] == 'restored' for r in out): out += _live(home)
+    if any(r[0] == '.local' and r[1] == 'restored' for r in out): out += live_rows(home)
     return Report(out, f'restored from {p.storage}')

@@ -93,8 +93,8 @@ class CodeServer(Report):
         super().__init__(rows, 'code-server'); self.url, self.pwfile = url, pwfile
     def password(self):
         "The password, for code that needs it (it is not in any output)"
-        from persistlab.secrets import _mk
-        return _mk(Path(self.pwfile).read_text().strip(), str(self.pwfile)) if self.pwfile else None
+        from persistlab.secrets import Secret
+        return Secret(Path(self.pwfile).read_text().strip(), str(self.pwfile)) if self.pwfile else None
     def _repr_markdown_(self):
         s = super()._repr_markdown_()
         if self.url: s += f'\n\n**[{self.url}]({self.url})**' + (f', password: `cat {self.pwfile}` (0600)' if self.pwfile else '')

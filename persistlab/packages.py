@@ -10,7 +10,7 @@ import os, re, sys, json, time, errno, shutil, hashlib, tempfile, subprocess, co
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
-from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, check_storage
+from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, check_storage, vm_dir
 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
@@ -371,9 +371,8 @@ def restore_packages(to=None, # storage directory (default: the platform's)
 
 # %% ../nbs/13_packages.ipynb #461ed083
 def _marker(storage):
-    base = os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}')
     key = hashlib.sha256(f'{sys.prefix}|{storage}'.encode()).hexdigest()[:12]  # this interpreter, this storage
-    return Path(base)/f'packages-{key}'
+    return vm_dir()/f'packages-{key}'
 
 def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     "What `%load_ext persistlab` does: install the recorded packages, once per machine"

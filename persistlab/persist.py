@@ -14,12 +14,11 @@ from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_mode
     failpoint, storage_lock, work_dir, OLD)
 from .storage import (MANIFEST, SCRIPT, BACKUP, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
     record, forget, write_manifest, valid_entries, overlap, storage_for, check_storage, remember_storage, finish,
-    aside, tmp_for, python_for)
+    aside, tmp_for, python_for, fix_live_python, live_rows)
 from . import archive as snapshots
 
 # %% auto #0
-__all__ = ['COPY_PATHS', 'FILE_NAMES', 'PRIVATE_FILES', 'fix_live_python', 'persist', 'restore', 'status', 'undo', 'save',
-           'autorestore']
+__all__ = ['COPY_PATHS', 'FILE_NAMES', 'PRIVATE_FILES', 'persist', 'restore', 'status', 'undo', 'save', 'autorestore']
 
 # %% ../nbs/01_persist.ipynb #76807dbd
 COPY_PATHS = ('.ssh',)  # copied with strict modes, never linked: sshd refuses keys behind loose modes or links
@@ -147,30 +146,6 @@ def _merge(h, s, out, rel):
             copy_plain(a, b); n += 1
     out.append((rel, 'merged', f'{n} entries that only home had were copied into storage'))
 
-# %% ../nbs/01_persist.ipynb #8f4c28e2
-def fix_live_python(home=None) -> list:
-    "Make a linked or restored `~/.local` usable in this process: user site on `sys.path`, `~/.local/bin` on `PATH`"
-    import site, sysconfig, importlib
-    home = Path(home or Path.home())
-    if os.path.normpath(home) != os.path.normpath(Path.home()) or not (home/'.local').is_dir(): return []
-    done = []
-    # this home's user site (Python computed its own at start-up, perhaps for another $HOME)
-    usp = sysconfig.get_path('purelib', f'{os.name}_user', vars={'userbase': str(home/'.local')})
-    if site.ENABLE_USER_SITE is not False and usp not in sys.path:
-        Path(usp).mkdir(parents=True, exist_ok=True)  # pip would create it anyway; now the next install lands on sys.path
-        site.addsitedir(usp); done.append(f'sys.path += {usp}')
-    b = str(home/'.local/bin')
-    Path(b).mkdir(exist_ok=True)
-    if b not in os.environ.get('PATH', '').split(os.pathsep):
-        os.environ['PATH'] = b + os.pathsep + os.environ.get('PATH', ''); done.append(f'PATH += {b}')
-    importlib.invalidate_caches()
-    return done
-
-def _live(home):
-    "Fix this Python for the new `.local`; report it only inside IPython, where the user goes on working"
-    done = fix_live_python(home)
-    return [('.local', 'live kernel', d) for d in done] if 'IPython' in sys.modules else []
-
 # %% ../nbs/01_persist.ipynb #0851cf01
 def _recover(storage, home, ts, out):
     "Finish or undo what a crashed persistlab left behind, losing nothing"
@@ -245,7 +220,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
                 try: _persist_one(r, home, storage, ts, out, merge, force, create)
                 except PersistlabError as e: errs.append(str(e))
         finally: finish(storage, p.hook, out)
-    if '.local' in rels and (home/'.local').is_symlink(): out += _live(home)  # only once it is in place
+    if '.local' in rels and (home/'.local').is_symlink(): out += live_rows(home)  # only once it is in place
     if errs:
         done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
         raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
@@ -272,7 +247,7 @@ def restore(to=None, # storage directory (default: the platform's)
         if r.returncode and not any(x[1] == 'skipped' for x in out):
             raise PersistError(f"restore failed: {r.stderr.strip() or r.stdout.strip()}")
         if any(e['strategy'] == 'archive' for e in valid_entries(m)): snapshots.archive_restore(storage, home, out)
-    if any(e['path'] == '.local' for e in valid_entries(m)): out += _live(home)
+    if any(e['path'] == '.local' for e in valid_entries(m)): out += live_rows(home)
     return Report(out, f'restored from {storage}')
 
 # %% ../nbs/01_persist.ipynb #8aa7a72b

@@ -21,13 +21,11 @@ class SecretError(PersistlabError):
     "A secret that cannot be kept where it was asked to go; the message says where it can"
 
 class Secret(str):
-    "A string that never shows its value in reprs"
-    source = ''
+    "A string that never shows its value in reprs; `source` says where it came from"
+    def __new__(cls, value, source=''):
+        s = super().__new__(cls, value); s.source = source; return s
     def __repr__(self): return f'<secret from {self.source}>'
     def _repr_markdown_(self): return f'*secret from {self.source}*'
-
-def _mk(v, src):
-    s = Secret(v); s.source = src; return s
 
 def _colab(name):
     try:
@@ -59,17 +57,17 @@ def get_secret(name, # e.g. 'NGROK_AUTHTOKEN'
                env=None) -> Secret|None:
     "The secret `name` from env, Colab/Kaggle secrets, the storage file, or a prompt"
     env = os.environ if env is None else env
-    if env.get(name): return _mk(env[name], f'${name}')
-    if (v := _colab(name)): return _mk(v, 'Colab Secrets')
-    if (v := _kaggle(name)): return _mk(v, 'Kaggle Secrets')
+    if env.get(name): return Secret(env[name], f'${name}')
+    if (v := _colab(name)): return Secret(v, 'Colab Secrets')
+    if (v := _kaggle(name)): return Secret(v, 'Kaggle Secrets')
     if storage and (f := secrets_file(storage)).exists():
         try: v = json.loads(f.read_text()).get(name)
         except ValueError: v = None
-        if v: return _mk(v, str(f))
+        if v: return Secret(v, str(f))
     if prompt:
         import getpass
         v = getpass.getpass(prompt)
-        if v: return _mk(v, 'prompt')
+        if v: return Secret(v, 'prompt')
     return None
 
 def write_private(f, text) -> Path:

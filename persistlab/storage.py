@@ -15,7 +15,8 @@ from .core import (PersistError, PersistlabError, atomic_write, check_rel, exist
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'RUNTIME', 'BEGIN',
            'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'forget', 'overlap', 'valid_entries',
            'remembered_storage', 'remember_storage', 'storage_for', 'check_storage', 'restore_script', 'hook_block',
-           'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'aside']
+           'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'aside',
+           'fix_live_python', 'live_rows', 'vm_dir']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -313,3 +314,32 @@ def aside(p, # what is in the way
     b = work_dir(storage, f'{BACKUP}/{ts}')/rel
     move(p, b, work_dir(storage, TMP), f'backup {rel}')
     out.append((rel, 'backed up', f'what was in {what} is now in {b}'))
+
+# %% ../nbs/01_storage.ipynb #8f4c28e2
+def fix_live_python(home=None) -> list:
+    "Make a linked or restored `~/.local` usable in this process: user site on `sys.path`, `~/.local/bin` on `PATH`"
+    import site, sysconfig, importlib
+    home = Path(home or Path.home())
+    if os.path.normpath(home) != os.path.normpath(Path.home()) or not (home/'.local').is_dir(): return []
+    done = []
+    # this home's user site (Python computed its own at start-up, perhaps for another $HOME)
+    usp = sysconfig.get_path('purelib', f'{os.name}_user', vars={'userbase': str(home/'.local')})
+    if site.ENABLE_USER_SITE is not False and usp not in sys.path:
+        Path(usp).mkdir(parents=True, exist_ok=True)  # pip would create it anyway; now the next install lands on sys.path
+        site.addsitedir(usp); done.append(f'sys.path += {usp}')
+    b = str(home/'.local/bin')
+    Path(b).mkdir(exist_ok=True)
+    if b not in os.environ.get('PATH', '').split(os.pathsep):
+        os.environ['PATH'] = b + os.pathsep + os.environ.get('PATH', ''); done.append(f'PATH += {b}')
+    importlib.invalidate_caches()
+    return done
+
+def live_rows(home) -> list:
+    "Fix this Python for a new `.local`; report rows only inside IPython, where the user goes on working"
+    done = fix_live_python(home)
+    return [('.local', 'live kernel', d) for d in done] if 'IPython' in sys.modules else []
+
+# %% ../nbs/01_storage.ipynb #9fc6d0c8
+def vm_dir() -> Path:
+    "Where this machine's once-per-VM markers live: `$PERSISTLAB_RUN`, else `/run/persistlab`, else a per-user folder in /tmp"
+    return Path(os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}'))
