@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROOT = shutil.which('chroot') or '/usr/sbin/chroot'  # in /usr/sbin, which a sudo-ing user's PATH may lack
 PY = Path(sys.base_prefix)                    # this machine's Python (under /root/.pyenv here): bound back into each VM
 PLATFORMS = 'colab', 'kaggle', 'deepnote', 'paperspace', 'vm'
 _CWD = dict(colab='/content', kaggle='/kaggle/working', deepnote='/work', paperspace='/notebooks', vm='/root')
@@ -182,7 +183,7 @@ class VM:
         self.env.update({k: str(v) for k, v in (env or {}).items()})
         self.cwd = _CWD[platform]
         self._holder = subprocess.Popen(['unshare', '-m', '--propagation', 'private', '--',
-                                         *_sh('\n'.join(setup) + '\nexec chroot "$R" /bin/sh -c "echo ready; exec cat >/dev/null"')],
+                                         *_sh('\n'.join(setup) + f'\nexec {_q(CHROOT)} "$R" /bin/sh -c "echo ready; exec cat >/dev/null"')],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env=dict(PATH=os.environ['PATH'], LANG='C.UTF-8'), start_new_session=True)
         line = self._holder.stdout.readline()

@@ -141,7 +141,7 @@ def socket_of_code_server():
 def connect_as_nobody(sock):
     "Another local user opens the socket: the exit code and what it printed"
     code = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect({str(sock)!r}); s.sendall(b'GET /healthz HTTP/1.0\\r\\n\\r\\n'); print(s.recv(100))"
-    return subprocess.run(['runuser', '-u', 'nobody', '--', '/usr/bin/python3', '-c', code], capture_output=True, text=True, timeout=30)
+    return subprocess.run([shutil.which('runuser') or '/usr/sbin/runuser', '-u', 'nobody', '--', '/usr/bin/python3', '-c', code], capture_output=True, text=True, timeout=30)
 
 @needs_cs
 def test_served_through_jupyter_server_proxy_on_a_private_socket(env, jupyter):
