@@ -47,6 +47,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CHROOT = shutil.which('chroot') or '/usr/sbin/chroot'  # in /usr/sbin, which a sudo-ing user's PATH may lack
 PY = Path(sys.base_prefix)                    # this machine's Python (under /root/.pyenv here): bound back into each VM
+PYEXE = PY/'bin'/f'python{sys.version_info.major}.{sys.version_info.minor}'  # Debian has no bin/python, pyenv and Debian both have this
+# run from a venv (Debian's Python has no test packages of its own): the VM's system Python gets the venv's packages on
+# PYTHONPATH and `python`/`pip` commands that run it, so `pip install --user` and ~/.local behave as on a platform image
+_VENV_SITE = [p for p in sys.path if p.startswith(sys.prefix) and p.endswith('site-packages')] if sys.prefix != sys.base_prefix else []
 PLATFORMS = 'colab', 'kaggle', 'deepnote', 'paperspace', 'vm'
 _CWD = dict(colab='/content', kaggle='/kaggle/working', deepnote='/work', paperspace='/notebooks', vm='/root')
 _PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # as on Colab: no ~/.local/bin
@@ -176,10 +180,17 @@ class VM:
         elif platform == 'paperspace':
             setup += [f'mkdir "$R"/storage "$R"/notebooks', f'mount --bind {_q(self.storage)} "$R"/storage',
                       f'mount --bind {_q(self.notebooks)} "$R"/notebooks']
-        self.env = dict(PATH=f'{PY}/bin:{_PATH}', HOME='/root', USER='root', SHELL='/bin/bash', LANG='C.UTF-8', TERM='dumb',
-                        PYTHONPATH=f'{self.code}:{fake}', PIP_NO_INDEX='1', PIP_FIND_LINKS=str(self.wheelhouse),
+        pybin = f'{PY}/bin'
+        if _VENV_SITE:
+            shims = self.base/'pybin'; shims.mkdir()
+            for n, cmd in (('python', ''), ('python3', ''), ('pip', ' -m pip'), ('pip3', ' -m pip'), ('jupyter', ' -m jupyter'), ('ipython', ' -m IPython')):
+                (shims/n).write_text(f'#!/bin/sh\nexec {_q(PYEXE)}{cmd} "$@"\n'); os.chmod(shims/n, 0o755)
+            pybin = f'{shims}:{sys.prefix}/bin:{pybin}'  # the shims first; then the venv's console scripts (jupyter-server ...)
+        self.env = dict(PATH=f'{pybin}:{_PATH}', HOME='/root', USER='root', SHELL='/bin/bash', LANG='C.UTF-8', TERM='dumb',
+                        PYTHONPATH=':'.join(map(str, [self.code, fake, *_VENV_SITE])), PIP_NO_INDEX='1', PIP_FIND_LINKS=str(self.wheelhouse),
                         PIP_DISABLE_PIP_VERSION_CHECK='1', PIP_ROOT_USER_ACTION='ignore',
                         **_ENV[platform])
+        if _VENV_SITE: self.env['PIP_BREAK_SYSTEM_PACKAGES'] = '1'  # a platform image's Python is not marked externally managed (PEP 668)
         self.env.update({k: str(v) for k, v in (env or {}).items()})
         self.cwd = _CWD[platform]
         self._holder = subprocess.Popen(['unshare', '-m', '--propagation', 'private', '--',
@@ -200,7 +211,7 @@ class VM:
     def _boot(self):
         "Gradient's start: run.sh sources /storage/pre-run.sh, then Jupyter (here: a dump of the env kernels get)"
         envf = self.base/'boot-env.json'
-        r = self.exec(['bash', str(self.runsh), f'{PY}/bin/python', '-c',
+        r = self.exec(['bash', str(self.runsh), str(PYEXE), '-c',
                        f'import os, json; json.dump(dict(os.environ), open({str(envf)!r}, "w"))'], check=False)
         self.boot = r
         if envf.exists(): self.env = {k: v for k, v in json.loads(envf.read_text()).items() if k not in ('PWD', 'SHLVL', 'OLDPWD', '_')}
@@ -233,7 +244,7 @@ class VM:
         n = len(list(self.base.glob('kernel-*.json')))
         src, res = self.base/f'kernel-{n}.json', self.base/f'kernel-{n}.result'
         src.write_text(json.dumps(cells))
-        r = self.exec([f'{PY}/bin/python', '-c', KERNEL, src, res], check=False, timeout=timeout or 300)
+        r = self.exec([str(PYEXE), '-c', KERNEL, src, res], check=False, timeout=timeout or 300)
         got = json.loads(res.read_text()) if res.exists() else []
         outs, errs = r.stdout.split(_MARK)[1:], r.stderr.split(_MARK)[1:]
         cut = lambda s: s.split('\n', 1)[1] if '\n' in s else ''
