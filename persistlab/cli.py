@@ -10,7 +10,7 @@ import os, sys, shutil, subprocess, tempfile
 from pathlib import Path
 from typing import Annotated
 from fastcore.script import call_parse
-from .platforms import detect, PlatformError
+from .platforms import detect
 from .core import PersistlabError
 from .persist import persist, restore, status
 

@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/persist.html.md"""
 
 # %% ../nbs/01_persist.ipynb #ab2222d6
 from __future__ import annotations
-import os, sys, shutil, subprocess
+import os, shutil, subprocess
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
@@ -14,7 +14,7 @@ from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_mode
     failpoint, storage_lock, work_dir, OLD)
 from .storage import (MANIFEST, SCRIPT, BACKUP, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
     record, forget, write_manifest, valid_entries, overlap, storage_for, check_storage, remember_storage, finish,
-    aside, tmp_for, python_for, fix_live_python, live_rows)
+    aside, tmp_for, python_for, live_rows)
 from . import archive as snapshots
 
 # %% auto #0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, sys, json, stat, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import (PersistError, PersistlabError, atomic_write, check_rel, exists, inside, work_dir, move)
+from .core import (PersistError, PersistlabError, atomic_write, check_rel, exists, work_dir, move)
 
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'RUNTIME', 'BEGIN',
