@@ -58,7 +58,7 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  force:bool=False, # with --restore: install your version where the image has another
                  tool:Annotated[str, {'metavar': 'uv|pip'}]=None, # with --restore: uv or pip (default: uv when installed)
                  python:Annotated[str, {'metavar': 'EXE'}]=None, # the interpreter whose packages to keep or install (default: this one)
-                 venv:_Dir=None, # make the venv in this folder a Jupyter kernel, fixing its paths first
+                 venv:_Dir=None, # make the venv or conda env in this folder a Jupyter kernel, fixing its paths first
                  kernel:Annotated[str, {'metavar': 'NAME'}]=None, # with --venv: the kernel's name (default: the folder's name)
                  index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: the index to fetch wheels from (default: pip's configuration)
                  to:_Dir=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)

@@ -102,7 +102,7 @@ class PersistlabMagics(Magics):
               'with -r, --list or --undo NAME|all: only those')
     @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
     @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')
-    @argument('--venv', metavar='DIR', help='make the venv in DIR a Jupyter kernel, fixing its paths (after a move) first')
+    @argument('--venv', metavar='DIR', help='make the venv or conda env in DIR a Jupyter kernel, fixing its paths (after a move) first')
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)

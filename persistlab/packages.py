@@ -6,17 +6,17 @@ Docs: https://persistlab.github.io/persistlab/packages.html.md"""
 
 # %% ../nbs/13_packages.ipynb #8035e4d6
 from __future__ import annotations
-import os, re, sys, json, time, errno, shutil, hashlib, tempfile, subprocess, contextlib
+import os, re, sys, json, time, errno, shutil, hashlib, tempfile, subprocess, contextlib, collections
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
 from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, check_storage, vm_dir
 
 # %% auto #0
-__all__ = ['WHEELHOUSE', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement', 'wheel_tags',
-           'fits', 'pip_failure', 'fetch_wheels', 'recorded', 'save_packages', 'find_uv', 'install_cmd', 'install_env',
-           'plan', 'fstype', 'restore_packages', 'autorestore_packages', 'status_rows', 'packages_status',
-           'forget_packages', 'fix_venv', 'venv_kernel']
+__all__ = ['WHEELHOUSE', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement',
+           'wheel_tags', 'fits', 'pip_failure', 'fetch_wheels', 'recorded', 'save_packages', 'find_uv', 'install_cmd',
+           'install_env', 'plan', 'fstype', 'restore_packages', 'autorestore_packages', 'status_rows',
+           'packages_status', 'forget_packages', 'fix_venv', 'fix_conda', 'fix_env', 'env_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -469,16 +469,100 @@ def fix_venv(venv) -> list:
         rows.append((str(v), 'moved', f'from {old}: {n} scripts in bin/ now name {v}'))
     return rows
 
-def venv_kernel(venv, # the venv's folder
-                name=None, # the kernel's name (default: the folder's name)
-               ) -> Report:
-    "Make the venv at `venv` a Jupyter kernel (`ipykernel install --user`), after fixing its paths"
-    v = Path(os.path.abspath(venv)); rows = fix_venv(v); name = name or v.name
-    py = v/'bin/python'
+# %% ../nbs/13_packages.ipynb #ab21a133
+def _conda_records(env):
+    "(package, entry) for each file the conda env's `conda-meta/*.json` records, as conda, mamba and rattler write them"
+    for j in sorted(Path(env, 'conda-meta').glob('*.json')):
+        try: d = json.loads(j.read_text())
+        except (OSError, ValueError): continue
+        for r in d.get('paths_data', {}).get('paths', []): yield d.get('name', j.stem), r
+
+def _interpreter(b:bytes):
+    "The interpreter a script runs: its `#!` line, or the `'''exec'` line written when that line would be too long"
+    if not b.startswith(b'#!'): return None
+    first, _, rest = b.partition(b'\n')
+    m = re.match(rb"'''exec' \"([^\"]+)\"", rest) if first.strip() == b'#!/bin/sh' else None
+    w = m.group(1) if m else (first[2:].split() or [b''])[0]
+    return w.decode(errors='replace')
+
+def _made_at(env, recs):
+    "Where the conda env was before: the prefix its installer wrote into the `#!` of the scripts it recorded in `bin/`"
+    seen = collections.Counter()
+    for _, r in recs:
+        p = r.get('_path', '')
+        if not p.startswith('bin/') or not (r.get('path_type') == 'unix_python_entry_point' or r.get('file_mode') == 'text'): continue
+        f = Path(env)/p
+        if f.is_symlink() or not f.is_file(): continue
+        with open(f, 'rb') as fh: m = re.fullmatch(r'(/.+)/bin/([^/]+)', _interpreter(fh.read(4096)) or '')
+        if m and m.group(2) != 'env' and (Path(env)/'bin'/m.group(2)).exists(): seen[m.group(1)] += 1  # not `#!/usr/bin/env sh`
+    seen.pop(str(env), None)  # scripts already fixed: after a fix cut short, the rest still say where it was
+    return seen.most_common(1)[0][0] if seen else None
+
+def _binary_replace(b:bytes, old:bytes, new:bytes) -> bytes:
+    "`old` -> `new` (not longer) in each NUL-terminated string of `b`, padded with NULs so no offset moves, as conda does"
+    def sub(m): return m.group().replace(old, new) + b'\0' * ((len(old) - len(new)) * m.group().count(old))
+    return re.sub(re.escape(old) + rb'[^\0]*?\0', sub, b)
+
+def _short_shebang(b:bytes) -> bytes:
+    "A python script's `#!` line longer than 127 bytes, as the `/bin/sh` + `'''exec'` lines conda and rattler write"
+    first, _, rest = b.partition(b'\n')
+    if len(first) <= 127 or not re.fullmatch(rb'#!\S+/python[\d.]*', first.strip()): return b
+    return b"#!/bin/sh\n'''exec' \"" + first.strip()[2:] + b"\" \"$0\" \"$@\" #'''\n" + rest
+
+# %% ../nbs/13_packages.ipynb #bc90d519
+def fix_conda(env) -> list:
+    "Make the conda env at `env` work where it is now, as conda-pack's `conda-unpack` does; rows saying what changed"
+    e = Path(os.path.abspath(env))
+    if not (e/'conda-meta').is_dir(): raise PackagesError(f"{e} is not a conda env (no conda-meta/)")
+    recs = list(_conda_records(e)); old = _made_at(e, recs)
+    if old is None: return []
+    o, n = old.encode(), str(e).encode()
+    done, rows = collections.Counter(), []
+    for pkg, r in sorted(recs, key=lambda x: x[1].get('_path', '').startswith('bin/')):  # bin/, the evidence, last
+        f = e/r.get('_path', '')
+        if 'prefix_placeholder' not in r or f.is_symlink() or not f.is_file(): continue
+        b = f.read_bytes()
+        if o not in b: continue
+        if r.get('file_mode') == 'binary':
+            if len(n) > len(o):
+                rows.append((str(f), 'left as it was', f"a binary naming {old}: {e} is {len(n) - len(o)} characters longer and does "
+                             f"not fit; keep the env at a path of at most {len(o)} characters, or reinstall {pkg} there"))
+                continue
+            atomic_write(f, _binary_replace(b, o, n)); done['binaries'] += 1
+        else: atomic_write(f, _short_shebang(b.replace(o, n))); done['text files'] += 1
+    for f in sorted((e/'bin').iterdir()) if (e/'bin').is_dir() else []:  # what pip installed there, which conda does not record
+        if f.is_symlink() or not f.is_file(): continue
+        with open(f, 'rb') as fh: head = fh.read(4096)
+        if not (_interpreter(head) or '').startswith(old + '/'): continue
+        atomic_write(f, _short_shebang(f.read_bytes().replace(o + b'/', n + b'/'))); done['scripts'] += 1
+    one = {'text files': 'text file', 'binaries': 'binary', 'scripts': 'script'}
+    said = ', '.join(f"{k} {one[w] if k == 1 else w}" for w, k in done.items())
+    return [(str(e), 'moved', f"from {old}: {said or 'nothing'} now name {e}")] + rows
+
+# %% ../nbs/13_packages.ipynb #a22e6101
+def fix_env(env) -> list:
+    "Make the venv or conda env at `env` work where it is now; rows saying what changed"
+    e = Path(os.path.abspath(env))
+    if (e/'conda-meta').is_dir(): return fix_conda(e)
+    if (e/'pyvenv.cfg').is_file(): return fix_venv(e)
+    raise PackagesError(f"{e} is neither a venv (no pyvenv.cfg) nor a conda env (no conda-meta/)")
+
+def env_kernel(env, # the venv's or conda env's folder
+               name=None, # the kernel's name (default: the folder's name)
+              ) -> Report:
+    "Make the venv or conda env at `env` a Jupyter kernel (`ipykernel install --user`), after fixing its paths"
+    e = Path(os.path.abspath(env)); rows = fix_env(e); name = name or e.name
+    conda, py = (e/'conda-meta').is_dir(), e/'bin/python'
+    if conda and not py.exists(): raise PackagesError(f"{e} is a conda env without Python: `conda install -p {e} python ipykernel`, then again")
     r = subprocess.run([str(py), '-m', 'ipykernel', 'install', '--user', '--name', name, '--display-name', f'Python ({name})'],
                        capture_output=True, text=True)
     if r.returncode:
-        if 'No module named ipykernel' in r.stderr: raise PackagesError(f"{v} has no ipykernel: `{py} -m pip install ipykernel`, then again")
-        raise PackagesError(f"making {v} a kernel failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+        if 'No module named ipykernel' in r.stderr:
+            how = f"`conda install -p {e} ipykernel` or `{py} -m pip install ipykernel`" if conda else f"`{py} -m pip install ipykernel`"
+            left = ''.join(f"; and {f} was {w}: {why}" for f, w, why in rows if w == 'left as it was')  # a rerun cannot see it
+            raise PackagesError(f"{e} has no ipykernel: {how}, then again{left}")
+        raise PackagesError(f"making {e} a kernel failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     rows.append((name, 'kernel', f'pick "Python ({name})" in Kernel > Change kernel; it runs {py}'))
-    return Report(rows, f'venv {v}')
+    return Report(rows, f"{'conda env' if conda else 'venv'} {e}")
+
+venv_kernel = env_kernel  # its name from when it knew venvs only
