@@ -180,9 +180,9 @@ def test_the_kernel_that_restores_imports_at_once(world, tmp_path):
         vm1 = VM(tmp_path/'vm1', storage, world['image'])
         vm1.pip('install', '--index-url', idx.url, 'plab-a')
         code = ("from IPython.core.interactiveshell import InteractiveShell; ip = InteractiveShell.instance(); "
-                "ip.run_line_magic('load_ext', 'persistlab'); print(ip.run_line_magic('persist', '--packages --to {}'))")
+                "ip.run_line_magic('load_ext', 'persistlab'); print(ip.run_line_magic('persist', '--packages --to {} --index-url {}'))")
         import IPython; host = Path(IPython.__file__).parent.parent  # IPython for the image's kernel, after the image's own
-        r = vm1.run(vm1.py, '-c', code.format(storage), PYTHONPATH=f'{ROOT}:{host}', PIP_INDEX_URL=idx.url,
+        r = vm1.run(vm1.py, '-c', code.format(storage, idx.url), PYTHONPATH=f'{ROOT}:{host}',  # the index named in the magic only
                     PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=storage)
         assert 'plab-a' in r.stdout and 'saved' in r.stdout, r.stdout + r.stderr
     finally: idx.stop()
