@@ -28,6 +28,20 @@ SHA256 = {}
 class CodeServerError(PersistlabError):
     "code-server could not be installed, started or exposed; the message says why"
 
+def _untar(tgz, dest):
+    "Unpack `tgz` into `dest`, refusing members that would land outside it (tarfile's 'tar' filter; by hand before Python 3.11.4)"
+    with tarfile.open(tgz) as t:
+        if hasattr(tarfile, 'tar_filter'): return t.extractall(dest, filter='tar')
+        root = os.path.realpath(dest)
+        def out(p): return os.path.commonpath([root, os.path.realpath(os.path.join(root, p))]) != root
+        for m in t.getmembers():
+            if m.name.startswith('/') or out(m.name): raise tarfile.TarError(f"{m.name} would land outside")
+            if m.issym() and (m.linkname.startswith('/') or out(os.path.join(os.path.dirname(m.name), m.linkname))) or \
+               m.islnk() and (m.linkname.startswith('/') or out(m.linkname)): raise tarfile.TarError(f"{m.name} links outside")
+            if m.isdev(): raise tarfile.TarError(f"{m.name} is a device file")
+            m.mode &= 0o755 if m.isdir() or m.mode & 0o100 else 0o644
+        t.extractall(dest)
+
 def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERSION) -> Path:
     "code-server: `$PERSISTLAB_CODE_SERVER`, on PATH, cached in storage, or downloaded (with progress) into the cache"
     if (p := os.environ.get('PERSISTLAB_CODE_SERVER')):
@@ -45,7 +59,7 @@ def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERS
     except FetchError as e: raise CodeServerError(str(e)) from None
     tmp = Path(tempfile.mkdtemp(dir=d, prefix='.unpack-'))
     try:
-        with tarfile.open(tgz) as t: t.extractall(tmp, filter='tar')
+        _untar(tgz, tmp)
         top = next(tmp.iterdir())
         if not (top/'bin/code-server').exists(): raise CodeServerError(f"{tgz.name} has no bin/code-server inside")
         os.rename(top, d/name)

@@ -50,7 +50,7 @@ def _packages(args, to):
     if args.restore: return P.restore_packages(to, args.python, force=args.force)
     if args.list: return P.packages_status(to)
     if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
-    return P.save_packages(to, args.python)
+    return P.save_packages(to, args.python, index_url=args.index_url)
 
 def _with_packages(r, to, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
@@ -102,6 +102,8 @@ class PersistlabMagics(Magics):
               'with -r, --list or --undo NAME|all: only those')
     @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
     @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')
+    @argument('--index-url', metavar='URL', help="with --packages: the index to fetch wheels from (default: pip's configuration)")
+    @argument('--kernel', metavar='NAME', help="with --venv: the kernel's name (default: the folder's name)")
     @argument('--venv', metavar='DIR', help='make the venv or conda env in DIR a Jupyter kernel, fixing its paths (after a move) first')
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
@@ -115,7 +117,7 @@ class PersistlabMagics(Magics):
             if args.packages: return _packages(args, to)
             if args.venv:
                 from persistlab.packages import venv_kernel
-                return venv_kernel(args.venv)
+                return venv_kernel(args.venv, args.kernel)
             if args.save: return save(args.paths or None, to)
             if args.list: return _with_packages(status(to), to)
             if args.restore: return _with_packages(restore(to), to, args)

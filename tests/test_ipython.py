@@ -18,7 +18,8 @@ def user_site_python() -> tuple:
     if sys.prefix == sys.base_prefix: return sys.executable, {}
     import site  # the base Python finds IPython, pip and persistlab's dependencies in the venv's site-packages
     base = Path(sys.base_prefix)/'bin'/f'python{sys.version_info.major}.{sys.version_info.minor}'
-    return str(base), dict(PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get('PYTHONPATH'), *site.getsitepackages()])))
+    return str(base), dict(PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get('PYTHONPATH'), *site.getsitepackages()])),
+                           PIP_BREAK_SYSTEM_PACKAGES='1')  # Debian's Python is marked externally managed (PEP 668); platform images are not
 
 def test_persist_local_then_pip_install_user_imports_without_restart(sb, tmp_path):
     pkg = tmp_path/'plpkg'; (pkg/'plpkg_demo').mkdir(parents=True)

@@ -180,9 +180,9 @@ def test_the_kernel_that_restores_imports_at_once(world, tmp_path):
         vm1 = VM(tmp_path/'vm1', storage, world['image'])
         vm1.pip('install', '--index-url', idx.url, 'plab-a')
         code = ("from IPython.core.interactiveshell import InteractiveShell; ip = InteractiveShell.instance(); "
-                "ip.run_line_magic('load_ext', 'persistlab'); print(ip.run_line_magic('persist', '--packages --to {}'))")
+                "ip.run_line_magic('load_ext', 'persistlab'); print(ip.run_line_magic('persist', '--packages --to {} --index-url {}'))")
         import IPython; host = Path(IPython.__file__).parent.parent  # IPython for the image's kernel, after the image's own
-        r = vm1.run(vm1.py, '-c', code.format(storage), PYTHONPATH=f'{ROOT}:{host}', PIP_INDEX_URL=idx.url,
+        r = vm1.run(vm1.py, '-c', code.format(storage, idx.url), PYTHONPATH=f'{ROOT}:{host}',  # the index named in the magic only
                     PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=storage)
         assert 'plab-a' in r.stdout and 'saved' in r.stdout, r.stdout + r.stderr
     finally: idx.stop()
@@ -301,10 +301,16 @@ def test_forget(world, tmp_path):
 
 # --- the Colab journey, as the guide prints it ------------------------------------------------------------------------
 
+def image_site():
+    "Where root's `pip install` writes for the VM's Python: pyenv's lib/python3.X/site-packages, Debian's /usr/local/.../dist-packages"
+    from replicas import PYEXE
+    r = subprocess.run([str(PYEXE), '-I', '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'], capture_output=True, text=True, check=True)
+    return Path(r.stdout.strip())
+
 def colab_vm(replica, world):
     "A fresh Colab VM whose system site-packages is the image's: an overlay, so `!pip install` writes only into this VM"
     vm = replica('colab', drive=world['base']/'drive', env=dict(PERSISTLAB_IMAGE_TIME=time.time()))  # the VM starts now
-    sp = next(Path(sys.base_prefix).glob('lib/python3*/site-packages'))
+    sp = image_site()
     up = vm.base/'overlay'; (up/'u').mkdir(parents=True); (up/'w').mkdir()
     vm.sh(f"mount -t overlay overlay -o lowerdir={sp},upperdir={up/'u'},workdir={up/'w'} {sp}")
     return vm
@@ -321,7 +327,7 @@ def test_colab_journey_pip_installs_come_back(replica, world):
     assert c3.ok and c3.out.strip() == 'a1.0 b1.0', c3
     c = vm2.run_cell('%load_ext persistlab\n%persist --mount -r')  # a kernel restart, and -r: nothing installed twice
     assert c.ok and 'already installed' in c.out and 'wheelhouse' not in c.out, c
-    assert not list(Path(sys.base_prefix).glob('lib/python3*/site-packages/plab_a*'))  # the host's Python is untouched
+    assert not list(image_site().glob('plab_a*'))  # the host's Python is untouched
 
 # --- venvs ------------------------------------------------------------------------------------------------------------
 
@@ -329,7 +335,9 @@ def test_a_moved_venv_works_again_and_becomes_a_kernel(world, tmp_path):
     "A venv kept in storage comes back at another path, its base interpreter elsewhere: fixed, then a Jupyter kernel"
     sb = VM(tmp_path/'vm', tmp_path/'storage', world['image'])
     a = tmp_path/'old-storage/venvs/ml'
-    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(a)], check=True)  # ipykernel from the system
+    subprocess.run([sys.executable, '-m', 'venv', str(a)], check=True)
+    import ipykernel  # the tests' ipykernel, importable in the venv as if pip-installed there (no index here)
+    (next(a.glob('lib/python3*/site-packages'))/'test-ipykernel.pth').write_text(str(Path(ipykernel.__file__).parents[1]) + '\n')
     sb.run(a/'bin/python', '-m', 'pip', 'install', '-q', '--no-index', '--find-links', world['index']/'files', 'plab-e')
     b = sb.home/'venvs/ml'; b.parent.mkdir(parents=True)
     os.rename(a, b)  # storage moved
