@@ -481,8 +481,8 @@ def _interpreter(b:bytes):
     "The interpreter a script runs: its `#!` line, or the `'''exec'` line written when that line would be too long"
     if not b.startswith(b'#!'): return None
     first, _, rest = b.partition(b'\n')
-    m = re.match(rb"'''exec' \"([^\"]+)\"", rest) if first.strip() == b'#!/bin/sh' else None
-    w = m.group(1) if m else (first[2:].split() or [b''])[0]
+    m = re.match(rb"'''exec' (?:\"([^\"]+)\"|(\S+))", rest) if first.strip() == b'#!/bin/sh' else None
+    w = (m.group(1) or m.group(2)) if m else (first[2:].split() or [b''])[0]
     return w.decode(errors='replace')
 
 def _made_at(env, recs):
