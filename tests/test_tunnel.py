@@ -257,6 +257,7 @@ def test_interrupting_the_cell_does_not_kill_the_tunnel(env, web):
     "Ctrl-C in a notebook signals the kernel's process group; the tunnel runs in its own session"
     code = f"""
 import os, signal, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a kernel has it, even if this test runs as a background job (SIGINT ignored)
 from persistlab import tunnel as T
 from persistlab.platforms import detect
 info = T.open_tunnel({web}, 'cloudflared', supervise=False, platform=detect(env=dict(HOME=os.environ['HOME'], PERSISTLAB_PLATFORM='local')))
