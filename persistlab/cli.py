@@ -39,8 +39,12 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
 
 @call_parse
 def restore_cli(to:_Dir=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
-    "Re-create every persisted path in home (for startup hooks)"
+    "Re-create every persisted path in home, then install the packages kept with `--packages` (for startup hooks)"
     _run(restore, to)
+    from persistlab import packages as P
+    try: storage = P.storage_for(to)
+    except PersistlabError: return
+    if P.recorded(storage): _run(P.restore_packages, to, quiet=not sys.stderr.isatty())  # for the Python running this script
 
 @call_parse
 def status_cli(to:_Dir=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
@@ -56,7 +60,7 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  forget:bool=False, # stop restoring NAMES (or all)
                  wheels:bool=False, # with --forget: also delete their wheels
                  force:bool=False, # with --restore: install your version where the image has another
-                 tool:Annotated[str, {'metavar': 'uv|pip'}]=None, # with --restore: uv or pip (default: uv when installed)
+                 tool:Annotated[str, {'metavar': 'uv|pip', 'choices': ('uv', 'pip')}]=None, # with --restore: uv or pip (default: uv when installed)
                  python:Annotated[str, {'metavar': 'EXE'}]=None, # the interpreter whose packages to keep or install (default: this one)
                  venv:_Dir=None, # make the venv or conda env in this folder a Jupyter kernel, fixing its paths first
                  kernel:Annotated[str, {'metavar': 'NAME'}]=None, # with --venv: the kernel's name (default: the folder's name)
@@ -68,9 +72,11 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
     quiet = not sys.stderr.isatty()  # progress bars for people, not for startup logs
     if restore: return _run(P.restore_packages, to, python, force=force, tool=tool, quiet=quiet)
     if list: return _run(P.packages_status, to)
-    if venv: return _run(P.venv_kernel, venv, kernel)
+    if venv: return _run(P.venv_kernel, os.path.expanduser(venv), kernel)
     if forget: return _run(P.forget_packages, names or None, to, wheels=wheels)
     _run(P.save_packages, to, python, index_url=index_url, quiet=quiet)
+    from persistlab.storage import remember_storage
+    if to: remember_storage(P.storage_for(to), detect().home)  # later calls without --to find it, as after `persistlab-persist --to`
 
 # %% ../nbs/04_cli.ipynb #bf7e73f4
 def _say(*a): print(*a, flush=True)

@@ -19,7 +19,7 @@ from . import procs
 __all__ = ['VERSION', 'RELEASE_URL', 'SHA256', 'ICON', 'CodeServerError', 'code_server_bin', 'yaml_str', 'CodeServer',
            'start_code_server', 'code_server_status', 'stop_code_server', 'jupyter_server_proxy_config']
 
-# %% ../nbs/11_codeserver.ipynb #03b082da
+# %% ../nbs/11_codeserver.ipynb #7f5c8391
 VERSION = '4.100.3'
 RELEASE_URL = 'https://github.com/coder/code-server/releases/download/v{v}/code-server-{v}-linux-{arch}.tar.gz'
 # sha256 per release file, pinned here once vetted; otherwise the one GitHub publishes for the asset is used
@@ -28,6 +28,7 @@ SHA256 = {}
 class CodeServerError(PersistlabError):
     "code-server could not be installed, started or exposed; the message says why"
 
+# %% ../nbs/11_codeserver.ipynb #ae19e02f
 def _untar(tgz, dest):
     "Unpack `tgz` into `dest`, refusing members that would land outside it (tarfile's 'tar' filter; by hand before Python 3.11.4)"
     with tarfile.open(tgz) as t:
@@ -42,6 +43,21 @@ def _untar(tgz, dest):
             m.mode &= 0o755 if m.isdir() or m.mode & 0o100 else 0o644
         t.extractall(dest)
 
+# %% ../nbs/11_codeserver.ipynb #aeadb5c2
+def _unpack(tgz, d, name):
+    "Unpack the release `tgz` as `d/name`: into a temporary folder first, so a half-unpacked tree is never taken as installed"
+    tmp = Path(tempfile.mkdtemp(dir=d, prefix='.unpack-'))
+    try:
+        _untar(tgz, tmp)
+        top = next(tmp.iterdir())
+        if not (top/'bin/code-server').exists(): raise CodeServerError(f"{tgz.name} has no bin/code-server inside")
+        os.rename(top, d/name)
+    except (tarfile.TarError, OSError) as e:
+        tgz.unlink(missing_ok=True); raise CodeServerError(f"{tgz.name} does not unpack ({e}); removed it, try again") from None
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    tgz.unlink(missing_ok=True)
+
+# %% ../nbs/11_codeserver.ipynb #819d8dee
 def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERSION) -> Path:
     "code-server: `$PERSISTLAB_CODE_SERVER`, on PATH, cached in storage, or downloaded (with progress) into the cache"
     if (p := os.environ.get('PERSISTLAB_CODE_SERVER')):
@@ -57,16 +73,7 @@ def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERS
               or github_sha256('coder/code-server', f'v{version}', f'{name}.tar.gz'))
     try: tgz = fetch(url, d/f'{name}.tar.gz', sha256, desc='code-server', sha_env='PERSISTLAB_CODE_SERVER_SHA256')  # no sha256: refused, with how to override
     except FetchError as e: raise CodeServerError(str(e)) from None
-    tmp = Path(tempfile.mkdtemp(dir=d, prefix='.unpack-'))
-    try:
-        _untar(tgz, tmp)
-        top = next(tmp.iterdir())
-        if not (top/'bin/code-server').exists(): raise CodeServerError(f"{tgz.name} has no bin/code-server inside")
-        os.rename(top, d/name)
-    except (tarfile.TarError, OSError) as e:
-        tgz.unlink(missing_ok=True); raise CodeServerError(f"{tgz.name} does not unpack ({e}); removed it, try again") from None
-    finally: shutil.rmtree(tmp, ignore_errors=True)
-    tgz.unlink(missing_ok=True)
+    _unpack(tgz, d, name)
     return b
 
 # %% ../nbs/11_codeserver.ipynb #3f574d1a
@@ -100,7 +107,7 @@ def _proxy_servers(env=None) -> list:
     except requests.RequestException: return []
     return [x.get('name') for x in r.json().get('server_processes', [])] if r.status_code == 200 else []
 
-# %% ../nbs/11_codeserver.ipynb #a61d29ed
+# %% ../nbs/11_codeserver.ipynb #15c9e628
 class CodeServer(Report):
     "A running code-server: its URL, and where its password is (the password itself is never shown as text)"
     def __init__(self, rows, url=None, pwfile=None):
@@ -114,6 +121,39 @@ class CodeServer(Report):
         if self.url: s += f'\n\n**[{self.url}]({self.url})**' + (f', password: `cat {self.pwfile}` (0600)' if self.pwfile else '')
         return s
 
+# %% ../nbs/11_codeserver.ipynb #efc3d329
+def _write_config(rd, port, pw) -> tuple:
+    "(password file, config file), both 0600 in the runtime dir `rd`: code-server reads its password from the config, never argv"
+    pwfile = write_private(rd/'code-server.password', pw + '\n')
+    cfg = write_private(rd/'code-server.yaml', f'bind-addr: 127.0.0.1:{port}\nauth: password\npassword: {yaml_str(pw)}\ncert: false\n')
+    return pwfile, cfg
+
+# %% ../nbs/11_codeserver.ipynb #522811dd
+def _healthz(port) -> bool:
+    "code-server on 127.0.0.1:`port` answers `/healthz` (ready for a browser)"
+    import requests
+    try: return requests.get(f'http://127.0.0.1:{port}/healthz', timeout=2).status_code == 200
+    except requests.RequestException: return False
+
+# %% ../nbs/11_codeserver.ipynb #a402f263
+def _expose(rows, port, base, provider, accept_risk, home, storage, p) -> str:
+    "The URL to open: Jupyter's `proxy/PORT/` under `base`, else a tunnel's (not with `provider='none'`, nor on Colab unasked)"
+    url = f'http://127.0.0.1:{port}/'
+    if base:
+        url = f'{base}proxy/{port}/'; rows.append(('exposed', "through Jupyter's proxy", 'behind your Jupyter login; no public URL'))
+        rows.append(('note', 'TCP port with a password', "install persistlab where Jupyter runs and restart it: code-server then runs on a private unix socket"))
+    elif provider != 'none':
+        if p.name == 'colab' and not provider:
+            rows.append(('not exposed', "Colab's port proxy carries no websockets", 'code-server needs them: `%codeserver -p cloudflared --accept-risk`'))
+        else:
+            from persistlab.tunnel import open_tunnel
+            try:
+                t = open_tunnel(port, provider, accept_risk=accept_risk, home=home, storage=storage, platform=p)
+                url = t.url; rows.extend([r for r in t if r[0] != 'warning' or r[1] != 'nothing listens'])
+            except PersistlabError as e: rows.append(('not exposed', 'tunnel failed', str(e)))
+    return url
+
+# %% ../nbs/11_codeserver.ipynb #77c888bc
 def start_code_server(folder=None, # folder to open (default: home)
                       port=None, # local port (default: a free one)
                       provider:str|None=None, # tunnel provider when there is no Jupyter proxy; 'none': local only
@@ -134,34 +174,18 @@ def start_code_server(folder=None, # folder to open (default: home)
     b = code_server_bin(storage, home, **fetch_kw)
     rd = procs.runtime_dir(home); data = (Path(storage) if storage and Path(storage).is_dir() else home/'.local/share')/'code-server'
     pw = _password(storage)
-    pwfile = write_private(rd/'code-server.password', pw + '\n')
-    cfg = write_private(rd/'code-server.yaml', f'bind-addr: 127.0.0.1:{port}\nauth: password\npassword: {yaml_str(pw)}\ncert: false\n')
+    pwfile, cfg = _write_config(rd, port, pw)
     argv = [str(b), '--config', str(cfg), '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
             '--user-data-dir', str(data/'user-data'), '--extensions-dir', str(data/'extensions'), str(folder)]
     env = {k: v for k, v in os.environ.items() if k not in ('PASSWORD', 'HASHED_PASSWORD')}
-    import requests
-    def healthy():
-        try: return requests.get(f'http://127.0.0.1:{port}/healthz', timeout=2).status_code == 200
-        except requests.RequestException: return False
-    try: pr = procs.start('code-server', argv, env=env, ready=healthy, timeout=timeout, home=home, info=dict(port=port))
+    try: pr = procs.start('code-server', argv, env=env, ready=lambda: _healthz(port), timeout=timeout, home=home, info=dict(port=port))
     except procs.ProcError as e: raise CodeServerError(_redact(str(e), pw)) from None
     rows = [('code-server', 'running', f'pid {pr.pid}, 127.0.0.1:{port}, folder {folder}'), ('settings', 'kept in', str(data))]
-    url = f'http://127.0.0.1:{port}/'
-    if base:
-        url = f'{base}proxy/{port}/'; rows.append(('exposed', "through Jupyter's proxy", 'behind your Jupyter login; no public URL'))
-        rows.append(('note', 'TCP port with a password', "install persistlab where Jupyter runs and restart it: code-server then runs on a private unix socket"))
-    elif provider != 'none':
-        if p.name == 'colab' and not provider:
-            rows.append(('not exposed', "Colab's port proxy carries no websockets", 'code-server needs them: `%codeserver -p cloudflared --accept-risk`'))
-        else:
-            from persistlab.tunnel import open_tunnel
-            try:
-                t = open_tunnel(port, provider, accept_risk=accept_risk, home=home, storage=storage, platform=p)
-                url = t.url; rows += [r for r in t if r[0] != 'warning' or r[1] != 'nothing listens']
-            except PersistlabError as e: rows.append(('not exposed', 'tunnel failed', str(e)))
+    url = _expose(rows, port, base, provider, accept_risk, home, storage, p)
     rows.append(('password', 'in a 0600 file', f'cat {pwfile}'))
     return CodeServer(rows, url, pwfile)
 
+# %% ../nbs/11_codeserver.ipynb #ae47728b
 def code_server_status(home=None) -> Report:
     "Is code-server running, and on which port"
     pr = procs.get('code-server', home)
@@ -170,6 +194,7 @@ def code_server_status(home=None) -> Report:
         return Report([('code-server', "served by Jupyter's proxy", f'{base}code-server/ (on a private unix socket, started on first visit)')], 'code-server')
     return Report([('code-server', 'not running', '')], 'code-server')
 
+# %% ../nbs/11_codeserver.ipynb #916004b4
 def stop_code_server(home=None) -> Report:
     "Stop code-server (its whole process group: the file watcher too) and its tunnel"
     pr = procs.get('code-server', home)

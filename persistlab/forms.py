@@ -42,7 +42,7 @@ def _table(rep) -> str:
     td = lambda r: ''.join(f'<td>{html.escape(str(c))}</td>' for c in r)
     return f'<table><thead><tr>{th}</tr></thead><tbody>' + ''.join(f'<tr>{td(r)}</tr>' for r in rep) + '</tbody></table>'
 
-# %% ../nbs/12_forms.ipynb #89d27449
+# %% ../nbs/12_forms.ipynb #942cffb4
 class _Engine:
     "The engine functions the form calls, imported on first use (tests swap in spies)"
     def __getattr__(self, k):
@@ -51,6 +51,7 @@ class _Engine:
             if hasattr(m, k): return getattr(m, k)
         raise AttributeError(k)
 
+# %% ../nbs/12_forms.ipynb #2a0176d5
 class Setup:
     "The `%persistlab` form: a tab per job, each with its own message line; a risk opt-in where the platform needs one"
     TABS = ('Persist', 'SSH', 'Tunnel', 'code-server')
@@ -79,7 +80,7 @@ class Setup:
         from IPython.display import display
         display(self.widget)
 
-# %% ../nbs/12_forms.ipynb #88c0d739
+# %% ../nbs/12_forms.ipynb #4ad5fdff
 @patch
 def _say(self:Setup, text, ok=True, tab='Persist'):
     "Show `text` on `tab`'s message line (red unless `ok`)"
@@ -100,6 +101,7 @@ def _run(self:Setup, btn, fn, tab, wait=False):
     if wait: t.join()
     return t
 
+# %% ../nbs/12_forms.ipynb #be7d6efe
 @patch
 def _button(self:Setup, text, fn, tab, style=''):
     "A button that runs `fn` through `_run`, reporting on `tab`"
@@ -112,7 +114,7 @@ def wait(self:Setup, timeout=120):
     "Wait for the work the buttons started (tests, scripts)"
     for t in list(self.threads): t.join(timeout)
 
-# %% ../nbs/12_forms.ipynb #c1f6ed22
+# %% ../nbs/12_forms.ipynb #2934ddcc
 @patch
 def _persist_tab(self:Setup):
     ticked = _ticked(self.home)
@@ -125,6 +127,7 @@ def _persist_tab(self:Setup):
     boxes = list(self.paths.values())
     return W.VBox([W.HBox(boxes[:4]), W.HBox(boxes[4:]), self.pkgs, W.HBox([self.persist_btn, self.restore_btn, self.save_btn]), self.state])
 
+# %% ../nbs/12_forms.ipynb #0a138a55
 @patch
 def refresh(self:Setup):
     "Show each persisted path's state, and the services running (an earlier kernel may have started them)"
@@ -142,6 +145,7 @@ def show_running(self:Setup):
     if (s := recs.get('sshd')): self.snippet.value = f"sshd running on port {s.info.get('port')} (pid {s.pid}); <code>%sshsetup --status</code> for the client side"
     if (c := recs.get('code-server')): self.cs_url.value = f"code-server running on port {c.info.get('port')} (pid {c.pid})"
 
+# %% ../nbs/12_forms.ipynb #1a5e980e
 @patch
 def do_persist(self:Setup):
     paths = [p for p, c in self.paths.items() if c.value]
@@ -160,7 +164,7 @@ def do_restore(self:Setup):
 def do_save(self:Setup):
     self.e.save(to=self.storage, home=self.home, platform=self.p); self._say('snapshots saved'); self.refresh()
 
-# %% ../nbs/12_forms.ipynb #1865691e
+# %% ../nbs/12_forms.ipynb #1194e6ea
 @patch
 def _ssh_tab(self:Setup):
     self.key_btn = self._button('Set up my key', self.do_keys, 'SSH', 'primary')
@@ -174,6 +178,7 @@ def _ssh_tab(self:Setup):
     return W.VBox([W.HBox([self.key_btn, self.upload]), self.pub, self.copy, W.HTML('<b>Incoming SSH</b>'),
                    self.gh_user, self.pasted, W.HBox([self.sshd_btn, self.sshd_stop]), self.snippet])
 
+# %% ../nbs/12_forms.ipynb #721cc991
 @patch
 def _show_key(self:Setup, k):
     self.pub.value = k.pub or ''
@@ -181,6 +186,7 @@ def _show_key(self:Setup, k):
     self.copy.value = (f'<button onclick="{js}">copy public key</button> then add it at '
                        '<a href="https://github.com/settings/keys" target="_blank">github.com/settings/keys</a>')
 
+# %% ../nbs/12_forms.ipynb #126bbc88
 @patch
 def do_keys(self:Setup):
     k = self.e.setup_keys(home=self.home, platform=self.p, storage=self.storage)
@@ -195,6 +201,7 @@ def do_upload(self:Setup):
     finally: self.upload.value = ()  # the key's bytes do not stay in the widget (or the saved notebook)
     self._show_key(k); self._say('key imported', tab='SSH')
 
+# %% ../nbs/12_forms.ipynb #e3bf883e
 @patch
 def do_sshd(self:Setup):
     s = self.e.start_server(github=self.gh_user.value.strip() or None, keys=self.pasted.value.strip() or None,
@@ -205,7 +212,7 @@ def do_sshd(self:Setup):
 @patch
 def do_sshd_stop(self:Setup): self.e.stop_server(self.home); self.snippet.value = ''; self._say('sshd stopped', tab='SSH')
 
-# %% ../nbs/12_forms.ipynb #d279de58
+# %% ../nbs/12_forms.ipynb #f8199530
 @patch
 def _tunnel_tab(self:Setup, env=None):
     self.port = W.Text(placeholder='port, e.g. 8000', description='Port')
@@ -219,6 +226,7 @@ def _tunnel_tab(self:Setup, env=None):
     self.url = W.HTML()
     return W.VBox([self.port, self.provider, self.token_box, W.HBox([self.tunnel_btn, self.tunnel_stop]), self.url])
 
+# %% ../nbs/12_forms.ipynb #a70ceac0
 @patch
 def _set_url(self:Setup, url):
     self.url.value = f'<a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
@@ -237,7 +245,7 @@ def do_tunnel(self:Setup):
 def do_tunnel_stop(self:Setup):
     self.e.close_tunnel(self.port.value.strip() or 'all', self.home); self.url.value = ''; self._say('tunnel stopped', tab='Tunnel')
 
-# %% ../nbs/12_forms.ipynb #078dc42c
+# %% ../nbs/12_forms.ipynb #8d6f3077
 @patch
 def _cs_tab(self:Setup):
     self.folder = W.Text(value=str(self.home), description='Folder')
@@ -249,6 +257,7 @@ def _cs_tab(self:Setup):
     self.pw_btn.observe(self._reveal, 'value')
     return W.VBox([self.folder, W.HBox([self.cs_btn, self.cs_stop]), self.cs_url, W.HBox([self.pw_btn, self.pw])])
 
+# %% ../nbs/12_forms.ipynb #3ae059b3
 @patch
 def _reveal(self:Setup, ch):
     "Show code-server's password while the toggle is down, for `reveal_seconds` at most; cleared when it goes up"
@@ -261,6 +270,7 @@ def _reveal(self:Setup, ch):
 def _hide(self:Setup):
     self.pw.value = ''; self.pw.layout.display = 'none'; self.pw_btn.value = False
 
+# %% ../nbs/12_forms.ipynb #eb4e2e13
 @patch
 def do_cs(self:Setup):
     c = self._cs = self.e.start_code_server(self.folder.value, accept_risk=self.accept.value, home=self.home,

@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/magics.html.md"""
 
 # %% ../nbs/02_magics.ipynb #806868a7
 from __future__ import annotations
-import contextlib, shlex, sys
+import contextlib, os, shlex, sys
 from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
 from IPython.core.magic_arguments import magic_arguments, argument, construct_parser
 from IPython.core.error import UsageError
@@ -47,10 +47,13 @@ def _usage():
 def _packages(args, to):
     "`%persist --packages`: save the packages you installed; with -r, --list, --undo NAME|all: install, show, forget them"
     from persistlab import packages as P
+    from persistlab.storage import remember_storage
     if args.restore: return P.restore_packages(to, args.python, force=args.force)
     if args.list: return P.packages_status(to)
     if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
-    return P.save_packages(to, args.python, index_url=args.index_url)
+    r = P.save_packages(to, args.python, index_url=args.index_url)
+    if to: remember_storage(P.storage_for(to), P.detect().home)  # --list, -r and --undo find it later without --to
+    return r
 
 def _with_packages(r, to, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
@@ -113,11 +116,11 @@ class PersistlabMagics(Magics):
             from persistlab.persist import persist, restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
-            if args.mount: mount_drive(to); _autorestore()  # what %load_ext could not restore before Drive was there
+            if args.mount: mount_drive(to); _autorestore(to)  # what %load_ext could not restore before Drive was there
             if args.packages: return _packages(args, to)
             if args.venv:
                 from persistlab.packages import venv_kernel
-                return venv_kernel(args.venv, args.kernel)
+                return venv_kernel(os.path.expanduser(args.venv), args.kernel)
             if args.save: return save(args.paths or None, to)
             if args.list: return _with_packages(status(to), to)
             if args.restore: return _with_packages(restore(to), to, args)
@@ -236,15 +239,22 @@ def _show(r):
         from IPython.display import display
         print(r) if isinstance(r, str) else display(r)
 
-def _autorestore():
+def _autorestore(storage=None):
     "On archive platforms, restore the snapshots now; then, wherever packages were saved, install them (once per machine)"
     from persistlab.platforms import detect, PlatformError
     try: p = detect()
     except PlatformError as e: return print(f'persistlab: {e}', file=sys.stderr)  # one line; the magics repeat it
+    if storage:  # `%config PersistlabMagics.storage` (or --to) wins over the platform's, as in every magic
+        import dataclasses, os
+        from pathlib import Path
+        p = dataclasses.replace(p, storage=Path(os.path.abspath(os.path.expanduser(storage))), storage_source='config')
     if p.strategy == 'archive':
         from persistlab.persist import autorestore
         with _usage(): _show(autorestore(p))
-    if p.storage is not None and (p.storage/'persistlab.json').exists():  # the packages engine is imported only then
+    from persistlab.storage import storage_for, PersistlabError
+    try: st = storage_for(None, p)  # also the storage an earlier --to chose (remembered in ~/.persistlab)
+    except PersistlabError: return
+    if (st/'persistlab.json').exists():  # the packages engine is imported only then
         from persistlab.packages import autorestore_packages
         with _usage(): _show(autorestore_packages(p))
 
@@ -252,7 +262,7 @@ def register(ip):
     "Register persistlab's magics on the IPython shell `ip`; restore snapshots and saved packages"
     m = PersistlabMagics(ip)
     ip.register_magics(m)
-    if m.autorestore: _autorestore()
+    if m.autorestore: _autorestore(m.storage)
 
 def unregister(ip):
     "Remove persistlab's magics from `ip` (`%unload_ext persistlab`)"

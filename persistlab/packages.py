@@ -519,9 +519,10 @@ def _marker(storage):
 def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     "What `%load_ext persistlab` does: install the recorded packages, once per machine"
     p = platform or detect()
-    if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
+    if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0': return None
+    try: storage = storage_for(None, p)  # the platform's, $PERSISTLAB_STORAGE, %config's, or one an earlier --to chose
+    except PersistlabError: return None  # nowhere to look: nothing was saved
     try:
-        storage = storage_for(None, p)
         if _marker(storage).exists() or not (storage/MANIFEST).exists() or not _sets(read_manifest(storage)): return None
         r = restore_packages(platform=p)
     except PersistlabError as e: return f'persistlab: restoring packages failed: {e}'

@@ -273,6 +273,8 @@ def status(to=None, # storage directory (default: the platform's)
            platform:Platform|None=None, # default: `detect()`
           ) -> Report:
     "What is persisted: path, state (linked / copied / missing / conflict / lost), size and place in storage"
+    if to and not (s := storage_for(to, platform)).is_dir():  # looking creates nothing
+        raise PersistError(f"storage {s} does not exist, so nothing is persisted there; is it mounted? Check the path")
     storage, home, p = _where(to, home, platform)
     rows = []
     m = read_manifest(storage); ok = valid_entries(m, rows)

@@ -8,6 +8,7 @@ Docs: https://persistlab.github.io/persistlab/ssh.html.md"""
 from __future__ import annotations
 import os, re, sys, pwd, stat, shutil, socket, getpass, hashlib, ipaddress, tempfile, subprocess
 from urllib.parse import urlparse
+from fastcore.basics import patch
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers, usable_storage
 from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
@@ -63,7 +64,7 @@ def find_key(home) -> Path|None:
     "The first private key in `~/.ssh`"
     return next((Path(home)/'.ssh'/n for n in KEY_NAMES if (Path(home)/'.ssh'/n).exists()), None)
 
-# %% ../nbs/07_ssh.ipynb #95bed1e6
+# %% ../nbs/07_ssh.ipynb #c59d1ecc
 def _keygen_tty(argv, passphrase, timeout=30):
     "Run ssh-keygen on a pseudo-terminal and type `passphrase` at its prompts (never in argv or the environment)"
     import pty, select, time
@@ -89,6 +90,7 @@ def _keygen_tty(argv, passphrase, timeout=30):
     if status is None: _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
+# %% ../nbs/07_ssh.ipynb #3c4ceb1c
 def generate_key(home, comment=None,
                  passphrase:str|None=None, # typed at ssh-keygen's prompt; default: no passphrase
                 ) -> Path:
@@ -128,7 +130,7 @@ def import_key(src, # a private key file, or its bytes (an upload)
     k.with_name(name+'.pub').write_text(r.stdout.strip() + '\n')
     return k
 
-# %% ../nbs/07_ssh.ipynb #b977b0ec
+# %% ../nbs/07_ssh.ipynb #b32153e7
 def github_check(home, # whose key to use
                  host='github.com', port=22, user='git', # parameters so tests can point at a stand-in
                  known_hosts:str=GITHUB_HOST_KEYS, # pinned host keys (not trust-on-first-use)
@@ -149,6 +151,7 @@ def github_check(home, # whose key to use
     if 'Permission denied' in out: raise SSHError("GitHub does not know this key yet: add the public key at https://github.com/settings/keys")
     raise SSHError(f"cannot reach {host}:{port} ({out.strip().splitlines()[-1] if out.strip() else 'no answer'}); offline? use --no-check")
 
+# %% ../nbs/07_ssh.ipynb #e1800e5e
 def git_identity(name=None, email=None, home=None) -> list:
     "`git config --global user.name/user.email`, for the ones given"
     env = {**os.environ, 'HOME': str(home)} if home else None
@@ -160,7 +163,30 @@ def git_identity(name=None, email=None, home=None) -> list:
             done.append(f'{k} = {v}')
     return done
 
-# %% ../nbs/07_ssh.ipynb #6a153465
+# %% ../nbs/07_ssh.ipynb #e8a9c974
+def _pick_key(home, storage, import_from, generate, passphrase, rows) -> Path:
+    "The key to use: the one given, else the one in `~/.ssh`, else one persisted in storage, else a new one"
+    if import_from is not None:
+        k = import_key(import_from, home); rows.append((k.name, 'imported', ''))
+    elif (k := find_key(home)): rows.append((k.name, 'kept', 'existing key'))
+    elif storage and (sk := find_key(storage)):  # keys persisted in storage (a `.ssh` kept there)
+        k = import_key(sk, home); rows.append((k.name, 'imported', f'from {sk}'))
+    elif generate:
+        k = generate_key(home, passphrase=passphrase)
+        rows.append((k.name, 'generated', 'ed25519, ' + ('with a passphrase' if passphrase else 'no passphrase')))
+    else: raise SSHError("no key in ~/.ssh; import one or allow generating")
+    return k
+
+def _public_half(k, rows) -> Path:
+    "`k`'s `.pub`, derived with `ssh-keygen -y` when only the private key was copied here"
+    pub = k.with_name(k.name+'.pub')
+    if not pub.exists():
+        r = _run(['ssh-keygen', '-y', '-P', '', '-f', str(k)])
+        if r.returncode: raise SSHError(f"{k.name}: cannot derive its public key (a passphrase?)")
+        pub.write_text(r.stdout.strip()+'\n'); rows.append((pub.name, 'derived', ''))
+    return pub
+
+# %% ../nbs/07_ssh.ipynb #f3046a69
 def _save_back(home, storage, rows):
     "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first)"
     if not storage or not (Path(storage)/MANIFEST).exists(): return
@@ -182,6 +208,7 @@ def _save_back(home, storage, rows):
     ssh_modes(s)
     if n: rows.append(('.ssh', 'saved to storage', f'{n} changed file(s) copied to {s}'))
 
+# %% ../nbs/07_ssh.ipynb #76211735
 def setup_keys(home=None, # home directory (default: the platform's)
                import_from=None, # a private key file or uploaded bytes to use
                generate:bool=True, # generate an ed25519 key when there is none
@@ -195,20 +222,8 @@ def setup_keys(home=None, # home directory (default: the platform's)
     storage = storage or p.storage
     d = home/'.ssh'
     if not d.exists(): d.mkdir(mode=0o700); rows.append(('.ssh', 'created', str(d)))
-    if import_from is not None:
-        k = import_key(import_from, home); rows.append((k.name, 'imported', ''))
-    elif (k := find_key(home)): rows.append((k.name, 'kept', 'existing key'))
-    elif storage and (sk := find_key(storage)):  # keys persisted in storage (a `.ssh` kept there)
-        k = import_key(sk, home); rows.append((k.name, 'imported', f'from {sk}'))
-    elif generate:
-        k = generate_key(home, passphrase=passphrase)
-        rows.append((k.name, 'generated', 'ed25519, ' + ('with a passphrase' if passphrase else 'no passphrase')))
-    else: raise SSHError("no key in ~/.ssh; import one or allow generating")
-    pub = k.with_name(k.name+'.pub')
-    if not pub.exists():
-        r = _run(['ssh-keygen', '-y', '-P', '', '-f', str(k)])
-        if r.returncode: raise SSHError(f"{k.name}: cannot derive its public key (a passphrase?)")
-        pub.write_text(r.stdout.strip()+'\n'); rows.append((pub.name, 'derived', ''))
+    k = _pick_key(home, storage, import_from, generate, passphrase, rows)
+    pub = _public_half(k, rows)
     fixed = ssh_modes(d)
     if fixed: rows.append(('.ssh', 'modes fixed', ', '.join(fixed)))
     for l in git_identity(name, email, home): rows.append(('git', 'configured', l))
@@ -309,12 +324,13 @@ def login_home(uid=None) -> str:
     try: return pwd.getpwuid(os.geteuid() if uid is None else uid).pw_dir
     except KeyError: return str(Path.home())
 
-# %% ../nbs/07_ssh.ipynb #f2f4bf81
+# %% ../nbs/07_ssh.ipynb #8aac688a
 CLOUDFLARED_PROXY = 'cloudflared access ssh --hostname %h'
 CLOUDFLARED_PROXY_WINDOWS = r'"C:\Program Files (x86)\cloudflared\cloudflared.exe" access ssh --hostname %h'  # quoted: the path has spaces
 FORWARD_AGENT_RISK = ("ForwardAgent lets commands here use your laptop's keys (git push, ssh onward) while you are "
                       "connected; anyone with root on this machine can use them too. Add it only on a machine you trust.")
 
+# %% ../nbs/07_ssh.ipynb #c6a29c2e
 class Server(Report):
     "A running sshd and how to reach it from a laptop: ssh command, `~/.ssh/config` block, VS Code link"
     def __init__(self, rows, port=None, fp=None, user=None, host=None, key_hint='~/.ssh/id_ed25519', alias='persistlab',
@@ -339,26 +355,33 @@ class Server(Report):
     def windows_block(self): return self.block(CLOUDFLARED_PROXY_WINDOWS) if self.proxy == CLOUDFLARED_PROXY else None
     @property
     def vscode(self): return f'vscode://vscode-remote/ssh-remote+{self.alias}{self.remote_home}'
-    def _notes(self):
-        n = []
-        if self.proxy == CLOUDFLARED_PROXY: n.append('needs cloudflared on the laptop: https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/')
-        if not self.forward_agent: n.append(f'to use your laptop\'s keys here, add `ForwardAgent yes` (or pass --forward-agent). {FORWARD_AGENT_RISK}')
-        return n
-    def __repr__(self):
-        s = super().__repr__()
-        if self.port:
-            s += (f'\n\nhost key {self.fingerprint}\n{self.command}\n\n~/.ssh/config on your laptop:\n{self.config_block}')
-            if self.windows_block: s += f'\non Windows (~/.ssh/config):\n{self.windows_block}'
-            s += f'\nVS Code: {self.vscode}\n' + ''.join(f'\nnote: {x}' for x in self._notes())
-        return s
-    def _repr_markdown_(self):
-        s = super()._repr_markdown_()
-        if self.port:
-            s += (f'\n\nHost key `{self.fingerprint}`. From your laptop:\n\n```\n{self.command}\n```\n\n'
-                  f'`~/.ssh/config`:\n\n```\n{self.config_block}```\n\n')
-            if self.windows_block: s += f'On Windows, `%USERPROFILE%\\.ssh\\config`:\n\n```\n{self.windows_block}```\n\n'
-            s += f'VS Code Remote-SSH: [{self.vscode}]({self.vscode})\n\n' + ''.join(f'- {x}\n' for x in self._notes())
-        return s
+
+# %% ../nbs/07_ssh.ipynb #31b22ad6
+@patch
+def _notes(self:Server):
+    n = []
+    if self.proxy == CLOUDFLARED_PROXY: n.append('needs cloudflared on the laptop: https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/')
+    if not self.forward_agent: n.append(f'to use your laptop\'s keys here, add `ForwardAgent yes` (or pass --forward-agent). {FORWARD_AGENT_RISK}')
+    return n
+
+@patch
+def __repr__(self:Server):
+    s = Report.__repr__(self)
+    if self.port:
+        s += (f'\n\nhost key {self.fingerprint}\n{self.command}\n\n~/.ssh/config on your laptop:\n{self.config_block}')
+        if self.windows_block: s += f'\non Windows (~/.ssh/config):\n{self.windows_block}'
+        s += f'\nVS Code: {self.vscode}\n' + ''.join(f'\nnote: {x}' for x in self._notes())
+    return s
+
+@patch
+def _repr_markdown_(self:Server):
+    s = Report._repr_markdown_(self)
+    if self.port:
+        s += (f'\n\nHost key `{self.fingerprint}`. From your laptop:\n\n```\n{self.command}\n```\n\n'
+              f'`~/.ssh/config`:\n\n```\n{self.config_block}```\n\n')
+        if self.windows_block: s += f'On Windows, `%USERPROFILE%\\.ssh\\config`:\n\n```\n{self.windows_block}```\n\n'
+        s += f'VS Code Remote-SSH: [{self.vscode}]({self.vscode})\n\n' + ''.join(f'- {x}\n' for x in self._notes())
+    return s
 
 # %% ../nbs/07_ssh.ipynb #c547d4a5
 def _sshd_bin(install):
@@ -405,7 +428,55 @@ def _key_file(pub_line) -> str:
     t = pub_line.split()[0] if pub_line else ''
     return '~/.ssh/' + ('id_rsa' if t == 'ssh-rsa' else 'id_ecdsa' if t.startswith('ecdsa') else 'id_ed25519')
 
-# %% ../nbs/07_ssh.ipynb #01272f36
+# %% ../nbs/07_ssh.ipynb #29b01539
+def _authorized(github, keys, authorized_keys, github_base) -> list:
+    "Public key lines that may log in: the ones GitHub publishes for `github`, pasted `keys`, an `authorized_keys` file"
+    lines = []
+    if github: lines += github_keys(github, github_base)
+    if keys: lines += parse_keys(keys)
+    if authorized_keys:
+        f = Path(authorized_keys).expanduser()
+        if not f.exists(): raise SSHError(f"{f}: no such file")
+        lines += parse_keys(f.read_text(), str(f))
+    if not lines: raise SSHError("say who may log in: --github USER, --authorized-keys FILE, or pasted public keys")
+    return lines
+
+# %% ../nbs/07_ssh.ipynb #1cbd824b
+def _host_key(d) -> Path:
+    "sshd's ed25519 host key in `d`: made once, then kept (the fingerprint a laptop remembers stays the same)"
+    hk = d/'ssh_host_ed25519_key'
+    if not hk.exists():
+        r = _run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'persistlab-host', '-f', str(hk)])
+        if r.returncode: raise SSHError(f"cannot make a host key: {r.stderr.strip()}")
+    os.chmod(hk, 0o600)
+    return hk
+
+# %% ../nbs/07_ssh.ipynb #6dded35a
+def _write_config(rd, port, hk, lines, listen, strict_modes, sshd, root) -> Path:
+    "Authorized keys and sshd_config in the runtime dir `rd` (0600), checked for StrictModes and by `sshd -t`"
+    ak = rd/'sshd_authorized_keys'; atomic_write(ak, '\n'.join(dict.fromkeys(lines)) + '\n', mode=0o600)
+    if strict_modes and (why := strict_modes_problem(ak)): raise SSHError(f"sshd would refuse every key: {why}")
+    cfg = rd/'sshd_config'
+    atomic_write(cfg, sshd_config(port, [hk], ak, rd/'sshd.pid', listen, session_env(), strict_modes), mode=0o600)
+    if root: _privsep_dir()
+    r = _run([sshd, '-t', '-f', str(cfg)])
+    if r.returncode: raise SSHError(f"sshd -t rejected the config: {r.stderr.strip()}")
+    return cfg
+
+# %% ../nbs/07_ssh.ipynb #8c8a5a36
+def _via_tunnel(port, tunnel, accept_risk, home, p, tunnel_kw) -> tuple:
+    "(host, port, proxy, row): the laptop's way in through a tunnel to sshd; sshd is stopped when the tunnel fails"
+    from persistlab.tunnel import open_tunnel
+    try: t = open_tunnel(port, tunnel, tcp=True, accept_risk=accept_risk, home=home, platform=p, **tunnel_kw)
+    except PersistlabError as e:
+        procs.stop('sshd', home); raise SSHError(f"sshd was stopped: its tunnel failed: {e}") from None
+    if t.provider == 'cloudflared':  # a quick tunnel carries ssh over https: the laptop's cloudflared is the ProxyCommand
+        return urlparse(t.url).hostname, port, CLOUDFLARED_PROXY, ('tunnel', t.provider, t.url)
+    m = re.match(r'(?:tcp://)?([^:/]+):(\d+)$', t.url or '')
+    if not m: procs.stop('sshd', home); raise SSHError(f"sshd was stopped: the tunnel gave {t.url!r}, not a host:port that ssh can use")
+    return m.group(1), int(m.group(2)), None, ('tunnel', t.provider, f'{m.group(1)}:{m.group(2)}')
+
+# %% ../nbs/07_ssh.ipynb #a0818ad9
 def start_server(port=None, # port (default 2222 as root, else a free high port)
                  github:str|None=None, # GitHub user whose published keys may log in
                  keys:str|None=None, # pasted public keys
@@ -429,29 +500,11 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
     probe = {'0.0.0.0': '127.0.0.1', '::': '::1', '[::]': '::1'}.get(listen, str(listen).strip('[]'))  # where this machine reaches sshd
     if procs.port_open(port, probe):
         raise SSHError(f"port {port} is in use; pick another with --port")
-    lines = []
-    if github: lines += github_keys(github, github_base)
-    if keys: lines += parse_keys(keys)
-    if authorized_keys:
-        f = Path(authorized_keys).expanduser()
-        if not f.exists(): raise SSHError(f"{f}: no such file")
-        lines += parse_keys(f.read_text(), str(f))
-    if not lines: raise SSHError("say who may log in: --github USER, --authorized-keys FILE, or pasted public keys")
+    lines = _authorized(github, keys, authorized_keys, github_base)
     sshd = _sshd_bin(install)
     d = _sshd_dir(storage or p.storage, home)
-    hk = d/'ssh_host_ed25519_key'
-    if not hk.exists():
-        r = _run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'persistlab-host', '-f', str(hk)])
-        if r.returncode: raise SSHError(f"cannot make a host key: {r.stderr.strip()}")
-    os.chmod(hk, 0o600)
-    rd = procs.runtime_dir(home)
-    ak = rd/'sshd_authorized_keys'; atomic_write(ak, '\n'.join(dict.fromkeys(lines)) + '\n', mode=0o600)
-    if strict_modes and (why := strict_modes_problem(ak)): raise SSHError(f"sshd would refuse every key: {why}")
-    cfg = rd/'sshd_config'
-    atomic_write(cfg, sshd_config(port, [hk], ak, rd/'sshd.pid', listen, session_env(), strict_modes), mode=0o600)
-    if root: _privsep_dir()
-    r = _run([sshd, '-t', '-f', str(cfg)])
-    if r.returncode: raise SSHError(f"sshd -t rejected the config: {r.stderr.strip()}")
+    hk = _host_key(d)
+    cfg = _write_config(procs.runtime_dir(home), port, hk, lines, listen, strict_modes, sshd, root)
     old = procs.get('sshd', home)
     if old: raise SSHError(f"persistlab's sshd is already running (pid {old.pid}); `%sshsetup --stop` first")
     try: pr = procs.start('sshd', [sshd, '-D', '-e', '-f', str(cfg)], home=home, timeout=timeout,
@@ -464,27 +517,19 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
             ('host key', 'kept in', str(hk.parent))]
     proxy = None
     if tunnel:  # the public address: the tunnel's host (and port) replace this machine's
-        from persistlab.tunnel import open_tunnel
-        try: t = open_tunnel(port, tunnel, tcp=True, accept_risk=accept_risk, home=home, platform=p, **tunnel_kw)
-        except PersistlabError as e:
-            procs.stop('sshd', home); raise SSHError(f"sshd was stopped: its tunnel failed: {e}") from None
-        if t.provider == 'cloudflared':  # a quick tunnel carries ssh over https: the laptop's cloudflared is the ProxyCommand
-            host, proxy, note = urlparse(t.url).hostname, CLOUDFLARED_PROXY, None
-        else:
-            m = re.match(r'(?:tcp://)?([^:/]+):(\d+)$', t.url or '')
-            if not m: procs.stop('sshd', home); raise SSHError(f"sshd was stopped: the tunnel gave {t.url!r}, not a host:port that ssh can use")
-            host, port, note = m.group(1), int(m.group(2)), None
-        rows.append(('tunnel', t.provider, t.url if proxy else f'{host}:{port}'))
+        host, port, proxy, row = _via_tunnel(port, tunnel, accept_risk, home, p, tunnel_kw); rows.append(row); note = None
     if note: rows.append(('address', host, note))
     alias = alias or f"{p.name}-{hashlib.sha256(fp.encode()).hexdigest()[:6]}"
     return Server(rows, port, fp, user, host, identity_file or _key_file(lines[0]), alias, login_home(), proxy, forward_agent)
 
+# %% ../nbs/07_ssh.ipynb #9b8e87a7
 def server_status(home=None) -> Report:
     "Is persistlab's sshd running, and where"
     pr = procs.get('sshd', home)
     if not pr: return Report([('sshd', 'not running', '')], 'sshd')
     return Report([('sshd', 'running', f"pid {pr.pid}, port {pr.info.get('port')}, log {pr.log}")], 'sshd')
 
+# %% ../nbs/07_ssh.ipynb #c1460580
 def stop_server(home=None) -> Report:
     "Stop the sshd persistlab started (no other sshd is touched), and the tunnel that led to it"
     pr = procs.get('sshd', home); rows = []

@@ -113,7 +113,7 @@ def storage_for(to=None, # explicit storage directory (`--to`)
     "The absolute storage root to use, or a `PersistError` saying why there is none"
     p = platform or detect()
     if to: return Path(os.path.abspath(os.path.expanduser(str(to))))
-    if p.storage is not None and getattr(p, 'storage_source', 'default') == 'env': return Path(os.path.abspath(p.storage))
+    if p.storage is not None and getattr(p, 'storage_source', 'default') in ('env', 'config'): return Path(os.path.abspath(p.storage))
     if r := remembered_storage(p.home): return r
     if p.strategy == 'none':
         raise PersistError(f"{p.name}: {p.hint}; nothing to persist. Pass --to DIR to keep copies elsewhere anyway.")

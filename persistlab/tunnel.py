@@ -9,6 +9,7 @@ from __future__ import annotations
 import os, re, time, shutil, threading
 from pathlib import Path
 from urllib.parse import urlparse
+from fastcore.basics import patch
 from .platforms import detect, Platform, jupyter_servers, jupyter_proxy_base
 from .core import Report, PersistlabError
 from . import procs
@@ -58,7 +59,7 @@ def parse_ssh_spec(spec:str) -> tuple:
     if u.scheme != 'ssh' or not u.hostname: raise TunnelError(f"{spec!r}: expected ssh://[user@]host[:port]")
     return u.username or os.environ.get('USER') or 'root', u.hostname, u.port or 22
 
-# %% ../nbs/10_tunnel.ipynb #ea935dca
+# %% ../nbs/10_tunnel.ipynb #95c666e5
 class Tunnel:
     "Base: a tunnel to local `port` from one provider"
     provider = '?'
@@ -84,6 +85,7 @@ class Tunnel:
     def alive(self) -> bool: return procs.get(self.pname, self.home) is not None
     def stop(self): procs.stop(self.pname, self.home)
 
+# %% ../nbs/10_tunnel.ipynb #17982d13
 class SSHTunnel(Tunnel):
     "A reverse SSH tunnel (localhost.run, pinggy, serveo, or any SSH server): the URL is read from what the server prints"
     def __init__(self, port, host, ssh_port=22, user='nokey', remote='80', url_pattern=None, identity=None, extra=(),
@@ -129,7 +131,16 @@ def named_tunnel_host(log:str, port:int) -> str|None:
         if re.search(rf':{port}\b', svc): return host
     return rules[0][0] if rules else None
 
-# %% ../nbs/10_tunnel.ipynb #4cdeacbf
+# %% ../nbs/10_tunnel.ipynb #fa20eecc
+def _api_get(url):
+    "The response from a local API when it answers 200, else None (not up yet)"
+    import requests
+    try:
+        r = requests.get(url, timeout=2)
+        return r if r.status_code == 200 else None
+    except requests.RequestException: return None
+
+# %% ../nbs/10_tunnel.ipynb #faccd34a
 class CloudflaredTunnel(Tunnel):
     "A cloudflared quick tunnel (a new trycloudflare.com name each start), or a named tunnel when given a token file"
     provider = 'cloudflared'
@@ -142,28 +153,24 @@ class CloudflaredTunnel(Tunnel):
         self.cache, self.scheme, self.token_file, self.domain = cache, scheme, token_file, domain
     def spec(self): return dict(port=self.port, cache=str(self.cache) if self.cache else None, scheme=self.scheme,
                                 token_file=self.token_file, domain=self.domain)
+    def _public_url(self, api) -> str|None:
+        "The public URL once cloudflared's metrics server `api` says ready: a named tunnel's hostname, else the quick tunnel's"
+        if not _api_get(api + '/ready'): return None
+        if self.token_file: return f'https://{self.domain}' if self.domain else (h := named_tunnel_host(self._log(), self.port)) and f'https://{h}'
+        r = _api_get(api + '/quicktunnel')
+        host = r.json().get('hostname') if r else None
+        if host: return f'https://{host}'
+        return (m_ := re.search(_KNOWN_URLS[-1], self._log())) and m_.group(1)
     def start(self, timeout=30, replaces=None):
-        import requests
         b = cloudflared_bin(self.cache)
         m = procs.free_port(); api = f'http://127.0.0.1:{m}'
-        def get(path):
-            try:
-                r = requests.get(api + path, timeout=2)
-                return r if r.status_code == 200 else None
-            except requests.RequestException: return None
-        def ready():
-            if not get('/ready'): return None
-            if self.token_file: return f'https://{self.domain}' if self.domain else (h := named_tunnel_host(self._log(), self.port)) and f'https://{h}'
-            r = get('/quicktunnel')
-            host = r.json().get('hostname') if r else None
-            if host: return f'https://{host}'
-            return (m_ := re.search(_KNOWN_URLS[-1], self._log())) and m_.group(1)
+        ready = lambda: self._public_url(api)
         argv = [str(b), 'tunnel', '--no-autoupdate', '--metrics', f'127.0.0.1:{m}']
         if not self.token_file: return self._launch(argv + ['--url', f'{self.scheme}://localhost:{self.port}'], ready, timeout, replaces=replaces)
         env = {**os.environ, 'TUNNEL_TOKEN': Path(self.token_file).read_text().strip()}  # cloudflared reads it from here
         return self._launch(argv + ['run'], ready, timeout, env=env, replaces=replaces)
 
-# %% ../nbs/10_tunnel.ipynb #3ef02026
+# %% ../nbs/10_tunnel.ipynb #3f613507
 NGROK_TCP_CAVEAT = "ngrok TCP endpoints need a card on file in your ngrok account (https://dashboard.ngrok.com/settings#id-verification)"
 
 def _no_token(name, storage, what):
@@ -171,6 +178,7 @@ def _no_token(name, storage, what):
     where = f"{secrets_file(storage)} (JSON, mode 0600)" if storage else "the 0600 secrets file in storage (persistlab-secrets.json)"
     return TunnelError(f"{what} needs {name}: set it in the environment, in Colab or Kaggle secrets, or in {where}")
 
+# %% ../nbs/10_tunnel.ipynb #4a89d2c5
 class NgrokTunnel(Tunnel):
     "An ngrok tunnel through pyngrok, its authtoken in a 0600 config file; a static domain keeps the URL"
     provider = 'ngrok'
@@ -181,12 +189,7 @@ class NgrokTunnel(Tunnel):
         try: from pyngrok import ngrok, conf
         except ImportError: raise TunnelError("ngrok needs pyngrok: pip install pyngrok") from None
         rd = procs.runtime_dir(self.home)
-        from persistlab.secrets import write_private
-        cfg = rd/'ngrok.yml'
-        if self.token: write_private(cfg, f'version: "2"\nauthtoken: {self.token}\n')
-        elif not cfg.exists(): raise _no_token('NGROK_AUTHTOKEN', None, 'ngrok')  # a restart reuses the config file
-        path = self.ngrok_path or os.environ.get('PERSISTLAB_NGROK') or shutil.which('ngrok') or str(Path.home()/'.cache/persistlab/bin/ngrok')
-        if not Path(path).exists(): raise TunnelError(f"ngrok: the ngrok agent is not at {path}; install it (https://ngrok.com/download) or set PERSISTLAB_NGROK")
+        cfg, path = self._agent(rd)
         old = procs.Proc.load(self.pname, rd)
         if replaces is not None and not (old and old.pid == replaces): return None  # stopped meanwhile
         pc = conf.PyngrokConfig(ngrok_path=path, config_path=str(cfg), config_version='2', start_new_session=True,
@@ -199,16 +202,33 @@ class NgrokTunnel(Tunnel):
             if self.token and self.token in msg: msg = msg.replace(self.token, '***')
             if self.proto == 'tcp' and ('card' in msg.lower() or '8013' in msg): msg += f'; {NGROK_TCP_CAVEAT}'
             raise TunnelError(f"ngrok: {msg.strip().splitlines()[-1] if msg.strip() else type(e).__name__}") from None
-        proc = ngrok.get_ngrok_process(pc)
-        info = dict(provider='ngrok', port=self.port, url=t.public_url, spec=dict(cls='NgrokTunnel', kw=self.spec()),
-                    reconnects=old.info.get('reconnects', 0) + 1 if replaces is not None else 0)
-        if self.supervise: info['restart'] = 'persistlab.tunnel'
-        pr = procs.Proc(self.pname, proc.proc.pid, os.getpgid(proc.proc.pid), procs._start_time(proc.proc.pid),
-                        rd/'ngrok.log', [path, 'start', '--none'], rd, info)
-        pr.save()
-        self.url, self.started = t.public_url, time.time()
-        if self.supervise: procs.ensure_supervisor(self.home)
-        return self.url
+        return self._record(ngrok.get_ngrok_process(pc).proc.pid, t.public_url, path, rd, old, replaces)
+
+# %% ../nbs/10_tunnel.ipynb #584dca4d
+@patch
+def _agent(self:NgrokTunnel, rd) -> tuple:
+    "(config, agent): the 0600 config file holding the authtoken (a restart reuses it), and the ngrok binary"
+    from persistlab.secrets import write_private
+    cfg = rd/'ngrok.yml'
+    if self.token: write_private(cfg, f'version: "2"\nauthtoken: {self.token}\n')
+    elif not cfg.exists(): raise _no_token('NGROK_AUTHTOKEN', None, 'ngrok')  # a restart reuses the config file
+    path = self.ngrok_path or os.environ.get('PERSISTLAB_NGROK') or shutil.which('ngrok') or str(Path.home()/'.cache/persistlab/bin/ngrok')
+    if not Path(path).exists(): raise TunnelError(f"ngrok: the ngrok agent is not at {path}; install it (https://ngrok.com/download) or set PERSISTLAB_NGROK")
+    return cfg, path
+
+# %% ../nbs/10_tunnel.ipynb #ad750dba
+@patch
+def _record(self:NgrokTunnel, pid, url, path, rd, old, replaces) -> str:
+    "Record the ngrok process pyngrok started as `procs.start` records its own, so `--list`, `--stop` and the supervisor see it"
+    info = dict(provider='ngrok', port=self.port, url=url, spec=dict(cls='NgrokTunnel', kw=self.spec()),
+                reconnects=old.info.get('reconnects', 0) + 1 if replaces is not None else 0)
+    if self.supervise: info['restart'] = 'persistlab.tunnel'
+    pr = procs.Proc(self.pname, pid, os.getpgid(pid), procs._start_time(pid),
+                    rd/'ngrok.log', [path, 'start', '--none'], rd, info)
+    pr.save()
+    self.url, self.started = url, time.time()
+    if self.supervise: procs.ensure_supervisor(self.home)
+    return self.url
 
 # %% ../nbs/10_tunnel.ipynb #c0597d74
 class ProxyTunnel(Tunnel):
@@ -293,7 +313,7 @@ def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identi
     if provider in PROXIES: return ProxyTunnel(port, provider, home)
     raise TunnelError(f"unknown provider {provider!r}; valid: {', '.join(PROVIDERS)}, or ssh://[user@]host[:port]")
 
-# %% ../nbs/10_tunnel.ipynb #4bebfc82
+# %% ../nbs/10_tunnel.ipynb #1ca45e7b
 def _watch(name, url, on_url, home, every=1.0):
     "Tell `on_url` (the form) each new URL the supervisor writes into the record, while this kernel lives"
     while (pr := procs.Proc.load(name, procs.runtime_dir(home))):
@@ -303,6 +323,28 @@ def _watch(name, url, on_url, home, every=1.0):
             except Exception: pass
         time.sleep(every)
 
+# %% ../nbs/10_tunnel.ipynb #df355a85
+def _preflight(port, home, allow_open) -> list:
+    "Warnings about exposing `port`; a `TunnelError` when it has a tunnel already or is a Jupyter server without a token"
+    if (old := procs.get(f'tunnel-{port}', home, keep_supervised=True)) or port in _PROXIED:
+        url = old.info.get('url') if old else _PROXIED[port].url
+        raise TunnelError(f"port {port} already has a tunnel: {url}; `%tunnel --stop {port}` first")
+    rows = []
+    if not procs.port_open(port): rows.append(('warning', 'nothing listens', f'nothing answers on 127.0.0.1:{port} yet; the URL will fail until it does'))
+    if _unauthenticated_jupyter(port) and not allow_open:
+        raise TunnelError(f"port {port} is a Jupyter server without a token: anyone with the URL could run code. "
+                          "Give it a token, or pass --allow-open if you really mean it")
+    return rows
+
+# %% ../nbs/10_tunnel.ipynb #fafcbc7e
+def _opened(name, url, port) -> list:
+    "The rows for a tunnel that opened: its URL, and what its user should know (public, or HTTP only)"
+    rows = [(name, 'open', url)]
+    if name not in PROXIES: rows.append(('warning', 'public', f'anyone with this URL reaches port {port}; `%tunnel --stop {port}` closes it'))
+    elif name == 'colab': rows.append(('note', 'http only', "Colab's proxy carries no websockets: not for JupyterLab or code-server"))
+    return rows
+
+# %% ../nbs/10_tunnel.ipynb #5227099e
 def open_tunnel(port, # local port to expose
                 provider:str|None=None, # a name from `PROVIDERS`, `ssh://[user@]host[:port]`, or None for the default order
                 tcp:bool=False, # a raw TCP tunnel (ngrok, or an SSH server), e.g. for sshd
@@ -317,14 +359,7 @@ def open_tunnel(port, # local port to expose
     "Open a tunnel to `port`, falling back through providers; keep it up"
     p = platform or detect()
     port = procs.check_port(port)
-    if (old := procs.get(f'tunnel-{port}', home, keep_supervised=True)) or port in _PROXIED:
-        url = old.info.get('url') if old else _PROXIED[port].url
-        raise TunnelError(f"port {port} already has a tunnel: {url}; `%tunnel --stop {port}` first")
-    rows = []
-    if not procs.port_open(port): rows.append(('warning', 'nothing listens', f'nothing answers on 127.0.0.1:{port} yet; the URL will fail until it does'))
-    if _unauthenticated_jupyter(port) and not allow_open:
-        raise TunnelError(f"port {port} is a Jupyter server without a token: anyone with the URL could run code. "
-                          "Give it a token, or pass --allow-open if you really mean it")
+    rows = _preflight(port, home, allow_open)
     from persistlab.secrets import get_secret
     storage = storage or p.storage
     token = get_secret('NGROK_AUTHTOKEN', storage, prompt='ngrok authtoken: ' if prompt and (provider == 'ngrok' or tcp) else None)
@@ -349,9 +384,7 @@ def open_tunnel(port, # local port to expose
             errs.append(f'{name}: {msg}'); rows.append((name, 'failed', msg)); continue
         if isinstance(t, ProxyTunnel): _PROXIED[port] = t
         elif on_url: threading.Thread(target=_watch, args=(t.pname, url, on_url, home), daemon=True).start()
-        rows.append((name, 'open', url))
-        if name not in PROXIES: rows.append(('warning', 'public', f'anyone with this URL reaches port {port}; `%tunnel --stop {port}` closes it'))
-        elif name == 'colab': rows.append(('note', 'http only', "Colab's proxy carries no websockets: not for JupyterLab or code-server"))
+        rows += _opened(name, url, port)
         return TunnelInfo(rows, url, port, name)
     raise TunnelError(f"no tunnel to port {port}: " + '; '.join(errs))
 

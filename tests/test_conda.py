@@ -176,6 +176,12 @@ def test_a_longer_new_path_fixes_scripts_and_text_and_names_the_binary_it_cannot
     assert (b/'etc/plab-hello.conf').read_text() == f'data = {b}/share/plab-hello\n'
     assert names(b, str(a)) == [str(b/'bin/plab-where')]  # only the binary it said
 
+    conda_create(channel, b, 'python', 'plab-hello', 'plab-where', 'plab-syssite')  # ipykernel, then the magic in IPython
+    r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                       input=f'%load_ext persistlab\n%persist --venv {b} --kernel long\nexit\n', env=sb.env(), capture_output=True, text=True, timeout=120)
+    assert 'Python (long)' in r.stdout and 'Error' not in r.stdout + r.stderr, r
+    assert json.loads((sb.home/'.local/share/jupyter/kernels/long/kernel.json').read_text())['argv'][0] == str(b/'bin/python')
+
 def test_a_folder_that_is_neither_kind_gets_one_line(tmp_path):
     sb = Sandbox(tmp_path/'vm'); (tmp_path/'plain').mkdir()
     r = sb.run(sys.executable, CLI, '--venv', tmp_path/'plain', check=False)

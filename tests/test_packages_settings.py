@@ -1,0 +1,65 @@
+"Where the saved packages are found again: a remembered --to, `%config`'s storage at %load_ext, the startup hook's persistlab-restore"
+import os, sys, subprocess
+from pathlib import Path
+import pytest
+from conftest import ROOT
+from test_packages import world, VM, CLI  # noqa: F401 (the module-scoped world: wheels, a local index, an image venv)
+
+def host_path():
+    "IPython, fastcore and the rest for the image's Python (after its own site-packages), as a kernel has them"
+    import IPython, fastcore
+    return ':'.join(map(str, [ROOT, *{Path(m.__file__).parents[1] for m in (IPython, fastcore)}]))
+
+def bare(vm, **kw):
+    "The VM's environment with no $PERSISTLAB_STORAGE: the storage must be found as a user's session finds it"
+    e = vm.env(**kw); e.pop('PERSISTLAB_STORAGE'); return e
+
+def cli(vm, *args, **kw):
+    return subprocess.run([sys.executable, str(CLI), *map(str, args)], env=bare(vm, **kw), capture_output=True, text=True, timeout=120)
+
+def saved(world, tmp_path, *names):
+    "Session 1: install `names` into a VM of the image and save them in storage with `--to`"
+    storage, files = tmp_path/'storage', world['index']/'files'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', files, *names)
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    return vm, storage
+
+def test_a_save_with_to_is_remembered_for_list_restore_and_undo(world, tmp_path):
+    vm, storage = saved(world, tmp_path, 'plab-b')
+    r = cli(vm, '--list', '--python', vm.py)  # no --to, no $PERSISTLAB_STORAGE
+    assert 'plab-b' in r.stdout and 'wheelhouse' in r.stdout, r.stdout + r.stderr
+    assert (vm.home/'.persistlab/storage').read_text().strip() == str(storage)
+    r = cli(vm, '--forget', 'plab-b')
+    assert 'forgotten' in r.stdout, r.stdout + r.stderr
+
+def test_load_ext_restores_from_the_storage_set_in_ipython_config(world, tmp_path):
+    "A user who set `c.PersistlabMagics.storage` once: a fresh VM's first `%load_ext` installs the packages, the next line imports"
+    _, storage = saved(world, tmp_path, 'plab-b', 'plab-e')
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    prof = vm2.home/'.ipython/profile_default'; prof.mkdir(parents=True)
+    (prof/'ipython_config.py').write_text(f"c.PersistlabMagics.storage = {str(storage)!r}\n")
+    cells = "%load_ext persistlab\nimport plab_b, plab_e; print('imported', plab_b.v, plab_e.v)\nexit\n"
+    r = subprocess.run([str(vm2.py), '-m', 'IPython', '--no-banner', '--simple-prompt', '--colors=NoColor'], input=cells,
+                       env=bare(vm2, PYTHONPATH=host_path(), IPYTHONDIR=vm2.home/'.ipython'),
+                       capture_output=True, text=True, timeout=180)
+    assert 'imported b1.0 e1.0' in r.stdout, r.stdout + r.stderr
+
+def test_persistlab_restore_in_a_startup_hook_installs_the_packages_too(world, tmp_path):
+    "`persistlab-restore` (what a startup hook runs) re-links paths, then installs the saved packages into its own Python"
+    _, storage = saved(world, tmp_path, 'plab-b')
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    env = dict(PYTHONPATH=host_path(), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=storage)
+    r = vm2.run(vm2.py, '-c', 'from persistlab.cli import restore_cli; restore_cli()', **env)
+    assert 'plab-b' in r.stdout and 'installed' in r.stdout, r.stdout + r.stderr
+    assert vm2.imports('plab_b') == ['b1.0']
+    r = vm2.run(vm2.py, '-c', 'from persistlab.cli import restore_cli; restore_cli()', **env)  # again: nothing twice
+    assert 'already installed' in r.stdout, r.stdout
+
+def test_cli_names_the_tools_and_a_missing_storage(world, tmp_path):
+    vm = VM(tmp_path/'vm', tmp_path/'storage', world['image'])
+    r = vm.run(sys.executable, CLI, '--restore', '--tool', 'conda', check=False)
+    assert r.returncode == 2 and "'uv', 'pip'" in r.stderr, r.stderr  # argparse: invalid choice, with the choices
+    f = tmp_path/'status_cli.py'; f.write_text('from persistlab.cli import status_cli\nstatus_cli()\n')  # as its entry point runs it
+    r = subprocess.run([sys.executable, f, '--to', str(tmp_path/'nope')], env=vm.env(), capture_output=True, text=True)
+    assert r.returncode == 1 and 'does not exist, so nothing is persisted there' in r.stderr and r.stderr.count('\n') == 1, r.stdout + r.stderr
