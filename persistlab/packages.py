@@ -319,8 +319,10 @@ def save_packages(to=None, # storage directory (default: the platform's)
     storage = check_storage(storage_for(to, p))
     info = probe(python); base = baseline(info, since)
     mine, out = yours(info, base), []
-    for n in [n for n, d in mine.items() if _editable(d)]:
-        out.append((mine[n]['name'], 'not kept', f"editable install of {mine.pop(n)['direct_url']['url']}: `%persist` that folder instead"))
+    for n in [n for n, d in mine.items() if _editable(d)]:  # your own folder: its code is not a wheel's to keep
+        d = mine.pop(n); src = _local_source(d)
+        out.append((d['name'], 'not kept', f"editable install of {d['direct_url']['url']}: " + (
+            "`%persist` that folder instead" if not src or os.path.exists(src) else "that folder is gone: reinstall it or uninstall it")))
     wh = Path(storage)/WHEELHOUSE/info['tag']
     def split(m):
         "(what the last save recorded, what storage has already, what to fetch)"
