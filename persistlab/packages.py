@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/packages.html.md"""
 
 # %% ../nbs/13_packages.ipynb #8035e4d6
 from __future__ import annotations
-import os, re, sys, json, time, errno, shutil, hashlib, tempfile, subprocess, contextlib, collections
+import os, re, sys, json, time, errno, shutil, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
@@ -14,9 +14,10 @@ from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, 
 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement',
-           'wheel_tags', 'fits', 'pip_failure', 'fetch_wheels', 'recorded', 'save_packages', 'find_uv', 'install_cmd',
-           'install_env', 'plan', 'fstype', 'restore_packages', 'autorestore_packages', 'status_rows',
-           'packages_status', 'forget_packages', 'fix_venv', 'fix_conda', 'fix_env', 'env_kernel']
+           'wheel_tags', 'fits', 'pip_failure', 'pip_cache', 'cached_wheels', 'fetch_wheels', 'recorded',
+           'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan', 'fstype', 'restore_packages',
+           'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages', 'fix_venv', 'fix_conda',
+           'fix_env', 'env_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -30,7 +31,9 @@ from importlib import metadata
 try: from packaging import tags
 except ImportError:
     try: from pip._vendor.packaging import tags
-    except ImportError: tags = None
+    except ImportError:  # a Python with neither (a venv made --without-pip): the caller's packaging, given as argv[1]
+        try: sys.path.append(sys.argv[1]); from packaging import tags
+        except (ImportError, IndexError): tags = None
 def mtime(f):
     try: return os.stat(f).st_mtime
     except OSError: return 0
@@ -51,10 +54,16 @@ print(json.dumps(dict(executable=sys.executable, prefix=sys.prefix, version='%d.
     pip=importlib.util.find_spec('pip') is not None, dists=dists)))
 '''
 
+def _packaging_dir() -> str:
+    "The folder holding this Python's `packaging` (its own, or pip's vendored copy), for a target that has none"
+    try: import packaging
+    except ImportError: from pip._vendor import packaging
+    return os.path.dirname(os.path.dirname(packaging.__file__))
+
 def probe(python=None) -> dict:
     "Interpreter `python` (default: this one): version, wheel tag, accepted tags, site dirs and its distributions"
     py = str(python or sys.executable)
-    try: r = subprocess.run([py, '-I', '-c', _PROBE], capture_output=True, text=True, timeout=120)
+    try: r = subprocess.run([py, '-I', '-c', _PROBE, _packaging_dir()], capture_output=True, text=True, timeout=120)
     except OSError as e: raise PackagesError(f"cannot run the Python {py} ({e.strerror}); pass the path of an interpreter") from None
     if r.returncode: raise PackagesError(f"cannot inspect the Python {py}: {(r.stderr.strip().splitlines() or ['no output'])[-1]}")
     return json.loads(r.stdout)
@@ -92,10 +101,18 @@ def requirement(d) -> str:
 
 def _editable(d): return bool(((d.get('direct_url') or {}).get('dir_info') or {}).get('editable'))
 
+def _local_source(d) -> str|None:
+    "The folder or file on this machine that distribution `d` was installed from (`pip install ./pkg`), if any"
+    u = (d.get('direct_url') or {}).get('url', '')
+    return urllib.parse.unquote(urllib.parse.urlparse(u).path) if u.startswith('file:') else None
+
 def _norm(n): return re.sub(r'[-_.]+', '-', n).lower()
+
+_WHEEL = re.compile(r'[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-\d[\w.]*)?-[\w.]+-[\w.]+-[\w.]+\.whl')
 
 def wheel_tags(fn) -> tuple:
     "(normalised name, version, set of tags) from a wheel's file name"
+    if not _WHEEL.fullmatch(Path(fn).name): raise ValueError(f'{fn} is not a wheel file name')
     parts = Path(fn).name[:-4].split('-')
     py, abi, plat = parts[-3:]
     return _norm(parts[0]), parts[1], {f'{a}-{b}-{c}' for a in py.split('.') for b in abi.split('.') for c in plat.split('.')}
@@ -107,33 +124,75 @@ def fits(fn, tags) -> bool:
 # %% ../nbs/13_packages.ipynb #71eee536
 _NET = re.compile(r'NewConnectionError|Connection refused|Max retries exceeded|Failed to establish|Name or service not known|'
                   r'Temporary failure in name resolution|Network is unreachable|ConnectTimeout|Read timed out')
+# a build step that failed, as pip 18 to 26 say it: a PEP 517 hook, the metadata step, the wheel build
+_BUILD = re.compile(r'did not run successfully|metadata-generation-failed|Failed building wheel|Failed to build|'
+                    r'Command errored out|error in setup command')
 
 def _pip(info):
     "How to run pip for the target: its own, or this one's pointed at it (`--python`) when it has none"
     return [info['executable'], '-m', 'pip'] if info['pip'] else [sys.executable, '-m', 'pip', '--python', info['executable']]
 
+def _unbuilt(text) -> list:
+    "The distributions pip's output `text` says it could not build, whichever pip wrote it"
+    named = re.findall(r'Failed building wheel for ([\w.-]+)', text) + re.findall(r"Failed to build '([\w.-]+)'", text)
+    named += [n for l in re.findall(r'^Failed to build ([\w.\- ]+)$', text, re.M) for n in l.split()]
+    named += [n.strip() for l in re.findall(r'based projects \(([^)]*)\)', text) for n in l.split(',')]
+    if named or not (m := _BUILD.search(text)): return sorted(set(named))
+    # pip 23-24 name nobody when a hook fails before the wheel build: it is the one pip was collecting then
+    last = re.findall(r'^(?:Collecting|Processing) (\S+)', text[:m.start()], re.M)[-1:]
+    return [re.split(r'[=<>!~@ \[;]', c)[0] for c in last]
+
 def pip_failure(text, names, index_url=None) -> str:
     "One line saying why `pip wheel` failed (its output `text`) and that nothing changed"
-    built = re.findall(r'Failed (?:to build|building wheel for) ([\w.-]+)', text)
-    if not built and 'metadata-generation-failed' in text:  # a backend without a metadata hook fails while building
-        built = [re.split(r'[=<>!~@ ]', c)[0] for c in re.findall(r'^(?:Collecting|Processing) (\S+)', text, re.M)[-1:]]
-    if built:
+    if built := _unbuilt(text):
         why = re.findall(r'^\s*(\w*(?:Error|Exception)\b:.*)$', text, re.M)
-        return (f"{', '.join(sorted(set(built)))} cannot be built into a wheel" + (f" ({why[-1].strip()[:200]})" if why else '') +
+        return (f"{', '.join(built)} cannot be built into a wheel" + (f" ({why[-1].strip()[:200]})" if why else '') +
                 "; nothing changed. Install a version that has a wheel (or what its build needs), then save again")
     if _NET.search(text):
         return (f"the package index ({index_url or 'pip’s configured index'}) cannot be reached, so the wheels of "
                 f"{', '.join(sorted(names))} cannot be fetched; nothing changed. Save again when it is reachable")
     err = [l.strip() for l in text.splitlines() if l.startswith('ERROR:')] or [l for l in text.splitlines() if l.strip()] or ['no output']
-    hint = ('; if one came from another index, give pip that index (`PIP_EXTRA_INDEX_URL`, pip.conf) and save again'
+    hint = ('; if one came from another index, give pip that index (`--extra-index-url`, `PIP_EXTRA_INDEX_URL`) and save again'
             if 'No matching distribution' in text else '')
     return f"pip could not get the wheels of {', '.join(sorted(names))} ({err[-1].strip()[:300]}); nothing changed{hint}"
 
-def fetch_wheels(info, dists, dest, index_url=None, quiet=False) -> dict:
+# %% ../nbs/13_packages.ipynb #655b4905
+def pip_cache(info) -> Path|None:
+    "pip's cache folder for the interpreter `info`, as that pip says (None when its cache is off)"
+    try: r = subprocess.run([*_pip(info), 'cache', 'dir'], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired): return None
+    return Path(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else None
+
+def _whole(f) -> bool:
+    "Is `f` a whole wheel: a zip whose CRCs hold, with its dist-info RECORD?"
+    try:
+        with zipfile.ZipFile(f) as z:
+            return any(re.fullmatch(r'[^/]+\.dist-info/RECORD', n) for n in z.namelist()) and z.testzip() is None
+    except (OSError, zipfile.BadZipFile): return False
+
+def cached_wheels(info, dists, dest, cache=None) -> dict:
+    "Copy into `dest` the wheels of `dists` (name -> distribution) that pip's wheel cache (`cache`, default: `pip_cache`) has; name -> path"
+    want = {n: d['version'] for n, d in dists.items() if not d.get('direct_url')}
+    if not want or not info['tags']: return {}
+    c = Path(cache or pip_cache(info) or '/nonexistent')/'wheels'
+    rank, best = {t: i for i, t in enumerate(info['tags'])}, {}
+    for f in (c.rglob('*.whl') if c.is_dir() else []):
+        try: n, v, tags = wheel_tags(f.name)
+        except ValueError: continue
+        r = min((rank[t] for t in tags if t in rank), default=None)
+        if want.get(n) == v and r is not None and r < best.get(n, (len(rank), None))[0] and _whole(f): best[n] = (r, f)
+    return {n: Path(shutil.copy(f, Path(dest)/f.name)) for n, (_, f) in best.items()}
+
+# %% ../nbs/13_packages.ipynb #64da9b83
+def _urls(u) -> list: return [] if not u else u.split() if isinstance(u, str) else list(u)
+
+def fetch_wheels(info, dists, dest, index_url=None, quiet=False,
+                 extra_index_url=None, # more indexes (a URL, several separated by spaces, or a list), as pip's `--extra-index-url`
+                ) -> dict:
     "Get a wheel for each of `dists` (name -> distribution) into `dest` with pip; name -> wheel path"
     reqs = [requirement(d) for d in dists.values()]
     cmd = [*_pip(info), 'wheel', '--no-deps', '--disable-pip-version-check', '--progress-bar', 'off', '-w', str(dest),
-           *(['--index-url', index_url] if index_url else []), *reqs]
+           *(['--index-url', index_url] if index_url else []), *[a for u in _urls(extra_index_url) for a in ('--extra-index-url', u)], *reqs]
     from tqdm.auto import tqdm
     log = []
     with tqdm(total=len(reqs), desc='getting wheels', unit='pkg', leave=False, disable=quiet) as bar:
@@ -190,50 +249,121 @@ def _stage(files, dists, storage, wh, quiet):
     finally:
         with contextlib.suppress(OSError): remove(stage)
 
+# %% ../nbs/13_packages.ipynb #5cb093fe
+def _set_problem(t, s) -> str|None:
+    "What is wrong with the manifest's package set `s` for tag `t`, or None"
+    if not re.fullmatch(r'[\w.-]+', t) or t in ('.', '..'): return f"set {t!r} is not a wheel tag"
+    if not isinstance(s, dict) or not isinstance(s.get('packages'), dict): return f"set {t!r} has no 'packages' object"
+    for n, r in s['packages'].items():
+        at = f"{t}/{n}"
+        if not isinstance(r, dict): return f"{at} is not an object"
+        for k, typ in (('version', str), ('wheel', str), ('sha256', str), ('size', int)):
+            if not isinstance(r.get(k), typ): return f"{at} has no {k!r} ({typ.__name__})"
+        if not _WHEEL.fullmatch(r['wheel']): return f"{at}: {r['wheel']!r} is not a wheel file name"
+        if wheel_tags(r['wheel'])[0] != _norm(n): return f"{at}: {r['wheel']!r} is the wheel of another package"
+        if not re.fullmatch(r'[0-9a-f]{64}', r['sha256']): return f"{at}: {r['sha256']!r} is not a sha256"
+    return None
+
+def _checked(storage, m=None, doing='changed') -> dict:
+    "The manifest's package sets (of `m`, default: read from `storage`), or one line naming the first bad entry"
+    sets = (m or read_manifest(storage)).get('packages') or {}
+    sets = sets.get('sets') if isinstance(sets, dict) else None
+    if sets is not None and not isinstance(sets, dict): sets = {'?': None}
+    for t, s in (sets or {}).items():
+        if why := _set_problem(t, s):
+            raise PackagesError(f"{Path(storage)/MANIFEST}: the packages entry {why}; nothing {doing}. "
+                                "Fix that entry or remove it from the file, then save again (`%persist --packages`)")
+    return sets or {}
+
+# %% ../nbs/13_packages.ipynb #51b49f01
+def _alive(pid) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def _local_tmp():
+    "A local temp folder for wheels, named by this process, after removing the ones of killed saves and restores"
+    for d in Path(tempfile.gettempdir()).glob('persistlab-wheels-*'):
+        m = re.match(r'persistlab-wheels-(\d+)-', d.name)
+        if m and _alive(int(m.group(1))) or not m and time.time() - d.stat().st_mtime < 86400: continue  # an older persistlab's: a day
+        shutil.rmtree(d, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f'persistlab-wheels-{os.getpid()}-')
+
+def _gone(dists) -> str|None:
+    "What to tell when some of `dists` were installed from a folder or file that is no longer there (pip could not get them)"
+    g = [(d, s) for d in dists.values() if (s := _local_source(d)) and not os.path.exists(s)]
+    if not g: return None
+    return ('; '.join(f"{d['name']} {d['version']} was installed from {s}, which is gone" for d, s in g) +
+            "; nothing changed (a save keeps all your packages or none). Put it back, reinstall it from an index "
+            f"(`pip install {' '.join(d['name'] + '==' + d['version'] for d, _ in g)}`) or uninstall it, then save again")
+
 # %% ../nbs/13_packages.ipynb #1311bfe5
+def _wheels(info, need, loc, index_url, extra_index_url, quiet, cached:set) -> dict:
+    "Wheels of `need` in `loc`: from pip's wheel cache (their names added to `cached`), the rest from pip; name -> path"
+    if why := _gone(need): raise PackagesError(why)
+    got = cached_wheels(info, need, loc); cached.update(got)
+    rest = {n: d for n, d in need.items() if n not in got}
+    return {**got, **(fetch_wheels(info, rest, loc, index_url, quiet, extra_index_url) if rest else {})}
+
 def save_packages(to=None, # storage directory (default: the platform's)
                   python=None, # the interpreter whose packages to keep (default: this kernel's)
                   platform:Platform|None=None, # default: `detect()`
                   index_url=None, # the index pip fetches wheels from (default: pip's configuration)
                   since=None, # what is older than this (epoch seconds) is the image's (default: this machine's start)
                   quiet:bool=False, # no progress bars
+                  extra_index_url=None, # more indexes, as pip's `--extra-index-url` (a URL, several separated by spaces, or a list)
                  ) -> Report:
     "Keep wheels of the packages you installed (added or changed vs the image) in storage, recorded in the manifest"
     p = platform or detect()
     storage = check_storage(storage_for(to, p))
     info = probe(python); base = baseline(info, since)
     mine, out = yours(info, base), []
-    for n in [n for n, d in mine.items() if _editable(d)]:
-        out.append((mine[n]['name'], 'not kept', f"editable install of {mine.pop(n)['direct_url']['url']}: `%persist` that folder instead"))
+    for n in [n for n, d in mine.items() if _editable(d)]:  # your own folder: its code is not a wheel's to keep
+        d = mine.pop(n); src = _local_source(d)
+        out.append((d['name'], 'not kept', f"editable install of {d['direct_url']['url']}: " + (
+            "`%persist` that folder instead" if not src or os.path.exists(src) else "that folder is gone: reinstall it or uninstall it")))
     wh = Path(storage)/WHEELHOUSE/info['tag']
-    with storage_lock(storage):
-        for x in (Path(storage)/TMP).glob('wheels.*'): remove(x)  # a killed save's staging folder (we hold the lock: none is live)
-        old = _sets(read_manifest(storage)).get(info['tag'], {}).get('packages', {})
+    def split(m):
+        "(what the last save recorded, what storage has already, what to fetch)"
+        old = _checked(storage, m).get(info['tag'], {}).get('packages', {})
         def have(n, r): return r['version'] == mine[n]['version'] and (wh/r['wheel']).is_file() and (wh/r['wheel']).stat().st_size == r['size']
         new = {n: r for n, r in old.items() if n in mine and have(n, r)}
-        need = {n: d for n, d in mine.items() if n not in new}
-        for n in new: out.append((mine[n]['name'], 'already saved', new[n]['version']))
-        if need:
-            with tempfile.TemporaryDirectory(prefix='persistlab-wheels-') as loc:  # pip writes to local disk, fast
-                recs = _stage(fetch_wheels(info, need, loc, index_url, quiet), need, storage, wh, quiet)
-            for n, r in recs.items(): out.append((need[n]['name'], 'saved', f"{r['version']}, {r['wheel']}, {human(r['size'])}"))
-            new.update(recs)
-        for n, r in old.items():
-            if n not in new: new[n] = r; out.append((n, 'kept', f"{r['version']}: recorded before, not installed here (`forget_packages` drops it)"))
-        if not new:
-            return Report([('packages', 'nothing to keep', f'no package was installed or changed in {info["executable"]} since this machine started')],
-                          f'packages: {storage}')
-        iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
-        (wh/'images').mkdir(parents=True, exist_ok=True)
-        if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))  # for a diff when it changes
-        m = read_manifest(storage)
-        m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
-            python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
-        write_manifest(storage, m)
-        failpoint('packages-recorded')
-        used = {r['wheel'] for r in new.values()}
-        for r in old.values():  # the wheels this save replaced; files persistlab did not record are not touched
-            if r['wheel'] not in used: (wh/r['wheel']).unlink(missing_ok=True)
+        return old, new, {n: d for n, d in mine.items() if n not in new}
+    old, new, need = split(read_manifest(storage))
+    if not (old or need):
+        return Report(out + [('packages', 'nothing to keep', f'no package was installed or changed in {info["executable"]} since this machine started')],
+                      f'packages: {storage}')
+    with _local_tmp() as loc:  # pip writes to local disk, fast
+        # wheels are fetched and their size checked before storage's lock is taken: a failure leaves storage as it was
+        got = _wheels(info, need, loc, index_url, extra_index_url, quiet, cached := set())
+        size = sum(f.stat().st_size for f in got.values())
+        if size > shutil.disk_usage(storage).free:
+            raise PackagesError(f"copying {len(got)} wheels ({human(size)}) into {storage} failed (storage is full); nothing changed")
+        with storage_lock(storage):
+            for x in (Path(storage)/TMP).glob('wheels.*'): remove(x)  # a killed save's staging folder (we hold the lock: none is live)
+            old, new, need = split(read_manifest(storage))  # again: another kernel may have saved meanwhile
+            if more := {n: d for n, d in need.items() if n not in got}: got.update(_wheels(info, more, loc, index_url, extra_index_url, quiet, cached))
+            for n in new: out.append((mine[n]['name'], 'already saved', new[n]['version']))
+            if need:
+                recs = _stage({n: got[n] for n in need}, need, storage, wh, quiet)
+                for n, r in recs.items():
+                    src = ", from pip's cache" if n in cached else ''
+                    out.append((need[n]['name'], 'saved', f"{r['version']}, {r['wheel']}, {human(r['size'])}{src}"))
+                new.update(recs)
+            for n, r in old.items():
+                if n not in new: new[n] = r; out.append((n, 'kept', f"{r['version']}: recorded before, not installed here (`forget_packages` drops it)"))
+            iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
+            (wh/'images').mkdir(parents=True, exist_ok=True)
+            if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))  # for a diff when it changes
+            m = read_manifest(storage)
+            m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
+                python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
+            write_manifest(storage, m)
+            failpoint('packages-recorded')
+            used = {r['wheel'] for r in new.values()}
+            for r in old.values():  # the wheels this save replaced; files persistlab did not record are not touched
+                if r['wheel'] not in used: (wh/r['wheel']).unlink(missing_ok=True)
     return Report(out, f'{len(new)} packages in {wh}')
 
 # %% ../nbs/13_packages.ipynb #878fe523
@@ -272,7 +402,7 @@ def plan(info, recs, force=False) -> tuple:
                          "`--force` installs yours")); continue
         if info['tags'] and not fits(r['wheel'], info['tags']):
             rows.append((n, 'does not fit', f"{r['wheel']} is not for this Python/platform ({info['tag']}): "
-                         f"reinstall it (`pip install {n}`) and save again")); continue
+                         f"reinstall it (`pip install {n}=={r['version']}`) and save again")); continue
         todo[n] = r
     return todo, rows
 
@@ -311,21 +441,21 @@ def _hash(f, progress=None) -> str:
     return h.hexdigest()
 
 # %% ../nbs/13_packages.ipynb #c0ceb643
-def _install(info, wh, todo, uv, quiet) -> list:
+def _install(info, whs, todo, uv, quiet) -> list:
     "Check each `todo` wheel's sha256 (copied to local disk first when storage is remote), then install them all at once"
     from tqdm.auto import tqdm
-    copy = fstype(wh) not in _LOCAL_FS
-    with tempfile.TemporaryDirectory(prefix='persistlab-wheels-') as loc:
+    copy = {w: fstype(w) not in _LOCAL_FS for w in set(whs.values())}  # `whs`: name -> its wheelhouse
+    with _local_tmp() as loc:
         bad, files = [], []
-        with tqdm(total=sum(r['size'] for r in todo.values()), desc='wheels to local disk' if copy else 'checking wheels',
+        with tqdm(total=sum(r['size'] for r in todo.values()), desc='wheels to local disk' if any(copy.values()) else 'checking wheels',
                   unit='B', unit_scale=True, leave=False, disable=quiet) as bar:
-            for r in todo.values():
-                src = wh/r['wheel']; dst = Path(loc)/r['wheel'] if copy else src
+            for n, r in todo.items():
+                src = whs[n]/r['wheel']; dst = Path(loc)/r['wheel'] if copy[whs[n]] else src
                 if not src.is_file(): bad.append(f"{r['wheel']} is missing"); continue
-                sha = _copy_hash(src, dst, bar.update) if copy else _hash(src, bar.update)
+                sha = _copy_hash(src, dst, bar.update) if copy[whs[n]] else _hash(src, bar.update)
                 if sha != r['sha256']: bad.append(f"{r['wheel']} differs")
                 files.append(dst)
-        if bad: raise PackagesError(f"the wheelhouse {wh} does not match the manifest ({'; '.join(bad)}); nothing installed. "
+        if bad: raise PackagesError(f"the wheelhouse {', '.join(sorted({str(w) for w in whs.values()}))} does not match the manifest ({'; '.join(bad)}); nothing installed. "
                                     "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
         before = _pths(info)
         with tqdm(total=len(files), desc=f"installing ({'uv' if uv else 'pip'})", unit='pkg', leave=False, disable=quiet) as bar:
@@ -337,6 +467,15 @@ def _install(info, wh, todo, uv, quiet) -> list:
     return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + _live(info, before, todo)
 
 # %% ../nbs/13_packages.ipynb #3ece4dc9
+def _fitting(sets, tags) -> dict:
+    "For a Python no set was saved for: each package's newest record, or an older one whose wheel fits `tags`; name -> (tag, record)"
+    ok = lambda r: not tags or fits(r['wheel'], tags)
+    best = {}
+    for t, s in sorted(sets.items(), key=lambda ts: str(ts[1].get('saved', ''))):  # oldest first: newer ones replace them
+        for n, r in s['packages'].items():
+            if n not in best or ok(r) or not ok(best[n][1]): best[n] = (t, r)
+    return best
+
 def restore_packages(to=None, # storage directory (default: the platform's)
                      python=None, # the interpreter to install into (default: this kernel's)
                      platform:Platform|None=None, # default: `detect()`
@@ -345,29 +484,34 @@ def restore_packages(to=None, # storage directory (default: the platform's)
                      quiet:bool=False, # no progress bars
                     ) -> Report:
     "Install the recorded packages from the wheelhouse, with no index; what the image already has is skipped or reported"
+    if tool not in (None, 'uv', 'pip'): raise PackagesError(f"unknown tool {tool!r}: choose uv or pip")
     p = platform or detect()
     storage = check_storage(storage_for(to, p))
     info = probe(python)
     uv = None if tool == 'pip' else find_uv()
     if tool == 'uv' and not uv: raise PackagesError("uv is not installed (`pip install uv`), or use pip")
     with storage_lock(storage):
-        sets = _sets(read_manifest(storage))
+        sets = _checked(storage, doing='installed')
         if not sets: raise PackagesError(f"no packages recorded in {storage}; `%persist --packages` keeps the ones you installed")
-        out = []
-        for t, s in sets.items():
-            if t != info['tag'] and s['packages']:
-                reqs = ' '.join(f"{n}=={r['version']}" for n, r in sorted(s['packages'].items()))
-                out.append((f"{len(s['packages'])} packages", 'do not fit', f"saved for Python {s['python']} ({t}), this is "
-                            f"{info['version']} ({info['tag']}): not installed; reinstall them (`pip install {reqs}`), then save again"))
-        s = sets.get(info['tag'])
-        if s is None: return Report(out, f'packages: nothing saved for {info["tag"]}')
-        wh = Path(storage)/WHEELHOUSE/info['tag']
-        iid = image_id({n: v for n, v in baseline(info).items() if n not in s['packages']})  # as the save saw it
-        if s.get('image') and s['image'] != iid: out.append(('image', 'changed', f"this image ({iid}) is not the one the packages were saved on ({s['image']})"))
-        todo, rows = plan(info, s['packages'], force)
+        out, s = [], sets.get(info['tag'])
+        if s is None:  # a new Python or platform: what was saved for another that fits this one (pure-Python wheels do)
+            best = _fitting(sets, info['tags'])
+            recs, whs = {n: r for n, (t, r) in best.items()}, {n: Path(storage)/WHEELHOUSE/t for n, (t, r) in best.items()}
+            out.append(('python', 'changed', f"nothing was saved for Python {info['version']} ({info['tag']}): the wheels saved for "
+                        f"{', '.join(sorted(sets))} that fit it are installed; save again to keep this Python's"))
+        else:
+            for t, o in sets.items():
+                if t != info['tag'] and o['packages']:
+                    reqs = ' '.join(f"{n}=={r['version']}" for n, r in sorted(o['packages'].items()))
+                    out.append((f"{len(o['packages'])} packages", 'do not fit', f"saved for Python {o.get('python')} ({t}), this is "
+                                f"{info['version']} ({info['tag']}): not installed; reinstall them (`pip install {reqs}`), then save again"))
+            iid = image_id({n: v for n, v in baseline(info).items() if n not in s['packages']})  # as the save saw it
+            if s.get('image') and s['image'] != iid: out.append(('image', 'changed', f"this image ({iid}) is not the one the packages were saved on ({s['image']})"))
+            recs, whs = s['packages'], {n: Path(storage)/WHEELHOUSE/info['tag'] for n in s['packages']}
+        todo, rows = plan(info, recs, force)
         out += rows
-        if todo: out += _install(info, wh, todo, uv, quiet)
-    return Report(out, f'packages from {wh}')
+        if todo: out += _install(info, whs, todo, uv, quiet)
+    return Report(out, f"packages from {', '.join(sorted({str(w) for w in whs.values()}))}")
 
 # %% ../nbs/13_packages.ipynb #461ed083
 def _marker(storage):
@@ -388,16 +532,29 @@ def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     return r
 
 # %% ../nbs/13_packages.ipynb #57eb179f
+def _orphans(storage, sets) -> dict:
+    "Wheels in the wheelhouse that no record names (a forget without `wheels`, a hand copy): folder -> files"
+    named = {(t, r['wheel']) for t, s in sets.items() for r in s['packages'].values()}
+    out = {}
+    for d in sorted(p for p in (Path(storage)/WHEELHOUSE).glob('*') if p.is_dir()):
+        if fs := [f for f in sorted(d.glob('*.whl')) if (d.name, f.name) not in named]: out[d] = fs
+    return out
+
 def status_rows(storage) -> list:
-    "Rows for `%persist --list`: each recorded package with its version, then each wheelhouse's size"
+    "Rows for `%persist --list`: each recorded package with its version, then each wheelhouse's size, then wheels no record names"
+    try: sets = _checked(storage)
+    except PackagesError as e: return [('packages', 'manifest', str(e))]
     rows = []
-    for t, s in _sets(read_manifest(storage)).items():
+    for t, s in sets.items():
         wh = Path(storage)/WHEELHOUSE/t
         for n, r in s['packages'].items():
             ok = (wh/r['wheel']).is_file()
             rows.append((n, f"package {r['version']}", f"{human(r['size'])}" + ('' if ok else ', wheel missing: save again')))
         size = sum((wh/r['wheel']).stat().st_size for r in s['packages'].values() if (wh/r['wheel']).is_file())
-        rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s['python']} ({t})", f"{human(size)} in {wh}, saved {s['saved']}"))
+        rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {s.get('saved')}"))
+    for d, fs in _orphans(storage, sets).items():
+        rows.append(('wheelhouse', f"{len(fs)} wheels not recorded", f"{human(sum(f.stat().st_size for f in fs))} in {d}; "
+                     "`--packages --undo all --wheels` removes them"))
     return rows
 
 def packages_status(to=None, platform:Platform|None=None) -> Report:
@@ -408,15 +565,18 @@ def packages_status(to=None, platform:Platform|None=None) -> Report:
 def forget_packages(names=None, # package names to stop restoring (default: all)
                     to=None, # storage directory (default: the platform's)
                     platform:Platform|None=None, # default: `detect()`
-                    wheels:bool=False, # also delete their wheels from the wheelhouse
+                    wheels:bool=False, # also delete their wheels from the wheelhouse (with all: the wheels no record names too)
                    ) -> Report:
     "Stop restoring `names` (all recorded packages by default); with `wheels`, delete their wheels too"
     storage = check_storage(storage_for(to, platform or detect()))
     want = None if not names or names in ('all', ['all']) else {_norm(n) for n in ([names] if isinstance(names, str) else names)}
     out = []
     with storage_lock(storage):
-        m = read_manifest(storage); sets = _sets(m)
-        if not sets: raise PackagesError(f"no packages recorded in {storage}")
+        m = read_manifest(storage); sets = _checked(storage, m)
+        strays = _orphans(storage, sets) if want is None else {}
+        if not sets and not (wheels and strays):
+            more = f"; {sum(map(len, strays.values()))} wheels no record names are left: `--wheels` removes them" if strays else ''
+            raise PackagesError(f"no packages recorded in {storage}{more}")
         found = {n for s in sets.values() for n in s['packages']}
         if want and want - found: raise PackagesError(f"not recorded: {', '.join(sorted(want - found))}; see `%persist --list`")
         for t, s in sets.items():
@@ -424,8 +584,13 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
                 r = s['packages'].pop(n)
                 out.append((n, 'forgotten', r['version'] + (', wheel deleted' if wheels else f", wheel left in {WHEELHOUSE}/{t}")))
                 if wheels: (Path(storage)/WHEELHOUSE/t/r['wheel']).unlink(missing_ok=True)
-        m['packages']['sets'] = {t: s for t, s in sets.items() if s['packages']}
-        write_manifest(storage, m)
+        if sets:
+            m['packages']['sets'] = {t: s for t, s in sets.items() if s['packages']}
+            write_manifest(storage, m)
+        if wheels:
+            for d, fs in strays.items():
+                for f in fs: f.unlink(missing_ok=True)
+                out.append((str(d), 'deleted', f"{len(fs)} wheels no record named"))
     return Report(out, f'packages in {storage}')
 
 # %% ../nbs/13_packages.ipynb #ce727c3c

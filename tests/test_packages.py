@@ -33,13 +33,14 @@ def make_wheel(dest, name, version, files, requires=(), tag='py3-none-any'):
 '''
 exec(WHEEL_CODE)
 
-def make_sdist(dest, name, version, body, fail=None):
-    "An sdist whose in-tree PEP 517 backend builds the wheel (no setuptools, no index); `fail` makes the build fail"
+def make_sdist(dest, name, version, body, fail=None, fail_at='build'):
+    "An sdist whose in-tree PEP 517 backend builds the wheel (no setuptools, no index); `fail` makes `fail_at` fail ('build', 'requires')"
     mod = name.replace('-', '_'); root = f"{mod}-{version}"
     build = f'    raise RuntimeError({fail!r})\n' if fail else \
             f'    return make_wheel(wheel_directory, {name!r}, {version!r}, {{"{mod}/__init__.py": {body!r}}})\n'
-    backend = WHEEL_CODE + textwrap.dedent('''
-    def get_requires_for_build_wheel(config_settings=None): return []
+    requires = f'raise RuntimeError({fail!r})' if fail and fail_at == 'requires' else 'return []'
+    backend = WHEEL_CODE + textwrap.dedent(f'''
+    def get_requires_for_build_wheel(config_settings=None): {requires}
     def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     ''') + build
     files = {'pyproject.toml': '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
@@ -100,8 +101,11 @@ def world(tmp_path_factory):
     make_wheel(files, 'plab-d', '2.0', {'plab_d/__init__.py': 'v = "d2.0"\n', 'plab_d_extra.pth': 'import sys; sys.plab_d_pth = True\n'})
     make_wheel(files, 'plab-e', '1.0', {'plab_e/__init__.py': 'v = "e1.0"\n'})
     make_sdist(files, 'plab-bad', '1.0', '', fail='this package needs a Fortran compiler')
+    make_sdist(files, 'plab-broken', '0.3', '', fail='this package needs a Fortran compiler', fail_at='requires')
     local = base/'local-wheels'; local.mkdir()  # a wheel the user had on disk; the index only has its sdist
     make_wheel(local, 'plab-bad', '1.0', {'plab_bad/__init__.py': 'v = 1\n'})
+    make_wheel(local, 'plab-broken', '0.3', {'plab_broken/__init__.py': 'v = 1\n'})
+    make_wheel(local, 'plab-f', '1.0', {'plab_f/__init__.py': 'v = "f1.0"\n'}, tag='cp311-none-any')  # for CPython 3.11 only
     make_wheel(local, 'plab-big', '1.0', {'plab_big/__init__.py': 'v = 1\n', 'plab_big/data.bin': os.urandom(3 << 20)})
     image = base/'image-template'
     subprocess.run([sys.executable, '-m', 'venv', str(image)], check=True)
@@ -206,20 +210,21 @@ def other_python():
         if v >= (3, 8) and v != sys.version_info[:2]: return Path(c)
     return None
 
-def test_a_new_python_is_told_what_to_reinstall(world, tmp_path):
-    "The packages were saved for Python 3.11; a new image with another Python reports them and installs nothing"
-    storage = tmp_path/'storage'
+def test_a_new_python_gets_what_fits_and_is_told_what_to_reinstall(world, tmp_path):
+    "Saved on Python 3.11 (two pure wheels, one for CPython 3.11 only); a new image with another Python installs the pure ones"
+    storage, links = tmp_path/'storage', f"{world['index']/'files'} {world['local']}"
     vm1 = VM(tmp_path/'vm1', storage, world['image'])
-    vm1.pip('install', '--no-index', '--find-links', world['index']/'files', 'plab-b', 'plab-e')
-    vm1.cli('--save', PIP_FIND_LINKS=world['index']/'files', PIP_NO_INDEX='1')
+    vm1.pip('install', '--no-index', 'plab-b', 'plab-e', 'plab-f', PIP_FIND_LINKS=links)
+    vm1.cli('--save', PIP_FIND_LINKS=links, PIP_NO_INDEX='1')
     py = other_python()
     assert py, 'no second Python on this machine: .ci/run needs one (pyenv) for this test'
     img = tmp_path/'image-new'
-    subprocess.run([str(py), '-m', 'venv', '--without-pip', str(img)], check=True)
+    subprocess.run([str(py), '-m', 'venv', '--without-pip', str(img)], check=True)  # no pip, no packaging: tags still known
     vm2 = VM(tmp_path/'vm2', storage, img)
     r = vm2.cli('--restore')
-    assert 'do not fit' in r.stdout and 'pip install plab-b==1.0 plab-e==1.0' in r.stdout, r.stdout
-    assert vm2.run(vm2.py, '-c', 'import plab_b', check=False).returncode != 0
+    assert vm2.imports('plab_b', 'plab_e') == ['b1.0', 'e1.0'], r.stdout
+    assert 'does not fit' in r.stdout and 'pip install plab-f==1.0' in r.stdout and 'plab-b  does not fit' not in r.stdout, r.stdout
+    assert vm2.run(vm2.py, '-c', 'import plab_f', check=False).returncode != 0
 
 # --- bad input: one line, nothing changed -----------------------------------------------------------------------------
 
@@ -254,7 +259,7 @@ def test_bad_input_is_one_line_and_changes_nothing(world, tmp_path, tmpfs):
                                 '--python', vm.py, '--to', small, PIP_FIND_LINKS=f"{world['local']} {world['index']/'files'}",
                                 PIP_NO_INDEX='1', check=False))
     assert 'storage is full' in err and 'nothing changed' in err, err
-    assert sorted(os.listdir(small)) in ([], ['.persistlab-tmp', '.persistlab.lock'], ['.persistlab.lock']), os.listdir(small)
+    assert os.listdir(small) == [], os.listdir(small)  # not even a lock file
     assert not (small/'persistlab.json').exists()
     # a wheelhouse edited by hand: nothing installed, the wheel named
     (wh,) = (storage/'wheelhouse').iterdir()
@@ -264,6 +269,107 @@ def test_bad_input_is_one_line_and_changes_nothing(world, tmp_path, tmpfs):
     err = one_line_error(vm2.cli('--restore', check=False))
     assert w.name in err and 'nothing installed' in err, err
     assert vm2.run(vm2.py, '-c', 'import plab_b', check=False).returncode != 0
+
+def debian_pip_image(tmp_path):
+    "An image venv made as Debian 12 makes one (`/usr/bin/python3 -m venv`: pip 23.0.1 from ensurepip), else None"
+    if not Path('/usr/bin/python3').exists(): return None
+    img = tmp_path/'debian-image'
+    r = subprocess.run(['/usr/bin/python3', '-m', 'venv', str(img)], capture_output=True)
+    if r.returncode: return None
+    backdate(img)
+    return img
+
+@pytest.mark.parametrize('pip', ['image', 'debian'])
+def test_a_package_that_cannot_be_built_is_named(world, tmp_path, pip):
+    "The index has only an sdist whose build hook fails; pip 23.0.1 (Debian's venvs) and the image's pip: the line names it"
+    image = world['image'] if pip == 'image' else debian_pip_image(tmp_path)
+    assert image, 'no Debian python3 with venv/ensurepip here: .ci/run installs python3-venv'
+    storage, idx = tmp_path/'storage', Index(world['index'])
+    try:
+        vm = VM(tmp_path/'vm1', storage, image)
+        vm.pip('install', '--no-index', '--find-links', world['local'], 'plab-broken')
+        vm.pip('install', '--index-url', idx.url, 'plab-b', 'plab-e')
+        err = one_line_error(vm.cli('--save', PIP_INDEX_URL=idx.url, check=False))
+    finally: idx.stop()
+    assert 'plab-broken cannot be built into a wheel' in err and 'Fortran' in err and 'plab-e' not in err, err
+    assert os.listdir(storage) == [], os.listdir(storage)  # nothing changed: not even a lock file
+
+def test_a_package_from_a_folder_that_is_gone_is_named(world, tmp_path):
+    "`pip install ./gonepkg`, then the folder is deleted: the save names the package and the folder, and changes nothing"
+    storage = tmp_path/'storage'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', world['index']/'files', 'plab-e')
+    src = tmp_path/'src'; src.mkdir()
+    with tarfile.open(src/make_sdist(src, 'gonepkg', '1.0', 'v = "g1.0"\n')) as t: t.extractall(src)
+    vm.pip('install', '--no-index', src/'gonepkg-1.0')
+    shutil.rmtree(src)
+    err = one_line_error(vm.cli('--save', PIP_FIND_LINKS=world['index']/'files', PIP_NO_INDEX='1', check=False))
+    assert f"gonepkg 1.0 was installed from {src}/gonepkg-1.0, which is gone" in err and 'pip install gonepkg==1.0' in err, err
+    assert os.listdir(storage) == [], os.listdir(storage)
+
+def test_pips_wheel_cache_saves_with_the_index_down(world, tmp_path):
+    "plab-c was built from its sdist when installed: pip's wheel cache keeps it, so a save needs no index"
+    storage, idx = tmp_path/'storage', Index(world['index'])
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    try: vm.pip('install', '--index-url', idx.url, 'plab-c')
+    finally: idx.stop()
+    assert list((vm.base/'cache/pip/wheels').rglob('plab_c-1.0-*.whl'))  # the VM's XDG_CACHE_HOME
+    r = vm.cli('--save', PIP_INDEX_URL=idx.url)  # stopped: pip would fail
+    assert "from pip's cache" in r.stdout, r.stdout
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    vm2.cli('--restore')
+    assert vm2.imports('plab_c') == ['c1.0']
+
+def test_an_extra_index_is_passed_to_pip(world, tmp_path):
+    "A package from an extra index (the main one lacks it): `extra_index_url` is given to pip"
+    storage, idx = tmp_path/'storage', Index(world['index'])
+    (tmp_path/'empty/files').mkdir(parents=True); empty = Index(tmp_path/'empty')
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    code = ("import sys; from persistlab.packages import save_packages; "
+            "print(save_packages(to=sys.argv[1], python=sys.argv[2], index_url=sys.argv[3], extra_index_url=sys.argv[4:], quiet=True))")
+    try:
+        vm.pip('install', '--no-index', '--find-links', world['index']/'files', 'plab-e')
+        r = vm.run(sys.executable, '-c', code, storage, vm.py, empty.url, check=False)
+        assert 'No matching distribution' in r.stderr, r.stderr  # the main index has no plab-e
+        r = vm.run(sys.executable, '-c', code, storage, vm.py, empty.url, idx.url)
+        assert 'plab-e' in r.stdout and 'saved' in r.stdout, r.stdout
+    finally: idx.stop(); empty.stop()
+
+def test_a_hand_edited_manifest_is_one_line(world, tmp_path):
+    "A `wheel` that is not a wheel file name, a missing `sha256`: one line naming the entry and the file, nothing installed"
+    storage, files = tmp_path/'storage', world['index']/'files'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', files, 'plab-b')
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    good = manifest(storage)
+    (tag, s), = good['packages']['sets'].items()
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    for edit, says in [(dict(wheel='plab_b.zip'), "'plab_b.zip' is not a wheel file name"), (dict(sha256=None), "has no 'sha256'")]:
+        m = json.loads(json.dumps(good)); r = m['packages']['sets'][tag]['packages']['plab-b']; r.update(edit)
+        if r['sha256'] is None: del r['sha256']
+        (storage/'persistlab.json').write_text(json.dumps(m))
+        err = one_line_error(vm2.cli('--restore', check=False))
+        assert f"{storage/'persistlab.json'}: the packages entry {tag}/plab-b" in err and says in err and 'nothing installed' in err, err
+        assert says in vm2.cli('--list').stdout
+        err = one_line_error(vm2.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1', check=False))
+        assert 'nothing changed' in err and manifest(storage) == m, err
+    assert vm2.run(vm2.py, '-c', 'import plab_b', check=False).returncode != 0
+
+def test_wheels_no_record_names_are_listed_and_removed(world, tmp_path):
+    "`--forget plab-e` without `--wheels` leaves its wheel: `--list` shows it, `--forget --wheels` (all) removes it"
+    storage, files = tmp_path/'storage', world['index']/'files'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', files, 'plab-e')
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm.cli('--forget', 'plab-e')
+    (wh,) = (storage/'wheelhouse').iterdir()
+    assert list(wh.glob('plab_e-*.whl'))
+    out = vm.cli('--list').stdout
+    assert '1 wheels not recorded' in out and '--undo all --wheels' in out, out
+    assert 'no record names' in one_line_error(vm.cli('--forget', check=False))
+    r = vm.cli('--forget', '--wheels')
+    assert 'deleted' in r.stdout and not list(wh.glob('*.whl')), r.stdout
+    assert 'not recorded' not in vm.cli('--list').stdout
 
 @pytest.mark.parametrize('point', ['wheels-staged', 'wheels-moved', 'packages-recorded'])
 def test_sigkill_during_save_leaves_a_usable_wheelhouse(world, tmp_path, point):
@@ -286,6 +392,7 @@ def test_sigkill_during_save_leaves_a_usable_wheelhouse(world, tmp_path, point):
     vm3.cli('--restore', '--force')
     assert vm3.imports('plab_b', 'plab_e', 'plab_d') == ['b1.0', 'e1.0', 'd2.0']
     assert not list((storage/'.persistlab-tmp').glob('wheels.*')) if (storage/'.persistlab-tmp').exists() else True
+    assert not list((vm.base/'tmp').glob('persistlab-wheels-*'))  # the killed save's local copies went with the next save
 
 def test_forget(world, tmp_path):
     storage, files = tmp_path/'storage', world['index']/'files'
