@@ -148,6 +148,7 @@ def show_running(self:Setup):
 # %% ../nbs/12_forms.ipynb #1a5e980e
 @patch
 def do_persist(self:Setup):
+    "**Persist**: the ticked paths (and the packages, if ticked) into storage, linked back"
     paths = [p for p, c in self.paths.items() if c.value]
     if not paths and not self.pkgs.value: raise PersistError("tick at least one path to persist")
     r = self.e.persist(paths, to=self.storage, home=self.home, platform=self.p) if paths else None
@@ -156,12 +157,14 @@ def do_persist(self:Setup):
 
 @patch
 def do_restore(self:Setup):
+    "**Restore**: what a fresh instance's startup hook does (`%persist --restore`)"
     self.e.restore(to=self.storage, home=self.home, platform=self.p)
     if self.pkgs.value: self.e.restore_packages(to=self.storage, platform=self.p)
     self._say('restored'); self.refresh()
 
 @patch
 def do_save(self:Setup):
+    "**Save snapshots** (`%persist --save`), where storage keeps snapshots: Colab, Kaggle, Deepnote"
     self.e.save(to=self.storage, home=self.home, platform=self.p); self._say('snapshots saved'); self.refresh()
 
 # %% ../nbs/12_forms.ipynb #1194e6ea
@@ -189,11 +192,13 @@ def _show_key(self:Setup, k):
 # %% ../nbs/12_forms.ipynb #126bbc88
 @patch
 def do_keys(self:Setup):
+    "**Set up my key**: `setup_keys`, then the public key with its copy button"
     k = self.e.setup_keys(home=self.home, platform=self.p, storage=self.storage)
     self._show_key(k); self._say('; '.join(f'{r[0]} {r[1]}' for r in k), tab='SSH')
 
 @patch
 def do_upload(self:Setup):
+    "An uploaded private key through `setup_keys`; its bytes leave the widget at once"
     v = self.upload.value
     f = v[0] if isinstance(v, (tuple, list)) else next(iter(v.values()))
     data = bytes(f['content'])
@@ -204,13 +209,16 @@ def do_upload(self:Setup):
 # %% ../nbs/12_forms.ipynb #e3bf883e
 @patch
 def do_sshd(self:Setup):
+    "**Start sshd** for the GitHub user's or the pasted keys; the laptop side under the buttons"
     s = self.e.start_server(github=self.gh_user.value.strip() or None, keys=self.pasted.value.strip() or None,
                             accept_risk=self.accept.value, home=self.home, storage=self.storage, platform=self.p)
     self.snippet.value = f'<pre>{html.escape(s.command)}\n\n{html.escape(s.config_block)}</pre>host key {html.escape(str(s.fingerprint))}'
     self._say(f'sshd running on port {s.port}', tab='SSH')
 
 @patch
-def do_sshd_stop(self:Setup): self.e.stop_server(self.home); self.snippet.value = ''; self._say('sshd stopped', tab='SSH')
+def do_sshd_stop(self:Setup):
+    "**Stop sshd**"
+    self.e.stop_server(self.home); self.snippet.value = ''; self._say('sshd stopped', tab='SSH')
 
 # %% ../nbs/12_forms.ipynb #f8199530
 @patch
@@ -233,6 +241,7 @@ def _set_url(self:Setup, url):
 
 @patch
 def do_tunnel(self:Setup):
+    "**Open tunnel** to the port; the authtoken field is read once and emptied"
     token = self.token.value; self.token.value = ''  # read once, cleared at once: never kept in the widget
     if token and self.save_token.value: self.e.save_secret('NGROK_AUTHTOKEN', token, self.storage)
     prov = None if self.provider.value == 'auto' else self.provider.value
@@ -243,6 +252,7 @@ def do_tunnel(self:Setup):
 
 @patch
 def do_tunnel_stop(self:Setup):
+    "**Stop tunnel**: the port's, or every one when no port is given"
     self.e.close_tunnel(self.port.value.strip() or 'all', self.home); self.url.value = ''; self._say('tunnel stopped', tab='Tunnel')
 
 # %% ../nbs/12_forms.ipynb #8d6f3077
@@ -273,6 +283,7 @@ def _hide(self:Setup):
 # %% ../nbs/12_forms.ipynb #eb4e2e13
 @patch
 def do_cs(self:Setup):
+    "**Start code-server** on the folder; the password stays in its 0600 file"
     c = self._cs = self.e.start_code_server(self.folder.value, accept_risk=self.accept.value, home=self.home,
                                             storage=self.storage, platform=self.p)
     self.cs_url.value = f'<a href="{html.escape(c.url)}" target="_blank">{html.escape(c.url)}</a>'
@@ -281,6 +292,7 @@ def do_cs(self:Setup):
 
 @patch
 def do_cs_stop(self:Setup):
+    "**Stop code-server**, and forget where its password was"
     self.e.stop_code_server(self.home); self.pw_btn.value = False; self.pw_btn.disabled = True; self._cs = None
     self.cs_url.value = ''; self._say('code-server stopped', tab='code-server')
 
