@@ -307,15 +307,19 @@ def test_a_package_from_a_folder_that_is_gone_is_named(world, tmp_path):
     assert f"gonepkg 1.0 was installed from {src}/gonepkg-1.0, which is gone" in err and 'pip install gonepkg==1.0' in err, err
     assert os.listdir(storage) == [], os.listdir(storage)
 
-def test_pips_wheel_cache_saves_with_the_index_down(world, tmp_path):
-    "plab-c was built from its sdist when installed: pip's wheel cache keeps it, so a save needs no index"
+@pytest.mark.parametrize('tool', ['pip', 'uv'])
+def test_a_wheel_built_at_install_saves_with_the_index_down(world, tmp_path, tool):
+    "plab-c was built from its sdist when installed: pip's (uv's) cache keeps that wheel, so a save needs no index"
     storage, idx = tmp_path/'storage', Index(world['index'])
     vm = VM(tmp_path/'vm1', storage, world['image'])
-    try: vm.pip('install', '--index-url', idx.url, 'plab-c')
+    try:
+        if tool == 'pip': vm.pip('install', '--index-url', idx.url, 'plab-c')
+        else: vm.run('uv', 'pip', 'install', '--python', vm.py, '--index-url', idx.url, 'plab-c')
     finally: idx.stop()
-    assert list((vm.base/'cache/pip/wheels').rglob('plab_c-1.0-*.whl'))  # the VM's XDG_CACHE_HOME
+    cache = vm.base/'cache'/('pip/wheels' if tool == 'pip' else 'uv')  # the VM's XDG_CACHE_HOME, UV_CACHE_DIR
+    assert [f for f in cache.rglob('plab_c-1.0-*.whl') if f.is_file()]
     r = vm.cli('--save', PIP_INDEX_URL=idx.url)  # stopped: pip would fail
-    assert "from pip's cache" in r.stdout, r.stdout
+    assert f"from {tool}'s cache" in r.stdout, r.stdout
     vm2 = VM(tmp_path/'vm2', storage, world['image'])
     vm2.cli('--restore')
     assert vm2.imports('plab_c') == ['c1.0']
