@@ -67,6 +67,10 @@ def python_files(tmp):
             if f.startswith('_sysconfigdata') and f.endswith('.py'): files[rel] = (p.read_bytes().replace(old, PH.encode()), 0o644, 'text')
             else: files[rel] = (p.read_bytes(), p.stat().st_mode & 0o777, None)
     files[f'lib/python{PY}/site-packages/README.txt'] = b'This directory exists so that 3rd party packages can be installed here.\n'
+    if b'dist-packages' in (std/'site.py').read_bytes():  # Debian's site.py (CI from Debian's Python) looks in dist-packages only:
+        files[f'lib/python{PY}/sitecustomize.py'] = (  # find lib/pythonX.Y/site-packages as conda-forge's python does
+            b"import os, site, sys\nsite.addsitedir(os.path.join(sys.prefix, 'lib', 'python%d.%d' % sys.version_info[:2], 'site-packages'))\n",
+            0o644, None)
     return files
 
 def build_channel(channel):
