@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/packages.html.md"""
 
 # %% ../nbs/13_packages.ipynb #8035e4d6
 from __future__ import annotations
-import os, re, sys, json, time, errno, shutil, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
+import os, re, sys, json, time, errno, shutil, socket, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
@@ -291,11 +291,13 @@ def _alive(pid) -> bool:
 
 def _local_tmp():
     "A local temp folder for wheels, named by this process, after removing the ones of killed saves and restores"
+    host = re.sub(r'[^\w.]', '_', socket.gethostname())  # /tmp shared by containers: their pids are not ours
     for d in Path(tempfile.gettempdir()).glob('persistlab-wheels-*'):
-        m = re.match(r'persistlab-wheels-(\d+)-', d.name)
-        if m and _alive(int(m.group(1))) or not m and time.time() - d.stat().st_mtime < 86400: continue  # an older persistlab's: a day
+        m = re.match(r'persistlab-wheels-(\d+)@([\w.]*)-', d.name)
+        if m and m.group(2) == host and _alive(int(m.group(1))) or not (m and m.group(2) == host) and time.time() - d.stat().st_mtime < 86400:
+            continue  # alive, or another machine's (or an older persistlab's): left a day
         shutil.rmtree(d, ignore_errors=True)
-    return tempfile.TemporaryDirectory(prefix=f'persistlab-wheels-{os.getpid()}-')
+    return tempfile.TemporaryDirectory(prefix=f'persistlab-wheels-{os.getpid()}@{host}-')
 
 def _gone(dists) -> str|None:
     "What to tell when some of `dists` were installed from a folder or file that is no longer there (pip could not get them)"
