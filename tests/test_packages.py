@@ -335,7 +335,7 @@ def test_an_extra_index_is_passed_to_pip(world, tmp_path):
         vm.pip('install', '--no-index', '--find-links', world['index']/'files', 'plab-e')
         r = vm.run(sys.executable, '-c', code, storage, vm.py, empty.url, check=False)
         assert 'No matching distribution' in r.stderr, r.stderr  # the main index has no plab-e
-        r = vm.run(sys.executable, '-c', code, storage, vm.py, empty.url, idx.url)
+        r = vm.cli('--save', '--index-url', empty.url, '--extra-index-url', idx.url)  # as a user types it
         assert 'plab-e' in r.stdout and 'saved' in r.stdout, r.stdout
     finally: idx.stop(); empty.stop()
 
