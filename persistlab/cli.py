@@ -65,6 +65,7 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  venv:_Dir=None, # make the venv or conda env in this folder a Jupyter kernel, fixing its paths first
                  kernel:Annotated[str, {'metavar': 'NAME'}]=None, # with --venv: the kernel's name (default: the folder's name)
                  index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: the index to fetch wheels from (default: pip's configuration)
+                 extra_index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: one more index, as pip's (for packages installed from it)
                  to:_Dir=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
                 ):
     "Keep the packages you pip-installed (as wheels) in storage, and install them back on a fresh machine"
@@ -74,7 +75,7 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
     if list: return _run(P.packages_status, to)
     if venv: return _run(P.venv_kernel, os.path.expanduser(venv), kernel)
     if forget: return _run(P.forget_packages, names or None, to, wheels=wheels)
-    _run(P.save_packages, to, python, index_url=index_url, quiet=quiet)
+    _run(P.save_packages, to, python, index_url=index_url, extra_index_url=extra_index_url, quiet=quiet)
     from persistlab.storage import remember_storage
     if to: remember_storage(P.storage_for(to), detect().home)  # later calls without --to find it, as after `persistlab-persist --to`
 

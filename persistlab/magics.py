@@ -51,7 +51,7 @@ def _packages(args, to):
     if args.restore: return P.restore_packages(to, args.python, force=args.force)
     if args.list: return P.packages_status(to)
     if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
-    r = P.save_packages(to, args.python, index_url=args.index_url)
+    r = P.save_packages(to, args.python, index_url=args.index_url, extra_index_url=args.extra_index_url)
     if to: remember_storage(P.storage_for(to), P.detect().home)  # --list, -r and --undo find it later without --to
     return r
 
@@ -106,6 +106,7 @@ class PersistlabMagics(Magics):
     @argument('--python', metavar='EXE', help='with --packages: the interpreter whose packages to keep or install (default: this kernel)')
     @argument('--wheels', action='store_true', help='with --packages --undo: also delete their wheels')
     @argument('--index-url', metavar='URL', help="with --packages: the index to fetch wheels from (default: pip's configuration)")
+    @argument('--extra-index-url', metavar='URL', help="with --packages: one more index, as pip's (for packages you installed from it)")
     @argument('--kernel', metavar='NAME', help="with --venv: the kernel's name (default: the folder's name)")
     @argument('--venv', metavar='DIR', help='make the venv or conda env in DIR a Jupyter kernel, fixing its paths (after a move) first')
     def persist(self, line=''):

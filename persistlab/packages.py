@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/packages.html.md"""
 
 # %% ../nbs/13_packages.ipynb #8035e4d6
 from __future__ import annotations
-import os, re, sys, json, time, errno, shutil, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
+import os, re, sys, json, time, errno, shutil, socket, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
@@ -14,7 +14,7 @@ from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, 
 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement',
-           'wheel_tags', 'fits', 'pip_failure', 'pip_cache', 'cached_wheels', 'fetch_wheels', 'recorded',
+           'wheel_tags', 'fits', 'pip_failure', 'wheel_caches', 'cached_wheels', 'fetch_wheels', 'recorded',
            'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan', 'fstype', 'restore_packages',
            'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages', 'fix_venv', 'fix_conda',
            'fix_env', 'env_kernel']
@@ -157,11 +157,18 @@ def pip_failure(text, names, index_url=None) -> str:
     return f"pip could not get the wheels of {', '.join(sorted(names))} ({err[-1].strip()[:300]}); nothing changed{hint}"
 
 # %% ../nbs/13_packages.ipynb #655b4905
-def pip_cache(info) -> Path|None:
-    "pip's cache folder for the interpreter `info`, as that pip says (None when its cache is off)"
-    try: r = subprocess.run([*_pip(info), 'cache', 'dir'], capture_output=True, text=True, timeout=60)
+def _cache_dir(cmd) -> Path|None:
+    "The cache folder `cmd` (`pip cache dir`, `uv cache dir`) prints, or None (no such tool, its cache off)"
+    try: r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired): return None
     return Path(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else None
+
+def wheel_caches(info) -> list:
+    "(tool, folder) where pip and uv keep the wheels they built, for the interpreter `info`"
+    out = [('pip', c/'wheels')] if (c := _cache_dir([*_pip(info), 'cache', 'dir'])) else []
+    if (uv := find_uv()) and (c := _cache_dir([str(uv), 'cache', 'dir'])):
+        out += [('uv', d) for d in sorted(c.glob('sdists-v*/*')) if d.name in ('pypi', 'index', 'url')]  # not `path`, `git`: local code
+    return out
 
 def _whole(f) -> bool:
     "Is `f` a whole wheel: a zip whose CRCs hold, with its dist-info RECORD?"
@@ -170,18 +177,18 @@ def _whole(f) -> bool:
             return any(re.fullmatch(r'[^/]+\.dist-info/RECORD', n) for n in z.namelist()) and z.testzip() is None
     except (OSError, zipfile.BadZipFile): return False
 
-def cached_wheels(info, dists, dest, cache=None) -> dict:
-    "Copy into `dest` the wheels of `dists` (name -> distribution) that pip's wheel cache (`cache`, default: `pip_cache`) has; name -> path"
+def cached_wheels(info, dists, dest, caches=None) -> dict:
+    "Copy into `dest` the wheels of `dists` (name -> distribution) found in `caches` (default: `wheel_caches`); name -> (tool, path)"
     want = {n: d['version'] for n, d in dists.items() if not d.get('direct_url')}
     if not want or not info['tags']: return {}
-    c = Path(cache or pip_cache(info) or '/nonexistent')/'wheels'
     rank, best = {t: i for i, t in enumerate(info['tags'])}, {}
-    for f in (c.rglob('*.whl') if c.is_dir() else []):
-        try: n, v, tags = wheel_tags(f.name)
-        except ValueError: continue
-        r = min((rank[t] for t in tags if t in rank), default=None)
-        if want.get(n) == v and r is not None and r < best.get(n, (len(rank), None))[0] and _whole(f): best[n] = (r, f)
-    return {n: Path(shutil.copy(f, Path(dest)/f.name)) for n, (_, f) in best.items()}
+    for tool, c in (wheel_caches(info) if caches is None else caches):
+        for f in (c.rglob('*.whl') if c.is_dir() else []):
+            try: n, v, tags = wheel_tags(f.name)
+            except ValueError: continue
+            r = min((rank[t] for t in tags if t in rank), default=None)
+            if want.get(n) == v and r is not None and r < best.get(n, (len(rank),))[0] and f.is_file() and _whole(f): best[n] = (r, tool, f)
+    return {n: (tool, Path(shutil.copy(f, Path(dest)/f.name))) for n, (_, tool, f) in best.items()}
 
 # %% ../nbs/13_packages.ipynb #64da9b83
 def _urls(u) -> list: return [] if not u else u.split() if isinstance(u, str) else list(u)
@@ -284,11 +291,13 @@ def _alive(pid) -> bool:
 
 def _local_tmp():
     "A local temp folder for wheels, named by this process, after removing the ones of killed saves and restores"
+    host = re.sub(r'[^\w.]', '_', socket.gethostname())  # /tmp shared by containers: their pids are not ours
     for d in Path(tempfile.gettempdir()).glob('persistlab-wheels-*'):
-        m = re.match(r'persistlab-wheels-(\d+)-', d.name)
-        if m and _alive(int(m.group(1))) or not m and time.time() - d.stat().st_mtime < 86400: continue  # an older persistlab's: a day
+        m = re.match(r'persistlab-wheels-(\d+)@([\w.]*)-', d.name)
+        if m and m.group(2) == host and _alive(int(m.group(1))) or not (m and m.group(2) == host) and time.time() - d.stat().st_mtime < 86400:
+            continue  # alive, or another machine's (or an older persistlab's): left a day
         shutil.rmtree(d, ignore_errors=True)
-    return tempfile.TemporaryDirectory(prefix=f'persistlab-wheels-{os.getpid()}-')
+    return tempfile.TemporaryDirectory(prefix=f'persistlab-wheels-{os.getpid()}@{host}-')
 
 def _gone(dists) -> str|None:
     "What to tell when some of `dists` were installed from a folder or file that is no longer there (pip could not get them)"
@@ -299,12 +308,12 @@ def _gone(dists) -> str|None:
             f"(`pip install {' '.join(d['name'] + '==' + d['version'] for d, _ in g)}`) or uninstall it, then save again")
 
 # %% ../nbs/13_packages.ipynb #1311bfe5
-def _wheels(info, need, loc, index_url, extra_index_url, quiet, cached:set) -> dict:
-    "Wheels of `need` in `loc`: from pip's wheel cache (their names added to `cached`), the rest from pip; name -> path"
+def _wheels(info, need, loc, index_url, extra_index_url, quiet, cached:dict) -> dict:
+    "Wheels of `need` in `loc`: from pip's or uv's cache (`cached`: name -> which), the rest from pip; name -> path"
     if why := _gone(need): raise PackagesError(why)
-    got = cached_wheels(info, need, loc); cached.update(got)
+    got = cached_wheels(info, need, loc); cached.update({n: t for n, (t, f) in got.items()})
     rest = {n: d for n, d in need.items() if n not in got}
-    return {**got, **(fetch_wheels(info, rest, loc, index_url, quiet, extra_index_url) if rest else {})}
+    return {**{n: f for n, (t, f) in got.items()}, **(fetch_wheels(info, rest, loc, index_url, quiet, extra_index_url) if rest else {})}
 
 def save_packages(to=None, # storage directory (default: the platform's)
                   python=None, # the interpreter whose packages to keep (default: this kernel's)
@@ -336,7 +345,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
                       f'packages: {storage}')
     with _local_tmp() as loc:  # pip writes to local disk, fast
         # wheels are fetched and their size checked before storage's lock is taken: a failure leaves storage as it was
-        got = _wheels(info, need, loc, index_url, extra_index_url, quiet, cached := set())
+        got = _wheels(info, need, loc, index_url, extra_index_url, quiet, cached := {})
         size = sum(f.stat().st_size for f in got.values())
         if size > shutil.disk_usage(storage).free:
             raise PackagesError(f"copying {len(got)} wheels ({human(size)}) into {storage} failed (storage is full); nothing changed")
@@ -348,7 +357,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
             if need:
                 recs = _stage({n: got[n] for n in need}, need, storage, wh, quiet)
                 for n, r in recs.items():
-                    src = ", from pip's cache" if n in cached else ''
+                    src = f", from {cached[n]}'s cache" if n in cached else ''
                     out.append((need[n]['name'], 'saved', f"{r['version']}, {r['wheel']}, {human(r['size'])}{src}"))
                 new.update(recs)
             for n, r in old.items():

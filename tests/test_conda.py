@@ -3,6 +3,7 @@ import os, io, sys, json, time, shutil, asyncio, hashlib, tarfile, subprocess
 from pathlib import Path
 import pytest
 from conftest import Sandbox
+from test_packages import kernel_prints
 
 rattler = pytest.importorskip('rattler')  # py-rattler, in the `dev` extra (CI installs it: a skip fails CI)
 
@@ -67,6 +68,10 @@ def python_files(tmp):
             if f.startswith('_sysconfigdata') and f.endswith('.py'): files[rel] = (p.read_bytes().replace(old, PH.encode()), 0o644, 'text')
             else: files[rel] = (p.read_bytes(), p.stat().st_mode & 0o777, None)
     files[f'lib/python{PY}/site-packages/README.txt'] = b'This directory exists so that 3rd party packages can be installed here.\n'
+    if b'dist-packages' in (std/'site.py').read_bytes():  # Debian's site.py (CI from Debian's Python) looks in dist-packages only:
+        files[f'lib/python{PY}/sitecustomize.py'] = (  # find lib/pythonX.Y/site-packages as conda-forge's python does
+            b"import os, site, sys\nsite.addsitedir(os.path.join(sys.prefix, 'lib', 'python%d.%d' % sys.version_info[:2], 'site-packages'))\n",
+            0o644, None)
     return files
 
 def build_channel(channel):
@@ -154,11 +159,7 @@ def test_a_conda_env_moved_to_new_storage_works_again_and_becomes_a_kernel(chann
     assert 'kernel' in r.stdout and f'{b}/bin/python' in r.stdout, r.stdout
     spec = json.loads((sb.home/'.local/share/jupyter/kernels/ml/kernel.json').read_text())
     assert spec['argv'][0] == str(b/'bin/python'), spec
-    code = ("from jupyter_client.manager import start_new_kernel\n"
-            "km, kc = start_new_kernel(kernel_name='ml')\n"
-            "try:\n    kc.execute_interactive('import sys, plab_hello; print(sys.prefix, plab_hello.__file__)', timeout=60)\n"
-            "finally: kc.stop_channels(); km.shutdown_kernel(now=True)\n")
-    out = sb.run(sys.executable, '-c', code, JUPYTER_PATH=sb.home/'.local/share/jupyter').stdout
+    out = kernel_prints(sb, 'ml', 'import sys, plab_hello; print(sys.prefix, plab_hello.__file__)')
     assert f'{b} {b}/lib/python{PY}/site-packages/plab_hello/__init__.py' in out, out
 
 def test_a_longer_new_path_fixes_scripts_and_text_and_names_the_binary_it_cannot(channel, tmp_path):

@@ -82,3 +82,22 @@ def test_persistlab_next_to_fastai_setup(replica, tmp_path):
     # instance 5: persistlab's block is gone; Jupyter still starts and nothing is lost
     vm5, b5 = fresh_instance(5)
     assert b5 == b4
+
+def test_a_copied_ssh_round_trips_with_save(replica):
+    "Without fast.ai's setup `.ssh` is kept as a copy (sshd wants real modes): `%persist --save .ssh` brings home's changes back"
+    vm1 = replica('paperspace')
+    vm1.sh('mkdir -p ~/.ssh && ssh-keygen -q -t ed25519 -N "" -f ~/.ssh/id_ed25519')
+    c = vm1.run(['%load_ext persistlab', '%persist .ssh'])
+    assert all(x.ok for x in c) and 'copied' in c[1].out, c
+    # later in the session: a host key the user accepted, and a config entry
+    vm1.sh('echo "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" >> ~/.ssh/known_hosts; '
+           'printf "Host gh\\n  HostName github.com\\n" > ~/.ssh/config')
+    c = vm1.run(['%load_ext persistlab', '%persist --save .ssh'])
+    assert c[1].ok and 'saved' in c[1].out, c
+    vm1.close()
+    vm2 = replica('paperspace')  # a fresh instance: the startup hook copies .ssh back, with sshd's modes
+    r = vm2.sh('ls ~/.ssh | sort | tr "\\n" " "; echo; stat -c "%a %n" ~/.ssh ~/.ssh/id_ed25519 ~/.ssh/config; test -L ~/.ssh || echo copy')
+    assert 'config id_ed25519 id_ed25519.pub known_hosts' in r.stdout, (r.stdout, vm2.boot.stdout, vm2.boot.stderr)
+    assert '700 /root/.ssh' in r.stdout and '600 /root/.ssh/id_ed25519' in r.stdout and 'copy' in r.stdout, r.stdout
+    assert 'Host gh' in vm2.p('/root/.ssh/config').read_text()
+    vm2.close()

@@ -140,6 +140,22 @@ CLI = Path(__file__).resolve().parent/'standins'/'packages_cli.py'  # run as a f
 
 def manifest(storage): return json.loads((Path(storage)/'persistlab.json').read_text())
 
+def saved(world, tmp_path, *names):
+    "Session 1: a VM of the image installs `names` from the local wheels and saves them; (vm, storage, the wheels' folder)"
+    storage, files = tmp_path/'storage', world['index']/'files'
+    vm = VM(tmp_path/'vm1', storage, world['image'])
+    vm.pip('install', '--no-index', '--find-links', files, *names)
+    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    return vm, storage, files
+
+def kernel_prints(sb, name, code):
+    "What kernel `name` (from the sandbox's Jupyter path) prints for `code`: the kernel a notebook would start"
+    run = ("import sys\nfrom jupyter_client.manager import start_new_kernel\n"
+           f"km, kc = start_new_kernel(kernel_name={name!r})\n"
+           f"try: kc.execute_interactive({code!r}, timeout=60)\n"
+           "finally: kc.stop_channels(); km.shutdown_kernel(now=True)\n")
+    return sb.run(sys.executable, '-c', run, JUPYTER_PATH=sb.home/'.local/share/jupyter').stdout
+
 # --- journeys --------------------------------------------------------------------------------------------------------
 
 def test_save_then_restore_on_fresh_vms_with_the_index_gone(world, tmp_path):
@@ -307,15 +323,19 @@ def test_a_package_from_a_folder_that_is_gone_is_named(world, tmp_path):
     assert f"gonepkg 1.0 was installed from {src}/gonepkg-1.0, which is gone" in err and 'pip install gonepkg==1.0' in err, err
     assert os.listdir(storage) == [], os.listdir(storage)
 
-def test_pips_wheel_cache_saves_with_the_index_down(world, tmp_path):
-    "plab-c was built from its sdist when installed: pip's wheel cache keeps it, so a save needs no index"
+@pytest.mark.parametrize('tool', ['pip', 'uv'])
+def test_a_wheel_built_at_install_saves_with_the_index_down(world, tmp_path, tool):
+    "plab-c was built from its sdist when installed: pip's (uv's) cache keeps that wheel, so a save needs no index"
     storage, idx = tmp_path/'storage', Index(world['index'])
     vm = VM(tmp_path/'vm1', storage, world['image'])
-    try: vm.pip('install', '--index-url', idx.url, 'plab-c')
+    try:
+        if tool == 'pip': vm.pip('install', '--index-url', idx.url, 'plab-c')
+        else: vm.run('uv', 'pip', 'install', '--python', vm.py, '--index-url', idx.url, 'plab-c')
     finally: idx.stop()
-    assert list((vm.base/'cache/pip/wheels').rglob('plab_c-1.0-*.whl'))  # the VM's XDG_CACHE_HOME
+    cache = vm.base/'cache'/('pip/wheels' if tool == 'pip' else 'uv')  # the VM's XDG_CACHE_HOME, UV_CACHE_DIR
+    assert [f for f in cache.rglob('plab_c-1.0-*.whl') if f.is_file()]
     r = vm.cli('--save', PIP_INDEX_URL=idx.url)  # stopped: pip would fail
-    assert "from pip's cache" in r.stdout, r.stdout
+    assert f"from {tool}'s cache" in r.stdout, r.stdout
     vm2 = VM(tmp_path/'vm2', storage, world['image'])
     vm2.cli('--restore')
     assert vm2.imports('plab_c') == ['c1.0']
@@ -331,16 +351,13 @@ def test_an_extra_index_is_passed_to_pip(world, tmp_path):
         vm.pip('install', '--no-index', '--find-links', world['index']/'files', 'plab-e')
         r = vm.run(sys.executable, '-c', code, storage, vm.py, empty.url, check=False)
         assert 'No matching distribution' in r.stderr, r.stderr  # the main index has no plab-e
-        r = vm.run(sys.executable, '-c', code, storage, vm.py, empty.url, idx.url)
+        r = vm.cli('--save', '--index-url', empty.url, '--extra-index-url', idx.url)  # as a user types it
         assert 'plab-e' in r.stdout and 'saved' in r.stdout, r.stdout
     finally: idx.stop(); empty.stop()
 
 def test_a_hand_edited_manifest_is_one_line(world, tmp_path):
     "A `wheel` that is not a wheel file name, a missing `sha256`: one line naming the entry and the file, nothing installed"
-    storage, files = tmp_path/'storage', world['index']/'files'
-    vm = VM(tmp_path/'vm1', storage, world['image'])
-    vm.pip('install', '--no-index', '--find-links', files, 'plab-b')
-    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm, storage, files = saved(world, tmp_path, 'plab-b')
     good = manifest(storage)
     (tag, s), = good['packages']['sets'].items()
     vm2 = VM(tmp_path/'vm2', storage, world['image'])
@@ -357,10 +374,7 @@ def test_a_hand_edited_manifest_is_one_line(world, tmp_path):
 
 def test_wheels_no_record_names_are_listed_and_removed(world, tmp_path):
     "`--forget plab-e` without `--wheels` leaves its wheel: `--list` shows it, `--forget --wheels` (all) removes it"
-    storage, files = tmp_path/'storage', world['index']/'files'
-    vm = VM(tmp_path/'vm1', storage, world['image'])
-    vm.pip('install', '--no-index', '--find-links', files, 'plab-e')
-    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm, storage, files = saved(world, tmp_path, 'plab-e')
     vm.cli('--forget', 'plab-e')
     (wh,) = (storage/'wheelhouse').iterdir()
     assert list(wh.glob('plab_e-*.whl'))
@@ -374,10 +388,7 @@ def test_wheels_no_record_names_are_listed_and_removed(world, tmp_path):
 @pytest.mark.parametrize('point', ['wheels-staged', 'wheels-moved', 'packages-recorded'])
 def test_sigkill_during_save_leaves_a_usable_wheelhouse(world, tmp_path, point):
     "Killed while saving a new package: the next VM restores what the wheelhouse and manifest agree on"
-    storage, files = tmp_path/'storage', world['index']/'files'
-    vm = VM(tmp_path/'vm1', storage, world['image'])
-    vm.pip('install', '--no-index', '--find-links', files, 'plab-b')
-    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm, storage, files = saved(world, tmp_path, 'plab-b')
     vm.pip('install', '--no-index', '--find-links', files, 'plab-e', 'plab-d==2.0')
     r = vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1', PERSISTLAB_FAILPOINT=point, check=False)
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
@@ -395,10 +406,7 @@ def test_sigkill_during_save_leaves_a_usable_wheelhouse(world, tmp_path, point):
     assert not list((vm.base/'tmp').glob('persistlab-wheels-*'))  # the killed save's local copies went with the next save
 
 def test_forget(world, tmp_path):
-    storage, files = tmp_path/'storage', world['index']/'files'
-    vm = VM(tmp_path/'vm1', storage, world['image'])
-    vm.pip('install', '--no-index', '--find-links', files, 'plab-b', 'plab-e')
-    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm, storage, files = saved(world, tmp_path, 'plab-b', 'plab-e')
     r = vm.cli('--forget', 'plab-e', '--wheels')
     assert 'forgotten' in r.stdout
     (tag, s), = manifest(storage)['packages']['sets'].items()
@@ -456,20 +464,13 @@ def test_a_moved_venv_works_again_and_becomes_a_kernel(world, tmp_path):
     assert 'plab-e' in sb.run(b/'bin/pip', 'list').stdout  # its scripts run again
     spec = json.loads((sb.home/'.local/share/jupyter/kernels/ml/kernel.json').read_text())
     assert spec['argv'][0] == str(b/'bin/python'), spec
-    code = ("from jupyter_client.manager import start_new_kernel\n"
-            "km, kc = start_new_kernel(kernel_name='ml')\n"
-            "try:\n    r = kc.execute_interactive('import sys, plab_e; print(sys.prefix, plab_e.v)', timeout=60)\n"
-            "finally: kc.stop_channels(); km.shutdown_kernel(now=True)\n")
-    out = sb.run(sys.executable, '-c', code, JUPYTER_PATH=sb.home/'.local/share/jupyter').stdout
+    out = kernel_prints(sb, 'ml', 'import sys, plab_e; print(sys.prefix, plab_e.v)')
     assert f'{b} e1.0' in out, out
 
 def test_wheels_on_a_remote_filesystem_are_copied_to_local_disk_first(world, tmp_path, monkeypatch):
     "Storage on Drive (FUSE): each wheel is copied to local disk and checked there, then installed from the copy"
     from persistlab import packages as P
-    storage, files = tmp_path/'storage', world['index']/'files'
-    vm = VM(tmp_path/'vm1', storage, world['image'])
-    vm.pip('install', '--no-index', '--find-links', files, 'plab-e')
-    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    vm, storage, files = saved(world, tmp_path, 'plab-e')
     vm2 = VM(tmp_path/'vm2', storage, world['image'])
     monkeypatch.setattr(P, 'fstype', lambda p: 'fuse.drive')  # what /proc/mounts says of /content/drive on Colab
     copies = []

@@ -3,7 +3,7 @@ import os, sys, subprocess
 from pathlib import Path
 import pytest
 from conftest import ROOT
-from test_packages import world, VM, CLI  # noqa: F401 (the module-scoped world: wheels, a local index, an image venv)
+from test_packages import world, VM, CLI, saved  # noqa: F401 (the module-scoped world: wheels, a local index, an image venv)
 
 def host_path():
     "IPython, fastcore and the rest for the image's Python (after its own site-packages), as a kernel has them"
@@ -17,16 +17,8 @@ def bare(vm, **kw):
 def cli(vm, *args, **kw):
     return subprocess.run([sys.executable, str(CLI), *map(str, args)], env=bare(vm, **kw), capture_output=True, text=True, timeout=120)
 
-def saved(world, tmp_path, *names):
-    "Session 1: install `names` into a VM of the image and save them in storage with `--to`"
-    storage, files = tmp_path/'storage', world['index']/'files'
-    vm = VM(tmp_path/'vm1', storage, world['image'])
-    vm.pip('install', '--no-index', '--find-links', files, *names)
-    vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
-    return vm, storage
-
 def test_a_save_with_to_is_remembered_for_list_restore_and_undo(world, tmp_path):
-    vm, storage = saved(world, tmp_path, 'plab-b')
+    vm, storage, _ = saved(world, tmp_path, 'plab-b')
     r = cli(vm, '--list', '--python', vm.py)  # no --to, no $PERSISTLAB_STORAGE
     assert 'plab-b' in r.stdout and 'wheelhouse' in r.stdout, r.stdout + r.stderr
     assert (vm.home/'.persistlab/storage').read_text().strip() == str(storage)
@@ -35,7 +27,7 @@ def test_a_save_with_to_is_remembered_for_list_restore_and_undo(world, tmp_path)
 
 def test_load_ext_restores_from_the_storage_set_in_ipython_config(world, tmp_path):
     "A user who set `c.PersistlabMagics.storage` once: a fresh VM's first `%load_ext` installs the packages, the next line imports"
-    _, storage = saved(world, tmp_path, 'plab-b', 'plab-e')
+    _, storage, _ = saved(world, tmp_path, 'plab-b', 'plab-e')
     vm2 = VM(tmp_path/'vm2', storage, world['image'])
     prof = vm2.home/'.ipython/profile_default'; prof.mkdir(parents=True)
     (prof/'ipython_config.py').write_text(f"c.PersistlabMagics.storage = {str(storage)!r}\n")
@@ -47,7 +39,7 @@ def test_load_ext_restores_from_the_storage_set_in_ipython_config(world, tmp_pat
 
 def test_persistlab_restore_in_a_startup_hook_installs_the_packages_too(world, tmp_path):
     "`persistlab-restore` (what a startup hook runs) re-links paths, then installs the saved packages into its own Python"
-    _, storage = saved(world, tmp_path, 'plab-b')
+    _, storage, _ = saved(world, tmp_path, 'plab-b')
     vm2 = VM(tmp_path/'vm2', storage, world['image'])
     env = dict(PYTHONPATH=host_path(), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=storage)
     r = vm2.run(vm2.py, '-c', 'from persistlab.cli import restore_cli; restore_cli()', **env)
