@@ -153,6 +153,13 @@ def _expose(rows, port, base, provider, accept_risk, home, storage, p) -> str:
             except PersistlabError as e: rows.append(('not exposed', 'tunnel failed', str(e)))
     return url
 
+# %% ../nbs/11_codeserver.ipynb #64663334
+def _check_provider(provider):
+    "Refuse a tunnel provider `open_tunnel` does not know, before anything is downloaded or started"
+    from persistlab.tunnel import PROVIDERS
+    if provider in (None, 'none', *PROVIDERS) or str(provider).startswith('ssh://'): return
+    raise CodeServerError(f"unknown provider {provider!r}; valid: none (local only), {', '.join(PROVIDERS)}, or ssh://[user@]host[:port]")
+
 # %% ../nbs/11_codeserver.ipynb #77c888bc
 def start_code_server(folder=None, # folder to open (default: home)
                       port=None, # local port (default: a free one)
@@ -160,6 +167,7 @@ def start_code_server(folder=None, # folder to open (default: home)
                       accept_risk:bool=False, # a public tunnel where the platform forbids remote UIs
                       home=None, storage=None, platform:Platform|None=None, timeout=90, **fetch_kw) -> CodeServer:
     "Start code-server on 127.0.0.1 with a password, then expose it (Jupyter's proxy, else a tunnel)"
+    _check_provider(provider)
     p = platform or detect(); home = Path(home or p.home); storage = storage or p.storage
     port = procs.check_port(port) if port is not None else procs.free_port()
     folder = Path(folder or home).expanduser()

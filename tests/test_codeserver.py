@@ -230,3 +230,19 @@ def test_download_with_no_checksum_is_refused_unless_overridden(env, monkeypatch
     monkeypatch.setenv('PERSISTLAB_ALLOW_UNVERIFIED', '1')
     assert C.code_server_bin(env/'storage', url=url, version='9.9.7').exists() and _Files.hits == ['/cs.tgz']
     srv.shutdown()
+
+def test_bogus_provider_is_one_line_before_any_download(tmp_path):
+    "`%codeserver -p bogus` on a machine with no code-server: the valid choices, nothing fetched, nothing started"
+    from conftest import Sandbox
+    sb = Sandbox(tmp_path)
+    bin_ = tmp_path/'bin'; bin_.mkdir(); (bin_/'python').symlink_to(sys.executable)  # a PATH with no code-server on it
+    r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                       input='%load_ext persistlab\n%codeserver -p bogus\nexit\n', capture_output=True, text=True, timeout=120,
+                       env=sb.env(PATH=f'{bin_}:/usr/bin:/bin', PERSISTLAB_RUNTIME=tmp_path/'run',
+                                  PERSISTLAB_GITHUB_API=f'http://127.0.0.1:{procs.free_port()}',
+                                  PERSISTLAB_CODE_SERVER_URL=f'http://127.0.0.1:{procs.free_port()}/cs.tar.gz'))
+    out = r.stdout + r.stderr
+    assert shutil.which('code-server', path=f'{bin_}:/usr/bin:/bin') is None and 'PERSISTLAB_CODE_SERVER' not in sb.env()
+    assert "unknown provider 'bogus'; valid: none (local only), " in out and 'cloudflared' in out and 'Traceback' not in out, out
+    assert not (sb.storage/'cache').exists() and not (sb.home/'.cache/persistlab').exists()  # nothing was downloaded
+    assert not (tmp_path/'run').exists() or not list((tmp_path/'run').glob('*.json'))  # nothing was started
