@@ -48,7 +48,7 @@ def restore_cli(to:_Dir=None): # storage directory (default: the platform's or $
 
 @call_parse
 def status_cli(to:_Dir=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
-    "Show what is persisted and its state"
+    "Show what is persisted and its state, and the packages kept with `persistlab-packages` (their versions, the wheelhouse size)"
     _run(status, to)
 
 # %% ../nbs/04_cli.ipynb #b7a0c1d2

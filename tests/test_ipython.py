@@ -147,6 +147,7 @@ def test_cli_help_and_errors(sb):
     exe.write_text('import sys\nfrom persistlab.cli import status_cli\nsys.exit(status_cli())\n')
     r = sb.run(sys.executable, exe, '--help', PYTHONPATH=ROOT)
     assert '--to DIR' in r.stdout and '(str)' not in r.stdout, r.stdout + r.stderr
+    assert 'packages kept with `persistlab-packages`' in ' '.join(r.stdout.split()), r.stdout  # --list's packages rows, said
     r = sb.run(sys.executable, exe, check=False, PERSISTLAB_STORAGE='', PYTHONPATH=ROOT)
     assert r.returncode == 1 and r.stderr.startswith('persistlab') and 'persistlab: persistlab' not in r.stderr, r.stderr
     assert r.stderr.count('\n') == 1, r.stderr
