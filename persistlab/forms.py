@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/forms.html.md"""
 
 # %% ../nbs/12_forms.ipynb #4e938144
 from __future__ import annotations
-import os, html, threading
+import os, re, html, threading
 from pathlib import Path
 import ipywidgets as W
 from fastcore.basics import patch
@@ -42,6 +42,19 @@ def _table(rep) -> str:
     td = lambda r: ''.join(f'<td>{html.escape(str(c))}</td>' for c in r)
     return f'<table><thead><tr>{th}</tr></thead><tbody>' + ''.join(f'<tr>{td(r)}</tr>' for r in rep) + '</tbody></table>'
 
+# %% ../nbs/12_forms.ipynb #728705fc
+_HEED = ('conflict', 'skipped', 'not kept', 'do not fit', 'does not fit', 'nothing to keep', 'restart the kernel', 'changed',
+         'missing', 'lost', 'differs', 'broken', 'failed', 'not restored', 'not exposed')
+
+def _summary(reps, most=6) -> tuple:
+    "(one line: each path in the `Report`s `reps` with what last happened to it; does any row need the user's eye)"
+    rows = [r for rep in reps if isinstance(rep, Report) for r in rep]
+    last = {}
+    for r in rows: last.pop(r.path, None); last[r.path] = r.what
+    words = [f'{p} {w}' for p, w in last.items()]
+    more = f' and {len(words) - most} more' if len(words) > most else ''
+    return ', '.join(words[:most]) + more, any(str(r.what).startswith(_HEED) for r in rows)
+
 # %% ../nbs/12_forms.ipynb #942cffb4
 class _Engine:
     "The engine functions the form calls, imported on first use (tests swap in spies)"
@@ -64,11 +77,12 @@ class Setup:
         self.p = platform or detect(); self.home = Path(home or self.p.home)
         self.storage = storage or self.p.storage; self.e = engine or _Engine(); self.threads = []
         self.msgs = {t: W.HTML() for t in self.TABS}
+        self.details = {t: W.HTML() for t in self.TABS}  # the engine's tables under each tab's message line
         self.accept = W.Checkbox(value=False, description='I understand the risk and want remote access here', indent=False,
                                  layout=W.Layout(width='auto'))
         self.out = W.Output()  # progress bars, and the traceback of an unexpected error
         parts = self._persist_tab(), self._ssh_tab(), self._tunnel_tab(env), self._cs_tab()
-        self.tabs = W.Tab(children=[W.VBox([w, self.msgs[t]]) for w, t in zip(parts, self.TABS)])
+        self.tabs = W.Tab(children=[W.VBox([w, self.msgs[t], self.details[t]]) for w, t in zip(parts, self.TABS)])
         for i, t in enumerate(self.TABS): self.tabs.set_title(i, t)
         head = (f'<b>persistlab</b> on <b>{self.p.name}</b>, storage <code>{html.escape(str(self.storage or "none"))}</code>'
                 f' ({self.p.strategy})')
@@ -89,7 +103,7 @@ def _say(self:Setup, text, ok=True, tab='Persist'):
 @patch
 def _run(self:Setup, btn, fn, tab, wait=False):
     "Run `fn` in a worker thread with `btn` disabled, reporting on `tab`"
-    btn.disabled = True; self._say(f'{btn.description}: working...', tab=tab)
+    btn.disabled = True; self._say(f'{btn.description}: working...', tab=tab); self.details[tab].value = ''
     def work():
         with self.out:  # where progress bars land; Output.__exit__ shows an escaping exception's traceback
             try: fn()
@@ -100,6 +114,17 @@ def _run(self:Setup, btn, fn, tab, wait=False):
     t = threading.Thread(target=work, daemon=True); self.threads.append(t); t.start()
     if wait: t.join()
     return t
+
+# %% ../nbs/12_forms.ipynb #dcc1b721
+@patch
+def _show(self:Setup, tab, verb, *reps):
+    "Put what the engine reported for `verb` on `tab`: a line naming each path and what happened, the tables under it"
+    reps = [r for r in reps if r is not None]
+    line, heed = _summary(reps)
+    text = html.escape(f"{verb}: {line or 'done'}") + (' (details below)' if heed else '')
+    self.msgs[tab].value = f'<span style="color:{"#a60" if heed else "#060"}">{text}</span>'
+    self.details[tab].value = ''.join(f'<details{" open" if heed else ""}><summary>{html.escape(getattr(r, "title", ""))}</summary>'
+                                      f'{_table(r)}</details>' for r in reps if not isinstance(r, Report) or len(r))
 
 # %% ../nbs/12_forms.ipynb #be7d6efe
 @patch
@@ -131,7 +156,7 @@ def _persist_tab(self:Setup):
 @patch
 def refresh(self:Setup):
     "Show each persisted path's state, and the services running (an earlier kernel may have started them)"
-    try: self.state.value = _table(self.e.status(home=self.home, platform=self.p, to=self.storage))
+    try: self.state.value = _table(_versions(self.e.status(home=self.home, platform=self.p, to=self.storage)))
     except PersistlabError as e: self.state.value = html.escape(str(e))
     self.show_running()
 
@@ -145,6 +170,22 @@ def show_running(self:Setup):
     if (s := recs.get('sshd')): self.snippet.value = f"sshd running on port {s.info.get('port')} (pid {s.pid}); <code>%sshsetup --status</code> for the client side"
     if (c := recs.get('code-server')): self.cs_url.value = f"code-server running on port {c.info.get('port')} (pid {c.pid})"
 
+# %% ../nbs/12_forms.ipynb #21e523e6
+def _versions(rep, installed=None) -> Report:
+    "Status `rep` with this kernel's installed version beside each recorded package's saved one, where they differ"
+    from importlib.metadata import version, PackageNotFoundError
+    def have(n):
+        try: return version(n)
+        except PackageNotFoundError: return None
+    installed = installed or have
+    def row(r):
+        m = re.fullmatch(r'package (\S+)', str(r.what))
+        if not m or r.path in ('packages', 'wheelhouse') or (v := installed(r.path)) == m[1]: return r
+        if v is None: return (r.path, f'package {m[1]} saved, not installed', f'{r.detail}; Restore installs it')
+        return (r.path, f'package {m[1]} saved, {v} installed',
+                f"{r.detail}; Restore keeps {v} (`%persist --packages -r --force` installs {m[1]})")
+    return Report([row(r) for r in rep], rep.title, rep.heads)
+
 # %% ../nbs/12_forms.ipynb #1a5e980e
 @patch
 def do_persist(self:Setup):
@@ -152,20 +193,21 @@ def do_persist(self:Setup):
     paths = [p for p, c in self.paths.items() if c.value]
     if not paths and not self.pkgs.value: raise PersistError("tick at least one path to persist")
     r = self.e.persist(paths, to=self.storage, home=self.home, platform=self.p) if paths else None
-    if self.pkgs.value: self.e.save_packages(to=self.storage, platform=self.p); paths = [*paths, 'packages']
-    self._say(f'persisted: {", ".join(paths)}'); self.refresh(); return r
+    self._show('Persist', 'Persist', r)  # shown now: a packages failure next leaves it under the error's line
+    if self.pkgs.value: self._show('Persist', 'Persist', r, self.e.save_packages(to=self.storage, platform=self.p))
+    self.refresh(); return r
 
 @patch
 def do_restore(self:Setup):
     "**Restore**: what a fresh instance's startup hook does (`%persist --restore`)"
-    self.e.restore(to=self.storage, home=self.home, platform=self.p)
-    if self.pkgs.value: self.e.restore_packages(to=self.storage, platform=self.p)
-    self._say('restored'); self.refresh()
+    r = self.e.restore(to=self.storage, home=self.home, platform=self.p); self._show('Persist', 'Restore', r)
+    if self.pkgs.value: self._show('Persist', 'Restore', r, self.e.restore_packages(to=self.storage, platform=self.p))
+    self.refresh()
 
 @patch
 def do_save(self:Setup):
     "**Save snapshots** (`%persist --save`), where storage keeps snapshots: Colab, Kaggle, Deepnote"
-    self.e.save(to=self.storage, home=self.home, platform=self.p); self._say('snapshots saved'); self.refresh()
+    self._show('Persist', 'Save snapshots', self.e.save(to=self.storage, home=self.home, platform=self.p)); self.refresh()
 
 # %% ../nbs/12_forms.ipynb #1194e6ea
 @patch

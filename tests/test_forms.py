@@ -54,7 +54,7 @@ def test_persist_tab_calls_engine_and_disables_while_running(form):
     assert f.persist_btn.disabled and 'working' in f.msgs['Persist'].value  # busy, and the kernel's main thread is free
     spy.gate.set(); f.wait()
     assert not f.persist_btn.disabled and spy.calls[0][:2] == ('persist', (['.local', '.gitconfig'],))
-    assert 'persisted: .local, .gitconfig' in f.msgs['Persist'].value and 'linked' in f.state.value
+    assert 'Persist: .local linked, .gitconfig linked' in f.msgs['Persist'].value and 'linked' in f.state.value  # the engine's words
 
 def test_errors_are_readable_lines(form):
     f, spy = form
@@ -194,3 +194,33 @@ def test_colab_bootstrap_persists_then_restores_in_a_new_kernel(tmp_path):
     h2 = tmp_path/'session2'; h2.mkdir()
     out = run_nb(['%load_ext persistlab'], tmp_path/'s2.ipynb', env(h2))
     assert 'restored' in out and os.access(h2/'.local/bin/mytool', os.X_OK)
+
+# --- the packages box with the real engine: what the engine said is what the form shows ---
+from test_packages import world, saved, VM  # noqa: F401 (world is a fixture)
+
+def test_the_form_shows_a_version_conflict_and_nothing_to_keep(world, tmp_path, monkeypatch):
+    "Saved plab-d 2.0, the new image has 1.0: Restore says so with both versions, the table shows both, nothing is forced"
+    from persistlab import packages as P
+    from persistlab.forms import _Engine
+    vm1, storage, _ = saved(world, tmp_path, 'plab-d==2.0')
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])  # a fresh machine from the image, which has plab-d 1.0
+    class Engine(_Engine):  # persistlab's engine, for vm2's Python: the kernel the form would run in
+        def save_packages(self, **k): return P.save_packages(python=vm2.py, quiet=True, **k)
+        def restore_packages(self, **k): return P.restore_packages(python=vm2.py, quiet=True, **k)
+    site, = (vm2.base/'image/lib').glob('python*/site-packages')
+    monkeypatch.syspath_prepend(str(site))  # this kernel has what vm2 has installed
+    plat = lambda st: detect(env=dict(HOME=str(vm2.home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(st)))
+    f = Setup(plat(storage), home=vm2.home, engine=Engine())
+    assert '<td>package 2.0 saved, 1.0 installed</td>' in f.state.value, f.state.value
+    for c in f.paths.values(): c.value = False
+    f.pkgs.value = True
+    f.restore_btn.click(); f.wait()
+    msg, details = f.msgs['Persist'].value, f.details['Persist'].value
+    assert 'Restore: plab-d conflict (details below)' in msg and 'this image has 1.0, you saved 2.0' in details, (msg, details)
+    assert vm2.imports('plab_d') == ['d1.0'] and 'package 2.0 saved, 1.0 installed' in f.state.value  # not forced
+    (tmp_path/'empty').mkdir()
+    g = Setup(plat(tmp_path/'empty'), home=vm2.home, engine=Engine())
+    for c in g.paths.values(): c.value = False
+    g.pkgs.value = True
+    g.persist_btn.click(); g.wait()
+    assert 'Persist: packages nothing to keep' in g.msgs['Persist'].value and 'since this machine started' in g.details['Persist'].value, g.msgs['Persist'].value

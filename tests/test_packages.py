@@ -487,15 +487,17 @@ def test_the_forms_packages_box_saves_and_restores_them(tmp_path):
     from test_forms import Spy
     from persistlab.platforms import detect
     from persistlab.forms import Setup
+    from persistlab.core import Report
     spy = Spy()
-    spy.save_packages = lambda **k: spy._rec('save_packages', **k)
-    spy.restore_packages = lambda **k: spy._rec('restore_packages', **k)
+    spy.save_packages = lambda **k: spy._rec('save_packages', **k) or Report([('packages', 'nothing to keep', 'none installed')])
+    spy.restore_packages = lambda **k: spy._rec('restore_packages', **k) or Report([('plab-d', 'conflict', 'this image has 1.0, you saved 2.0')])
     p = detect(env=dict(HOME=str(tmp_path), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(tmp_path/'st')))
     f = Setup(p, engine=spy)
     for c in f.paths.values(): c.value = False
     f.pkgs.value = True
     f.persist_btn.click(); f.wait()
-    assert 'persisted: packages' in f.msgs['Persist'].value, f.msgs['Persist'].value
+    assert 'Persist: packages nothing to keep' in f.msgs['Persist'].value, f.msgs['Persist'].value  # what the engine said
     f.restore_btn.click(); f.wait()
     assert [c[0] for c in spy.calls] == ['save_packages', 'restore', 'restore_packages'], spy.calls
+    assert 'Restore: plab-d conflict' in f.msgs['Persist'].value and 'you saved 2.0' in f.details['Persist'].value
     assert spy.calls[0][2]['to'] == f.storage
