@@ -361,7 +361,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
                     out.append((need[n]['name'], 'saved', f"{r['version']}, {r['wheel']}, {human(r['size'])}{src}"))
                 new.update(recs)
             for n, r in old.items():
-                if n not in new: new[n] = r; out.append((n, 'kept', f"{r['version']}: recorded before, not installed here (`forget_packages` drops it)"))
+                if n not in new: new[n] = r; out.append((n, 'kept', f"{r['version']}: recorded before, not installed here (uninstalled? `%persist --packages --undo {n}` forgets it)"))
             iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
             (wh/'images').mkdir(parents=True, exist_ok=True)
             if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))  # for a diff when it changes
@@ -561,9 +561,10 @@ def status_rows(storage) -> list:
             rows.append((n, f"package {r['version']}", f"{human(r['size'])}" + ('' if ok else ', wheel missing: save again')))
         size = sum((wh/r['wheel']).stat().st_size for r in s['packages'].values() if (wh/r['wheel']).is_file())
         rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {s.get('saved')}"))
-    for d, fs in _orphans(storage, sets).items():
+    for d, fs in _orphans(storage, sets).items():  # the exact command that deletes these and nothing else
+        names = ','.join(sorted({_norm(f.name.split('-')[0]) for f in fs}))
         rows.append(('wheelhouse', f"{len(fs)} wheels not recorded", f"{human(sum(f.stat().st_size for f in fs))} in {d}; "
-                     "`--packages --undo all --wheels` removes them"))
+                     f"`%persist --packages --undo {names} --wheels` deletes them"))
     return rows
 
 def packages_status(to=None, platform:Platform|None=None) -> Report:
@@ -582,12 +583,14 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
     out = []
     with storage_lock(storage):
         m = read_manifest(storage); sets = _checked(storage, m)
-        strays = _orphans(storage, sets) if want is None else {}
+        strays = {d: [f for f in fs if want is None or _norm(f.name.split('-')[0]) in want]  # wheels no record names
+                  for d, fs in _orphans(storage, sets).items()}
+        strays = {d: fs for d, fs in strays.items() if fs}
         if not sets and not (wheels and strays):
             more = f"; {sum(map(len, strays.values()))} wheels no record names are left: `--wheels` removes them" if strays else ''
             raise PackagesError(f"no packages recorded in {storage}{more}")
-        found = {n for s in sets.values() for n in s['packages']}
-        if want and want - found: raise PackagesError(f"not recorded: {', '.join(sorted(want - found))}; see `%persist --list`")
+        found = {n for s in sets.values() for n in s['packages']} | ({_norm(f.name.split('-')[0]) for fs in strays.values() for f in fs} if wheels else set())
+        if want and want - found: raise PackagesError(f"not recorded: {', '.join(sorted(want - found))}; see `%persist --packages --list`")
         for t, s in sets.items():
             for n in [n for n in s['packages'] if want is None or n in want]:
                 r = s['packages'].pop(n)

@@ -240,7 +240,7 @@ def restore(to=None, # storage directory (default: the platform's)
         _recover(storage, home, stamp(), out)
         finish(storage)
         valid_entries(m, out)
-        env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_STORAGE': str(storage)}
+        env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_STORAGE': str(storage), 'PERSISTLAB_NO_PACKAGES': '1'}  # packages: below, not under this lock
         r = subprocess.run(['sh', str(storage/SCRIPT)], env=env, capture_output=True, text=True)
         for l in r.stdout.splitlines():
             if l.startswith('persistlab: ') and ': ' in l[12:]: out.append((*l[12:].split(': ', 1), ''))

@@ -216,6 +216,18 @@ _realdir() {  # an older persistlab linked Jupyter's runtime dir out of storage:
 
 RUNTIME = '.local/share/jupyter/runtime'  # a live Jupyter's files: a plain folder, moved along with .local
 
+_PACKAGES_STEP = r'''# the packages kept with `%persist --packages`: installed once per machine, before any kernel starts, by the Python
+# on PATH that has persistlab (on Paperspace and rented boxes the kernel's); %load_ext does the same where this never ran
+if [ -z "${PERSISTLAB_NO_PACKAGES:-}" ] && grep -qs '"sets"' "$S/persistlab.json"; then
+  for _py in python3 python; do
+    if command -v "$_py" >/dev/null 2>&1 && "$_py" -c 'import persistlab' 2>/dev/null; then
+      PERSISTLAB_STORAGE="$S" "$_py" -c 'from persistlab.packages import autorestore_packages as a; r = a(); r is None or print(r)' \
+        || say "packages: not installed, see above; %persist --packages -r tries again"
+      break
+    fi
+  done
+fi'''
+
 def restore_script(m:dict, storage, out=None) -> str:
     "The POSIX sh restore script for manifest `m` in `storage`"
     lines = [_SCRIPT_HEAD.replace('@STORAGE@', _q(storage))]
@@ -223,6 +235,7 @@ def restore_script(m:dict, storage, out=None) -> str:
         if e['strategy'] not in ('link', 'copy'): continue
         lines.append(f"{'_copy' if e['strategy'] == 'copy' else '_link'} {_q(e['path'])} || rc=1")
         if e['path'] == '.local' and e['strategy'] == 'link': lines.append(f"_realdir {_q(RUNTIME)}")
+    lines.append(_PACKAGES_STEP)
     lines.append('exit $rc\n')
     return '\n'.join(lines)
 

@@ -101,3 +101,24 @@ def test_a_copied_ssh_round_trips_with_save(replica):
     assert '700 /root/.ssh' in r.stdout and '600 /root/.ssh/id_ed25519' in r.stdout and 'copy' in r.stdout, r.stdout
     assert 'Host gh' in vm2.p('/root/.ssh/config').read_text()
     vm2.close()
+
+def test_paperspace_packages_come_back_at_boot(replica, tmp_path):
+    "`!pip install` then `%persist --packages`: the next instance's pre-run.sh installs them before any kernel, once"
+    from test_packages import image_site
+    from replicas import wheel, doc_cell
+    def vm(boot=True):  # the image's site-packages as an overlay: pip writes only into this instance
+        v = replica('paperspace', storage=tmp_path/'storage', env=dict(PERSISTLAB_IMAGE_TIME=__import__('time').time()), boot=False)
+        sp = image_site(); up = v.base/'overlay'; (up/'u').mkdir(parents=True); (up/'w').mkdir()
+        v.sh(f"mount -t overlay overlay -o lowerdir={sp},upperdir={up/'u'},workdir={up/'w'} {sp}")
+        if boot: v._boot()
+        return v
+    vm1 = vm(); wheel(vm1.wheelhouse, 'plab-q', version='1.0', x=7)
+    c = vm1.run([doc_cell('20_guide_paperspace.ipynb', '%load_ext persistlab'), '!pip install -q plab-q\n%persist --packages'])
+    assert all(x.ok for x in c) and 'plab-q' in c[1].out, c
+    vm1.close()
+    vm2 = vm()  # a fresh instance: its boot ran /storage/pre-run.sh, persistlab's block in it
+    assert 'plab-q' in vm2.boot.stdout and 'installed' in vm2.boot.stdout, (vm2.boot.stdout, vm2.boot.stderr)
+    assert vm2.sh('python3 -c "import plab_q; print(\'Q\', plab_q.X)"').stdout.strip() == 'Q 7'  # a terminal, no %load_ext
+    c = vm2.run(['%load_ext persistlab', 'import plab_q; print("Q", plab_q.X)'])  # the kernel: nothing installed twice
+    assert c[1].ok and c[1].out.strip() == 'Q 7' and 'installed' not in c[0].out, c
+    assert not list(image_site().glob('plab_q*'))  # the host's Python is untouched

@@ -373,17 +373,21 @@ def test_a_hand_edited_manifest_is_one_line(world, tmp_path):
     assert vm2.run(vm2.py, '-c', 'import plab_b', check=False).returncode != 0
 
 def test_wheels_no_record_names_are_listed_and_removed(world, tmp_path):
-    "`--forget plab-e` without `--wheels` leaves its wheel: `--list` shows it, `--forget --wheels` (all) removes it"
-    vm, storage, files = saved(world, tmp_path, 'plab-e')
+    "`--forget plab-e` without `--wheels` leaves its wheel: `--list` names the command that deletes it, and only it"
+    vm, storage, files = saved(world, tmp_path, 'plab-b', 'plab-e')
     vm.cli('--forget', 'plab-e')
     (wh,) = (storage/'wheelhouse').iterdir()
     assert list(wh.glob('plab_e-*.whl'))
     out = vm.cli('--list').stdout
-    assert '1 wheels not recorded' in out and '--undo all --wheels' in out, out
+    assert '1 wheels not recorded' in out and '`%persist --packages --undo plab-e --wheels` deletes them' in out, out
+    r = vm.cli('--forget', 'plab-e', '--wheels')  # the hint, as the CLI spells it
+    assert 'deleted' in r.stdout and not list(wh.glob('plab_e-*.whl')), r.stdout
+    out = vm.cli('--list').stdout
+    assert 'not recorded' not in out and 'plab-b' in out and list(wh.glob('plab_b-*.whl')), out  # the recorded one is kept
+    vm.cli('--forget', 'plab-b')
     assert 'no record names' in one_line_error(vm.cli('--forget', check=False))
-    r = vm.cli('--forget', '--wheels')
+    r = vm.cli('--forget', '--wheels')  # all: every wheel no record names
     assert 'deleted' in r.stdout and not list(wh.glob('*.whl')), r.stdout
-    assert 'not recorded' not in vm.cli('--list').stdout
 
 @pytest.mark.parametrize('point', ['wheels-staged', 'wheels-moved', 'packages-recorded'])
 def test_sigkill_during_save_leaves_a_usable_wheelhouse(world, tmp_path, point):
