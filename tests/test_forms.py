@@ -1,5 +1,5 @@
 "The %persistlab form: headless (values, clicks, spied engine), in an executed notebook, and in a real browser"
-import os, sys, json, time, shutil, signal, threading, subprocess, textwrap
+import os, re, sys, json, time, shutil, signal, threading, subprocess, textwrap
 from pathlib import Path
 import pytest
 from persistlab.platforms import detect
@@ -224,3 +224,26 @@ def test_the_form_shows_a_version_conflict_and_nothing_to_keep(world, tmp_path, 
     g.pkgs.value = True
     g.persist_btn.click(); g.wait()
     assert 'Persist: packages nothing to keep' in g.msgs['Persist'].value and 'since this machine started' in g.details['Persist'].value, g.msgs['Persist'].value
+
+def bootstrap_cell(nb):
+    "The one-cell bootstrap as a page shows it, without its `#|` flags and the pip line (persistlab is installed here)"
+    src, = [''.join(c['source']) for c in json.loads((Path(__file__).parent.parent/'nbs'/nb).read_text())['cells']
+            if c['cell_type'] == 'code' and '%load_ext persistlab' in ''.join(c['source'])]
+    return '\n'.join(l for l in src.splitlines() if not l.startswith(('#|', '!pip')))
+
+def test_the_bootstrap_cell_shows_what_persist_did_and_the_form(tmp_path):
+    "A first Colab session pasting the one cell sees `.local` saved, `.ssh` skipped with its note, and the form"
+    cell = bootstrap_cell('30_bootstrap.ipynb')
+    assert bootstrap_cell('21_guide_colab.ipynb') == cell  # the guide shows the same cell
+    fake = tmp_path/'fake'; (fake/'google/colab').mkdir(parents=True)
+    (fake/'google/__init__.py').write_text(''); (fake/'google/colab/__init__.py').write_text(''); (fake/'google/colab/drive.py').write_text(FAKE_DRIVE)
+    h = tmp_path/'home'; (h/'.local/bin').mkdir(parents=True)  # a fresh VM: a .local, no .ssh
+    env = {**os.environ, 'HOME': str(h), 'PYTHONPATH': os.pathsep.join([str(fake), os.environ.get('PYTHONPATH', '')]),
+           'COLAB_RELEASE_TAG': 'release-colab', 'PERSISTLAB_STORAGE': str(tmp_path/'content/drive/MyDrive/persistlab'),
+           'PERSISTLAB_RUNTIME': str(h/'.run')}
+    outs = json.loads(run_nb([cell], tmp_path/'boot.ipynb', env))['cells'][0]['outputs']
+    text = ''.join(''.join(o.get('data', {}).get('text/plain', o.get('text', ''))) for o in outs)
+    assert re.search(r'^\.local +saved: \.local@py3\.\d+\.tar\.gz', text, re.M), text  # what the page promises
+    assert re.search(r'^\.ssh +skipped: ~/\.ssh does not exist here .*run this again once it exists$', text, re.M), text
+    assert text.index('Mounted at') < text.index('.local  saved') < text.index('VBox('), text  # the table, then the form
+    assert any('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for o in outs), text[:3000]  # the form
