@@ -256,7 +256,7 @@ def _missing(p) -> str:
     "What to do when the platform's storage is not there (yet)"
     if p.name == 'colab':
         return (f"Mount Drive (`%persist --mount`, or `from google.colab import drive; drive.mount('{DRIVE}')`): "
-                "the snapshots are restored right after")
+                "the snapshots and saved packages are restored right after that cell")
     return f"Check that {p.storage.parent} exists (or set PERSISTLAB_STORAGE), then `%persist -r`"
 
 def autorestore(platform:Platform|None=None, # default: `detect()`

@@ -48,12 +48,22 @@ def _packages(args, to):
     "`%persist --packages`: save the packages you installed; with -r, --list, --undo NAME|all: install, show, forget them"
     from persistlab import packages as P
     from persistlab.storage import remember_storage
+    if args.paths and (args.restore or args.list or args.undo):
+        raise UsageError("--packages with -r, --list or --undo takes no paths: `%persist --packages --list`")
     if args.restore: return P.restore_packages(to, args.python, force=args.force)
     if args.list: return P.packages_status(to)
     if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
-    r = P.save_packages(to, args.python, index_url=args.index_url, extra_index_url=args.extra_index_url)
+    r = _persist_paths(args, to) if args.paths else None  # `%persist .local --packages`: both, paths first
+    p = P.save_packages(to, args.python, index_url=args.index_url, extra_index_url=args.extra_index_url)
     if to: remember_storage(P.storage_for(to), P.detect().home)  # --list, -r and --undo find it later without --to
-    return r
+    return r + p if r is not None else p
+
+def _persist_paths(args, to):
+    "`%persist PATHS` with the options given: persist them, or refresh their snapshots with --save"
+    from persistlab.persist import persist, save
+    if args.save: return save(args.paths, to)
+    return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
+                   allow_public=args.allow_public)
 
 def _with_packages(r, to, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
@@ -117,6 +127,8 @@ class PersistlabMagics(Magics):
             from persistlab.persist import persist, restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
+            if args.wheels and not (args.packages and args.undo):
+                raise UsageError("--wheels goes with --packages --undo NAME|all: it deletes their wheels too")
             if args.mount: mount_drive(to); _autorestore(to)  # what %load_ext could not restore before Drive was there
             if args.packages: return _packages(args, to)
             if args.venv:
@@ -129,8 +141,7 @@ class PersistlabMagics(Magics):
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
-            return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
-                           allow_public=args.allow_public)
+            return _persist_paths(args, to)
 
     @no_var_expand
     @line_magic
@@ -252,6 +263,7 @@ def _autorestore(storage=None):
     if p.strategy == 'archive':
         from persistlab.persist import autorestore
         with _usage(): _show(autorestore(p))
+        if p.storage is not None and not p.storage.parent.is_dir(): return p.storage.parent  # Drive not mounted yet
     from persistlab.storage import storage_for, PersistlabError
     try: st = storage_for(None, p)  # also the storage an earlier --to chose (remembered in ~/.persistlab)
     except PersistlabError: return
@@ -259,11 +271,19 @@ def _autorestore(storage=None):
         from persistlab.packages import autorestore_packages
         with _usage(): _show(autorestore_packages(p))
 
+def _when_mounted(ip, where, storage=None):
+    "Drive mounted the user's own way (`drive.mount(...)` in a cell): restore right after that cell, once"
+    def check(*a):
+        if not where.is_dir(): return  # one stat a cell until then
+        ip.events.unregister('post_run_cell', check); _autorestore(storage)
+    ip.events.register('post_run_cell', check)
+    return check
+
 def register(ip):
     "Register persistlab's magics on the IPython shell `ip`; restore snapshots and saved packages"
     m = PersistlabMagics(ip)
     ip.register_magics(m)
-    if m.autorestore: _autorestore(m.storage)
+    if m.autorestore and (where := _autorestore(m.storage)): m._waiting = _when_mounted(ip, where, m.storage)
 
 def unregister(ip):
     "Remove persistlab's magics from `ip` (`%unload_ext persistlab`)"
@@ -272,3 +292,4 @@ def unregister(ip):
         for n in names: mm.magics[kind].pop(n, None)
     m = mm.registry.pop('PersistlabMagics', None)
     if m in ip.configurables: ip.configurables.remove(m)
+    if (w := getattr(m, '_waiting', None)) and w in ip.events.callbacks['post_run_cell']: ip.events.unregister('post_run_cell', w)

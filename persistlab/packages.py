@@ -569,7 +569,10 @@ def status_rows(storage) -> list:
 
 def packages_status(to=None, platform:Platform|None=None) -> Report:
     "The recorded packages and wheelhouse sizes, as a report"
-    storage = check_storage(storage_for(to, platform or detect()))
+    storage = storage_for(to, platform or detect())
+    if not storage.is_dir():  # looking creates nothing
+        if not storage.parent.is_dir(): check_storage(storage)  # its message says how to mount Drive
+        raise PackagesError(f"storage {storage} does not exist, so no packages are saved there; is it mounted? Check the path")
     return Report(status_rows(storage), f'packages in {storage}')
 
 def forget_packages(names=None, # package names to stop restoring (default: all)

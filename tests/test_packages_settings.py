@@ -55,3 +55,36 @@ def test_cli_names_the_tools_and_a_missing_storage(world, tmp_path):
     f = tmp_path/'status_cli.py'; f.write_text('from persistlab.cli import status_cli\nstatus_cli()\n')  # as its entry point runs it
     r = subprocess.run([sys.executable, f, '--to', str(tmp_path/'nope')], env=vm.env(), capture_output=True, text=True)
     assert r.returncode == 1 and 'does not exist, so nothing is persisted there' in r.stderr and r.stderr.count('\n') == 1, r.stdout + r.stderr
+
+def test_colab_a_plain_drive_mount_restores_right_after_that_cell(replica, world):
+    "Session 2 mounts Drive Google's way, not with --mount: the snapshot and the packages come back after that cell, once"
+    from test_packages import colab_vm
+    import shutil
+    vm1 = colab_vm(replica, world)
+    for f in (world['index']/'files').glob('plab_b-1.0-*.whl'): shutil.copy(f, vm1.wheelhouse)
+    c = vm1.run(['!pip install -q plab-b\n!mkdir -p ~/.local/share/notes && echo kept > ~/.local/share/notes/n.txt',
+                 '%load_ext persistlab\n%persist --mount .local --packages'])
+    assert all(x.ok for x in c), c
+    c = vm1.run(['%load_ext persistlab\n%persist --mount --packages'])
+    assert c[0].ok and 'plab-b' in c[0].out, c
+    vm2 = colab_vm(replica, world)
+    c = vm2.run(['%load_ext persistlab', "from google.colab import drive; drive.mount('/content/drive')",
+                 'import plab_b; print("B", plab_b.v)', '!cat ~/.local/share/notes/n.txt', 'print("next")'])
+    assert 'Mount Drive' in c[0].out and 'right after that cell' in c[0].out, c[0]
+    assert c[2].ok and c[2].out.strip() == 'B b1.0', c
+    assert c[3].out.strip() == 'kept', c
+    assert 'installed' not in c[4].out and 'restored' not in c[4].out, c  # once: the watch is gone
+
+def test_magic_options_that_do_not_go_together_say_so(sb):
+    "`%persist .local --packages` does both; --wheels without --undo, paths with --list, a missing --to: one line, nothing made"
+    from test_ipython import ipython
+    (sb.home/'.local/share').mkdir(parents=True)
+    r = ipython(sb, f'''
+        %load_ext persistlab
+        %persist --packages --wheels
+        %persist --packages --list .local
+        %persist --packages --list --to {sb.base}/nope
+        ''')
+    assert "--wheels goes with --packages --undo" in r.stderr and "takes no paths" in r.stderr, r.stdout + r.stderr
+    assert f"storage {sb.base}/nope does not exist" in r.stderr and not (sb.base/"nope").exists(), r.stderr
+    assert not (sb.storage/'persistlab.json').exists()  # nothing was persisted by a refused line
