@@ -14,10 +14,9 @@ from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, 
 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement',
-           'wheel_tags', 'fits', 'pip_failure', 'wheel_caches', 'cached_wheels', 'fetch_wheels', 'recorded',
-           'save_packages', 'find_uv', 'install_cmd', 'install_env', 'plan', 'fstype', 'restore_packages',
-           'autorestore_packages', 'status_rows', 'packages_status', 'forget_packages', 'fix_venv', 'fix_conda',
-           'fix_env', 'env_kernel']
+           'wheel_tags', 'fits', 'pip_failure', 'find_uv', 'wheel_caches', 'cached_wheels', 'fetch_wheels', 'recorded',
+           'save_packages', 'install_cmd', 'install_env', 'plan', 'fstype', 'restore_packages', 'autorestore_packages',
+           'status_rows', 'packages_status', 'forget_packages', 'fix_venv', 'fix_conda', 'fix_env', 'env_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -54,6 +53,7 @@ print(json.dumps(dict(executable=sys.executable, prefix=sys.prefix, version='%d.
     pip=importlib.util.find_spec('pip') is not None, dists=dists)))
 '''
 
+# %% ../nbs/13_packages.ipynb #68f0b46f
 def _packaging_dir() -> str:
     "The folder holding this Python's `packaging` (its own, or pip's vendored copy), for a target that has none"
     try: import packaging
@@ -78,6 +78,7 @@ def machine_start() -> float:
         return boot + ticks / os.sysconf('SC_CLK_TCK')
     except (OSError, ValueError, IndexError, StopIteration): return time.time() - time.monotonic()
 
+# %% ../nbs/13_packages.ipynb #6d937d94
 def baseline(info, since=None) -> dict:
     "The image's distributions in `info`: those installed before `since` (default: this machine's start); name -> version"
     t = machine_start() if since is None else since
@@ -106,6 +107,7 @@ def _local_source(d) -> str|None:
     u = (d.get('direct_url') or {}).get('url', '')
     return urllib.parse.unquote(urllib.parse.urlparse(u).path) if u.startswith('file:') else None
 
+# %% ../nbs/13_packages.ipynb #9381511b
 def _norm(n): return re.sub(r'[-_.]+', '-', n).lower()
 
 _WHEEL = re.compile(r'[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-\d[\w.]*)?-[\w.]+-[\w.]+-[\w.]+\.whl')
@@ -155,6 +157,15 @@ def pip_failure(text, names, index_url=None) -> str:
     hint = ('; if one came from another index, give pip that index (`--extra-index-url`, `PIP_EXTRA_INDEX_URL`) and save again'
             if 'No matching distribution' in text else '')
     return f"pip could not get the wheels of {', '.join(sorted(names))} ({err[-1].strip()[:300]}); nothing changed{hint}"
+
+# %% ../nbs/13_packages.ipynb #8cfa4ceb
+def find_uv():
+    "The uv executable: on `PATH`, or the one the `uv` package on PyPI ships; else None"
+    if shutil.which('uv'): return shutil.which('uv')
+    try:
+        from uv import find_uv_bin
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError): return None
 
 # %% ../nbs/13_packages.ipynb #655b4905
 def _cache_dir(cmd) -> Path|None:
@@ -230,6 +241,7 @@ def recorded(storage) -> bool:
     "Are packages recorded in `storage`'s manifest?"
     return bool(_sets(read_manifest(storage)))
 
+# %% ../nbs/13_packages.ipynb #5df9d81c
 def _stage(files, dists, storage, wh, quiet):
     "Copy `files` into storage's staging folder, then into the wheelhouse; name -> record"
     stage = Path(storage)/TMP/f'wheels.{os.getpid()}'
@@ -315,6 +327,40 @@ def _wheels(info, need, loc, index_url, extra_index_url, quiet, cached:dict) -> 
     rest = {n: d for n, d in need.items() if n not in got}
     return {**{n: f for n, (t, f) in got.items()}, **(fetch_wheels(info, rest, loc, index_url, quiet, extra_index_url) if rest else {})}
 
+# %% ../nbs/13_packages.ipynb #fc37334a
+def _not_kept(mine, storage) -> list:
+    "Take out of `mine` what a save does not keep (editable installs, packages forgotten with `--undo`); rows saying why"
+    out = []
+    for n in [n for n, d in mine.items() if _editable(d)]:  # your own folder: its code is not a wheel's to keep
+        d = mine.pop(n); src = _local_source(d)
+        out.append((d['name'], 'not kept', f"editable install of {d['direct_url']['url']}: " + (
+            "`%persist` that folder instead" if not src or os.path.exists(src) else "that folder is gone: reinstall it or uninstall it")))
+    forgot = (read_manifest(storage).get('packages') or {}).get('forgotten') or {}
+    for n in [n for n, d in mine.items() if n in forgot and d['mtime'] <= forgot[n]]:  # `--undo` sticks until reinstalled
+        d = mine.pop(n)
+        out.append((d['name'], 'not kept', f"{d['version']}: forgotten with --undo; after `pip install --force-reinstall {d['name']}` a save keeps it"))
+    return out
+
+def _split(storage, m, tag, wh, mine) -> tuple:
+    "(what the last save recorded for `tag`, what storage has already, what to fetch), from manifest `m`"
+    old = _checked(storage, m).get(tag, {}).get('packages', {})
+    def have(n, r): return r['version'] == mine[n]['version'] and (wh/r['wheel']).is_file() and (wh/r['wheel']).stat().st_size == r['size']
+    new = {n: r for n, r in old.items() if n in mine and have(n, r)}
+    return old, new, {n: d for n, d in mine.items() if n not in new}
+
+# %% ../nbs/13_packages.ipynb #1ebb4dc8
+def _record(storage, info, base, new, need, wh):
+    "Write `new` as `info`'s set in the manifest, with the image's fingerprint (its package list kept beside, for a diff)"
+    iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
+    (wh/'images').mkdir(parents=True, exist_ok=True)
+    if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))
+    m = read_manifest(storage)
+    m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
+        python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
+    for n in need: (m['packages'].get('forgotten') or {}).pop(n, None)  # reinstalled since: kept again
+    write_manifest(storage, m)
+
+# %% ../nbs/13_packages.ipynb #b46b549c
 def save_packages(to=None, # storage directory (default: the platform's)
                   python=None, # the interpreter whose packages to keep (default: this kernel's)
                   platform:Platform|None=None, # default: `detect()`
@@ -327,23 +373,9 @@ def save_packages(to=None, # storage directory (default: the platform's)
     p = platform or detect()
     storage = check_storage(storage_for(to, p))
     info = probe(python); base = baseline(info, since)
-    mine, out = yours(info, base), []
-    for n in [n for n, d in mine.items() if _editable(d)]:  # your own folder: its code is not a wheel's to keep
-        d = mine.pop(n); src = _local_source(d)
-        out.append((d['name'], 'not kept', f"editable install of {d['direct_url']['url']}: " + (
-            "`%persist` that folder instead" if not src or os.path.exists(src) else "that folder is gone: reinstall it or uninstall it")))
-    forgot = (read_manifest(storage).get('packages') or {}).get('forgotten') or {}
-    for n in [n for n, d in mine.items() if n in forgot and d['mtime'] <= forgot[n]]:  # `--undo` sticks until reinstalled
-        d = mine.pop(n)
-        out.append((d['name'], 'not kept', f"{d['version']}: forgotten with --undo; after `pip install --force-reinstall {d['name']}` a save keeps it"))
+    mine = yours(info, base); out = _not_kept(mine, storage)
     wh = Path(storage)/WHEELHOUSE/info['tag']
-    def split(m):
-        "(what the last save recorded, what storage has already, what to fetch)"
-        old = _checked(storage, m).get(info['tag'], {}).get('packages', {})
-        def have(n, r): return r['version'] == mine[n]['version'] and (wh/r['wheel']).is_file() and (wh/r['wheel']).stat().st_size == r['size']
-        new = {n: r for n, r in old.items() if n in mine and have(n, r)}
-        return old, new, {n: d for n, d in mine.items() if n not in new}
-    old, new, need = split(read_manifest(storage))
+    old, new, need = _split(storage, read_manifest(storage), info['tag'], wh, mine)
     if not (old or need):
         return Report(out + [('packages', 'nothing to keep', f'no package was installed or changed in {info["executable"]} since this machine started')],
                       f'packages: {storage}')
@@ -355,7 +387,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
             raise PackagesError(f"copying {len(got)} wheels ({human(size)}) into {storage} failed (storage is full); nothing changed")
         with storage_lock(storage):
             for x in (Path(storage)/TMP).glob('wheels.*'): remove(x)  # a killed save's staging folder (we hold the lock: none is live)
-            old, new, need = split(read_manifest(storage))  # again: another kernel may have saved meanwhile
+            old, new, need = _split(storage, read_manifest(storage), info['tag'], wh, mine)  # again: another kernel may have saved meanwhile
             if more := {n: d for n, d in need.items() if n not in got}: got.update(_wheels(info, more, loc, index_url, extra_index_url, quiet, cached))
             for n in new: out.append((mine[n]['name'], 'already saved', new[n]['version']))
             if need:
@@ -366,14 +398,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
                 new.update(recs)
             for n, r in old.items():
                 if n not in new: new[n] = r; out.append((n, 'kept', f"{r['version']}: recorded before, not installed here (uninstalled? `%persist --packages --undo {n}` forgets it)"))
-            iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
-            (wh/'images').mkdir(parents=True, exist_ok=True)
-            if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))  # for a diff when it changes
-            m = read_manifest(storage)
-            m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
-                python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
-            for n in need: (m['packages'].get('forgotten') or {}).pop(n, None)  # reinstalled since: kept again
-            write_manifest(storage, m)
+            _record(storage, info, base, new, need, wh)
             failpoint('packages-recorded')
             used = {r['wheel'] for r in new.values()}
             for r in old.values():  # the wheels this save replaced; files persistlab did not record are not touched
@@ -385,14 +410,6 @@ _UV_ENV = ('UV_CONSTRAINT', 'UV_BUILD_CONSTRAINT', 'UV_OVERRIDE', 'UV_SYSTEM_PYT
            'UV_DEFAULT_INDEX', 'UV_EXTRA_INDEX_URL', 'UV_FIND_LINKS', 'UV_NO_INDEX', 'UV_OFFLINE', 'UV_REQUIRE_HASHES',
            'PIP_CONSTRAINT', 'PIP_REQUIRE_VIRTUALENV', 'PIP_FIND_LINKS', 'PIP_INDEX_URL', 'PIP_EXTRA_INDEX_URL', 'PIP_NO_INDEX',
            'PIP_REQUIRE_HASHES', 'PIP_TARGET', 'PIP_PREFIX', 'PIP_USER', 'VIRTUAL_ENV', 'CONDA_PREFIX')
-
-def find_uv():
-    "The uv executable: on `PATH`, or the one the `uv` package on PyPI ships; else None"
-    if shutil.which('uv'): return shutil.which('uv')
-    try:
-        from uv import find_uv_bin
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError): return None
 
 def install_cmd(info, wheels, uv=None) -> list:
     "The command that installs wheel files `wheels` into `info`'s interpreter, with no index: uv's if `uv` is given, else pip's"
@@ -490,6 +507,7 @@ def _fitting(sets, tags) -> dict:
             if n not in best or ok(r) or not ok(best[n][1]): best[n] = (t, r)
     return best
 
+# %% ../nbs/13_packages.ipynb #298f2f6c
 def restore_packages(to=None, # storage directory (default: the platform's)
                      python=None, # the interpreter to install into (default: this kernel's)
                      platform:Platform|None=None, # default: `detect()`
@@ -559,6 +577,7 @@ def _when(st) -> str:
     m = re.match(r'(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)', st or '')
     return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC" if m else str(st)
 
+# %% ../nbs/13_packages.ipynb #b79944d7
 def status_rows(storage) -> list:
     "Rows for `%persist --list`: each recorded package with its version, then each wheelhouse's size, then wheels no record names"
     try: sets = _checked(storage)
@@ -585,6 +604,7 @@ def packages_status(to=None, platform:Platform|None=None) -> Report:
         raise PackagesError(f"storage {storage} does not exist, so no packages are saved there; is it mounted? Check the path")
     return Report(status_rows(storage), f'packages in {storage}')
 
+# %% ../nbs/13_packages.ipynb #28b6e219
 def forget_packages(names=None, # package names to stop restoring (default: all)
                     to=None, # storage directory (default: the platform's)
                     platform:Platform|None=None, # default: `detect()`
@@ -631,6 +651,7 @@ def _base_python(version):
     w = shutil.which(f'python{version}')
     return Path(w) if w else None
 
+# %% ../nbs/13_packages.ipynb #74732876
 def fix_venv(venv) -> list:
     "Make the venv at `venv` work where it is now (base interpreter, scripts' shebangs); rows saying what changed"
     v = Path(os.path.abspath(venv)); cfg = v/'pyvenv.cfg'
@@ -689,6 +710,7 @@ def _made_at(env, recs):
     seen.pop(str(env), None)  # scripts already fixed: after a fix cut short, the rest still say where it was
     return seen.most_common(1)[0][0] if seen else None
 
+# %% ../nbs/13_packages.ipynb #f86f91fb
 def _binary_replace(b:bytes, old:bytes, new:bytes) -> bytes:
     "`old` -> `new` (not longer) in each NUL-terminated string of `b`, padded with NULs so no offset moves, as conda does"
     def sub(m): return m.group().replace(old, new) + b'\0' * ((len(old) - len(new)) * m.group().count(old))
