@@ -53,7 +53,7 @@ print(json.dumps(dict(executable=sys.executable, prefix=sys.prefix, version='%d.
     pip=importlib.util.find_spec('pip') is not None, dists=dists)))
 '''
 
-# %% ../nbs/13_packages.ipynb #68f0b46f
+# %% ../nbs/13_packages.ipynb #5450edfe
 def _packaging_dir() -> str:
     "The folder holding this Python's `packaging` (its own, or pip's vendored copy), for a target that has none"
     try: import packaging
@@ -78,7 +78,7 @@ def machine_start() -> float:
         return boot + ticks / os.sysconf('SC_CLK_TCK')
     except (OSError, ValueError, IndexError, StopIteration): return time.time() - time.monotonic()
 
-# %% ../nbs/13_packages.ipynb #6d937d94
+# %% ../nbs/13_packages.ipynb #0ef88dc2
 def baseline(info, since=None) -> dict:
     "The image's distributions in `info`: those installed before `since` (default: this machine's start); name -> version"
     t = machine_start() if since is None else since
@@ -107,7 +107,7 @@ def _local_source(d) -> str|None:
     u = (d.get('direct_url') or {}).get('url', '')
     return urllib.parse.unquote(urllib.parse.urlparse(u).path) if u.startswith('file:') else None
 
-# %% ../nbs/13_packages.ipynb #9381511b
+# %% ../nbs/13_packages.ipynb #c4928cde
 def _norm(n): return re.sub(r'[-_.]+', '-', n).lower()
 
 _WHEEL = re.compile(r'[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-\d[\w.]*)?-[\w.]+-[\w.]+-[\w.]+\.whl')
@@ -158,7 +158,7 @@ def pip_failure(text, names, index_url=None) -> str:
             if 'No matching distribution' in text else '')
     return f"pip could not get the wheels of {', '.join(sorted(names))} ({err[-1].strip()[:300]}); nothing changed{hint}"
 
-# %% ../nbs/13_packages.ipynb #8cfa4ceb
+# %% ../nbs/13_packages.ipynb #6166964c
 def find_uv():
     "The uv executable: on `PATH`, or the one the `uv` package on PyPI ships; else None"
     if shutil.which('uv'): return shutil.which('uv')
@@ -241,7 +241,7 @@ def recorded(storage) -> bool:
     "Are packages recorded in `storage`'s manifest?"
     return bool(_sets(read_manifest(storage)))
 
-# %% ../nbs/13_packages.ipynb #5df9d81c
+# %% ../nbs/13_packages.ipynb #750cb4ae
 def _stage(files, dists, storage, wh, quiet):
     "Copy `files` into storage's staging folder, then into the wheelhouse; name -> record"
     stage = Path(storage)/TMP/f'wheels.{os.getpid()}'
@@ -327,7 +327,7 @@ def _wheels(info, need, loc, index_url, extra_index_url, quiet, cached:dict) -> 
     rest = {n: d for n, d in need.items() if n not in got}
     return {**{n: f for n, (t, f) in got.items()}, **(fetch_wheels(info, rest, loc, index_url, quiet, extra_index_url) if rest else {})}
 
-# %% ../nbs/13_packages.ipynb #fc37334a
+# %% ../nbs/13_packages.ipynb #5f22f339
 def _not_kept(mine, storage) -> list:
     "Take out of `mine` what a save does not keep (editable installs, packages forgotten with `--undo`); rows saying why"
     out = []
@@ -348,7 +348,7 @@ def _split(storage, m, tag, wh, mine) -> tuple:
     new = {n: r for n, r in old.items() if n in mine and have(n, r)}
     return old, new, {n: d for n, d in mine.items() if n not in new}
 
-# %% ../nbs/13_packages.ipynb #1ebb4dc8
+# %% ../nbs/13_packages.ipynb #44cf1de2
 def _record(storage, info, base, new, need, wh):
     "Write `new` as `info`'s set in the manifest, with the image's fingerprint (its package list kept beside, for a diff)"
     iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
@@ -360,7 +360,7 @@ def _record(storage, info, base, new, need, wh):
     for n in need: (m['packages'].get('forgotten') or {}).pop(n, None)  # reinstalled since: kept again
     write_manifest(storage, m)
 
-# %% ../nbs/13_packages.ipynb #b46b549c
+# %% ../nbs/13_packages.ipynb #fa19ae68
 def save_packages(to=None, # storage directory (default: the platform's)
                   python=None, # the interpreter whose packages to keep (default: this kernel's)
                   platform:Platform|None=None, # default: `detect()`
@@ -507,7 +507,7 @@ def _fitting(sets, tags) -> dict:
             if n not in best or ok(r) or not ok(best[n][1]): best[n] = (t, r)
     return best
 
-# %% ../nbs/13_packages.ipynb #298f2f6c
+# %% ../nbs/13_packages.ipynb #f3174056
 def restore_packages(to=None, # storage directory (default: the platform's)
                      python=None, # the interpreter to install into (default: this kernel's)
                      platform:Platform|None=None, # default: `detect()`
@@ -577,7 +577,7 @@ def _when(st) -> str:
     m = re.match(r'(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)', st or '')
     return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC" if m else str(st)
 
-# %% ../nbs/13_packages.ipynb #b79944d7
+# %% ../nbs/13_packages.ipynb #5eb239fb
 def status_rows(storage) -> list:
     "Rows for `%persist --list`: each recorded package with its version, then each wheelhouse's size, then wheels no record names"
     try: sets = _checked(storage)
@@ -604,7 +604,7 @@ def packages_status(to=None, platform:Platform|None=None) -> Report:
         raise PackagesError(f"storage {storage} does not exist, so no packages are saved there; is it mounted? Check the path")
     return Report(status_rows(storage), f'packages in {storage}')
 
-# %% ../nbs/13_packages.ipynb #28b6e219
+# %% ../nbs/13_packages.ipynb #21bcf9d7
 def forget_packages(names=None, # package names to stop restoring (default: all)
                     to=None, # storage directory (default: the platform's)
                     platform:Platform|None=None, # default: `detect()`
@@ -651,7 +651,7 @@ def _base_python(version):
     w = shutil.which(f'python{version}')
     return Path(w) if w else None
 
-# %% ../nbs/13_packages.ipynb #74732876
+# %% ../nbs/13_packages.ipynb #93ab8191
 def fix_venv(venv) -> list:
     "Make the venv at `venv` work where it is now (base interpreter, scripts' shebangs); rows saying what changed"
     v = Path(os.path.abspath(venv)); cfg = v/'pyvenv.cfg'
@@ -710,7 +710,7 @@ def _made_at(env, recs):
     seen.pop(str(env), None)  # scripts already fixed: after a fix cut short, the rest still say where it was
     return seen.most_common(1)[0][0] if seen else None
 
-# %% ../nbs/13_packages.ipynb #f86f91fb
+# %% ../nbs/13_packages.ipynb #88529e5c
 def _binary_replace(b:bytes, old:bytes, new:bytes) -> bytes:
     "`old` -> `new` (not longer) in each NUL-terminated string of `b`, padded with NULs so no offset moves, as conda does"
     def sub(m): return m.group().replace(old, new) + b'\0' * ((len(old) - len(new)) * m.group().count(old))
