@@ -332,6 +332,10 @@ def save_packages(to=None, # storage directory (default: the platform's)
         d = mine.pop(n); src = _local_source(d)
         out.append((d['name'], 'not kept', f"editable install of {d['direct_url']['url']}: " + (
             "`%persist` that folder instead" if not src or os.path.exists(src) else "that folder is gone: reinstall it or uninstall it")))
+    forgot = (read_manifest(storage).get('packages') or {}).get('forgotten') or {}
+    for n in [n for n, d in mine.items() if n in forgot and d['mtime'] <= forgot[n]]:  # `--undo` sticks until reinstalled
+        d = mine.pop(n)
+        out.append((d['name'], 'not kept', f"{d['version']}: forgotten with --undo; after `pip install --force-reinstall {d['name']}` a save keeps it"))
     wh = Path(storage)/WHEELHOUSE/info['tag']
     def split(m):
         "(what the last save recorded, what storage has already, what to fetch)"
@@ -368,6 +372,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
             m = read_manifest(storage)
             m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
                 python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
+            for n in need: (m['packages'].get('forgotten') or {}).pop(n, None)  # reinstalled since: kept again
             write_manifest(storage, m)
             failpoint('packages-recorded')
             used = {r['wheel'] for r in new.values()}
@@ -596,7 +601,7 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
         if want and want - found: raise PackagesError(f"not recorded: {', '.join(sorted(want - found))}; see `%persist --packages --list`")
         for t, s in sets.items():
             for n in [n for n in s['packages'] if want is None or n in want]:
-                r = s['packages'].pop(n)
+                r = s['packages'].pop(n); m['packages'].setdefault('forgotten', {})[n] = time.time()  # a later save skips it
                 out.append((n, 'forgotten', r['version'] + (', wheel deleted' if wheels else f", wheel left in {WHEELHOUSE}/{t}")))
                 if wheels: (Path(storage)/WHEELHOUSE/t/r['wheel']).unlink(missing_ok=True)
         if sets:

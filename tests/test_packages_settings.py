@@ -88,3 +88,15 @@ def test_magic_options_that_do_not_go_together_say_so(sb):
     assert "--wheels goes with --packages --undo" in r.stderr and "takes no paths" in r.stderr, r.stdout + r.stderr
     assert f"storage {sb.base}/nope does not exist" in r.stderr and not (sb.base/"nope").exists(), r.stderr
     assert not (sb.storage/'persistlab.json').exists()  # nothing was persisted by a refused line
+
+def test_undo_sticks_until_the_package_is_reinstalled(world, tmp_path):
+    "`--forget plab-e` while it stays installed: later saves skip it (and say so); a reinstall makes it yours again"
+    vm, storage, files = saved(world, tmp_path, 'plab-b', 'plab-e')
+    vm.cli('--forget', 'plab-e')
+    r = vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    assert 'forgotten with --undo' in r.stdout, r.stdout
+    assert not [l for l in vm.cli('--list').stdout.splitlines() if l.startswith('plab-e')]  # not recorded (its wheel is left)
+    vm.pip('install', '--no-index', '--find-links', files, '--force-reinstall', '--no-deps', 'plab-e')
+    r = vm.cli('--save', PIP_FIND_LINKS=files, PIP_NO_INDEX='1')
+    assert 'plab-e' in r.stdout and 'saved' in r.stdout and 'forgotten' not in r.stdout, r.stdout
+    assert [l for l in vm.cli('--list').stdout.splitlines() if l.startswith('plab-e')]
