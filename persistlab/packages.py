@@ -554,6 +554,11 @@ def _orphans(storage, sets) -> dict:
         if fs := [f for f in sorted(d.glob('*.whl')) if (d.name, f.name) not in named]: out[d] = fs
     return out
 
+def _when(st) -> str:
+    "A `stamp()` as people read it: `2026-11-23 08:08 UTC`"
+    m = re.match(r'(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)', st or '')
+    return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC" if m else str(st)
+
 def status_rows(storage) -> list:
     "Rows for `%persist --list`: each recorded package with its version, then each wheelhouse's size, then wheels no record names"
     try: sets = _checked(storage)
@@ -565,7 +570,7 @@ def status_rows(storage) -> list:
             ok = (wh/r['wheel']).is_file()
             rows.append((n, f"package {r['version']}", f"{human(r['size'])}" + ('' if ok else ', wheel missing: save again')))
         size = sum((wh/r['wheel']).stat().st_size for r in s['packages'].values() if (wh/r['wheel']).is_file())
-        rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {s.get('saved')}"))
+        rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {_when(s.get('saved'))}"))
     for d, fs in _orphans(storage, sets).items():  # the exact command that deletes these and nothing else
         names = ','.join(sorted({_norm(f.name.split('-')[0]) for f in fs}))
         rows.append(('wheelhouse', f"{len(fs)} wheels not recorded", f"{human(sum(f.stat().st_size for f in fs))} in {d}; "
