@@ -47,13 +47,13 @@ _HEED = ('conflict', 'skipped', 'not kept', 'do not fit', 'does not fit', 'nothi
          'missing', 'lost', 'differs', 'broken', 'failed', 'not restored', 'not exposed')
 
 def _summary(reps, most=6) -> tuple:
-    "(one line: each path in the `Report`s `reps` with what last happened to it; does any row need the user's eye)"
+    "(one line: each path in the `Report`s `reps` with what happened to it, in order; does any row need the user's eye)"
     rows = [r for rep in reps if isinstance(rep, Report) for r in rep]
-    last = {}
-    for r in rows: last.pop(r.path, None); last[r.path] = r.what
-    words = [f'{p} {w}' for p, w in last.items()]
+    did = {}
+    for r in rows: did.setdefault(r.path, []).append(str(r.what))
+    words = [f"{p} {', '.join(dict.fromkeys(w))}" for p, w in did.items()]
     more = f' and {len(words) - most} more' if len(words) > most else ''
-    return ', '.join(words[:most]) + more, any(str(r.what).startswith(_HEED) for r in rows)
+    return '; '.join(words[:most]) + more, any(str(r.what).startswith(_HEED) for r in rows)
 
 # %% ../nbs/12_forms.ipynb #942cffb4
 class _Engine:

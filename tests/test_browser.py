@@ -62,7 +62,9 @@ def test_form_in_jupyterlab_persists_on_click(lab):
             for _ in range(200):
                 if (lab['home']/'.local').is_symlink(): break
                 time.sleep(0.1)
-            page.wait_for_selector('text=persisted: .local, .ssh', timeout=20_000)
+            try: page.wait_for_selector(r'text=/Persist: \.local [^;]*linked[^;]*; \.ssh [^;]*(linked|copied)/', timeout=20_000)  # the engine's words
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS/'form-after-timeout.png')); raise
             page.screenshot(path=str(ARTIFACTS/'form-after.png'))
         finally: b.close()
     assert os.readlink(lab['home']/'.local') == str(lab['storage']/'.local')

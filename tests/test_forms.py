@@ -54,7 +54,7 @@ def test_persist_tab_calls_engine_and_disables_while_running(form):
     assert f.persist_btn.disabled and 'working' in f.msgs['Persist'].value  # busy, and the kernel's main thread is free
     spy.gate.set(); f.wait()
     assert not f.persist_btn.disabled and spy.calls[0][:2] == ('persist', (['.local', '.gitconfig'],))
-    assert 'Persist: .local linked, .gitconfig linked' in f.msgs['Persist'].value and 'linked' in f.state.value  # the engine's words
+    assert 'Persist: .local linked; .gitconfig linked' in f.msgs['Persist'].value and 'linked' in f.state.value  # the engine's words
 
 def test_errors_are_readable_lines(form):
     f, spy = form
