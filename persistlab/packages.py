@@ -27,12 +27,15 @@ class PackagesError(PersistlabError):
 _PROBE = r'''
 import sys, os, re, json, sysconfig, importlib.util
 from importlib import metadata
+borrowed = False
 try: from packaging import tags
 except ImportError:
     try: from pip._vendor.packaging import tags
     except ImportError:  # a Python with neither (a venv made --without-pip): the caller's packaging, given as argv[1]
-        try: sys.path.append(sys.argv[1]); from packaging import tags
+        try: sys.path.append(sys.argv[1]); borrowed = True; from packaging import tags
         except (ImportError, IndexError): tags = None
+accepted = [str(t) for t in tags.sys_tags()] if tags else None
+if borrowed: sys.path.pop()  # borrowed for packaging only: its distributions are not the target's
 def mtime(f):
     try: return os.stat(f).st_mtime
     except OSError: return 0
@@ -47,7 +50,7 @@ for d in metadata.distributions():
 plat = sysconfig.get_platform().replace('-', '_').replace('.', '_')
 impl = 'cp' if sys.implementation.name == 'cpython' else sys.implementation.name
 print(json.dumps(dict(executable=sys.executable, prefix=sys.prefix, version='%d.%d' % sys.version_info[:2],
-    tag='%s%d%d-%s' % (impl, *sys.version_info[:2], plat), tags=[str(t) for t in tags.sys_tags()] if tags else None,
+    tag='%s%d%d-%s' % (impl, *sys.version_info[:2], plat), tags=accepted,
     venv=sys.prefix != sys.base_prefix, managed=os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')),
     purelib=sysconfig.get_path('purelib'), platlib=sysconfig.get_path('platlib'),
     pip=importlib.util.find_spec('pip') is not None, dists=dists)))
