@@ -510,6 +510,24 @@ def _fitting(sets, tags) -> dict:
             if n not in best or ok(r) or not ok(best[n][1]): best[n] = (t, r)
     return best
 
+# %% ../nbs/13_packages.ipynb #d1d3b1f8
+def _chosen(storage, sets, info) -> tuple:
+    "The records to install into `info`'s Python, name -> its wheelhouse, and rows on the sets that do not apply"
+    out, s = [], sets.get(info['tag'])
+    if s is None:  # a new Python or platform: what was saved for another that fits this one (pure-Python wheels do)
+        best = _fitting(sets, info['tags'])
+        out.append(('python', 'changed', f"nothing was saved for Python {info['version']} ({info['tag']}): the wheels saved for "
+                    f"{', '.join(sorted(sets))} that fit it are installed; save again to keep this Python's"))
+        return {n: r for n, (t, r) in best.items()}, {n: Path(storage)/WHEELHOUSE/t for n, (t, r) in best.items()}, out
+    for t, o in sets.items():
+        if t != info['tag'] and o['packages']:
+            reqs = ' '.join(f"{n}=={r['version']}" for n, r in sorted(o['packages'].items()))
+            out.append((f"{len(o['packages'])} packages", 'do not fit', f"saved for Python {o.get('python')} ({t}), this is "
+                        f"{info['version']} ({info['tag']}): not installed; reinstall them (`pip install {reqs}`), then save again"))
+    iid = image_id({n: v for n, v in baseline(info).items() if n not in s['packages']})  # as the save saw it
+    if s.get('image') and s['image'] != iid: out.append(('image', 'changed', f"this image ({iid}) is not the one the packages were saved on ({s['image']})"))
+    return s['packages'], {n: Path(storage)/WHEELHOUSE/info['tag'] for n in s['packages']}, out
+
 # %% ../nbs/13_packages.ipynb #f3174056
 def restore_packages(to=None, # storage directory (default: the platform's)
                      python=None, # the interpreter to install into (default: this kernel's)
@@ -528,21 +546,7 @@ def restore_packages(to=None, # storage directory (default: the platform's)
     with storage_lock(storage):
         sets = _checked(storage, doing='installed')
         if not sets: raise PackagesError(f"no packages recorded in {storage}; `%persist --packages` keeps the ones you installed")
-        out, s = [], sets.get(info['tag'])
-        if s is None:  # a new Python or platform: what was saved for another that fits this one (pure-Python wheels do)
-            best = _fitting(sets, info['tags'])
-            recs, whs = {n: r for n, (t, r) in best.items()}, {n: Path(storage)/WHEELHOUSE/t for n, (t, r) in best.items()}
-            out.append(('python', 'changed', f"nothing was saved for Python {info['version']} ({info['tag']}): the wheels saved for "
-                        f"{', '.join(sorted(sets))} that fit it are installed; save again to keep this Python's"))
-        else:
-            for t, o in sets.items():
-                if t != info['tag'] and o['packages']:
-                    reqs = ' '.join(f"{n}=={r['version']}" for n, r in sorted(o['packages'].items()))
-                    out.append((f"{len(o['packages'])} packages", 'do not fit', f"saved for Python {o.get('python')} ({t}), this is "
-                                f"{info['version']} ({info['tag']}): not installed; reinstall them (`pip install {reqs}`), then save again"))
-            iid = image_id({n: v for n, v in baseline(info).items() if n not in s['packages']})  # as the save saw it
-            if s.get('image') and s['image'] != iid: out.append(('image', 'changed', f"this image ({iid}) is not the one the packages were saved on ({s['image']})"))
-            recs, whs = s['packages'], {n: Path(storage)/WHEELHOUSE/info['tag'] for n in s['packages']}
+        recs, whs, out = _chosen(storage, sets, info)
         todo, rows = plan(info, recs, force)
         out += rows
         if todo: out += _install(info, whs, todo, uv, quiet)
