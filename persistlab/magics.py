@@ -235,6 +235,8 @@ class PersistlabMagics(Magics):
         """The setup form, for people who would rather click: a tab per job, each button the same call as a magic.
 
         Persist      `%persist PATHS` (ticks what exists in home), Restore `%persist --restore`, Save `%persist --save`
+                     the packages box: Persist also runs `%persist --packages`, Restore `%persist --packages -r`; each
+                     button's line says what the engine did (conflicts with both versions, skips), its tables under it
         SSH          Set up my key `%sshsetup`, Upload a key `%sshsetup --import FILE`, Start sshd `%sshsetup --server`
         Tunnel       Open tunnel `%tunnel PORT -p PROVIDER` (only the providers that can work here are offered)
         code-server  Start `%codeserver --folder DIR`; the password is revealed on request, never printed
