@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import timed
 from persistlab.packages import save_packages, restore_packages, find_uv, probe, WHEELHOUSE, wheel_tags
+from persistlab.platforms import detect
 
 PKGS = 'numpy pandas scipy scikit-learn matplotlib pyarrow polars duckdb sympy pillow'.split()
 CACHE = Path(os.environ.get('PERSISTLAB_BENCH_CACHE') or Path.home()/'.cache/persistlab-bench')/'packages'
@@ -51,7 +52,8 @@ if __name__ == '__main__':
     subprocess.run([uv, 'pip', 'install', '-q', '--python', str(py0), '--offline', '--find-links', str(CACHE/'wheels'), *pins],
                    check=True, env=hermetic(work/'vm0'))
     os.environ.update(hermetic(work/'vm0', PIP_FIND_LINKS=CACHE/'wheels', PIP_NO_INDEX='1'))
-    saved = save_packages(to=storage, python=py0, quiet=True)
+    plat = detect(env=dict(HOME=str(work/'home'), PERSISTLAB_PLATFORM='local'))  # the engine remembers --to in a home: not yours
+    saved = save_packages(to=storage, python=py0, platform=plat, quiet=True)
     wh = storage/WHEELHOUSE/probe(py0)['tag']
     for k in ('PIP_FIND_LINKS', 'PIP_NO_INDEX'): os.environ.pop(k)
     print(f'{len(pins)} distributions, {size/1e6:.0f} MB of wheels; saved {len(saved)} into {wh}', flush=True)
@@ -63,7 +65,7 @@ if __name__ == '__main__':
         check(py); return t
     def by_persistlab(b, tool=None):
         py = image(b, uv); os.environ.update(hermetic(b))
-        t = timed(lambda: restore_packages(to=storage, python=py, tool=tool, quiet=True))
+        t = timed(lambda: restore_packages(to=storage, python=py, platform=plat, tool=tool, quiet=True))
         check(py); return t
     def by_uv(b):
         py = image(b, uv)

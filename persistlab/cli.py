@@ -76,8 +76,6 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
     if venv: return _run(P.venv_kernel, os.path.expanduser(venv), kernel)
     if forget: return _run(P.forget_packages, names or None, to, wheels=wheels)
     _run(P.save_packages, to, python, index_url=index_url, extra_index_url=extra_index_url, quiet=quiet)
-    from persistlab.storage import remember_storage
-    if to: remember_storage(P.storage_for(to), detect().home)  # later calls without --to find it, as after `persistlab-persist --to`
 
 # %% ../nbs/04_cli.ipynb #bf7e73f4
 def _say(*a): print(*a, flush=True)

@@ -156,9 +156,10 @@ def _expose(rows, port, base, provider, accept_risk, home, storage, p) -> str:
 # %% ../nbs/11_codeserver.ipynb #64663334
 def _check_provider(provider):
     "Refuse a tunnel provider `open_tunnel` does not know, before anything is downloaded or started"
-    from persistlab.tunnel import PROVIDERS
-    if provider in (None, 'none', *PROVIDERS) or str(provider).startswith('ssh://'): return
-    raise CodeServerError(f"unknown provider {provider!r}; valid: none (local only), {', '.join(PROVIDERS)}, or ssh://[user@]host[:port]")
+    from persistlab.tunnel import check_provider, TunnelError
+    if provider in (None, 'none'): return  # the first that works here; local only
+    try: check_provider(provider, more=('none (local only)',))
+    except TunnelError as e: raise CodeServerError(str(e)) from None
 
 # %% ../nbs/11_codeserver.ipynb #77c888bc
 def start_code_server(folder=None, # folder to open (default: home)

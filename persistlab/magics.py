@@ -47,7 +47,6 @@ def _usage():
 def _packages(args, to):
     "`%persist --packages`: save the packages you installed; with -r, --list, --undo NAME|all: install, show, forget them"
     from persistlab import packages as P
-    from persistlab.storage import remember_storage
     if args.paths and (args.restore or args.list or args.undo):
         raise UsageError("--packages with -r, --list or --undo takes no paths: `%persist --packages --list`")
     if args.restore: return P.restore_packages(to, args.python, force=args.force)
@@ -55,7 +54,6 @@ def _packages(args, to):
     if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
     r = _persist_paths(args, to) if args.paths else None  # `%persist .local --packages`: both, paths first
     p = P.save_packages(to, args.python, index_url=args.index_url, extra_index_url=args.extra_index_url)
-    if to: remember_storage(P.storage_for(to), P.detect().home)  # --list, -r and --undo find it later without --to
     return r + p if r is not None else p
 
 def _persist_paths(args, to):
@@ -124,7 +122,7 @@ class PersistlabMagics(Magics):
         args = _args(self.persist, line)
         to = args.to or self.storage
         with _usage():
-            from persistlab.persist import persist, restore, status, undo
+            from persistlab.persist import restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
             if args.wheels and not (args.packages and args.undo):

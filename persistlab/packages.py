@@ -10,7 +10,7 @@ import os, re, sys, json, time, errno, shutil, socket, hashlib, zipfile, tempfil
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
-from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, check_storage, vm_dir
+from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, check_storage, existing_storage, remember_storage, vm_dir
 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement',
@@ -228,14 +228,15 @@ def fetch_wheels(info, dists, dest, index_url=None, quiet=False,
     return {n: got[n] for n in dists}
 
 # %% ../nbs/13_packages.ipynb #e56e0383
-def _copy_hash(src, dst, progress=None) -> str:
-    "Copy file `src` to `dst` (synced to disk); its sha256"
+def _copy_hash(src, dst=None, progress=None) -> str:
+    "The sha256 of file `src`, copied to `dst` (synced to disk) on the way when given"
     h = hashlib.sha256()
-    with open(src, 'rb') as f, open(dst, 'wb') as g:
+    with open(src, 'rb') as f, (open(dst, 'wb') if dst else contextlib.nullcontext()) as g:
         for b in iter(lambda: f.read(1 << 20), b''):
-            h.update(b); g.write(b)
+            h.update(b)
+            if g: g.write(b)
             if progress: progress(len(b))
-        g.flush(); os.fsync(g.fileno())
+        if g: g.flush(); os.fsync(g.fileno())
     return h.hexdigest()
 
 def _sets(m) -> dict: return (m.get('packages') or {}).get('sets') or {}
@@ -375,6 +376,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
     "Keep wheels of the packages you installed (added or changed vs the image) in storage, recorded in the manifest"
     p = platform or detect()
     storage = check_storage(storage_for(to, p))
+    if to: remember_storage(storage, p.home)  # --list, -r and --undo find it later without --to, as after `%persist --to`
     info = probe(python); base = baseline(info, since)
     mine = yours(info, base); out = _not_kept(mine, storage)
     wh = Path(storage)/WHEELHOUSE/info['tag']
@@ -468,12 +470,6 @@ def fstype(p) -> str|None:
         if (p == mnt or p.startswith(mnt.rstrip('/') + '/')) and len(mnt) >= len(best): best, t = mnt, typ
     return t
 
-def _hash(f, progress=None) -> str:
-    h = hashlib.sha256()
-    with open(f, 'rb') as fh:
-        for b in iter(lambda: fh.read(1 << 20), b''): h.update(b); progress and progress(len(b))
-    return h.hexdigest()
-
 # %% ../nbs/13_packages.ipynb #c0ceb643
 def _install(info, whs, todo, uv, quiet) -> list:
     "Check each `todo` wheel's sha256 (copied to local disk first when storage is remote), then install them all at once"
@@ -486,7 +482,7 @@ def _install(info, whs, todo, uv, quiet) -> list:
             for n, r in todo.items():
                 src = whs[n]/r['wheel']; dst = Path(loc)/r['wheel'] if copy[whs[n]] else src
                 if not src.is_file(): bad.append(f"{r['wheel']} is missing"); continue
-                sha = _copy_hash(src, dst, bar.update) if copy[whs[n]] else _hash(src, bar.update)
+                sha = _copy_hash(src, dst if copy[whs[n]] else None, bar.update)
                 if sha != r['sha256']: bad.append(f"{r['wheel']} differs")
                 files.append(dst)
         if bad: raise PackagesError(f"the wheelhouse {', '.join(sorted({str(w) for w in whs.values()}))} does not match the manifest ({'; '.join(bad)}); nothing installed. "
@@ -571,6 +567,10 @@ def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
     return r
 
 # %% ../nbs/13_packages.ipynb #57eb179f
+def _dist_of(f) -> str:
+    "The distribution a wheel file is of, by its name's first part (also for a hand-copied file `wheel_tags` would refuse)"
+    return _norm(Path(f).name.split('-')[0])
+
 def _orphans(storage, sets) -> dict:
     "Wheels in the wheelhouse that no record names (a forget without `wheels`, a hand copy): folder -> files"
     named = {(t, r['wheel']) for t, s in sets.items() for r in s['packages'].values()}
@@ -598,17 +598,14 @@ def status_rows(storage) -> list:
         size = sum((wh/r['wheel']).stat().st_size for r in s['packages'].values() if (wh/r['wheel']).is_file())
         rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {_when(s.get('saved'))}"))
     for d, fs in _orphans(storage, sets).items():  # the exact command that deletes these and nothing else
-        names = ','.join(sorted({_norm(f.name.split('-')[0]) for f in fs}))
+        names = ','.join(sorted({_dist_of(f) for f in fs}))
         rows.append(('wheelhouse', f"{len(fs)} wheels not recorded", f"{human(sum(f.stat().st_size for f in fs))} in {d}; "
                      f"`%persist --packages --undo {names} --wheels` deletes them"))
     return rows
 
 def packages_status(to=None, platform:Platform|None=None) -> Report:
     "The recorded packages and wheelhouse sizes, as a report"
-    storage = storage_for(to, platform or detect())
-    if not storage.is_dir():  # looking creates nothing
-        if not storage.parent.is_dir(): check_storage(storage)  # its message says how to mount Drive
-        raise PackagesError(f"storage {storage} does not exist, so no packages are saved there; is it mounted? Check the path")
+    storage = existing_storage(storage_for(to, platform or detect()))  # looking creates nothing
     return Report(status_rows(storage), f'packages in {storage}')
 
 # %% ../nbs/13_packages.ipynb #21bcf9d7
@@ -623,13 +620,13 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
     out = []
     with storage_lock(storage):
         m = read_manifest(storage); sets = _checked(storage, m)
-        strays = {d: [f for f in fs if want is None or _norm(f.name.split('-')[0]) in want]  # wheels no record names
+        strays = {d: [f for f in fs if want is None or _dist_of(f) in want]  # wheels no record names
                   for d, fs in _orphans(storage, sets).items()}
         strays = {d: fs for d, fs in strays.items() if fs}
         if not sets and not (wheels and strays):
             more = f"; {sum(map(len, strays.values()))} wheels no record names are left: `--wheels` removes them" if strays else ''
             raise PackagesError(f"no packages recorded in {storage}{more}")
-        found = {n for s in sets.values() for n in s['packages']} | ({_norm(f.name.split('-')[0]) for fs in strays.values() for f in fs} if wheels else set())
+        found = {n for s in sets.values() for n in s['packages']} | ({_dist_of(f) for fs in strays.values() for f in fs} if wheels else set())
         if want and want - found: raise PackagesError(f"not recorded: {', '.join(sorted(want - found))}; see `%persist --packages --list`")
         for t, s in sets.items():
             for n in [n for n in s['packages'] if want is None or n in want]:

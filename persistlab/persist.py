@@ -13,7 +13,7 @@ from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_mode
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, copy_plain, move, drop, remove, link,
     failpoint, storage_lock, work_dir, OLD)
 from .storage import (MANIFEST, SCRIPT, BACKUP, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, forget, write_manifest, valid_entries, overlap, storage_for, check_storage, remember_storage, finish,
+    record, forget, write_manifest, valid_entries, overlap, storage_for, check_storage, existing_storage, remember_storage, finish,
     aside, tmp_for, python_for, live_rows)
 from . import archive as snapshots
 
@@ -273,8 +273,7 @@ def status(to=None, # storage directory (default: the platform's)
            platform:Platform|None=None, # default: `detect()`
           ) -> Report:
     "What is persisted: path, state (linked / copied / missing / conflict / lost), size and place in storage"
-    if to and not (s := storage_for(to, platform)).is_dir():  # looking creates nothing
-        raise PersistError(f"storage {s} does not exist, so nothing is persisted there; is it mounted? Check the path")
+    if to: existing_storage(storage_for(to, platform))  # looking creates nothing
     storage, home, p = _where(to, home, platform)
     rows = []
     m = read_manifest(storage); ok = valid_entries(m, rows)

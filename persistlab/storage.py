@@ -14,9 +14,9 @@ from .core import (PersistError, PersistlabError, atomic_write, check_rel, exist
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'RUNTIME', 'BEGIN',
            'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'forget', 'overlap', 'valid_entries',
-           'remembered_storage', 'remember_storage', 'storage_for', 'check_storage', 'restore_script', 'hook_block',
-           'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'aside',
-           'fix_live_python', 'live_rows', 'vm_dir']
+           'remembered_storage', 'remember_storage', 'storage_for', 'check_storage', 'existing_storage',
+           'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for',
+           'tmp_for', 'aside', 'fix_live_python', 'live_rows', 'vm_dir']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -146,6 +146,14 @@ def check_storage(storage, # the storage root
     if not s.is_dir(): raise PersistError(f"storage {s} is not a directory; pass --to DIR")
     if not os.access(s, os.W_OK | os.X_OK):
         raise PersistError(f"storage {s} is not writable (read-only mount or permissions); fix that or pass --to DIR")
+    return s
+
+def existing_storage(storage) -> Path:
+    "`storage` to read from (`--list`), created by nobody: one line if it is not there, saying how to mount Drive where that is why"
+    s = Path(storage)
+    if not s.is_dir():
+        if 'MyDrive' in s.parts and not s.parent.is_dir(): check_storage(s)  # its message has the `drive.mount` line
+        raise PersistError(f"storage {s} does not exist, so nothing is persisted there; is it mounted? Check the path")
     return s
 
 # %% ../nbs/01_storage.ipynb #9c7058a9

@@ -17,8 +17,8 @@ from . import procs
 # %% auto #0
 __all__ = ['SSH_PROVIDERS', 'PROXIES', 'PROVIDERS', 'CLOUDFLARED_URL', 'NGROK_TCP_CAVEAT', 'TunnelError', 'ssh_tunnel_cmd',
            'parse_ssh_spec', 'Tunnel', 'SSHTunnel', 'cloudflared_bin', 'named_tunnel_host', 'CloudflaredTunnel',
-           'NgrokTunnel', 'ProxyTunnel', 'restart', 'TunnelInfo', 'default_providers', 'make_tunnel', 'open_tunnel',
-           'tunnels', 'close_tunnel']
+           'NgrokTunnel', 'ProxyTunnel', 'restart', 'TunnelInfo', 'default_providers', 'check_provider', 'make_tunnel',
+           'open_tunnel', 'tunnels', 'close_tunnel']
 
 # %% ../nbs/10_tunnel.ipynb #f23e0af6
 class TunnelError(PersistlabError):
@@ -290,6 +290,11 @@ def default_providers(platform:Platform, tcp=False, token=None, env=None) -> lis
     return order + ['cloudflared', 'localhost.run', 'pinggy']
 
 # %% ../nbs/10_tunnel.ipynb #af8ffee3
+def check_provider(provider, more=()):
+    "Refuse a provider name no tunnel here knows (before anything starts): one line naming the valid ones (`more`: a caller's own first)"
+    if provider in PROVIDERS or str(provider).startswith('ssh://'): return
+    raise TunnelError(f"unknown provider {provider!r}; valid: {', '.join([*more, *PROVIDERS])}, or ssh://[user@]host[:port]")
+
 def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identity=None, cache=None, domain=None,
                 storage=None, supervise=True) -> Tunnel:
     "The `Tunnel` for a provider name or `ssh://[user@]host[:port]`"
@@ -311,7 +316,7 @@ def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identi
         if not token: raise _no_token('NGROK_AUTHTOKEN', storage, 'ngrok')
         return NgrokTunnel(port, token, 'tcp' if tcp else 'http', home, domain=domain, supervise=supervise)
     if provider in PROXIES: return ProxyTunnel(port, provider, home)
-    raise TunnelError(f"unknown provider {provider!r}; valid: {', '.join(PROVIDERS)}, or ssh://[user@]host[:port]")
+    check_provider(provider)
 
 # %% ../nbs/10_tunnel.ipynb #1ca45e7b
 def _watch(name, url, on_url, home, every=1.0):
