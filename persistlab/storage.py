@@ -6,17 +6,19 @@ Docs: https://persistlab.github.io/persistlab/storage.html.md"""
 
 # %% ../nbs/01_storage.ipynb #9d9449cf
 from __future__ import annotations
-import os, sys, json, stat, contextlib
+import os, re, sys, json, stat, contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, atomic_write, check_rel, exists, work_dir, move)
 
 # %% auto #0
-__all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'RUNTIME', 'BEGIN',
-           'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'forget', 'overlap', 'valid_entries',
-           'remembered_storage', 'remember_storage', 'storage_for', 'check_storage', 'existing_storage',
-           'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for',
-           'tmp_for', 'aside', 'fix_live_python', 'live_rows', 'vm_dir']
+__all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
+           'BEGIN', 'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'forget', 'overlap',
+           'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage', 'resolve_storage',
+           'storage_for', 'kept_in', 'check_switch', 'remember', 'check_storage', 'existing_storage', 'restore_script',
+           'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'aside',
+           'fix_live_python', 'live_rows', 'vm_dir']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -93,19 +95,126 @@ def valid_entries(m, out=None) -> list:
 
 # %% ../nbs/01_storage.ipynb #6f02028e
 REMEMBERED = '.persistlab/storage'
+GIVEN = ('--to', 'the form')  # sources a user typed: they are checked strictly and remembered once a command succeeds
+_URL = re.compile(r'(s3|gs|sftp)://[^/\s]+(/\S*)?|rclone:[^:/\s]+:\S*')
 
-def remembered_storage(home) -> Path|None:
-    "The storage an earlier `--to` chose, if any"
+def is_url(s) -> bool:
+    "Does `s` name remote storage (`s3://`, `gs://`, `sftp://`, `rclone:REMOTE:path`) rather than a folder?"
+    return isinstance(s, str) and (bool(re.match(r'[a-z][a-z0-9+.-]*://', s)) or s.startswith('rclone:'))
+
+def _snapshot_only(p) -> bool:
+    "Is folder `p` on Google Drive or in Kaggle's output, where links and exec bits do not survive?"
+    p = Path(p)
+    return 'MyDrive' in p.parts or any(p.is_relative_to(r) for r in ('/content/drive', '/kaggle/working'))
+
+@dataclass(frozen=True)
+class Storage:
+    "Where persistlab keeps things, resolved once by the front end: a local folder or a URL"
+    where: Path|str      # an absolute folder, or a URL: `s3://bucket/prefix`, `gs://...`, `sftp://user@host/path`, `rclone:remote:path`
+    source: str = '--to' # what chose it: `--to`, `the form`, `%config`, `PERSISTLAB_STORAGE`, `remembered`, `platform default`
+    kind: str = 'link'   # `link`: a folder holding the data, linked back into home; `snapshot`: only snapshots (Drive, Kaggle, URLs)
+    @property
+    def url(self) -> str|None: return self.where if isinstance(self.where, str) else None
+    @property
+    def scheme(self) -> str|None:
+        "`s3`, `gs`, `sftp` or `rclone` for a URL; None for a folder"
+        return None if self.url is None else 'rclone' if self.url.startswith('rclone:') else self.url.split('://')[0]
+    @property
+    def local(self) -> Path|None:
+        "The folder, or None for remote storage"
+        return None if self.url else self.where
+    @property
+    def path(self) -> Path:
+        "The folder; a `PersistError` for remote storage (the remote transport moves files there)"
+        if self.url: raise PersistError(f"storage {self.url} is remote: this needs a local storage folder (--to DIR)")
+        return self.where
+    def __fspath__(self): return str(self.path)  # `Path(storage)` works wherever a folder did
+    def __truediv__(self, name): return self.join(name)
+    def join(self, *names) -> Path|str:
+        "A path or URL inside storage"
+        return self.where.joinpath(*names) if self.url is None else '/'.join([self.url.rstrip('/'), *names])
+    @property
+    def manifest(self): return self.join(MANIFEST)
+    @property
+    def lock(self): return self.join(LOCK)
+    @property
+    def given(self) -> bool: return self.source in GIVEN
+    @property
+    def label(self) -> str: return f'{self.where} ({self.source})'
+    def __str__(self): return str(self.where)
+    def _repr_markdown_(self): return f'storage `{self.where}` ({self.kind}, from {self.source})'
+
+def remembered_storage(home) -> Path|str|None:
+    "The storage an earlier `--to` chose, if any: a folder or a URL"
     f = Path(home)/REMEMBERED
     try: s = f.read_text().strip()
     except OSError: return None
-    return Path(s) if os.path.isabs(s) else None
+    return Path(s) if os.path.isabs(s) else s if _URL.fullmatch(s) else None
 
 def remember_storage(storage, home):
     "Remember `storage` for later calls without `--to`"
     f = Path(home)/REMEMBERED
+    s = storage.where if isinstance(storage, Storage) else storage
     with contextlib.suppress(OSError, PersistlabError):
-        if remembered_storage(home) != Path(storage): f.parent.mkdir(exist_ok=True); atomic_write(f, f'{storage}\n')
+        if str(remembered_storage(home)) != str(s): f.parent.mkdir(exist_ok=True); atomic_write(f, f'{s}\n')
+
+
+# %% ../nbs/01_storage.ipynb #1e3cd3f6
+def _home_problem(s:Path, home:Path) -> str|None:
+    "Why folder `s` cannot be storage for `home`, or None"
+    for a, h in ((s, home), (Path(os.path.realpath(s)), Path(os.path.realpath(home)))):
+        if a == h: return f"storage {s} is your home itself; pick a folder outside home (--to /mnt/keep)"
+        if a.is_relative_to(h):
+            top = a.relative_to(h).parts[0]
+            return (f"storage {s} is inside {'~/' + top if top != a.name else 'your home'}: a fresh instance starts with an empty home "
+                    "and storage would go with it; pick a folder outside home (--to /mnt/keep) or leave --to out for the platform's")
+    return None
+
+def _given(v, source, home, p) -> Storage:
+    "Check storage a user typed (`--to`, `%config`, the form)"
+    flag = '%config PersistlabMagics.storage' if source == '%config' else source
+    v = str(v).strip()
+    if not v: raise PersistError(f"{flag} is empty: name a storage folder (--to /mnt/keep) or URL (s3://bucket/prefix), "
+                                 "or leave it out to use the storage in use")
+    if is_url(v):
+        if not _URL.fullmatch(v): raise PersistError(f"{flag} {v}: not a storage URL persistlab knows; use s3://BUCKET/PREFIX, "
+                                                     "gs://BUCKET/PREFIX, sftp://USER@HOST/PATH or rclone:REMOTE:PATH")
+        return Storage(v, source, 'snapshot')
+    s = Path(os.path.expanduser(v))
+    if not s.is_absolute():
+        raise PersistError(f"{flag} {v} is a relative path; storage must be absolute so links and the restore script find it "
+                           f"from anywhere: did you mean {flag} {os.path.abspath(s)}? Nothing changed")
+    s = Path(os.path.normpath(s))
+    if why := _home_problem(s, home): raise PersistError(why + '; nothing changed')
+    return Storage(s, source, 'snapshot' if _snapshot_only(s) else 'link')
+
+def resolve_storage(to=None, # `--to`: a folder or URL (`''` is an error, not the default); a `Storage` is returned as it is
+                    home=None, # home directory (default: the platform's)
+                    platform:Platform|None=None, # default: `detect()`
+                    config=None, # `%config PersistlabMagics.storage`
+                    required:bool=True, # raise when there is no storage; else return None
+                   ) -> Storage|None:
+    "The storage to use: `--to`, `%config`, `$PERSISTLAB_STORAGE`, the remembered one, or the platform's default"
+    if isinstance(to, Storage): return to
+    p = platform or detect(); home = Path(home or p.home)
+    if to is not None: return _given(to, '--to', home, p)
+    if config: return _given(config, '%config', home, p)
+    snap = p.strategy == 'archive'  # storage the platform chose keeps snapshots there
+    if p.storage is not None and p.storage_source in ('env', 'config'):
+        s = str(p.storage)
+        if is_url(s): return Storage(s, 'PERSISTLAB_STORAGE', 'snapshot')
+        s = Path(os.path.abspath(os.path.expanduser(s)))
+        return Storage(s, 'PERSISTLAB_STORAGE' if p.storage_source == 'env' else '%config', 'snapshot' if snap or _snapshot_only(s) else 'link')
+    if (r := remembered_storage(home)) is not None:
+        return Storage(r, 'remembered', 'snapshot' if isinstance(r, str) or snap or _snapshot_only(r) else 'link')
+    if not required and (p.strategy == 'none' or p.storage is None): return None
+    if p.strategy == 'none':
+        raise PersistError(f"{p.name}: {p.hint}; nothing to persist. Pass --to DIR to keep copies elsewhere anyway.")
+    if p.storage is None:
+        raise PersistError(f"persistlab doesn't know where this machine ({p.name}) keeps data across restarts: "
+                           "pass --to DIR or set PERSISTLAB_STORAGE")
+    s = Path(os.path.abspath(p.storage))
+    return Storage(s, 'platform default', 'snapshot' if snap or _snapshot_only(s) else 'link')
 
 def storage_for(to=None, # explicit storage directory (`--to`)
                 platform:Platform|None=None, # platform (default: `detect()`)
@@ -121,6 +230,38 @@ def storage_for(to=None, # explicit storage directory (`--to`)
         raise PersistError(f"persistlab doesn't know where this machine ({p.name}) keeps data across restarts: "
                            "pass --to DIR or set PERSISTLAB_STORAGE")
     return Path(os.path.abspath(p.storage))
+
+# %% ../nbs/01_storage.ipynb #255277fc
+def kept_in(storage) -> list:
+    "What `storage` (a folder) keeps, by its manifest: persisted paths, and `packages` when any are recorded"
+    if is_url(storage): return ['what it holds']  # the remote transport reads remote manifests
+    try:
+        if not (Path(storage)/MANIFEST).is_file(): return []
+        m = read_manifest(storage)
+    except PersistlabError: return ['a manifest persistlab cannot read']
+    return [e['path'] for e in m['entries']] + (['packages'] if m.get('packages') else [])
+
+def check_switch(st:Storage, # the storage a command was given
+                 home=None, # home directory (default: the platform's)
+                 platform:Platform|None=None, # default: `detect()`
+                 switch:bool=False, # the user asked to switch (`--switch`)
+                ):
+    "Refuse a given storage that would silently replace the one in use (remembered or the platform's) while that keeps things"
+    if not st.given or switch: return
+    p = platform or detect()
+    try: cur = resolve_storage(None, home, p, required=False)
+    except PersistlabError: return
+    if cur is None or cur.source not in ('remembered', 'platform default') or str(cur.where) == str(st.where): return
+    if not (kept := kept_in(cur.where)): return
+    raise PersistError(f"storage in use is {cur.label}, which keeps {', '.join(kept)}; --to {st} would switch to another "
+                       f"storage and leave those behind. Add --switch to use {st} from now on (what {cur} keeps stays there: "
+                       f"`%persist --undo PATH --to {cur}` brings a path home, then persist it again), or leave --to out to "
+                       f"keep using {cur}. Nothing changed")
+
+def remember(st:Storage, home):
+    "After a command that used a given storage succeeded: remember it for later calls"
+    if st.given: remember_storage(st, home)
+
 
 # %% ../nbs/01_storage.ipynb #a4bba650
 def check_storage(storage, # the storage root
