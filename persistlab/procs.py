@@ -92,6 +92,9 @@ class Proc:
         return bool(st) and st[0] != 'Z' and int(st[19]) == self.started
     def members(self) -> list:
         "Live pids in our process group that started no earlier than we did (a reused group id is not ours)"
+        # the kernel hands out a group's id as a new pid only once the group is empty: a live leader with another
+        # start time means our group is gone and that id is someone else's now
+        if self.pgid == self.pid and (st := _stat(self.pid)) and int(st[19]) != self.started: return []
         out = []
         for p in Path('/proc').iterdir():
             if p.name.isdigit() and (st := _stat(p.name)) and int(st[2]) == self.pgid and st[0] != 'Z' and int(st[19]) >= (self.started or 0):

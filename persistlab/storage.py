@@ -502,6 +502,23 @@ def live_rows(home) -> list:
     return [('.local', 'live kernel', d) for d in done] if 'IPython' in sys.modules else []
 
 # %% ../nbs/01_storage.ipynb #9fc6d0c8
+def _private_dir(d) -> bool:
+    "Is `d` a real folder (not a link) of this user's that nobody else can read or write?"
+    try: st = os.lstat(d)
+    except OSError: return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+def _boot_id() -> str:
+    try: return Path('/proc/sys/kernel/random/boot_id').read_text().strip()
+    except OSError: return 'unknown'
+
 def vm_dir() -> Path:
-    "Where this machine's once-per-VM markers live: `$PERSISTLAB_RUN`, else `/run/persistlab`, else a per-user folder in /tmp"
-    return Path(os.environ.get('PERSISTLAB_RUN') or ('/run/persistlab' if os.access('/run', os.W_OK) else f'/tmp/persistlab-{os.getuid()}'))
+    "Where this machine's once-per-VM markers live: `$PERSISTLAB_RUN`, else `/run/persistlab` (root), else a private folder of this user's"
+    if (e := os.environ.get('PERSISTLAB_RUN')): return Path(e)
+    if os.access('/run', os.W_OK): return Path('/run/persistlab')  # only root writes /run
+    if (x := os.environ.get('XDG_RUNTIME_DIR')) and os.path.isabs(x) and _private_dir(x): return Path(x)/'persistlab'
+    # /tmp is everyone's: another user may have made this name first (and filled it with links to our files)
+    t = Path(f'/tmp/persistlab-{os.getuid()}')
+    with contextlib.suppress(OSError): t.mkdir(mode=0o700)
+    if _private_dir(t): return t
+    return Path.home()/'.persistlab'/f'vm-{_boot_id()}'  # this boot's, so a new VM with the same home still restores
