@@ -264,12 +264,15 @@ def remember(st:Storage, home):
 
 
 # %% ../nbs/01_storage.ipynb #a4bba650
+def _unprintable(p) -> bool: return any(ord(c) < 32 or ord(c) == 127 for c in str(p))
+
 def check_storage(storage, # the storage root
                   home=None, # home, to check storage is not in it where it must not be
                   rels=(), # persisted paths that storage must stay out of
                  ) -> Path:
     "Make sure `storage` exists (creating one level), is writable and is not home or inside a persisted path"
     s = Path(os.path.abspath(storage))
+    if _unprintable(s): raise PersistError(f"storage {str(s)!r} has a newline or control character in its name, which startup hooks cannot hold; pick another folder")
     if home is not None:
         rs, rh = s.resolve(), Path(home).resolve()
         if rs == rh: raise PersistError(f"storage {s} is your home itself; pick a folder outside what you persist (--to /mnt/keep)")
@@ -350,6 +353,7 @@ _modes() {  # .ssh modes: 700 dirs, 644 .pub and known_hosts, 600 the rest
 }
 _copy() {  # a real copy with strict modes (sshd refuses keys behind links or loose modes)
   _check "$1" || return 1
+  if [ -L "$S/$1" ]; then say "$1: $S/$1 is a symlink, not copying from it (it could point anywhere)"; return 1; fi
   if [ ! -e "$S/$1" ]; then say "$1: not in storage, skipped"; return 0; fi
   if [ -d "$H/$1" ] && [ ! -L "$H/$1" ] && diff -r "$S/$1" "$H/$1" >/dev/null 2>&1; then say "$1: in sync"
   else
@@ -368,9 +372,12 @@ RUNTIME = '.local/share/jupyter/runtime'  # a live Jupyter's files: a plain fold
 _PACKAGES_STEP = r'''# the packages kept with `%persist --packages`: installed once per machine, before any kernel starts, by the Python
 # on PATH that has persistlab (on Paperspace and rented boxes the kernel's); %load_ext does the same where this never ran
 if [ -z "${PERSISTLAB_NO_PACKAGES:-}" ] && grep -qs '"sets"' "$S/persistlab.json"; then
+  # `python -c` puts the working directory first on sys.path: a persistlab.py or json.py there would run (as root, at
+  # boot). `-I` would also drop the user site that a persistlab in ~/.local needs, so: from /, and safe-path on 3.11+
+  cd / || exit $rc
   for _py in python3 python; do
-    if command -v "$_py" >/dev/null 2>&1 && "$_py" -c 'import persistlab' 2>/dev/null; then
-      PERSISTLAB_STORAGE="$S" "$_py" -c 'from persistlab.packages import autorestore_packages as a; r = a(); r is None or print(r)' \
+    if command -v "$_py" >/dev/null 2>&1 && PYTHONSAFEPATH=1 "$_py" -c 'import persistlab' 2>/dev/null; then
+      PYTHONSAFEPATH=1 PERSISTLAB_STORAGE="$S" "$_py" -c 'from persistlab.packages import autorestore_packages as a; r = a(); r is None or print(r)' \
         || say "packages: not installed, see above; %persist --packages -r tries again"
       break
     fi
@@ -393,15 +400,17 @@ BEGIN, END = '# >>> persistlab >>>', '# <<< persistlab <<<'
 
 def hook_block(storage, runtime=False) -> str:
     "The marked block for a *sourced* startup hook: no exit, no set -e, no cd; a failure only warns"
+    if _unprintable(storage): raise PersistError(f"storage {str(storage)!r} has a newline or control character in its name: a hook line cannot hold it")
     sc = _q(Path(storage)/SCRIPT)
-    rt = ('export JUPYTER_RUNTIME_DIR="${JUPYTER_RUNTIME_DIR:-$HOME/.persistlab/jupyter-runtime}"  '
+    # sourced by the user's own script, perhaps under `set -u` with no HOME: every variable has a default
+    rt = ('[ -z "${HOME:-}" ] || export JUPYTER_RUNTIME_DIR="${JUPYTER_RUNTIME_DIR:-$HOME/.persistlab/jupyter-runtime}"  '
           '# added by persistlab: Jupyter\'s live files stay on this machine\n') if runtime else ''
     return (f"{BEGIN}\n# added by persistlab: re-creates persisted paths on every fresh instance\n"
             f"if [ -f {sc} ]; then sh {sc} || echo 'persistlab: restore failed, see above' >&2; fi\n{rt}{END}\n")
 
 def _ours(s):
     "Is hook line `s` (stripped) one persistlab writes?"
-    return s in (BEGIN, END) or s.startswith('# added by persistlab') or ('persistlab' in s and s.startswith(('if [ -f ', 'export JUPYTER_RUNTIME_DIR=')))
+    return s in (BEGIN, END) or s.startswith('# added by persistlab') or ('persistlab' in s and s.startswith(('if [ -f ', 'export JUPYTER_RUNTIME_DIR=', '[ -z "${HOME:-}" ] || export JUPYTER_RUNTIME_DIR=')))
 
 def strip_block(text) -> tuple:
     "Hook text without persistlab's block(s): (lines kept, index where the first block was, or None)"

@@ -89,3 +89,57 @@ def test_another_user_cannot_plant_links_in_the_once_per_vm_folder(accounts, mon
     vm, uid, mode = re.search(r'^VM (\S+) (\d+) (\S+)$', r.stdout, re.M).groups()
     assert not Path(vm).is_relative_to(d) and int(uid) == alice.pw_uid and mode == '0o700'  # mallory's plant is never read
     assert (Path(vm)/marker.name).read_text() == '.inputrc\n'  # alice's own marker, in her own folder
+
+# --- the generated restore script and the sourced hook block, run by the real sh and bash ---
+from persistlab.storage import finish, write_manifest, update_hook, SCRIPT
+from persistlab.core import PersistlabError
+
+def test_restore_script_runs_no_python_module_planted_in_its_working_directory(tmp_path):
+    storage, home, cwd = tmp_path/'storage', tmp_path/'home', tmp_path/'somewhere'
+    for d in (storage, home, cwd): d.mkdir()
+    write_manifest(storage, dict(version=1, entries=[], packages=dict(sets={})))  # packages recorded: the script runs Python
+    finish(storage)
+    for mod in ('persistlab', 'json', 'hashlib'):  # imported by the check, and by persistlab itself
+        (cwd/f'{mod}.py').write_text(f'open({str(tmp_path/"PWNED")!r}, "a").write("{mod} ")\n')
+    env = dict(PATH=os.path.dirname(sys.executable) + ':/usr/bin:/bin', HOME=str(home), PYTHONPATH=str(ROOT),
+               PERSISTLAB_RUN=str(tmp_path/'run'), PERSISTLAB_PLATFORM='local')
+    r = subprocess.run(['sh', str(storage/SCRIPT)], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert not (tmp_path/'PWNED').exists(), (tmp_path/'PWNED').read_text()
+    assert r.returncode == 0, r.stdout + r.stderr
+
+def _hook_env(**kw): return dict(PATH='/usr/bin:/bin', **kw)
+
+@pytest.mark.parametrize('shell', ['bash', 'sh'])
+def test_hook_block_sourced_under_set_u_without_home(tmp_path, shell):
+    storage = tmp_path/'storage'; storage.mkdir()
+    write_manifest(storage, dict(version=1, entries=[dict(path='.local', strategy='link', added='x')])); finish(storage)
+    hook = tmp_path/'pre-run.sh'; hook.write_text('set -u\necho before\n')
+    update_hook(hook, storage, runtime=True)
+    hook.write_text(hook.read_text() + 'echo after\n')
+    r = subprocess.run([shell, '-c', f'. {hook}; echo "done $?"'], env=_hook_env(), capture_output=True, text=True, timeout=30)
+    assert 'before' in r.stdout and 'after\ndone 0' in r.stdout, r.stdout + r.stderr  # the user's script goes on
+    r = subprocess.run([shell, '-c', f'set -u; HOME={tmp_path}/h; . {hook}; echo "RT=$JUPYTER_RUNTIME_DIR"'],
+                       env=_hook_env(), capture_output=True, text=True, timeout=30)
+    assert f'RT={tmp_path}/h/.persistlab/jupyter-runtime' in r.stdout, r.stdout + r.stderr
+
+def test_storage_path_with_a_newline_is_refused_and_the_hook_stays_one_block(tmp_path):
+    from persistlab.persist import persist
+    home, hook = tmp_path/'home', tmp_path/'pre-run.sh'; home.mkdir(); (home/'.bashrc').write_text('x\n')
+    hook.write_text('#!/usr/bin/env bash\necho mine\n')
+    bad = tmp_path/'st\necho injected'
+    with pytest.raises(PersistlabError, match='newline'): update_hook(hook, bad)
+    with pytest.raises(PersistlabError, match='newline'): persist(['.bashrc'], to=bad, home=home)
+    assert not bad.exists() and (home/'.bashrc').read_text() == 'x\n'
+    assert hook.read_text() == '#!/usr/bin/env bash\necho mine\n'
+
+def test_restore_script_does_not_copy_through_a_symlinked_ssh_in_storage(tmp_path):
+    storage, home, outside = tmp_path/'storage', tmp_path/'home', tmp_path/'elsewhere'
+    for d in (storage, home, outside): d.mkdir()
+    (outside/'secret').write_text('not yours\n'); os.chmod(outside, 0o755)
+    os.symlink(outside, storage/'.ssh')  # someone who can write storage points .ssh anywhere
+    write_manifest(storage, dict(version=1, entries=[dict(path='.ssh', strategy='copy', added='x')])); finish(storage)
+    r = subprocess.run(['sh', str(storage/SCRIPT)], env=dict(PATH='/usr/bin:/bin', HOME=str(home), PERSISTLAB_NO_PACKAGES='1'),
+                       capture_output=True, text=True, timeout=30)
+    assert not os.path.lexists(home/'.ssh'), r.stdout  # nothing copied or linked from outside storage
+    assert oct(outside.stat().st_mode & 0o777) == '0o755'  # and no chmod through the link
+    assert '.ssh' in r.stdout and 'symlink' in r.stdout and r.returncode == 1
