@@ -646,7 +646,8 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
 def _old_place(venv):
     "Where the venv was created, as its `activate` script says"
     a = Path(venv)/'bin/activate'
-    m = re.search(r'^VIRTUAL_ENV=["\']?([^"\'\n]+)', a.read_text(), re.M) if a.is_file() else None
+    # Python 3.12+ writes `    export VIRTUAL_ENV="..."` (after a cygpath branch), 3.11 and older `VIRTUAL_ENV="..."`
+    m = re.search(r'^\s*(?:export\s+)?VIRTUAL_ENV=["\']?(/[^"\'\n]+)', a.read_text(), re.M) if a.is_file() else None
     return m.group(1) if m else None
 
 def _base_python(version):
