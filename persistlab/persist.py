@@ -14,7 +14,7 @@ from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_mode
     failpoint, storage_lock, work_dir, OLD)
 from .storage import (MANIFEST, SCRIPT, BACKUP, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
     record, forget, write_manifest, valid_entries, overlap, storage_for, check_storage, existing_storage, remember_storage, finish,
-    aside, tmp_for, python_for, live_rows)
+    aside, hollow, tmp_for, python_for, live_rows)
 from . import archive as snapshots
 
 # %% auto #0
@@ -44,11 +44,6 @@ def _create(s, rel):
     if _is_file_name(rel): os.close(os.open(s, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if Path(rel).name in PRIVATE_FILES else 0o644))
     else: s.mkdir()
 
-def _hollow(p) -> bool:
-    "Is `p` a folder holding nothing but empty folders (left by an earlier, nested entry)?"
-    p = Path(p)
-    return p.is_dir() and not p.is_symlink() and all(d.is_dir() and not d.is_symlink() for d in p.rglob('*'))
-
 def _prune(p, root):
     "Remove `p` and its parents up to `root` while they are empty folders"
     p = Path(p)
@@ -76,7 +71,7 @@ def _move_in(h, s, rel, storage, home, stamp):
 def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, create=False):
     h, s = inside(home, rel), inside(storage, rel)
     copy = rel in COPY_PATHS
-    if _hollow(s) and kind(h) == 'dir': remove(s)  # empty folders are no data to win with
+    if hollow(s) and kind(h) == 'dir': remove(s)  # empty folders are no data to win with
     hk, sk = kind(h), kind(s)
     if sk == 'link': raise PersistError(f"{s} is a symlink; storage must hold the data itself: move the link away, then persist again")
     if hk == 'link':

@@ -17,8 +17,8 @@ __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP',
            'BEGIN', 'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'forget', 'overlap',
            'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage', 'resolve_storage',
            'storage_for', 'kept_in', 'check_switch', 'remember', 'check_storage', 'existing_storage', 'restore_script',
-           'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'aside',
-           'fix_live_python', 'live_rows', 'vm_dir']
+           'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'hollow',
+           'aside', 'fix_live_python', 'live_rows', 'vm_dir']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -332,8 +332,10 @@ _backup() {  # this run's own backup folder
   while [ -e "$B" ] || [ -L "$B" ]; do _n=$((_n+1)); B="$_b-$_n"; done
   mkdir -p "$B" || { B=; return 1; }
 }
-_aside() {  # move $1 out of the way into the backup folder, or drop it if it is an empty directory
-  if [ -d "$1" ] && [ ! -L "$1" ] && [ -z "$(ls -A "$1")" ]; then rmdir "$1"; return; fi
+_aside() {  # move $1 out of the way into the backup folder, or drop it if it holds nothing but empty folders (no data)
+  if [ -d "$1" ] && [ ! -L "$1" ] && [ -z "$(find "$1" ! -type d -print | head -n 1)" ]; then
+    find "$1" -depth -type d -exec rmdir {} + 2>/dev/null && return  # rmdir refuses, losing nothing, if a file appeared
+  fi
   _backup || return 1
   _mkparent "$B/$2" || return 1
   if [ -e "$B/$2" ] || [ -L "$B/$2" ]; then say "$2: $B/$2 already exists, not moving over it"; return 1; fi
@@ -402,15 +404,19 @@ def hook_block(storage, runtime=False) -> str:
     "The marked block for a *sourced* startup hook: no exit, no set -e, no cd; a failure only warns"
     if _unprintable(storage): raise PersistError(f"storage {str(storage)!r} has a newline or control character in its name: a hook line cannot hold it")
     sc = _q(Path(storage)/SCRIPT)
-    # sourced by the user's own script, perhaps under `set -u` with no HOME: every variable has a default
+    # sourced by the user's own script, perhaps under `set -u` with no HOME: every variable has a default;
+    # `.local` linked: Jupyter's live files stay on this machine, and console scripts of `pip install --user` are found
+    # in `!` commands and terminals (a fresh image's PATH lacks ~/.local/bin; this block runs before Jupyter starts)
     rt = ('[ -z "${HOME:-}" ] || export JUPYTER_RUNTIME_DIR="${JUPYTER_RUNTIME_DIR:-$HOME/.persistlab/jupyter-runtime}"  '
-          '# added by persistlab: Jupyter\'s live files stay on this machine\n') if runtime else ''
+          '# added by persistlab: Jupyter\'s live files stay on this machine\n'
+          '[ -z "${HOME:-}" ] || case ":${PATH:-}:" in *":$HOME/.local/bin:"*) ;; *) export PATH="$HOME/.local/bin${PATH:+:$PATH}";; esac  '
+          '# added by persistlab: pip install --user scripts\n') if runtime else ''
     return (f"{BEGIN}\n# added by persistlab: re-creates persisted paths on every fresh instance\n"
             f"if [ -f {sc} ]; then sh {sc} || echo 'persistlab: restore failed, see above' >&2; fi\n{rt}{END}\n")
 
 def _ours(s):
     "Is hook line `s` (stripped) one persistlab writes?"
-    return s in (BEGIN, END) or s.startswith('# added by persistlab') or ('persistlab' in s and s.startswith(('if [ -f ', 'export JUPYTER_RUNTIME_DIR=', '[ -z "${HOME:-}" ] || export JUPYTER_RUNTIME_DIR=')))
+    return s in (BEGIN, END) or s.startswith('# added by persistlab') or ('persistlab' in s and s.startswith(('if [ -f ', 'export JUPYTER_RUNTIME_DIR=', '[ -z "${HOME:-}" ] || export JUPYTER_RUNTIME_DIR=', '[ -z "${HOME:-}" ] || case')))
 
 def strip_block(text) -> tuple:
     "Hook text without persistlab's block(s): (lines kept, index where the first block was, or None)"
@@ -472,6 +478,11 @@ def tmp_for(dst, storage, home) -> Path:
     "Persistlab's temp folder on `dst`'s side (storage's or home's) for partial copies"
     return work_dir(storage, TMP) if Path(dst).is_relative_to(storage) else work_dir(home, HOME_TMP)
 
+def hollow(p) -> bool:
+    "Is `p` a folder holding nothing but empty folders (a fresh image's, or left by an earlier, nested entry)?"
+    p = Path(p)
+    return p.is_dir() and not p.is_symlink() and all(d.is_dir() and not d.is_symlink() for d in p.rglob('*'))
+
 def aside(p, # what is in the way
           storage, # the storage root (backups live there)
           rel, # its path relative to home (or storage), kept inside the backup folder
@@ -481,7 +492,9 @@ def aside(p, # what is in the way
          ):
     "Move `p` out of the way into this run's backup folder (an empty folder is just removed)"
     p = Path(p)
-    if p.is_dir() and not p.is_symlink() and not any(p.iterdir()): p.rmdir(); return
+    if hollow(p):  # a fresh image's folders with nothing in them: no data, so no backup folder for them every boot
+        for d, _, _ in os.walk(p, topdown=False): os.rmdir(d)  # bottom-up rmdir: fails, losing nothing, if a file appeared
+        return
     b = work_dir(storage, f'{BACKUP}/{ts}')/rel
     move(p, b, work_dir(storage, TMP), f'backup {rel}')
     out.append((rel, 'backed up', f'what was in {what} is now in {b}'))

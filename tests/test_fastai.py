@@ -122,3 +122,21 @@ def test_paperspace_packages_come_back_at_boot(replica, tmp_path):
     c = vm2.run(['%load_ext persistlab', 'import plab_q; print("Q", plab_q.X)'])  # the kernel: nothing installed twice
     assert c[1].ok and c[1].out.strip() == 'Q 7' and 'installed' not in c[0].out, c
     assert not list(image_site().glob('plab_q*'))  # the host's Python is untouched
+
+def test_paperspace_user_scripts_on_path_and_no_empty_backups(replica, tmp_path):
+    "`pip install --user` a tool, `%persist .local`: on fresh instances `!tool` runs, and a boot adds no backup folder"
+    from replicas import wheel, doc_cell
+    vm1 = replica('paperspace', storage=tmp_path/'storage'); wheel(vm1.wheelhouse, 'plab-tool', x=3)
+    c = vm1.run([doc_cell('20_guide_paperspace.ipynb', '%load_ext persistlab'), '!pip install -q --user plab-tool\n%persist .local'])
+    assert all(x.ok for x in c), c
+    vm1.close()
+    backups = lambda: sorted(p.name for p in (tmp_path/'storage/.persistlab-backup').glob('*'))
+    before = backups()
+    for n in (2, 3):  # fresh instances: the image's own ~/.local (only empty folders) is in the way at each boot
+        vm = replica('paperspace', storage=tmp_path/'storage')
+        assert vm.p('/root/.local').is_symlink(), (vm.boot.stdout, vm.boot.stderr)
+        c = vm.run(['!plab-tool'])  # a `!` command in the kernel, whose environment comes from the boot
+        assert c[0].ok and 'plab-tool 1.0 ran' in c[0].out, (n, c, vm.env.get('PATH'))
+        assert 'plab-tool 1.0 ran' in vm.sh('plab-tool').stdout  # a terminal started from the same environment
+        assert backups() == before, (n, backups(), vm.boot.stdout)
+        vm.close()
