@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/magics.html.md"""
 
 # %% ../nbs/02_magics.ipynb #806868a7
 from __future__ import annotations
-import contextlib, os, shlex, sys
+import contextlib, functools, os, shlex, sys
 from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
 from IPython.core.magic_arguments import magic_arguments, argument, construct_parser
 from IPython.core.error import UsageError
@@ -24,7 +24,7 @@ def _lazy_arguments(f):
 
 def _parser(f):
     "`f`'s argparse parser, built once (this also replaces `f.__doc__` with the full help)"
-    f = getattr(f, '__func__', f)
+    f = getattr(f, '__func__', f); f = getattr(f, '__wrapped__', f)  # the magic's own function, under `_shown`
     if 'parser' not in vars(f): f.parser = construct_parser(f)
     return f.parser
 
@@ -33,6 +33,34 @@ def _args(magic, line:str):
     try: argv = shlex.split(line)
     except ValueError as e: raise UsageError(f'{e} in: {line}') from None
     return _parser(magic).parse_args(argv)
+
+# %% ../nbs/02_magics.ipynb #c01f45ce
+class _Said(str):
+    "A magic's one-line answer: shown as text, not as a quoted string"
+    def _repr_pretty_(self, p, cycle): p.text(str(self))
+
+def _once(r, ip):
+    "`r`'s display from now on: nothing in the cell that showed it, then as it always shows"
+    n = ip.execution_count
+    def show():
+        if ip.execution_count == n: return
+        vars(r).pop('_ipython_display_', None)
+        from IPython.display import display
+        display(r)
+    return show
+
+def _shown(f):
+    "Magic `f`, showing its result where it runs and returning it as a value that cell will not show again"
+    @functools.wraps(f)
+    def magic(self, line=''):
+        r = f(self, line)
+        if r is None or self.shell is None: return r
+        if isinstance(r, str): r = _Said(r)
+        if not hasattr(r, '__dict__'): return r  # takes no mark: shown as before, by the cell's last line only
+        from IPython.display import display
+        display(r); r._ipython_display_ = _once(r, self.shell)
+        return r
+    return magic
 
 # %% ../nbs/02_magics.ipynb #b08fb052
 @contextlib.contextmanager
@@ -96,6 +124,7 @@ class PersistlabMagics(Magics):
 
     @no_var_expand
     @line_magic
+    @_shown
     @_lazy_arguments
     @argument('paths', nargs='*', help='paths in home to persist: .local .ssh ~/.gitconfig ...')
     @argument('--to', metavar='DIR', help="storage directory (default: the platform's, or $PERSISTLAB_STORAGE)")
@@ -143,6 +172,7 @@ class PersistlabMagics(Magics):
 
     @no_var_expand
     @line_magic
+    @_shown
     @_lazy_arguments
     @argument('--no-check', action='store_true', help="don't check GitHub auth (no network)")
     @argument('--import', dest='import_', metavar='FILE', help='use this private key file')
@@ -186,6 +216,7 @@ class PersistlabMagics(Magics):
 
     @no_var_expand
     @line_magic
+    @_shown
     @_lazy_arguments
     @argument('port', nargs='?', help='local port to expose')
     @argument('-p', '--provider', help='jupyterhub, colab, cloudflared, localhost.run, pinggy, serveo, ngrok, or ssh://[user@]host[:port]')
@@ -209,6 +240,7 @@ class PersistlabMagics(Magics):
 
     @no_var_expand
     @line_magic
+    @_shown
     @_lazy_arguments
     @argument('--folder', help='folder to open (default: home)')
     @argument('--port', help='local port (default: a free one)')
@@ -229,6 +261,7 @@ class PersistlabMagics(Magics):
 
     @no_var_expand
     @line_magic
+    @_shown
     def persistlab(self, line=''):
         """The setup form, for people who would rather click: a tab per job, each button the same call as a magic.
 
