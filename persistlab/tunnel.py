@@ -15,10 +15,10 @@ from .core import Report, PersistlabError
 from . import procs
 
 # %% auto #0
-__all__ = ['SSH_PROVIDERS', 'PROXIES', 'PROVIDERS', 'CLOUDFLARED_URL', 'NGROK_TCP_CAVEAT', 'TunnelError', 'ssh_tunnel_cmd',
-           'parse_ssh_spec', 'Tunnel', 'SSHTunnel', 'cloudflared_bin', 'named_tunnel_host', 'CloudflaredTunnel',
-           'NgrokTunnel', 'ProxyTunnel', 'restart', 'TunnelInfo', 'default_providers', 'check_provider', 'make_tunnel',
-           'open_tunnel', 'tunnels', 'close_tunnel']
+__all__ = ['SSH_PROVIDERS', 'PROXIES', 'PROVIDERS', 'CLOUDFLARED_URL', 'NGROK_TCP_CAVEAT', 'TunnelError', 'check_url',
+           'ssh_tunnel_cmd', 'parse_ssh_spec', 'Tunnel', 'SSHTunnel', 'cloudflared_bin', 'named_tunnel_host',
+           'CloudflaredTunnel', 'NgrokTunnel', 'ProxyTunnel', 'restart', 'TunnelInfo', 'default_providers',
+           'check_provider', 'make_tunnel', 'open_tunnel', 'tunnels', 'close_tunnel']
 
 # %% ../nbs/10_tunnel.ipynb #f23e0af6
 class TunnelError(PersistlabError):
@@ -33,6 +33,16 @@ SSH_PROVIDERS = {
 PROXIES = ('jupyterhub', 'colab')
 PROVIDERS = (*PROXIES, 'cloudflared', *SSH_PROVIDERS, 'ngrok')
 _KNOWN_URLS = [v[4] for v in SSH_PROVIDERS.values()] + [r'(https://[\w-]+\.trycloudflare\.com)']
+
+# %% ../nbs/10_tunnel.ipynb #27d10f09
+_LABEL = r'(?!-)[A-Za-z0-9-]{1,63}(?<!-)'
+_HOST = rf'(?=[^/:]{{1,253}}(?:[/:]|$)){_LABEL}(?:\.{_LABEL})*'
+_ADDRESS = re.compile(rf'https://{_HOST}(?::\d{{1,5}})?/?|(?:tcp://)?{_HOST}:\d{{1,5}}')
+
+def check_url(url, provider='the provider') -> str:
+    "`url` if it is a plain `https://host[:port]` or `[tcp://]host:port` (RFC 1123 host), else a `TunnelError`"
+    if isinstance(url, str) and _ADDRESS.fullmatch(url): return url
+    raise TunnelError(f"{provider} gave {str(url)[:80]!a} as its address, not a plain https://host or host:port; not used")
 
 # %% ../nbs/10_tunnel.ipynb #e6861538
 def ssh_tunnel_cmd(port:int, # local port to expose
@@ -78,7 +88,8 @@ class Tunnel:
         if self.supervise: info['restart'] = 'persistlab.tunnel'
         pr = procs.start(self.pname, argv, env=env, ready=url, timeout=timeout, home=self.home, info=info, replaces=replaces)
         if pr is None: return None  # stopped while the supervisor was bringing it back
-        self.url, self.started = url(), time.time()
+        try: self.url, self.started = check_url(url(), self.provider), time.time()
+        except TunnelError: procs.stop(self.pname, self.home); raise
         n = pr.info.get('reconnects', -1) + 1
         procs.update(self.pname, pr.pid, self.home, url=self.url, since=self.started, reconnects=n, error=None)
         return self.url
@@ -202,7 +213,9 @@ class NgrokTunnel(Tunnel):
             if self.token and self.token in msg: msg = msg.replace(self.token, '***')
             if self.proto == 'tcp' and ('card' in msg.lower() or '8013' in msg): msg += f'; {NGROK_TCP_CAVEAT}'
             raise TunnelError(f"ngrok: {msg.strip().splitlines()[-1] if msg.strip() else type(e).__name__}") from None
-        return self._record(ngrok.get_ngrok_process(pc).proc.pid, t.public_url, path, rd, old, replaces)
+        try: url = check_url(t.public_url, 'ngrok')
+        except TunnelError: ngrok.kill(pc); raise
+        return self._record(ngrok.get_ngrok_process(pc).proc.pid, url, path, rd, old, replaces)
 
 # %% ../nbs/10_tunnel.ipynb #584dca4d
 @patch
@@ -275,9 +288,20 @@ class TunnelInfo(Report):
         s = super()._repr_markdown_()
         return s + (f'\n\n**[{self.url}]({self.url})** ({self.provider})' if self.url else '')
 
+def _answers_without_token(port, base='/') -> bool:
+    "Does a Jupyter server on `port` list its kernels to a request with no token? (whoever gets that runs code)"
+    import requests
+    try: r = requests.get(f'http://127.0.0.1:{port}{base}api/kernels', timeout=3, allow_redirects=False)
+    except requests.RequestException: return False
+    try: return r.status_code == 200 and isinstance(r.json(), list)
+    except ValueError: return False
+
 def _unauthenticated_jupyter(port) -> bool:
-    try: return any(s['port'] == port and not s['token'] for s in jupyter_servers())
-    except Exception: return False
+    "Is `port` a Jupyter server that needs no token? Asked of the port itself: its files may be in another runtime dir"
+    try: found = [s for s in jupyter_servers() if s['port'] == port]
+    except Exception: found = []
+    if any(not s['token'] for s in found): return True
+    return any(_answers_without_token(port, b) for b in {'/', *(s['base_url'] for s in found)})
 
 def default_providers(platform:Platform, tcp=False, token=None, env=None) -> list:
     "Provider order for this platform: its proxy, then cloudflared, localhost.run, pinggy; ngrok first when it has a token"

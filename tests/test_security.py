@@ -26,6 +26,7 @@ def test_stopping_a_dead_tunnel_spares_the_process_that_reused_its_pid(rt):
     os.kill(pr.pid, signal.SIGKILL); os.waitpid(pr.pid, 0)  # the tunnel's ssh died
     # the kernel cannot be made to hand out that pid again on demand: a later session leader under the recorded pid
     # and group is what pid reuse looks like to persistlab
+    time.sleep(0.05)  # the kernel counts start times in 10 ms ticks: a pid reused by the wrap-around is far later than that
     other = subprocess.Popen(['sleep', '60'], start_new_session=True)
     try:
         d = json.loads(pr.record.read_text()); d['pid'] = d['pgid'] = other.pid; pr.record.write_text(json.dumps(d))
@@ -143,3 +144,45 @@ def test_restore_script_does_not_copy_through_a_symlinked_ssh_in_storage(tmp_pat
     assert not os.path.lexists(home/'.ssh'), r.stdout  # nothing copied or linked from outside storage
     assert oct(outside.stat().st_mode & 0o777) == '0o755'  # and no chmod through the link
     assert '.ssh' in r.stdout and 'symlink' in r.stdout and r.returncode == 1
+
+# --- tunnels: what is published, and what a provider says ---
+from test_tunnel import env, web, STANDINS, needs_sshd
+from conftest import start_sshd, WAIT_FOR_CLIENT
+
+def test_tunnel_refuses_a_jupyter_that_answers_without_a_token_in_another_runtime_dir(env, monkeypatch):
+    monkeypatch.setenv('FAKE_CF_MODE', 'ok')  # the provider would publish it
+    port, jd = procs.free_port(), env/'other-jupyter'
+    e = {**os.environ, 'JUPYTER_RUNTIME_DIR': str(jd/'runtime'), 'JUPYTER_CONFIG_DIR': str(jd/'cfg'), 'JUPYTER_DATA_DIR': str(jd/'data'),
+         'JUPYTER_NO_CONFIG': '1'}  # a bare server: no extensions to load, it starts in half the time
+    srv = subprocess.Popen([sys.executable, '-m', 'jupyter_server', '--ServerApp.token=', '--ServerApp.password=', '--ip=127.0.0.1',
+                            f'--port={port}', '--no-browser', '--allow-root', f'--ServerApp.root_dir={env}'],
+                           env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(env/'jupyter.log', 'w'), start_new_session=True)
+    try:
+        assert wait_for(lambda: procs.port_open(port), 60), (env/'jupyter.log').read_text()
+        from persistlab.platforms import jupyter_servers
+        assert not any(s['port'] == port for s in jupyter_servers())  # this kernel does not find its files
+        with pytest.raises(T.TunnelError, match='without a token') as x: T.open_tunnel(port, provider='cloudflared')
+        assert '\n' not in str(x.value) and procs.running() == []  # one line, and nothing published
+    finally: os.killpg(srv.pid, signal.SIGTERM); srv.wait(15)
+
+HOSTILE = ['a$(touch${IFS}/tmp/persistlab-pwned)b', 'a`id`b', 'a\x1b]0;owned\x07b', 'a;id']
+
+@pytest.mark.parametrize('host', HOSTILE)
+def test_hostile_cloudflared_hostname_is_refused_not_printed(env, web, monkeypatch, host):
+    monkeypatch.setenv('FAKE_CF_MODE', 'ok'); monkeypatch.setenv('FAKE_CF_HOST', f'{host}.trycloudflare.com')
+    with pytest.raises(T.TunnelError) as x: T.open_tunnel(web, provider='cloudflared')
+    msg = str(x.value)
+    assert 'not a plain' in msg and '\n' not in msg and '\x1b' not in msg and '\x07' not in msg
+    assert procs.running() == [] and not any(p.name.startswith('tunnel-') for p in procs.records())  # stopped, nothing in --list
+    assert 'no tunnel' in repr(T.tunnels()) or T.tunnels().rows == []
+
+@needs_sshd
+def test_hostile_ssh_provider_line_is_refused(env, web, monkeypatch):
+    line = "echo 'abc.lhr.life tunneled with tls termination, https://a$(id)`id`.lhr.life'; " + WAIT_FOR_CLIENT
+    p, port, _, key = start_sshd(env/'evil', line)
+    try:
+        h, _, u, r, pat = T.SSH_PROVIDERS['localhost.run']
+        monkeypatch.setitem(T.SSH_PROVIDERS, 'localhost.run', ('127.0.0.1', port, os.environ.get('USER') or 'root', '0', pat))
+        with pytest.raises(T.TunnelError, match=r'not a plain') as x: T.open_tunnel(web, provider='localhost.run', identity=key)
+        assert '$(id)' in str(x.value) and procs.running() == []  # named (quoted) in the error, never used as an address
+    finally: p.terminate(); p.wait(10)
