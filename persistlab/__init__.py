@@ -1,4 +1,4 @@
-__version__ = "0.0.1"
+__version__ = "0.1.0"
 """What `%load_ext persistlab` does, and what `import persistlab` does not
 
 Docs: https://persistlab.github.io/persistlab/extension.html.md"""
