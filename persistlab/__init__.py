@@ -1,4 +1,3 @@
-__version__ = "0.1.0"
 """What `%load_ext persistlab` does, and what `import persistlab` does not
 
 Docs: https://persistlab.github.io/persistlab/extension.html.md"""
@@ -9,6 +8,8 @@ Docs: https://persistlab.github.io/persistlab/extension.html.md"""
 __all__ = ['load_ipython_extension', 'setup', 'unload_ipython_extension']
 
 # %% ../nbs/03_extension.ipynb #d3793fe2
+__version__ = "0.1.0"  # a release bumps it with a CHANGELOG.md section (nbdev rewrites __init__.py from here)
+
 def _left_running(home=None) -> bool:
     "Did an earlier kernel leave services running? (checked without importing anything: `%load_ext` stays light)"
     import os

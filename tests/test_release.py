@@ -7,7 +7,7 @@ from conftest import ROOT
 def test_sdist_and_wheel_build_and_check(tmp_path):
     r = subprocess.run([sys.executable, '-m', 'build', '--outdir', str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    v = re.search(r'__version__ = "(.+?)"', (ROOT/'persistlab/__init__.py').read_text())[1]
+    v = re.search(r'^__version__ = "(.+?)"', (ROOT/'persistlab/__init__.py').read_text(), re.M)[1]
     whl, = tmp_path.glob(f'persistlab-{v}-py3-none-any.whl'); sdist, = tmp_path.glob(f'persistlab-{v}.tar.gz')
     r = subprocess.run([sys.executable, '-m', 'twine', 'check', '--strict', str(whl), str(sdist)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.count('PASSED') == 2, r.stdout + r.stderr
@@ -22,7 +22,7 @@ def test_sdist_and_wheel_build_and_check(tmp_path):
     assert f'persistlab-{v}/LICENSE' in snames and f'persistlab-{v}/pyproject.toml' in snames, snames
 
 def test_changelog_names_this_version():
-    v = re.search(r'__version__ = "(.+?)"', (ROOT/'persistlab/__init__.py').read_text())[1]
+    v = re.search(r'^__version__ = "(.+?)"', (ROOT/'persistlab/__init__.py').read_text(), re.M)[1]
     top = next(l for l in (ROOT/'CHANGELOG.md').read_text().splitlines() if l.startswith('## '))
     assert top.startswith(f'## {v} '), (v, top)
     wf = (ROOT/'.github/workflows/release.yml').read_text()
