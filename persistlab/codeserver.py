@@ -57,6 +57,13 @@ def _unpack(tgz, d, name):
     finally: shutil.rmtree(tmp, ignore_errors=True)
     tgz.unlink(missing_ok=True)
 
+# %% ../nbs/11_codeserver.ipynb #d5321a41
+def _answers(url, timeout=5) -> bool:
+    "Does the server behind `url` answer at all (any HTTP status)? Offline, it does not"
+    import requests
+    try: requests.head(url, timeout=timeout); return True
+    except requests.RequestException: return False
+
 # %% ../nbs/11_codeserver.ipynb #819d8dee
 def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERSION) -> Path:
     "code-server: `$PERSISTLAB_CODE_SERVER`, on PATH, cached in storage, or downloaded (with progress) into the cache"
@@ -71,8 +78,12 @@ def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERS
     url = url or os.environ.get('PERSISTLAB_CODE_SERVER_URL') or RELEASE_URL.format(v=version, arch=machine_arch())
     sha256 = (sha256 or os.environ.get('PERSISTLAB_CODE_SERVER_SHA256') or SHA256.get(name)
               or github_sha256('coder/code-server', f'v{version}', f'{name}.tar.gz'))
+    have = (f"point PERSISTLAB_CODE_SERVER at a code-server you have (bin/code-server from {name}.tar.gz, "
+            "or `npm install code-server`), or put code-server on PATH")
+    if not sha256 and not _answers(url):  # offline: no checksum can help, a local binary can
+        raise CodeServerError(f"code-server is not here and cannot be downloaded ({url} does not answer: offline?); {have}")
     try: tgz = fetch(url, d/f'{name}.tar.gz', sha256, desc='code-server', sha_env='PERSISTLAB_CODE_SERVER_SHA256')  # no sha256: refused, with how to override
-    except FetchError as e: raise CodeServerError(str(e)) from None
+    except FetchError as e: raise CodeServerError(str(e) + ('' if sha256 is None else f'; or {have}')) from None
     _unpack(tgz, d, name)
     return b
 

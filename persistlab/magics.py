@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/magics.html.md"""
 
 # %% ../nbs/02_magics.ipynb #806868a7
 from __future__ import annotations
-import contextlib, functools, os, shlex, sys
+import contextlib, difflib, functools, inspect, itertools, os, re, shlex, sys
 from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
 from IPython.core.magic_arguments import magic_arguments, argument, construct_parser
 from IPython.core.error import UsageError
@@ -28,11 +28,42 @@ def _parser(f):
     if 'parser' not in vars(f): f.parser = construct_parser(f)
     return f.parser
 
+class _Helped(Exception):
+    "`-h`/`--help` was asked for and printed: the magic has nothing more to do"
+
 def _args(magic, line:str):
-    "Parse `line` for `magic` as a shell would (quotes removed), with the magic's `@argument`s"
+    "Parse `line` for `magic` as a shell would (quotes removed), with the magic's `@argument`s; `-h`/`--help` prints the help"
     try: argv = shlex.split(line)
     except ValueError as e: raise UsageError(f'{e} in: {line}') from None
-    return _parser(magic).parse_args(argv)
+    p = _parser(magic)
+    if {'-h', '--help'} & set(argv): print(re.sub(r'^(::\s*%?|usage: %?)', 'usage: %', p.format_help().lstrip(), 1)); raise _Helped
+    try: args, extra = p.parse_known_args(argv)
+    except UsageError as e: raise UsageError(_needs(p, str(e))) from None
+    if extra: raise UsageError(_unrecognized(p, argv, extra))
+    return args
+
+# %% ../nbs/02_magics.ipynb #cabb1533
+def _short(w): return w if len(w) <= 24 else w[:12] + '...'
+
+def _needs(p, msg) -> str:
+    "argparse's 'expected one argument', as what the option needs and what it is for"
+    m = re.match(r'argument (\S+): expected one argument', msg)
+    a = m and next((a for a in p._actions if '/'.join(a.option_strings) == m[1]), None)
+    return f"{a.option_strings[-1]} needs {a.metavar or a.dest.upper()}: {a.help}" if a else msg
+
+def _unrecognized(p, argv, extra) -> str:
+    "The 'unrecognized arguments' line, with the likely fix: the option meant, or quotes around a value with spaces"
+    msg = f"unrecognized arguments: {' '.join(map(_short, extra))}"
+    opts = p._option_string_actions
+    for x in extra:
+        if x.startswith('-') and (m := difflib.get_close_matches(x.split('=')[0], opts, 1, 0.7)): return f'{msg}; did you mean {m[0]}?'
+    i = argv.index(extra[0])
+    opt, _, v = argv[i-1].partition('=') if i and argv[i-1].startswith('--') else ('', '', '')
+    if not v and i >= 2: opt, v = argv[i-2], argv[i-1]
+    if opt in opts and opts[opt].nargs != 0 and not v.startswith('-'):
+        words = [v, *itertools.takewhile(lambda w: not w.startswith('-'), argv[i:])]
+        return f'{msg}; {opt} takes one value: quote it, {opt} "{" ".join(map(_short, words))}"'
+    return msg + (f'; `%{p.prog} --help` lists the options' if extra[0].startswith('-') else '')
 
 # %% ../nbs/02_magics.ipynb #c01f45ce
 class _Said(str):
@@ -53,7 +84,8 @@ def _shown(f):
     "Magic `f`, showing its result where it runs and returning it as a value that cell will not show again"
     @functools.wraps(f)
     def magic(self, line=''):
-        r = f(self, line)
+        try: r = f(self, line)
+        except _Helped: return None
         if r is None or self.shell is None: return r
         if isinstance(r, str): r = _Said(r)
         if not hasattr(r, '__dict__'): return r  # takes no mark: shown as before, by the cell's last line only
@@ -273,7 +305,11 @@ class PersistlabMagics(Magics):
         code-server  Start `%codeserver --folder DIR`; the password is revealed on request, never printed
 
         Defaults: `%config PersistlabMagics.storage = '/path'`. From Python: `persistlab.setup()`.
+        Help: `%persistlab --help` (this), and each magic's own: `%persist --help`, `%sshsetup --help`, `%tunnel --help`,
+        `%codeserver --help`.
         """
+        if line.split() in (['-h'], ['--help'], ['help']): return print(inspect.cleandoc(self.persistlab.__doc__))
+        if line.strip(): raise UsageError(f"%persistlab {line.strip()}: unknown; valid: nothing (the form), --help")
         with _usage():
             from persistlab.forms import Setup
             return Setup(storage=self.storage or None)

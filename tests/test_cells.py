@@ -1,8 +1,9 @@
 "A setup cell as users write it, run by a real kernel (nbclient): every magic's result shown once, help that helps"
-import os
+import os, re
 from pathlib import Path
 import pytest
 from conftest import ROOT
+from persistlab import procs
 
 def run_cells(cells, env, timeout=120, kernel=os.environ.get('PERSISTLAB_TEST_KERNEL', 'python3')) -> list:
     "Execute `cells` in a fresh kernel with `env`, as a notebook does (an error does not stop the rest); each cell's outputs"
@@ -16,23 +17,48 @@ def text(outs) -> str:
     "Everything a cell showed, as its plain text"
     return '\n'.join(o.get('text') or o.get('data', {}).get('text/plain') or o.get('evalue', '') for o in outs)
 
-@pytest.fixture
-def env(tmp_path):
-    home, st = tmp_path/'home', tmp_path/'st'
-    (home/'.local').mkdir(parents=True); st.mkdir()
-    return {**os.environ, 'HOME': str(home), 'PERSISTLAB_PLATFORM': 'local', 'PERSISTLAB_STORAGE': str(st),
-            'PERSISTLAB_RUNTIME': str(tmp_path/'run'), 'PYTHONPATH': str(ROOT), 'JUPYTER_PLATFORM_DIRS': '1'}
+KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxE2kQ0r4y2mE9vJ3Yw7p9bq8m2QK7p1mFhGm3JY6c2 me@laptop'
+CELLS = dict(  # one kernel for every test here: a kernel's start is most of the time they take
+    load='%load_ext persistlab',
+    setup='%persist .local\n%sshsetup --revoke-risk\nr = %tunnel --list\n%persist --list',
+    later='r',
+    assigned='l = %persist --list\nl',
+    values='print(type(r).__name__, len(l), l[0][:2])',
+    help='%persist --help', h='%tunnel -h', plhelp='%persistlab --help', plbad='%persistlab bogus',
+    lsit='%persist --lsit', key=f'%sshsetup --key {KEY}', undo='%persist --undo', stop='%tunnel --stop',
+    offline='%codeserver -p none',
+)
 
-def test_every_magic_in_a_cell_shows_once_and_stays_a_value(env, tmp_path):
-    outs = run_cells(['%load_ext persistlab',
-                      '%persist .local\n%sshsetup --revoke-risk\nr = %tunnel --list\n%persist --list',
-                      'r',
-                      'l = %persist --list\nl',
-                      'print(type(r).__name__, len(l), l[0][:2])'], env)
-    cell = outs[1]
+@pytest.fixture(scope='module')
+def cells(tmp_path_factory):
+    "The outputs of CELLS, by name, run in one fresh kernel"
+    tmp = tmp_path_factory.mktemp('cells')
+    home, st = tmp/'home', tmp/'st'
+    (home/'.local').mkdir(parents=True); st.mkdir()
+    dead = f'http://127.0.0.1:{procs.free_port()}'  # offline: GitHub and the release download do not answer
+    env = {k: v for k, v in os.environ.items() if k not in ('PERSISTLAB_CODE_SERVER', 'PERSISTLAB_RUNTIME')}
+    env.update(HOME=str(home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(st), PERSISTLAB_RUNTIME=str(tmp/'run'),
+               PYTHONPATH=str(ROOT), JUPYTER_PLATFORM_DIRS='1', PERSISTLAB_GITHUB_API=dead, PERSISTLAB_CODE_SERVER_URL=dead + '/cs.tgz',
+               PATH=os.pathsep.join(p for p in os.environ['PATH'].split(os.pathsep) if not (Path(p)/'code-server').exists()))
+    return dict(zip(CELLS, run_cells(list(CELLS.values()), env)), tmp=tmp)
+
+def test_every_magic_in_a_cell_shows_once_and_stays_a_value(cells):
+    cell = cells['setup']
     assert [o['output_type'] for o in cell] == ['display_data'] * 4, cell
     assert 'linked' in text(cell[:1]) and text(cell[1:2]).startswith('persistlab: there was no --accept-risk') and 'nothing' in text(cell[2:3])
     assert text(cell[3:]).startswith('.local') and '| `.local` | linked' in cell[3]['data']['text/markdown']  # a table, once
-    assert len(outs[2]) == 1 and '**tunnels**' in outs[2][0]['data']['text/markdown']  # a later cell shows the value
-    assert len(outs[3]) == 1 and text(outs[3]).startswith('.local')  # assigned and shown in one cell: once
-    assert text(outs[4]) == "Report 1 ('.local', 'linked')\n"
+    assert len(cells['later']) == 1 and '**tunnels**' in cells['later'][0]['data']['text/markdown']  # a later cell shows the value
+    assert len(cells['assigned']) == 1 and text(cells['assigned']).startswith('.local')  # assigned and shown in one cell: once
+    assert text(cells['values']) == "Report 1 ('.local', 'linked')\n"
+
+def test_help_and_mistakes_say_how(cells):
+    t = {k: text(v) for k, v in cells.items() if k != 'tmp'}
+    assert t['help'].startswith('usage: %persist [--to DIR]') and '-u PATH, --undo PATH' in t['help'] and 'Error' not in t['help']
+    assert t['h'].startswith('usage: %tunnel') and '--stop PORT|all' in t['h']
+    assert '%sshsetup --help' in t['plhelp'] and 'Start sshd `%sshsetup --server`' in t['plhelp']
+    assert 'valid: nothing (the form)' in t['plbad']
+    assert 'unrecognized arguments: --lsit; did you mean --list?' in t['lsit']
+    assert re.search(r'unrecognized arguments: AAAA\S+ me@laptop; --key takes one value: quote it, --key "ssh-ed25519 AAAA\S+ me@laptop"', t['key']), t['key']
+    assert '--undo needs PATH: bring PATH back into home' in t['undo'] and '--stop needs PORT|all' in t['stop']
+    assert 'offline?); point PERSISTLAB_CODE_SERVER at a code-server you have' in t['offline'] and 'SHA256' not in t['offline'], t['offline']
+    assert 'Traceback' not in ''.join(t.values())
