@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/forms.html.md"""
 
 # %% ../nbs/12_forms.ipynb #4e938144
 from __future__ import annotations
-import os, re, html, threading
+import os, re, html, threading, traceback
 from pathlib import Path
 import ipywidgets as W
 from fastcore.basics import patch
@@ -80,18 +80,19 @@ class Setup:
         self.details = {t: W.HTML() for t in self.TABS}  # the engine's tables under each tab's message line
         self.accept = W.Checkbox(value=False, description='I understand the risk and want remote access here', indent=False,
                                  layout=W.Layout(width='auto'))
-        self.out = W.Output()  # progress bars, and the traceback of an unexpected error
+        self.out, self.trace = W.VBox(), W.HTML()  # the workers' progress bars; a bug's traceback (see `_run`)
         parts = self._persist_tab(), self._ssh_tab(), self._tunnel_tab(env), self._cs_tab()
         self.tabs = W.Tab(children=[W.VBox([w, self.msgs[t], self.details[t]]) for w, t in zip(parts, self.TABS)])
         for i, t in enumerate(self.TABS): self.tabs.set_title(i, t)
         head = (f'<b>persistlab</b> on <b>{self.p.name}</b>, storage <code>{html.escape(str(self.storage or "none"))}</code>'
                 f' ({self.p.strategy})')
         risk = [W.HTML(f'<div style="color:#a40">⚠ {html.escape(self.p.policy)}</div>'), self.accept] if self.p.risky else []
-        self.widget = W.VBox([W.HTML(head), *risk, self.tabs, self.out])
+        self.widget = W.VBox([W.HTML(head), *risk, self.tabs, self.out, self.trace])
         self.refresh()
 
     def _ipython_display_(self):
         from IPython.display import display
+        if (line := _colab_widgets(self.p)): print(line)
         display(self.widget)
 
 # %% ../nbs/12_forms.ipynb #4ad5fdff
@@ -100,20 +101,57 @@ def _say(self:Setup, text, ok=True, tab='Persist'):
     "Show `text` on `tab`'s message line (red unless `ok`)"
     self.msgs[tab].value = f'<span style="color:{"#060" if ok else "#a00"}">{html.escape(text)}</span>'
 
+def _live(ws) -> tuple: return tuple(w for w in ws if w.comm is not None)  # closed widgets (finished bars) out
+
+def _widget_of(msg):
+    "The widget a kernel `display_data` message `msg` shows, if it shows one"
+    view = msg.get('content', {}).get('data', {}).get('application/vnd.jupyter.widget-view+json')
+    if msg.get('msg_type') != 'display_data' or not view: return None
+    from ipywidgets.widgets import widget
+    live = getattr(widget, '_instances', None)  # ipywidgets 8.1; 7 and 8.0 keep them in `Widget.widgets`
+    return (W.Widget.widgets if live is None else live).get(view.get('model_id'))
+
+@patch
+def _into_box(self:Setup):
+    "From now until the returned undo runs, widgets this thread displays (tqdm's bars) go into `self.out`"
+    from IPython import get_ipython
+    pub = getattr(get_ipython(), 'display_pub', None)
+    if not hasattr(pub, 'register_hook'): return lambda: None  # not in a kernel: tqdm's bars are text on stderr
+    def hook(msg):
+        if (w := _widget_of(msg)) is None: return msg
+        self.out.children = _live(self.out.children) + (w,)
+    pub.register_hook(hook)
+    return lambda: pub.unregister_hook(hook)
+
 @patch
 def _run(self:Setup, btn, fn, tab, wait=False):
     "Run `fn` in a worker thread with `btn` disabled, reporting on `tab`"
-    btn.disabled = True; self._say(f'{btn.description}: working...', tab=tab); self.details[tab].value = ''
+    btn.disabled = True; self._say(f'{btn.description}: working...', tab=tab); self.details[tab].value = ''; self.trace.value = ''
     def work():
-        with self.out:  # where progress bars land; Output.__exit__ shows an escaping exception's traceback
-            try: fn()
-            except PersistlabError as e: self._say(f'{btn.description}: {e}', False, tab)
-            except Exception as e:
-                self._say(f'{btn.description}: unexpected {type(e).__name__}: {e} (traceback below)', False, tab); raise
-            finally: btn.disabled = False
+        undo = self._into_box()
+        try: fn()
+        except PersistlabError as e: self._say(f'{btn.description}: {e}', False, tab)
+        except Exception as e:
+            self._say(f'{btn.description}: unexpected {type(e).__name__}: {e} (traceback below)', False, tab)
+            self.trace.value = f'<pre style="color:#a00">{html.escape(traceback.format_exc())}</pre>'; raise
+        finally: undo(); self.out.children = _live(self.out.children); btn.disabled = False
     t = threading.Thread(target=work, daemon=True); self.threads.append(t); t.start()
     if wait: t.join()
     return t
+
+# %% ../nbs/12_forms.ipynb #e2757ba0
+def _colab_widgets(p:Platform, # where we are
+                   major:int|None=None, # ipywidgets' major version (default: this kernel's)
+                   enable=None, # turns the manager on (default: `google.colab.output.enable_custom_widget_manager`)
+                  ) -> str|None:
+    "On Colab with ipywidgets 8, turn on Colab's custom widget manager; the line saying how when that fails"
+    if p.name != 'colab' or (major or int(W.__version__.split('.')[0])) < 8: return None
+    try:
+        if enable is None: from google.colab.output import enable_custom_widget_manager as enable
+        enable()
+    except Exception as e:
+        return (f"persistlab: ipywidgets 8 shows on Colab only through its custom widget manager ({type(e).__name__}: {e}); "
+                "run `from google.colab import output; output.enable_custom_widget_manager()` or `pip install ipywidgets==7.7.1`")
 
 # %% ../nbs/12_forms.ipynb #dcc1b721
 @patch
@@ -238,6 +276,11 @@ def do_keys(self:Setup):
     k = self.e.setup_keys(home=self.home, platform=self.p, storage=self.storage)
     self._show_key(k); self._say('; '.join(f'{r[0]} {r[1]}' for r in k), tab='SSH')
 
+def _empty(u:W.FileUpload):
+    "Take the files out of upload widget `u`: ipywidgets 8 keeps them in `value`, 7 in `data` and `metadata`"
+    if u.has_trait('data'): u.data, u.metadata = [], []; u.set_trait('value', {})
+    else: u.value = ()
+
 @patch
 def do_upload(self:Setup):
     "An uploaded private key through `setup_keys`; its bytes leave the widget at once"
@@ -245,7 +288,7 @@ def do_upload(self:Setup):
     f = v[0] if isinstance(v, (tuple, list)) else next(iter(v.values()))
     data = bytes(f['content'])
     try: k = self.e.setup_keys(home=self.home, platform=self.p, storage=self.storage, import_from=data)
-    finally: self.upload.value = ()  # the key's bytes do not stay in the widget (or the saved notebook)
+    finally: _empty(self.upload)  # the key's bytes do not stay in the widget (or the saved notebook)
     self._show_key(k); self._say('key imported', tab='SSH')
 
 # %% ../nbs/12_forms.ipynb #e3bf883e

@@ -1,5 +1,5 @@
 "A real browser: JupyterLab on 127.0.0.1, Debian's Chromium driven by Playwright, clicking the %persistlab form"
-import os, sys, json, time, shutil, signal, subprocess
+import os, re, sys, json, time, shutil, signal, subprocess
 from pathlib import Path
 import pytest
 from persistlab import procs
@@ -46,6 +46,8 @@ def test_form_in_jupyterlab_persists_on_click(lab):
                                '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'])
         try:
             page = b.new_page(viewport={'width': 1200, 'height': 900})
+            console = []  # the widget manager says here when it cannot draw a model (the form then shows nothing)
+            page.on('console', lambda m: console.append(f'{m.type}: {m.text}'))
             page.goto(lab['url'])
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
             page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)  # the kernel is connected
@@ -67,6 +69,7 @@ def test_form_in_jupyterlab_persists_on_click(lab):
                 page.screenshot(path=str(ARTIFACTS/'form-after-timeout.png')); raise
             page.screenshot(path=str(ARTIFACTS/'form-after.png'))
         finally: b.close()
+    assert not [c for c in console if re.search(r'Could not create a (model|view)|_deserialize_state', c)], '\n'.join(console)
     assert os.readlink(lab['home']/'.local') == str(lab['storage']/'.local')
     assert (lab['storage']/'.ssh/config').read_text() == 'Host x\n'
 

@@ -118,6 +118,9 @@ def test_unexpected_errors_are_not_dressed_as_messages(form):
     finally: threading.excepthook = old
     assert 'unexpected ZeroDivisionError' in f.msgs['Persist'].value and errs == [ZeroDivisionError]  # the traceback goes on
     assert not f.restore_btn.disabled
+    assert 'Traceback' in f.trace.value and 'ZeroDivisionError: division by zero' in f.trace.value  # under the form
+    spy.fail = None; f.restore_btn.click(); f.wait()  # the next click starts clean
+    assert f.trace.value == ''
 
 def test_ticks_what_home_has_and_offers_providers_that_work_here(tmp_path):
     spy = Spy()
@@ -140,6 +143,28 @@ def test_risky_platform_shows_warning_and_opt_in(tmp_path):
     assert 'Kaggle stops sessions that run sshd' in html and f.accept in f.widget.children
     f.accept.value = True; f.gh_user.value = 'octocat'; f.sshd_btn.click(); f.wait()
     assert [c for c in spy.calls if c[0] == 'start_server'][0][2]['accept_risk'] is True
+
+def test_on_colab_ipywidgets8_turns_on_colabs_widget_manager_or_says_how(tmp_path, monkeypatch, capsys):
+    "Colab draws ipywidgets 8 only through its custom widget manager: showing the form turns it on, else one line says how"
+    import types, ipywidgets
+    assert int(ipywidgets.__version__.split('.')[0]) >= 8  # this stack; ipywidgets 7 is tests/test_browser7.py's
+    calls = []
+    out = types.ModuleType('google.colab.output'); out.enable_custom_widget_manager = lambda: calls.append('on')
+    colab = types.ModuleType('google.colab'); colab.output = out
+    google = types.ModuleType('google'); google.colab = colab; google.__path__ = []
+    for k, m in {'google': google, 'google.colab': colab, 'google.colab.output': out}.items(): monkeypatch.setitem(sys.modules, k, m)
+    p = detect(env=dict(HOME=str(tmp_path), COLAB_RELEASE_TAG='release-colab', PERSISTLAB_STORAGE=str(tmp_path/'st')))
+    assert p.name == 'colab'
+    f = Setup(p, engine=Spy())
+    f._ipython_display_()
+    assert calls == ['on'] and 'widget manager' not in capsys.readouterr().out
+    monkeypatch.delattr(out, 'enable_custom_widget_manager')  # an old google.colab, or not Colab's kernel
+    f._ipython_display_()
+    said = [l for l in capsys.readouterr().out.splitlines() if 'widget manager' in l]
+    assert len(said) == 1 and 'output.enable_custom_widget_manager()' in said[0], said
+    local = Setup(detect(env=dict(HOME=str(tmp_path), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(tmp_path/'st'))), engine=Spy())
+    local._ipython_display_()
+    assert calls == ['on'] and 'widget manager' not in capsys.readouterr().out  # elsewhere: nothing
 
 # --- an executed notebook: no secret in saved outputs or widget state ---
 def run_nb(cells, path, env, timeout=180):
@@ -172,6 +197,27 @@ def test_no_secret_in_executed_notebook(tmp_path):
     nb = json.loads(saved)
     outputs = json.dumps([c.get('outputs') for c in nb['cells']]) + json.dumps(nb['metadata'])
     assert SECRET not in outputs
+
+def test_progress_bars_in_a_kernel_go_into_the_form(tmp_path):
+    "In a real kernel, the bars a button's work draws (tqdm) land in the form's box, not in whichever cell ran last"
+    (tmp_path/'st').mkdir()
+    env = {**os.environ, 'HOME': str(tmp_path), 'PERSISTLAB_PLATFORM': 'local', 'PERSISTLAB_STORAGE': str(tmp_path/'st'),
+           'PERSISTLAB_RUNTIME': str(tmp_path/'run'),
+           'PYTHONPATH': os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parent.parent)])}
+    saved = json.loads(run_nb(['from test_forms import Spy\nfrom persistlab.forms import Setup\n'
+                               'class Slow(Spy):\n'
+                               '    def persist(self, paths, **k):\n'
+                               '        from tqdm.auto import tqdm\n'
+                               "        for _ in tqdm(range(3), desc='kept', leave=True): pass\n"
+                               "        for _ in tqdm(range(3), desc='gone', leave=False): pass\n"
+                               '        return super().persist(paths, **k)\n'
+                               'f = Setup(engine=Slow())\nf',
+                               "f.paths['.local'].value = True; f.persist_btn.click(); f.wait()\n"
+                               "print('in the box:', [b.children[0].value.split(':')[0] for b in f.out.children])"], tmp_path/'bars.ipynb', env))
+    outs = saved['cells'][1]['outputs']
+    text = ''.join(''.join(o.get('text', '')) for o in outs)
+    assert "in the box: ['kept']" in text, outs  # the finished bar that closed itself is gone from the box
+    assert not [o for o in outs if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})], outs  # not in the cell
 
 # --- the one-cell Colab bootstrap, in fresh kernels, with a fake google.colab and Drive as a temp dir ---
 FAKE_DRIVE = '''
