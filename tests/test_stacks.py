@@ -1,0 +1,117 @@
+"""persistlab on each platform's own Python stack (tests/data/stacks): a fresh environment pinned to the stack, `pip install`
+of this checkout with the stack's pip must change none of its packages, then a journey in a real IPython on that stack.
+Colab's uv, with its constraint variables set, must install it too."""
+import os, sys, shutil, subprocess, textwrap, threading
+from http.server import ThreadingHTTPServer, SimpleHTTPRequestHandler
+from pathlib import Path
+import pytest
+from conftest import ROOT, start_sshd, WAIT_FOR_CLIENT
+from stacks import NAMES, read_stack, interpreter, caches, clean_env, make_env, freeze, changed, uv, norm
+
+@pytest.fixture(scope='session')
+def cache(tmp_path_factory): return caches(tmp_path_factory.mktemp('stack-caches'))
+
+@pytest.fixture(scope='session')
+def checkout(tmp_path_factory):
+    "A copy of the checkout as a user's `pip install .` sees it (no build/ or egg-info left in the worktree)"
+    d = tmp_path_factory.mktemp('checkout')/'persistlab'; d.mkdir()
+    for f in ('pyproject.toml', 'README.md', 'LICENSE'): shutil.copy(ROOT/f, d/f)
+    shutil.copytree(ROOT/'persistlab', d/'persistlab', ignore=shutil.ignore_patterns('__pycache__'))
+    return d
+
+def stack_env(name, base, cache):
+    s = read_stack(name)
+    if interpreter(s.python) is None: pytest.skip(f'no Python {s.python} on this machine (pyenv)')
+    return s, make_env(s, Path(base)/name, cache)
+
+def pip_install(python, what, cache, *args):
+    "`pip install WHAT` with the environment's own pip, as the platform's user types it"
+    r = subprocess.run([str(python), '-m', 'pip', 'install', '-q', *args, str(what)], env=clean_env(**cache),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+SMOKE1 = '''
+import os, stat, pathlib
+from IPython import version_info
+%load_ext persistlab
+home = pathlib.Path.home()
+(home/'.local/bin').mkdir(parents=True)
+(home/'.local/bin/kept').write_text('#!/bin/sh\\necho kept-ran\\n'); os.chmod(home/'.local/bin/kept', 0o755)
+%sshsetup --no-check
+assert stat.S_IMODE(os.stat(home/'.ssh/id_ed25519').st_mode) == 0o600
+%persist .local .ssh
+r = %persist --list
+print('LIST', sorted((x[0], x[1]) for x in r))
+f = %persistlab
+assert f.widget.children and f.tabs.get_title(0) == 'Persist', f.widget
+print('SMOKE1-OK IPython', version_info[:2])
+'''
+
+SMOKE2 = '''
+import os, stat, pathlib, subprocess, requests
+%load_ext persistlab
+%persist -r
+home = pathlib.Path.home()
+print('RAN', subprocess.run([str(home/'.local/bin/kept')], capture_output=True, text=True).stdout.strip())
+assert stat.S_IMODE(os.stat(home/'.ssh/id_ed25519').st_mode) == 0o600
+info = %tunnel {web} -p ssh://root@127.0.0.1:{sshd}
+host, port = info.url.split(':')
+print('GOT', requests.get(f'http://127.0.0.1:{{port}}/', timeout=10).text)
+%tunnel --stop all
+print('SMOKE2-OK')
+'''
+
+def ipython(python, script, home, base, **env):
+    "Run `script` as a .ipy file in a real IPython of the environment (the installed persistlab, not this checkout)"
+    f = Path(base)/f'cell-{home.name}.ipy'; f.write_text(textwrap.dedent(script))
+    bindir = Path(python).parent
+    e = clean_env(HOME=home, PATH=f'{bindir}:{os.environ["PATH"]}', IPYTHONDIR=home/'.ipython', TMPDIR=base,
+                  XDG_CONFIG_HOME=home/'.config', XDG_DATA_HOME=home/'.local/share', XDG_CACHE_HOME=Path(base)/'cache',
+                  JUPYTER_RUNTIME_DIR=Path(base)/'jrt', **env)
+    r = subprocess.run([str(python), '-m', 'IPython', '--quick', '--no-banner', '--colors=NoColor', str(f)], env=e,
+                       capture_output=True, text=True, timeout=180, cwd=base)
+    return r.stdout + r.stderr
+
+@pytest.mark.parametrize('name', NAMES)
+def test_install_changes_nothing_and_the_journey_runs(name, tmp_path, cache, checkout):
+    stack, py = stack_env(name, tmp_path, cache)
+    before = freeze(py)
+    assert {n: before.get(n) for n in stack.pins} == stack.pins  # the environment is the stack
+    r = pip_install(py, checkout, cache)
+    after = freeze(py)
+    assert not changed(before, after), f'installing persistlab on {name} replaced its packages: {changed(before, after)}\n{r.stdout}'
+    assert 'persistlab' in after
+    r = subprocess.run([str(py), '-m', 'pip', 'check'], capture_output=True, text=True, env=clean_env())
+    assert 'persistlab' not in r.stdout, r.stdout  # on Colab: google-colab's own ipython==7.34.0, ipykernel==6.17.1 hold too
+
+    st, home1, home2 = tmp_path/'storage', tmp_path/'home1', tmp_path/'home2'
+    for d in (st, home1, home2): d.mkdir()
+    env = dict(PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=st, PERSISTLAB_RUNTIME=tmp_path/'rt', PERSISTLAB_RUN=tmp_path/'run')
+    out = ipython(py, SMOKE1, home1, tmp_path, **env)
+    assert 'SMOKE1-OK' in out and 'Traceback' not in out, out
+    assert "LIST [('.local', 'linked'), ('.ssh', 'copied')]" in out, out
+
+    www = tmp_path/'www'; www.mkdir(); (www/'index.html').write_text('hello through the tunnel')
+    class Q(SimpleHTTPRequestHandler):
+        def __init__(s, *a, **k): super().__init__(*a, directory=str(www), **k)
+        def log_message(s, *a): pass
+    srv = ThreadingHTTPServer(('127.0.0.1', 0), Q); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    sshd, port, _, _ = start_sshd(tmp_path/'sshd', WAIT_FOR_CLIENT, authorized=(home1/'.ssh/id_ed25519.pub').read_text())
+    try:
+        out = ipython(py, SMOKE2.format(web=srv.server_port, sshd=port), home2, tmp_path, **env)  # a fresh home: restored
+    finally:
+        sshd.terminate(); sshd.wait(10); srv.shutdown()
+        subprocess.run([str(py), '-c', 'from persistlab import procs; procs.stop_all()'], env=clean_env(**env, HOME=home2))
+    assert 'RAN kept-ran' in out and 'GOT hello through the tunnel' in out and 'SMOKE2-OK' in out and 'Traceback' not in out, out
+
+def test_colab_uv_under_the_images_constraints(tmp_path, cache, checkout):
+    "Colab's uv has UV_CONSTRAINT and UV_BUILD_CONSTRAINT set to the image's pins: `uv pip install` resolves and changes nothing"
+    stack, py = stack_env('colab', tmp_path, cache)
+    cons = tmp_path/'requirements.constraints'; cons.write_text('\n'.join(f'{n}=={v}' for n, v in freeze(py).items()) + '\n')
+    before = freeze(py)
+    # UV_SYSTEM_PYTHON=true makes uv use the image's own Python; here that Python is the stack's environment, named with --python
+    r = subprocess.run([uv(), 'pip', 'install', '--python', str(py), str(checkout)], capture_output=True, text=True, timeout=600,
+                       env=clean_env(UV_CONSTRAINT=cons, UV_BUILD_CONSTRAINT=cons, **cache))
+    assert r.returncode == 0, r.stderr
+    assert not changed(before, freeze(py)) and 'persistlab' in freeze(py)
