@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/codeserver.html.md"""
 
 # %% ../nbs/11_codeserver.ipynb #e70219b7
 from __future__ import annotations
-import os, sys, json, shutil, tarfile, secrets as _secrets, tempfile
+import os, re, sys, json, shutil, tarfile, secrets as _secrets, tempfile
 from urllib.parse import quote
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_proxy_base, jupyter_servers
@@ -91,7 +91,13 @@ def code_server_bin(storage=None, home=None, url=None, sha256=None, version=VERS
 def _password(storage):
     from persistlab.secrets import get_secret
     pw = get_secret('CODE_SERVER_PASSWORD', storage)
-    return str(pw) if pw else _secrets.token_urlsafe(18)
+    if not pw: return _secrets.token_urlsafe(18)
+    s = re.sub(r'\r?\n$', '', str(pw))  # a secret pasted from a file: its last line break is not part of it
+    # code-server trims what is typed on its login page, and a browser's password field drops line breaks
+    if s.strip().strip('\ufeff').strip() != s or '\n' in s or '\r' in s:
+        raise CodeServerError(f"CODE_SERVER_PASSWORD (from {pw.source}) starts or ends with a space or holds a line break: "
+                              "code-server's login page trims what is typed, so it could never log in; set it without those")
+    return s
 
 def yaml_str(s) -> str:
     "`s` as a YAML double-quoted scalar: quotes and backslashes escaped (JSON's escapes are YAML's), non-printables as `\\u`"
@@ -191,9 +197,9 @@ def start_code_server(folder=None, # folder to open (default: home)
                            ('exposed', "through Jupyter's proxy", 'behind your Jupyter login; no public URL')], url)
     if procs.port_open(port): raise CodeServerError(f"port {port} is in use; pick another with --port")
     if procs.get('code-server', home): raise CodeServerError("code-server is already running; `%codeserver --stop` first")
+    pw = _password(storage)  # a password that cannot log in stops here, before any download
     b = code_server_bin(storage, home, **fetch_kw)
     rd = procs.runtime_dir(home); data = (Path(storage) if storage and Path(storage).is_dir() else home/'.local/share')/'code-server'
-    pw = _password(storage)
     pwfile, cfg = _write_config(rd, port, pw)
     argv = [str(b), '--config', str(cfg), '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
             '--user-data-dir', str(data/'user-data'), '--extensions-dir', str(data/'extensions'), str(folder)]

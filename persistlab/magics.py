@@ -216,7 +216,7 @@ class PersistlabMagics(Magics):
     @argument('--github', metavar='USER', help="allow the keys GitHub publishes for USER")
     @argument('--authorized-keys', metavar='FILE', help='allow the public keys in FILE')
     @argument('--key', metavar='PUBKEY', help='allow this public key (quoted: --key "ssh-ed25519 AAAA... me@laptop")')
-    @argument('--listen', default='0.0.0.0', help='address sshd listens on (default 0.0.0.0)')
+    @argument('--listen', default=None, help='address sshd listens on (default 0.0.0.0; 127.0.0.1 with --tunnel)')
     @argument('--tunnel', metavar='PROVIDER', help="also open a tunnel to sshd: cloudflared (no account), ngrok, or ssh://[user@]host[:port]")
     @argument('--alias', help="the Host name in the printed ~/.ssh/config block (default: platform and a short id)")
     @argument('--forward-agent', action='store_true', help="put ForwardAgent yes in the printed block (root here can use your agent)")

@@ -482,7 +482,7 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
                  keys:str|None=None, # pasted public keys
                  authorized_keys=None, # a file of public keys
                  accept_risk:bool=False, # start even where the platform's rules forbid it (remembered in storage)
-                 listen='0.0.0.0', # address to listen on
+                 listen:str|None=None, # address to listen on (default: 127.0.0.1 with a tunnel, the tunnel's only way in; else 0.0.0.0)
                  install:bool=True, # apt-get install openssh-server when sshd is missing (root only)
                  home=None, storage=None, platform:Platform|None=None,
                  github_base='https://github.com', strict_modes=True, timeout=15,
@@ -496,6 +496,7 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
     if accept_risk: p.accept_risk()
     if p.risky: raise SSHError(f"{p.policy} Pass --accept-risk (accept_risk=True) if you are sure.")
     root = os.geteuid() == 0
+    listen = listen or ('127.0.0.1' if tunnel else '0.0.0.0')  # reached through a tunnel: nobody else needs to reach it
     port = procs.check_port(port if port is not None else (2222 if root else procs.free_port()), 1 if root else 1024)
     probe = {'0.0.0.0': '127.0.0.1', '::': '::1', '[::]': '::1'}.get(listen, str(listen).strip('[]'))  # where this machine reaches sshd
     if procs.port_open(port, probe):

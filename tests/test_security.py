@@ -186,3 +186,60 @@ def test_hostile_ssh_provider_line_is_refused(env, web, monkeypatch):
         with pytest.raises(T.TunnelError, match=r'not a plain') as x: T.open_tunnel(web, provider='localhost.run', identity=key)
         assert '$(id)' in str(x.value) and procs.running() == []  # named (quoted) in the error, never used as an address
     finally: p.terminate(); p.wait(10)
+
+# --- sshd reached only through a tunnel listens on loopback only (the real sshd) ---
+def _listening(port) -> set:
+    "The addresses a TCP socket listens on at `port`, from the kernel's tables"
+    out = set()
+    for f, n in (('/proc/net/tcp', 8), ('/proc/net/tcp6', 32)):
+        for l in Path(f).read_text().splitlines()[1:]:
+            local, st = l.split()[1], l.split()[3]
+            a, p = local.split(':')
+            if st == '0A' and int(p, 16) == port: out.add(a)
+    return out
+
+@needs_sshd
+def test_sshd_behind_a_tunnel_listens_on_loopback_only(env, monkeypatch, tmp_path):
+    from test_ssh import keygen
+    from persistlab.ssh import start_server, stop_server
+    from persistlab.platforms import detect
+    bindir = tmp_path/'bin'; bindir.mkdir(); (bindir/'cloudflared').symlink_to(STANDINS/'cloudflared')
+    reg = tmp_path/'cf'; reg.mkdir()
+    monkeypatch.setenv('PATH', f"{bindir}:{os.environ['PATH']}"); monkeypatch.setenv('FAKE_CF_REGISTRY', str(reg))
+    monkeypatch.setenv('FAKE_CF_MODE', 'ok'); monkeypatch.delenv('PERSISTLAB_CLOUDFLARED', raising=False)
+    storage = tmp_path/'storage'; storage.mkdir()
+    plat = detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(storage)))
+    key = keygen(tmp_path/'laptop')
+    s = start_server(procs.free_port(), keys=(tmp_path/'laptop.pub').read_text(), install=False, home=env/'home',
+                     storage=storage, platform=plat, strict_modes=False, tunnel='cloudflared', identity_file=str(key))
+    try:
+        assert _listening(s.port) == {'0100007F'}  # 127.0.0.1, not 0.0.0.0 or ::
+        cfg = tmp_path/'laptop_ssh_config'; cfg.write_text(s.config_block)
+        r = subprocess.run(['ssh', '-F', str(cfg), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+                            s.alias, 'echo through-the-tunnel'], capture_output=True, text=True, timeout=30)
+        assert r.stdout.strip() == 'through-the-tunnel', r.stderr  # the tunnel still reaches it
+    finally: stop_server(home=env/'home')
+
+# --- a code-server password persistlab accepts must log in (the real code-server) ---
+@pytest.mark.parametrize('pw', ['  leading-space-pw', 'trailing-space-pw ', 'new\nline-pw', 'carriage\rreturn-pw', 'pasted-from-a-file-pw\n'])
+def test_code_server_password_that_cannot_log_in_is_refused(tmp_path, monkeypatch, pw):
+    from test_codeserver import CS  # the same real code-server the other tests use
+    if not CS.exists(): pytest.skip(f'needs a real code-server at {CS}')
+    import requests
+    from persistlab import codeserver as C
+    from persistlab.platforms import detect
+    for d in ('home', 'storage', 'proj'): (tmp_path/d).mkdir()
+    monkeypatch.setenv('HOME', str(tmp_path/'home')); monkeypatch.setenv('PERSISTLAB_RUNTIME', str(tmp_path/'run'))
+    monkeypatch.setenv('PERSISTLAB_CODE_SERVER', str(CS)); monkeypatch.setenv('CODE_SERVER_PASSWORD', pw)
+    plat = detect(env=dict(HOME=str(tmp_path/'home'), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(tmp_path/'storage')))
+    try:
+        try: C.start_code_server(tmp_path/'proj', provider='none', platform=plat)
+        except C.CodeServerError as e:
+            assert '\n' not in str(e) and pw.strip() not in str(e) and 'CODE_SERVER_PASSWORD' in str(e)
+            assert procs.get('code-server') is None; return
+        # reported running: then the user logs in with that very password, as a browser sends it
+        base = f"http://127.0.0.1:{procs.get('code-server').info['port']}"
+        typed = re.sub('[\r\n]', '', pw)  # a browser's password field strips line breaks from what is typed or pasted
+        s = requests.Session(); r = s.post(base + '/login', data={'password': typed}, allow_redirects=False, timeout=10)
+        assert r.status_code == 302 and 'code-server-session' in s.cookies, 'persistlab reported code-server running, but its password cannot log in'
+    finally: C.stop_code_server(); procs.stop_all()
