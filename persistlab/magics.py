@@ -224,7 +224,7 @@ class PersistlabMagics(Magics):
     @argument('--revoke-risk', action='store_true', help="forget a remembered --accept-risk")
     @argument('--status', action='store_true', help="is persistlab's sshd running")
     @argument('--stop', action='store_true', help="stop persistlab's sshd")
-    @argument('--forward', metavar='LOGIN_HOST', help='print the ssh -N -L line to reach this Jupyter server via LOGIN_HOST')
+    @argument('--forward', metavar='LOGIN_HOST|URL', help="print the ssh -N -L line and the local URL to open: for the URL your cluster's launch script printed (http://LOGIN_HOST:PORT/user/NAME/?token=...), or for this Jupyter server via LOGIN_HOST")
     def sshsetup(self, line=''):
         "SSH keys done right (generate or import, modes, GitHub check), and a key-only sshd you can reach"
         args = _args(self.sshsetup, line)

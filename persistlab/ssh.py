@@ -540,15 +540,23 @@ def stop_server(home=None) -> Report:
     return Report([('sshd', 'stopped' if procs.stop('sshd', home) else 'was not running', '')] + rows, 'sshd')
 
 # %% ../nbs/07_ssh.ipynb #c61d7e11
-def forward_hint(login_host, # the cluster's login host, e.g. dsmlp-login.ucsd.edu
+def forward_hint(login_host, # the cluster's login host (dsmlp-login.ucsd.edu), or the URL its launch script printed
                  user=None, local_port=8889, runtime=None) -> Report:
-    "The `ssh -N -L` line and local URL for the Jupyter server running here (token: where to find it, not its value)"
-    user = user or getpass.getuser()
-    srv = jupyter_servers(runtime)
-    if not srv: raise SSHError("no running Jupyter server found here (no jpserver-*.json in the runtime dir)")
-    s = srv[0]
-    cmd = f"ssh -N -L {local_port}:127.0.0.1:{s['port']} {user}@{login_host}"
-    url = f"http://localhost:{local_port}{s['base_url']}"
-    rows = [('on your laptop', 'run', cmd), ('then open', url, ''),
-            ('token', 'not shown', 'it is in `jupyter server list` on this machine' if s['token'] else 'this server has no token')]
-    return Report(rows, 'port forward')
+    "The `ssh -N -L` line and the local URL to open: for the server in a pasted URL, else for the Jupyter server running here"
+    u = urlparse(login_host if '://' in login_host else f'ssh://{login_host}')
+    user, host = u.username or user or getpass.getuser(), u.hostname
+    if u.scheme in ('http', 'https'):  # the URL the launch script printed: the login node's port is the one to forward
+        port, path, token = u.port or (443 if u.scheme == 'https' else 80), u.path or '/', 'token=' in u.query
+        url = f"http://localhost:{local_port}{path}" + (f'?{u.query}' if u.query else '')
+        how = ('in the URL, as you pasted it' if token else
+               'not in what you pasted: add the ?token=... the launch script printed, or paste it on the login page')
+    else:
+        srv = jupyter_servers(runtime)
+        if not srv: raise SSHError("no running Jupyter server found here (no jpserver-*.json in the runtime dir); "
+                                   "pass the URL your launch script printed: --forward http://LOGIN_HOST:PORT/user/NAME/?token=...")
+        s = srv[0]; port, token = s['port'], False
+        url = f"http://localhost:{local_port}{s['base_url']}"
+        how = 'it is in `jupyter server list` on this machine' if s['token'] else 'this server has no token'
+    cmd = f"ssh -N -L {local_port}:127.0.0.1:{port} {user}@{host}"
+    return Report([('on your laptop', 'run', cmd), ('then open', url, ''), ('token', 'shown' if token else 'not shown', how)],
+                  'port forward')

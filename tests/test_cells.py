@@ -1,5 +1,5 @@
 "A setup cell as users write it, run by a real kernel (nbclient): every magic's result shown once, help that helps"
-import os, re
+import os, re, getpass
 from pathlib import Path
 import pytest
 from conftest import ROOT
@@ -27,6 +27,8 @@ CELLS = dict(  # one kernel for every test here: a kernel's start is most of the
     help='%persist --help', h='%tunnel -h', plhelp='%persistlab --help', plbad='%persistlab bogus',
     lsit='%persist --lsit', key=f'%sshsetup --key {KEY}', undo='%persist --undo', stop='%tunnel --stop',
     offline='%codeserver -p none',
+    dsmlp='%sshsetup --forward http://dsmlp-login.ucsd.edu:12733/user/ada/?token=abc123',
+    bare='%sshsetup --forward dsmlp-login.ucsd.edu',
 )
 
 @pytest.fixture(scope='module')
@@ -62,3 +64,10 @@ def test_help_and_mistakes_say_how(cells):
     assert '--undo needs PATH: bring PATH back into home' in t['undo'] and '--stop needs PORT|all' in t['stop']
     assert 'offline?); point PERSISTLAB_CODE_SERVER at a code-server you have' in t['offline'] and 'SHA256' not in t['offline'], t['offline']
     assert 'Traceback' not in ''.join(t.values())
+
+def test_dsmlp_lesson_forward_from_the_url_the_launch_script_printed(cells):
+    "USERS.md section 4: the login node's port from the URL, the ssh -N -L line, and the local URL to open (with the token pasted)"
+    t = text(cells['dsmlp'])
+    assert f'ssh -N -L 8889:127.0.0.1:12733 {getpass.getuser()}@dsmlp-login.ucsd.edu' in t, t
+    assert 'http://localhost:8889/user/ada/?token=abc123' in t
+    assert 'no running Jupyter server found here' in text(cells['bare']) and '--forward http://LOGIN_HOST:PORT' in text(cells['bare'])
