@@ -16,8 +16,8 @@ from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry
 from .secrets import public_output
 
 # %% auto #0
-__all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'restored', 'save_entry', 'archive_persist', 'save', 'archive_restore',
-           'mount_drive', 'autorestore']
+__all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'unpack', 'restored', 'save_entry', 'archive_persist', 'save',
+           'archive_restore', 'mount_drive', 'autorestore']
 
 # %% ../nbs/05_archive.ipynb #35db7fe3
 _TAR = ['tar', '--use-compress-program', 'gzip -1']
@@ -29,7 +29,8 @@ def snapshot_name(rel, python=None) -> str:
 
 # %% ../nbs/05_archive.ipynb #5a6e5e0d
 def _tar(args, cwd=None, both=False):
-    r = subprocess.run(_TAR + args, cwd=cwd, capture_output=True, text=True, preexec_fn=tied())
+    # unpacking: tar tells gzip from zstd by the file's magic (remote storage's snapshots are zstd where it is installed)
+    r = subprocess.run((['tar'] if args[0].startswith('-x') else _TAR) + args, cwd=cwd, capture_output=True, text=True, preexec_fn=tied())
     if r.returncode:
         lines = [l for l in r.stderr.strip().splitlines() if l.strip() and 'Exiting with failure' not in l and 'Child returned' not in l]
         raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, '; '.join(dict.fromkeys(lines)) or 'tar failed')
@@ -120,6 +121,14 @@ def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
     out.append((rel, 'restored', f'from {snap.name}'))
     return True
 
+def unpack(snap, # a snapshot file of `~/rel` (gzip or zstd tar)
+           rel, home, storage, # home's differing copy goes to storage's backup folder
+           out, # report rows to add to
+           python=None, # the Python the snapshot's `.local` was built for
+          ) -> bool:
+    "Unpack a snapshot file into home as restore does, whoever fetched it (remote storage downloads it first); False: nothing changed"
+    return _extract(Path(snap), rel, home, storage, stamp(), out, python, python_version())
+
 # %% ../nbs/05_archive.ipynb #a1d0c0df
 def _marker(storage, home) -> Path:
     key = hashlib.sha256(f'{Path(storage).absolute()}\0{Path(home).absolute()}'.encode()).hexdigest()[:16]
@@ -187,7 +196,8 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                                 + ('' if save else '; run this again once it exists'))); continue
                 if public and not allow_public and not (save and snap) and _private(h, rel):  # refreshing an opted-in snapshot is fine
                     raise PersistError(f"{public}; persistlab won't put ~/{rel} (private keys or credentials) there. "
-                                       "Keep tokens in Kaggle Secrets (Add-ons > Secrets), or pass --allow-public "
+                                       "Keep tokens in Kaggle Secrets (Add-ons > Secrets) and keys in a private remote storage "
+                                       "(`--to s3://BUCKET/PREFIX`, gs://, sftp://USER@HOST/PATH or rclone:REMOTE:PATH), or pass --allow-public "
                                        "if this notebook stays private")
                 snap, size = save_entry(rel, home, storage, python)
                 _mark(storage, home, [rel])  # home and storage agree now: no restore over it on this VM

@@ -107,7 +107,7 @@ def start_sshd(d, force_command:str|None, authorized:str='', timeout=10):
     (d/'cfg').write_text('\n'.join([f'ListenAddress 127.0.0.1:{port}', f'HostKey {d}/host', f'PidFile {d}/pid',
         f'AuthorizedKeysFile {d}/ak', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
         'PermitRootLogin prohibit-password', 'UsePAM no', 'StrictModes no', 'AllowTcpForwarding yes', 'GatewayPorts no',
-        *([f'ForceCommand sh {d}/cmd.sh'] if force_command is not None else ['PrintMotd no', 'PrintLastLog no'])]) + '\n')
+        *([f'ForceCommand sh {d}/cmd.sh'] if force_command is not None else ['PrintMotd no', 'PrintLastLog no', 'Subsystem sftp internal-sftp'])]) + '\n')
     if os.geteuid() == 0: os.makedirs('/run/sshd', mode=0o755, exist_ok=True)  # a root sshd's privilege-separation dir
     p = subprocess.Popen([SSHD, '-D', '-e', '-f', str(d/'cfg')], stderr=open(d/'log', 'w'), start_new_session=True)
     t0 = time.monotonic()
