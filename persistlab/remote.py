@@ -15,10 +15,11 @@ from .secrets import get_secret
 from . import archive
 
 # %% auto #0
-__all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'KEEP', 'STALE', 'RemoteError', 'ConflictError', 'is_remote', 'split_url', 'Remote',
-           'FsRemote', 'RcloneRemote', 'remote', 'codec', 'snap_name', 'content_sig', 'pack', 'head', 'publish',
-           'upload', 'prune', 'local_dir', 'known', 'restored', 'remote_persist', 'remote_save', 'remote_restore',
-           'remote_status', 'remote_undo', 'autorestore']
+__all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError', 'is_remote', 'split_url',
+           'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'codec', 'snap_name', 'content_sig', 'pack', 'head',
+           'publish', 'upload', 'prune', 'local_dir', 'known', 'restored', 'remote_persist', 'remote_save',
+           'remote_restore', 'remote_status', 'remote_undo', 'autorestore', 'every_seconds', 'sync_key', 'sync_folder',
+           'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
 
 # %% ../nbs/01b_remote.ipynb #d7cf6c23
 class RemoteError(PersistError):
@@ -530,3 +531,122 @@ def autorestore(url, home=None) -> Report|str|None:
     try: rep = remote_restore(url, home, once=True)
     except PersistlabError as e: return f'persistlab: nothing restored from {url}: {e}'
     return rep if any(x[1] in ('restored', 'bad snapshot', 'not restored') for x in rep) else None
+
+# %% ../nbs/01b_remote.ipynb #8d99e68b
+SYNC = 'sync'
+
+def every_seconds(s) -> int:
+    "`10m`, `30s`, `1h` or a number of seconds, as seconds"
+    m = re.fullmatch(r'\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*', str(s))
+    if not m or float(m.group(1)) <= 0: raise PersistError(f"--every {s}: use a time such as 30s, 10m or 1h")
+    return max(1, int(float(m.group(1)) * {'': 1, 's': 1, 'm': 60, 'h': 3600}[m.group(2)]))
+
+def sync_key(folder, home) -> str:
+    "Where a folder's files go under `sync/`: its path in home (or its absolute path), the same on every box"
+    f, h = Path(os.path.abspath(os.path.expanduser(str(folder)))), Path(os.path.abspath(home))
+    return f'{SYNC}/' + (str(f.relative_to(h)) if f.is_relative_to(h) and f != h else 'ROOT' + str(f))
+
+def _files(folder) -> dict:
+    "Relative path -> (size, mtime ns) of the regular files under `folder` (links are not followed)"
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for n in files:
+            q = os.path.join(root, n); st = os.lstat(q)
+            if stat.S_ISREG(st.st_mode): out[os.path.relpath(q, folder)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+# %% ../nbs/01b_remote.ipynb #43d043e6
+def sync_folder(folder, # the folder whose new and changed files to upload
+                url, # the storage URL (or file://FOLDER)
+                home=None, # home directory (default: the platform's)
+               ) -> Report:
+    "Upload the files of `folder` that are new or changed since the last pass (a file changing meanwhile waits for the next)"
+    home = _home(home); folder = Path(os.path.abspath(os.path.expanduser(str(folder))))
+    if not folder.is_dir(): raise PersistError(f"{folder} is not a folder here: nothing to sync")
+    r, loc, key = remote(url), local_dir(url, home), sync_key(folder, home)
+    state = loc/f"sync-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+    with storage_lock(loc, name=f'{state.name}.lock'):
+        try: seen = json.loads(state.read_text())
+        except (OSError, ValueError): seen = {}
+        n = size = 0
+        for rel, sig in sorted(_files(folder).items()):
+            if seen.get(rel) == list(sig): continue
+            k = f'{key}/{rel}'
+            if r.atomic: r.put(folder/rel, k)
+            else: t = f'{TMPK}/{uuid.uuid4().hex}'; r.put(folder/rel, t); r.mv(t, k)
+            with contextlib.suppress(OSError):
+                st = os.lstat(folder/rel)
+                if (st.st_size, st.st_mtime_ns) == sig: seen[rel] = list(sig); n += 1; size += sig[0]
+        state.write_text(json.dumps(seen))
+    return Report([(str(folder), 'synced', f'{n} new or changed files, {human(size)}, to {url}/{key}' if n else f'nothing new since the last pass ({len(seen)} files there)')],
+                  f'sync to {url}')
+
+def fetch_folder(folder, url, home=None) -> Report:
+    "Bring back a synced folder: download the files it lacks; a local file that differs is kept, and said"
+    home = _home(home); folder = Path(os.path.abspath(os.path.expanduser(str(folder))))
+    r, key = remote(url), sync_key(folder, home)
+    got, kept, size = 0, [], 0
+    for x in r.ls(key):
+        rel = x['key'][len(key) + 1:]; dst = folder/rel
+        if exists(dst):
+            if dst.is_file() and dst.stat().st_size == x['size']: continue
+            kept.append(rel); continue
+        dst.parent.mkdir(parents=True, exist_ok=True); part = dst.with_name(f'.{dst.name}.persistlab-part')
+        r.get(x['key'], part); os.replace(part, dst); got += 1; size += x['size'] or 0
+    rows = [(str(folder), 'fetched', f'{got} files, {human(size)}, from {url}/{key}')]
+    if kept: rows.append((str(folder), 'kept', f"{len(kept)} local files differ from the synced ones and were left as they are: {', '.join(kept[:3])}"))
+    return Report(rows, f'fetch from {url}')
+
+# %% ../nbs/01b_remote.ipynb #9f27a194
+def _sync_name(folder, url, home) -> str:
+    return 'sync-' + hashlib.sha256(f'{url}\0{sync_key(folder, home)}'.encode()).hexdigest()[:10]
+
+def sync_loop(folder, url, every:int):
+    "The background process: a pass every `every` seconds; a failing pass is one line in its log, and the next one tries again"
+    while True:
+        try: print(time.strftime('%H:%M:%S'), sync_folder(folder, url)[0][2], flush=True)
+        except PersistlabError as e: print(time.strftime('%H:%M:%S'), e, flush=True)
+        time.sleep(every)
+
+def _child_env(url) -> dict:
+    "The environment for a background process: this one's, plus credentials this kernel found in the secrets layer"
+    env = dict(os.environ)
+    names = {'s3': ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL'),
+             'gs': ('GOOGLE_APPLICATION_CREDENTIALS',), 'sftp': ('PERSISTLAB_SFTP_KEY', 'PERSISTLAB_SFTP_PASSWORD', 'PERSISTLAB_SFTP_KNOWN_HOSTS'),
+             'rclone': ('RCLONE_CONFIG_PASS',)}.get(split_url(url)['scheme'], ())
+    for n in names:
+        if not env.get(n) and (v := get_secret(n)): env[n] = str(v)
+    import persistlab
+    pkg = str(Path(persistlab.__file__).resolve().parent.parent)  # the same persistlab as this kernel's
+    env['PYTHONPATH'] = os.pathsep.join(x for x in (pkg, env.get('PYTHONPATH')) if x)
+    return env
+
+def start_sync(folder, url, every='10m', home=None) -> Report:
+    "Sync `folder` now, then every `every` in the background, kept up by the supervisor after the kernel exits"
+    from persistlab import procs
+    home = _home(home); folder = Path(os.path.abspath(os.path.expanduser(str(folder)))); secs = every_seconds(every)
+    first = sync_folder(folder, url, home)
+    name = _sync_name(folder, url, home)
+    if old := procs.get(name, home): old.stop()
+    argv = [sys.executable, '-c', 'import sys; from persistlab.remote import sync_loop; sync_loop(sys.argv[1], sys.argv[2], int(sys.argv[3]))',
+            str(folder), url, str(secs)]
+    pr = procs.start(name, argv, env=_child_env(url), home=home, info=dict(restart='persistlab.procs', folder=str(folder), url=url, every=secs))
+    return first + [(str(folder), 'syncing', f'every {every} in the background (pid {pr.pid}, log {pr.log}); `%persist --sync --now` runs a pass now')]
+
+def syncs(home=None) -> list:
+    "The background syncs recorded on this machine"
+    from persistlab import procs
+    return [p for p in procs.records(home) if p.name.startswith('sync-')]
+
+def sync_now(home=None) -> Report:
+    "A pass of every background sync now, in this process (the last one before the box goes)"
+    home = _home(home); out = []
+    for p in syncs(home): out += list(sync_folder(p.info['folder'], p.info['url'], home))
+    if not out: raise PersistError("no folder is being synced here; start one with `%persist --sync FOLDER --every 10m`")
+    return Report(out, 'sync now')
+
+def stop_sync(home=None) -> Report:
+    "Stop the background syncs (a last pass first)"
+    home = _home(home); out = list(sync_now(home))
+    for p in syncs(home): p.stop(); out.append((p.info['folder'], 'stopped', f"no more background passes to {p.info['url']}"))
+    return Report(out, 'sync stopped')

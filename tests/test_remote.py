@@ -227,3 +227,34 @@ def test_wrong_secret_and_unreachable_are_one_line(s3, s3_auth, sftp, rclone, sb
     assert 'no remote named nosuch' in msg and 'RCLONE_CONFIG_NOSUCH_TYPE' in msg, msg
     msg = _one_line(sb, rurl, {**renv, 'RCLONE_CONFIG_KEEP_URL': f'http://127.0.0.1:{free_port()}'})
     assert 'cannot reach' in msg, msg
+
+# ---------------------------------------------------------------------------------------------------------------- sync
+def _until(cond, timeout=30, what=''):
+    t0 = time.monotonic()
+    while not (v := cond()):
+        if time.monotonic() - t0 > timeout: raise AssertionError(f'not within {timeout}s: {what}')
+        time.sleep(0.2)
+    return v
+
+def test_sync_outlives_the_kernel_then_fetch(s3, sb, box):
+    "A folder synced every second by a process that outlives the kernel and comes back when killed; the next box fetches it"
+    from persistlab import procs
+    from persistlab.remote import remote, fetch_folder
+    env, bucket = s3; url = f's3://{bucket}/sync'
+    out = sb.home/'outputs'; out.mkdir(); (out/'epoch1.pt').write_bytes(b'1' * 1000)
+    try:
+        _py(sb, f'from persistlab.remote import start_sync; print(start_sync({str(out)!r}, {url!r}, "1s"))', sb.home, env)  # the kernel exits
+        (out/'sub').mkdir(); (out/'sub/epoch2.pt').write_bytes(b'2' * 2000)
+        r = box(remote, url, env=env)
+        _until(lambda: box(r.stat, 'sync/outputs/sub/epoch2.pt', env=env), what='the background sync uploads a new file')
+        rec = _until(lambda: [p for p in procs.records(sb.home) if p.name.startswith('sync-')], what='a sync record')[0]
+        os.kill(rec.pid, signal.SIGKILL)
+        _until(lambda: (p := procs.get(rec.name, sb.home)) and p.pid != rec.pid, what='the supervisor brings the sync back')
+        (out/'epoch3.pt').write_bytes(b'3' * 3000)
+        last = _py(sb, 'from persistlab.remote import sync_now; print(sync_now())', sb.home, env).stdout
+        assert 'synced' in last, last
+    finally: procs.stop_all(sb.home)
+    fresh = sb.base/'fresh'; fresh.mkdir()
+    box(fetch_folder, fresh/'outputs', url, fresh, env=env)
+    assert snapshot(fresh/'outputs') == snapshot(out)
+    assert not procs.records(sb.home)
