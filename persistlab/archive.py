@@ -11,7 +11,7 @@ from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists,
     remove, failpoint, tied, Polled, human, ssh_modes, same_content)
-from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, storage_for, check_storage,
+from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
 
@@ -177,7 +177,7 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                    ) -> Report:
     "Storage wins: restore each path storage has a snapshot of (once per VM), save the ones it has none of"
     p = platform or detect(); home = Path(home or p.home)
-    storage = check_storage(storage_for(to, p))
+    st = resolve_storage(to, home, p); storage = check_storage(st)
     if isinstance(paths, (str, Path)): paths = [paths]
     rels = [plain_rel(x, home) for x in paths]
     out, errs, done, ts = [], [], restored(storage, home), stamp()
@@ -206,9 +206,10 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
         finish(storage)
     if public and any(r[1] == 'saved' for r in out): out.append(('note', 'public output', public))
     if '.local' in rels and (home/'.local').is_dir(): out += live_rows(home)
-    if errs: raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(sorted({r[0] for r in out if r[1] in ('saved', 'restored')}))})"
-                                                    if any(r[1] in ('saved', 'restored') for r in out) else ''))
-    return Report(out, f'snapshots in {storage}')
+    done = sorted({r[0] for r in out if r[1] in ('saved', 'restored', 'kept')})
+    if done: remember(st, home)  # a refused call remembers nothing
+    if errs: raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
+    return Report(out, f'snapshots in {st.label}')
 
 def save(paths=None, # paths to save again (default: every archive entry)
          to=None, home=None, platform:Platform|None=None, python=None,
@@ -216,7 +217,7 @@ def save(paths=None, # paths to save again (default: every archive entry)
         ) -> Report:
     "Replace the snapshots of `paths` (all archive entries by default) with what home has now"
     p = platform or detect(); home = Path(home or p.home)
-    storage = check_storage(storage_for(to, p))
+    st = resolve_storage(to, home, p); storage = check_storage(st)
     es = [e['path'] for e in valid_entries(read_manifest(storage)) if e.get('strategy') == 'archive']
     if paths: es = [plain_rel(x, home) for x in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not es: raise PersistError(f"no snapshots in {storage} yet; persist something first (`%persist .local`)")
@@ -224,8 +225,8 @@ def save(paths=None, # paths to save again (default: every archive entry)
     except ImportError: tqdm = lambda x, **k: x
     out = []
     for rel in tqdm(es, desc='saving snapshots', leave=False, disable=len(es) < 2):
-        out += list(archive_persist(rel, storage, home, p, python, save=True, allow_public=allow_public))
-    return Report(out, f'snapshots in {storage}')
+        out += list(archive_persist(rel, st, home, p, python, save=True, allow_public=allow_public))
+    return Report(out, f'snapshots in {st.label}')
 
 def archive_restore(storage, home, out, python=None, once=False):
     "Unpack every archive entry of `storage`'s manifest into `home` (under the storage lock); `once`: skip what this VM restored"
@@ -262,25 +263,29 @@ def mount_drive(storage=None):
     drive.mount(mountpoint)
     return Path(mountpoint)
 
-def _missing(p) -> str:
+def _missing(p, s) -> str:
     "What to do when the platform's storage is not there (yet)"
     if p.name == 'colab':
         return (f"Mount Drive (`%persist --mount`, or `from google.colab import drive; drive.mount('{DRIVE}')`): "
                 "the snapshots and saved packages are restored right after that cell")
-    return f"Check that {p.storage.parent} exists (or set PERSISTLAB_STORAGE), then `%persist -r`"
+    return f"Check that {s.parent} exists (or set PERSISTLAB_STORAGE), then `%persist -r`"
 
 def autorestore(platform:Platform|None=None, # default: `detect()`
                 home=None, # home directory (default: the platform's)
+                storage:Storage|None=None, # the storage in use (default: resolved here)
                ) -> Report|str|None:
     "What `%load_ext persistlab` (and `%persist --mount`) does on an archive platform: restore the snapshots this VM has not restored yet"
-    p = platform or detect()
-    if p.strategy != 'archive' or os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0' or p.storage is None: return None
-    if not p.storage.parent.is_dir(): return f"persistlab: {p.storage.parent} is not there, so nothing was restored. {_missing(p)}"
-    if not (p.storage/MANIFEST).exists(): return None
-    home, out = Path(home or p.home), []
+    p = platform or detect(); home = Path(home or p.home)
+    if p.strategy != 'archive' or os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0': return None
+    st = storage or resolve_storage(None, home, p, required=False)
+    if st is None or st.local is None: return None  # remote storage: the remote transport restores it
+    s = st.local
+    if not s.parent.is_dir(): return f"persistlab: {s.parent} is not there, so nothing was restored. {_missing(p, s)}"
+    if not (s/MANIFEST).exists(): return None
+    out = []
     try:
-        with storage_lock(p.storage): archive_restore(p.storage, home, out, once=True)
+        with storage_lock(s): archive_restore(s, home, out, once=True)
     except PersistlabError as e: return f'persistlab: restore failed: {e}'
     if not out: return None  # a kernel restart on a VM that restored already: nothing to say
     if any(r[0] == '.local' and r[1] == 'restored' for r in out): out += live_rows(home)
-    return Report(out, f'restored from {p.storage}')
+    return Report(out, f'restored from {st.label}')

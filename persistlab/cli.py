@@ -11,21 +11,32 @@ from pathlib import Path
 from typing import Annotated
 from fastcore.script import call_parse
 from .platforms import detect
-from .core import PersistlabError
+from .core import PersistlabError, Report
+from .storage import resolve_storage
 from .persist import persist, restore, status
 
 # %% auto #0
 __all__ = ['persist_cli', 'restore_cli', 'status_cli', 'packages_cli', 'demo', 'demo_cli']
 
 # %% ../nbs/04_cli.ipynb #7de9aa16
-def _run(f, *args, **kw):
-    "Call engine function `f`, print its report, turn its errors into one stderr line and exit code 1"
-    try: print(f(*args, **kw))
-    except PersistlabError as e:
-        msg = str(e)  # messages that already name persistlab are not prefixed twice
-        print(msg if msg.startswith('persistlab') else f'persistlab: {msg}', file=sys.stderr); sys.exit(1)
+def _fail(msg):
+    "One stderr line (messages that already name persistlab are not prefixed twice) and exit code 1"
+    msg = str(msg)
+    print(msg if msg.startswith('persistlab') else f'persistlab: {msg}', file=sys.stderr); sys.exit(1)
 
-_Dir = Annotated[str, {'metavar': 'DIR'}]  # help shows `--to DIR`, not `--to (str)`
+def _run(f, *args, **kw):
+    "Call engine function `f`, print its report (its title first: which storage), turn its errors into one stderr line"
+    try: r = f(*args, **kw)
+    except PersistlabError as e: _fail(e)
+    if isinstance(r, Report): print(f'{r.title}:')
+    print(r)
+
+def _storage(to):
+    "The storage a command uses, resolved once (`--to`, `$PERSISTLAB_STORAGE`, the remembered one, the platform's)"
+    try: return resolve_storage(to)
+    except PersistlabError as e: _fail(e)
+
+_Dir = Annotated[str, {'metavar': 'DIR|URL'}]  # help shows `--to DIR|URL`, not `--to (str)`
 
 @call_parse
 def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
@@ -33,23 +44,25 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
                 merge:bool=False, # when both have data, also copy into storage what only home has
                 force:bool=False, # replace a symlink or mismatched type in home (kept in the backup folder)
                 create:bool=False, # create an empty persisted directory when neither exists
+                switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
                ):
     "Keep home paths in persistent storage, linked back into home"
-    _run(persist, paths, to, merge=merge, force=force, create=create)
+    _run(persist, paths, _storage(to), merge=merge, force=force, create=create, switch=switch)
 
 @call_parse
-def restore_cli(to:_Dir=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+def restore_cli(to:_Dir=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
+                switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
+               ):
     "Re-create every persisted path in home, then install the packages kept with `--packages` (for startup hooks)"
-    _run(restore, to)
+    st = _storage(to)
+    _run(restore, st, switch=switch)
     from persistlab import packages as P
-    try: storage = P.storage_for(to)
-    except PersistlabError: return
-    if P.recorded(storage): _run(P.restore_packages, to, quiet=not sys.stderr.isatty())  # for the Python running this script
+    if st.local and P.recorded(st.local): _run(P.restore_packages, st, quiet=not sys.stderr.isatty())  # for the Python running this script
 
 @call_parse
-def status_cli(to:_Dir=None): # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+def status_cli(to:_Dir=None): # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
     "Show what is persisted and its state, and the packages kept with `persistlab-packages` (their versions, the wheelhouse size)"
-    _run(status, to)
+    _run(status, _storage(to))
 
 # %% ../nbs/04_cli.ipynb #b7a0c1d2
 @call_parse
@@ -66,16 +79,21 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  kernel:Annotated[str, {'metavar': 'NAME'}]=None, # with --venv: the kernel's name (default: the folder's name)
                  index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: the index to fetch wheels from (default: pip's configuration)
                  extra_index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: one more index, as pip's (for packages installed from it)
-                 to:_Dir=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+                 to:_Dir=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
+                 switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
                 ):
     "Keep the packages you pip-installed (as wheels) in storage, and install them back on a fresh machine"
     from persistlab import packages as P
+    if wheels and not forget: _fail("--wheels goes with --forget: it deletes the forgotten packages' wheels too")
+    if kernel and not venv: _fail("--kernel NAME goes with --venv DIR: the name of the kernel made from that env")
+    if names and not forget: _fail(f"package names go with --forget (--save keeps every package you installed): {' '.join(names)}")
     quiet = not sys.stderr.isatty()  # progress bars for people, not for startup logs
-    if restore: return _run(P.restore_packages, to, python, force=force, tool=tool, quiet=quiet)
-    if list: return _run(P.packages_status, to)
     if venv: return _run(P.venv_kernel, os.path.expanduser(venv), kernel)
-    if forget: return _run(P.forget_packages, names or None, to, wheels=wheels)
-    _run(P.save_packages, to, python, index_url=index_url, extra_index_url=extra_index_url, quiet=quiet)
+    st = _storage(to)
+    if restore: return _run(P.restore_packages, st, python, force=force, tool=tool, quiet=quiet)
+    if list: return _run(P.packages_status, st)
+    if forget: return _run(P.forget_packages, names or None, st, wheels=wheels)
+    _run(P.save_packages, st, python, index_url=index_url, extra_index_url=extra_index_url, quiet=quiet, switch=switch)
 
 # %% ../nbs/04_cli.ipynb #bf7e73f4
 def _say(*a): print(*a, flush=True)

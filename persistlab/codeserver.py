@@ -11,6 +11,7 @@ from urllib.parse import quote
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_proxy_base, jupyter_servers
 from .fetch import machine_arch, cache_dir
+from .storage import storage_folder
 from .secrets import write_private
 from .core import Report, PersistlabError
 from . import procs
@@ -186,7 +187,7 @@ def start_code_server(folder=None, # folder to open (default: home)
                       home=None, storage=None, platform:Platform|None=None, timeout=90, **fetch_kw) -> CodeServer:
     "Start code-server on 127.0.0.1 with a password, then expose it (Jupyter's proxy, else a tunnel)"
     _check_provider(provider)
-    p = platform or detect(); home = Path(home or p.home); storage = storage or p.storage
+    p = platform or detect(); home = Path(home or p.home); storage = storage_folder(storage, home, p)
     port = procs.check_port(port) if port is not None else procs.free_port()
     folder = Path(folder or home).expanduser()
     if not folder.is_dir(): raise CodeServerError(f"{folder}: no such folder")

@@ -6,12 +6,13 @@ Docs: https://persistlab.github.io/persistlab/forms.html.md"""
 
 # %% ../nbs/12_forms.ipynb #4e938144
 from __future__ import annotations
-import os, re, html, threading, traceback
+import os, re, html, threading, traceback, dataclasses
 from pathlib import Path
 import ipywidgets as W
 from fastcore.basics import patch
 from .platforms import detect, Platform
 from .core import PersistlabError, PersistError, Report
+from .storage import Storage, resolve_storage, leaving, remember
 
 # %% auto #0
 __all__ = ['DEFAULT_PATHS', 'Setup', 'setup']
@@ -70,12 +71,13 @@ class Setup:
     TABS = ('Persist', 'SSH', 'Tunnel', 'code-server')
     def __init__(self, platform:Platform|None=None, # default: `detect()`
                  home=None, # home directory (default: the platform's)
-                 storage=None, # storage directory (default: the platform's)
+                 storage=None, # a `Storage`, or a folder or URL as `%config PersistlabMagics.storage` sets (default: the one in use)
                  engine=None, # the engine functions (default: persistlab's)
                  env=None, # environment deciding which providers are offered (default `os.environ`)
                 ):
         self.p = platform or detect(); self.home = Path(home or self.p.home)
-        self.storage = storage or self.p.storage; self.e = engine or _Engine(); self.threads = []
+        self.e = engine or _Engine(); self.threads = []
+        self.storage, why = _in_use(storage, self.home, self.p)
         self.msgs = {t: W.HTML() for t in self.TABS}
         self.details = {t: W.HTML() for t in self.TABS}  # the engine's tables under each tab's message line
         self.accept = W.Checkbox(value=False, description='I understand the risk and want remote access here', indent=False,
@@ -84,16 +86,59 @@ class Setup:
         parts = self._persist_tab(), self._ssh_tab(), self._tunnel_tab(env), self._cs_tab()
         self.tabs = W.Tab(children=[W.VBox([w, self.msgs[t], self.details[t]]) for w, t in zip(parts, self.TABS)])
         for i, t in enumerate(self.TABS): self.tabs.set_title(i, t)
-        head = (f'<b>persistlab</b> on <b>{self.p.name}</b>, storage <code>{html.escape(str(self.storage or "none"))}</code>'
-                f' ({self.p.strategy})')
+        self.head, self._switch_to = W.HTML(), None
+        self.where = W.Text(value='' if self.storage is None else str(self.storage), description='Storage',
+                            placeholder='a folder outside home, or s3://BUCKET/PREFIX', layout=W.Layout(width='36em'))
+        self.where_btn = self._button('Use this storage', self.do_storage, 'Persist')
+        self.where.observe(lambda ch: setattr(self.where_btn, 'description', 'Use this storage'), 'value')
         risk = [W.HTML(f'<div style="color:#a40">⚠ {html.escape(self.p.policy)}</div>'), self.accept] if self.p.risky else []
-        self.widget = W.VBox([W.HTML(head), *risk, self.tabs, self.out, self.trace])
-        self.refresh()
+        self.widget = W.VBox([self.head, W.HBox([self.where, self.where_btn]), *risk, self.tabs, self.out, self.trace])
+        self._head(why); self.refresh()
 
     def _ipython_display_(self):
         from IPython.display import display
         if (line := _colab_widgets(self.p)): print(line)
         display(self.widget)
+
+# %% ../nbs/12_forms.ipynb #0fa66715
+def _in_use(storage, home, p) -> tuple:
+    "(the storage in use or None, why there is none): `storage` as given, else resolved as every magic resolves it"
+    if isinstance(storage, Storage): return storage, None
+    try: return resolve_storage(None, home, p, config=storage, required=False), None
+    except PersistlabError as e: return None, str(e)
+
+_HOW = 'type a folder outside home (or s3://BUCKET/PREFIX) in Storage at the top and press Use this storage'
+
+@patch
+def _head(self:Setup, why=None):
+    "The line on top: the platform, the storage in use and where that choice came from"
+    s = self.storage
+    where = (f'storage <code>{html.escape(str(s.where))}</code> ({s.kind}, from {html.escape(s.source)})' if s else
+             f'<span style="color:#a60">no storage yet{": " + html.escape(why) if why else ""}; {_HOW}</span>')
+    self.head.value = f'<b>persistlab</b> on <b>{self.p.name}</b>, {where}'
+
+@patch
+def _st(self:Setup) -> Storage:
+    "The storage in use; one line saying how to set one when there is none"
+    if self.storage is None: raise PersistError(f'no storage yet: {_HOW}')
+    return self.storage
+
+# %% ../nbs/12_forms.ipynb #d1bf9371
+@patch
+def do_storage(self:Setup):
+    "**Use this storage**: check the field, say what the storage in use keeps (a second press switches), then use it"
+    st = dataclasses.replace(resolve_storage(self.where.value, self.home, self.p), source='the form')
+    if st.local and not (st.local.is_dir() or st.local.parent.is_dir()):
+        raise PersistError(f"storage {st}: {st.local.parent} does not exist; is it mounted? Nothing changed")
+    l = leaving(st, self.home, self.p)
+    if l and self._switch_to != st.where:
+        self._switch_to = st.where; self.where_btn.description = 'Switch storage'
+        raise PersistError(f"the storage in use, {l[0].label}, keeps {', '.join(l[1])}; press Switch storage to use {st} "
+                           f"from now on (those stay in {l[0]}: `%persist --undo PATH` there brings one home to persist again)")
+    self.storage, self._switch_to, self.where_btn.description = st, None, 'Use this storage'
+    remember(st, self.home); self._head()
+    self._say(f"storage is now {st}" + (f"; {', '.join(l[1])} stay in {l[0]}" if l else ''), tab='Persist')
+    self.refresh()
 
 # %% ../nbs/12_forms.ipynb #4ad5fdff
 @patch
@@ -194,7 +239,7 @@ def _persist_tab(self:Setup):
 @patch
 def refresh(self:Setup):
     "Show each persisted path's state, and the services running (an earlier kernel may have started them)"
-    try: self.state.value = _table(_versions(self.e.status(home=self.home, platform=self.p, to=self.storage)))
+    try: self.state.value = _table(_versions(self.e.status(home=self.home, platform=self.p, to=self._st())))
     except PersistlabError as e: self.state.value = html.escape(str(e))
     self.show_running()
 
@@ -230,22 +275,22 @@ def do_persist(self:Setup):
     "**Persist**: the ticked paths (and the packages, if ticked) into storage, linked back"
     paths = [p for p, c in self.paths.items() if c.value]
     if not paths and not self.pkgs.value: raise PersistError("tick at least one path to persist")
-    r = self.e.persist(paths, to=self.storage, home=self.home, platform=self.p) if paths else None
+    r = self.e.persist(paths, to=self._st(), home=self.home, platform=self.p) if paths else None
     self._show('Persist', 'Persist', r)  # shown now: a packages failure next leaves it under the error's line
-    if self.pkgs.value: self._show('Persist', 'Persist', r, self.e.save_packages(to=self.storage, platform=self.p))
+    if self.pkgs.value: self._show('Persist', 'Persist', r, self.e.save_packages(to=self._st(), platform=self.p))
     self.refresh(); return r
 
 @patch
 def do_restore(self:Setup):
     "**Restore**: what a fresh instance's startup hook does (`%persist --restore`)"
-    r = self.e.restore(to=self.storage, home=self.home, platform=self.p); self._show('Persist', 'Restore', r)
-    if self.pkgs.value: self._show('Persist', 'Restore', r, self.e.restore_packages(to=self.storage, platform=self.p))
+    r = self.e.restore(to=self._st(), home=self.home, platform=self.p); self._show('Persist', 'Restore', r)
+    if self.pkgs.value: self._show('Persist', 'Restore', r, self.e.restore_packages(to=self._st(), platform=self.p))
     self.refresh()
 
 @patch
 def do_save(self:Setup):
     "**Save snapshots** (`%persist --save`), where storage keeps snapshots: Colab, Kaggle, Deepnote"
-    self._show('Persist', 'Save snapshots', self.e.save(to=self.storage, home=self.home, platform=self.p)); self.refresh()
+    self._show('Persist', 'Save snapshots', self.e.save(to=self._st(), home=self.home, platform=self.p)); self.refresh()
 
 # %% ../nbs/12_forms.ipynb #1194e6ea
 @patch

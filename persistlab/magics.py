@@ -104,31 +104,31 @@ def _usage():
         if isinstance(e, PersistlabError): raise UsageError(str(e)) from None
         raise
 
-def _packages(args, to):
+def _packages(args, st):
     "`%persist --packages`: save the packages you installed; with -r, --list, --undo NAME|all: install, show, forget them"
     from persistlab import packages as P
     if args.paths and (args.restore or args.list or args.undo):
         raise UsageError("--packages with -r, --list or --undo takes no paths: `%persist --packages --list`")
-    if args.restore: return P.restore_packages(to, args.python, force=args.force)
-    if args.list: return P.packages_status(to)
-    if args.undo: return P.forget_packages(args.undo.split(','), to, wheels=args.wheels)
-    r = _persist_paths(args, to) if args.paths else None  # `%persist .local --packages`: both, paths first
-    p = P.save_packages(to, args.python, index_url=args.index_url, extra_index_url=args.extra_index_url)
+    if args.restore: return P.restore_packages(st, args.python, force=args.force)
+    if args.list: return P.packages_status(st)
+    if args.undo: return P.forget_packages(args.undo.split(','), st, wheels=args.wheels)
+    r = _persist_paths(args, st) if args.paths else None  # `%persist .local --packages`: both, paths first
+    p = P.save_packages(st, args.python, index_url=args.index_url, extra_index_url=args.extra_index_url, switch=args.switch)
     return r + p if r is not None else p
 
-def _persist_paths(args, to):
+def _persist_paths(args, st):
     "`%persist PATHS` with the options given: persist them, or refresh their snapshots with --save"
     from persistlab.persist import persist, save
-    if args.save: return save(args.paths, to)
-    return persist(args.paths, to, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
-                   allow_public=args.allow_public)
+    if args.save: return save(args.paths, st)
+    return persist(args.paths, st, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
+                   allow_public=args.allow_public, switch=args.switch)
 
-def _with_packages(r, to, args=None):
+def _with_packages(r, st, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
     from persistlab import packages as P
-    storage = P.check_storage(P.storage_for(to))
+    storage = P.check_storage(st)
     if not P.recorded(storage) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
-    return r + (P.status_rows(storage) if args is None else P.restore_packages(to, args.python, force=args.force))
+    return r + (P.status_rows(storage) if args is None else P.restore_packages(st, args.python, force=args.force))
 
 def _revoke_risk():
     "`--revoke-risk`: forget the remembered opt-in to remote access on this platform"
@@ -152,14 +152,20 @@ class PersistlabMagics(Magics):
         "Magics for `shell`; IPython's `Magics` adds them to `shell.configurables`, so `%config` reaches them"
         super().__init__(shell=shell, **kw)
 
-    def _kw(self): return dict(storage=self.storage) if self.storage else {}
+    def _storage(self, to=None, required=True):
+        "The storage this call uses, resolved once: --to, %config, $PERSISTLAB_STORAGE, the remembered one, the platform's"
+        from persistlab.storage import resolve_storage
+        return resolve_storage(to, config=self.storage, required=required)
 
     @no_var_expand
     @line_magic
     @_shown
     @_lazy_arguments
     @argument('paths', nargs='*', help='paths in home to persist: .local .ssh ~/.gitconfig ...')
-    @argument('--to', metavar='DIR', help="storage directory (default: the platform's, or $PERSISTLAB_STORAGE)")
+    @argument('--to', metavar='DIR|URL', help="storage: a folder, s3://BUCKET/PREFIX, gs://..., sftp://USER@HOST/PATH or "
+              "rclone:REMOTE:PATH (default: the one in use: %%config, $PERSISTLAB_STORAGE, the remembered one, the platform's)")
+    @argument('--switch', action='store_true', help="with --to: make it the storage in use even though the current one keeps "
+              "things (they stay there)")
     @argument('-l', '--list', action='store_true', help='show what is persisted and its state')
     @argument('-r', '--restore', action='store_true', help='re-create every persisted path in home now')
     @argument('-u', '--undo', metavar='PATH', help='bring PATH back into home and stop persisting it')
@@ -181,26 +187,28 @@ class PersistlabMagics(Magics):
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)
-        to = args.to or self.storage
         with _usage():
             from persistlab.persist import restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
             if args.wheels and not (args.packages and args.undo):
                 raise UsageError("--wheels goes with --packages --undo NAME|all: it deletes their wheels too")
-            if args.mount: mount_drive(to); _autorestore(to)  # what %load_ext could not restore before Drive was there
-            if args.packages: return _packages(args, to)
+            if args.kernel and not args.venv: raise UsageError("--kernel NAME goes with --venv DIR: the kernel made from that env")
+            if args.switch and args.to is None: raise UsageError("--switch goes with --to DIR: the storage to switch to")
             if args.venv:
                 from persistlab.packages import venv_kernel
                 return venv_kernel(os.path.expanduser(args.venv), args.kernel)
-            if args.save: return save(args.paths or None, to)
-            if args.list: return _with_packages(status(to), to)
-            if args.restore: return _with_packages(restore(to), to, args)
-            if args.undo: return undo(args.undo, to)
+            st = self._storage(args.to)  # resolved once; every engine below takes it
+            if args.mount: mount_drive(st); _autorestore(st)  # what %load_ext could not restore before Drive was there
+            if args.packages: return _packages(args, st)
+            if args.save: return save(args.paths or None, st)
+            if args.list: return _with_packages(status(st), st)
+            if args.restore: return _with_packages(restore(st, switch=args.switch), st, args)
+            if args.undo: return undo(args.undo, st)
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
-            return _persist_paths(args, to)
+            return _persist_paths(args, st)
 
     @no_var_expand
     @line_magic
@@ -238,13 +246,13 @@ class PersistlabMagics(Magics):
                 port = None if args.port is None else ssh.procs.check_port(args.port)
                 return ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
                                         accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel,
-                                        alias=args.alias, forward_agent=args.forward_agent, **self._kw())
+                                        alias=args.alias, forward_agent=args.forward_agent, storage=self._storage(required=False))
             pw = None
             if args.passphrase:
                 import getpass
                 pw = getpass.getpass('passphrase for the new key: ')
             return ssh.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email,
-                                  passphrase=pw, **self._kw())
+                                  passphrase=pw, storage=self._storage(required=False))
 
     @no_var_expand
     @line_magic
@@ -289,7 +297,8 @@ class PersistlabMagics(Magics):
             if args.revoke_risk: return _revoke_risk()
             if args.stop: return C.stop_code_server()
             if args.status: return C.code_server_status()
-            return C.start_code_server(args.folder, args.port, args.provider or self.provider, args.accept_risk, **self._kw())
+            return C.start_code_server(args.folder, args.port, args.provider or self.provider, args.accept_risk,
+                                       storage=self._storage(required=False))
 
     @no_var_expand
     @line_magic
@@ -325,20 +334,18 @@ def _autorestore(storage=None):
     from persistlab.platforms import detect, PlatformError
     try: p = detect()
     except PlatformError as e: return print(f'persistlab: {e}', file=sys.stderr)  # one line; the magics repeat it
-    if storage:  # `%config PersistlabMagics.storage` (or --to) wins over the platform's, as in every magic
-        import dataclasses, os
-        from pathlib import Path
-        p = dataclasses.replace(p, storage=Path(os.path.abspath(os.path.expanduser(storage))), storage_source='config')
+    from persistlab.storage import Storage, resolve_storage, PersistlabError
+    # `%config PersistlabMagics.storage` (or --to) wins over the platform's, as in every magic; else the remembered one
+    try: st = storage if isinstance(storage, Storage) else resolve_storage(None, platform=p, config=storage, required=False)
+    except PersistlabError as e: return print(f'persistlab: {e}', file=sys.stderr)
+    if st is None or st.local is None: return  # no storage, or a remote one (its transport restores it)
     if p.strategy == 'archive':
         from persistlab.persist import autorestore
-        with _usage(): _show(autorestore(p))
-        if p.storage is not None and not p.storage.parent.is_dir(): return p.storage.parent  # Drive not mounted yet
-    from persistlab.storage import storage_for, PersistlabError
-    try: st = storage_for(None, p)  # also the storage an earlier --to chose (remembered in ~/.persistlab)
-    except PersistlabError: return
-    if (st/'persistlab.json').exists():  # the packages engine is imported only then
+        with _usage(): _show(autorestore(p, storage=st))
+        if not st.local.parent.is_dir(): return st.local.parent  # Drive not mounted yet
+    if (st.local/'persistlab.json').exists():  # the packages engine is imported only then
         from persistlab.packages import autorestore_packages
-        with _usage(): _show(autorestore_packages(p))
+        with _usage(): _show(autorestore_packages(p, storage=st))
 
 def _when_mounted(ip, where, storage=None):
     "Drive mounted the user's own way (`drive.mount(...)` in a cell): restore right after that cell, once"

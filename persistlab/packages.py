@@ -10,7 +10,8 @@ import os, re, sys, json, time, errno, shutil, socket, hashlib, zipfile, tempfil
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
-from .storage import MANIFEST, TMP, read_manifest, write_manifest, storage_for, check_storage, existing_storage, remember_storage, vm_dir
+from .storage import (MANIFEST, TMP, read_manifest, write_manifest, Storage, resolve_storage, check_storage, existing_storage,
+    check_switch, remember, vm_dir)
 
 # %% auto #0
 __all__ = ['WHEELHOUSE', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement',
@@ -372,18 +373,19 @@ def save_packages(to=None, # storage directory (default: the platform's)
                   since=None, # what is older than this (epoch seconds) is the image's (default: this machine's start)
                   quiet:bool=False, # no progress bars
                   extra_index_url=None, # more indexes, as pip's `--extra-index-url` (a URL, several separated by spaces, or a list)
+                  switch:bool=False, # a `to` other than the storage in use (which keeps things) becomes the one in use
                  ) -> Report:
     "Keep wheels of the packages you installed (added or changed vs the image) in storage, recorded in the manifest"
     p = platform or detect()
-    storage = check_storage(storage_for(to, p))
-    if to: remember_storage(storage, p.home)  # --list, -r and --undo find it later without --to, as after `%persist --to`
+    st = resolve_storage(to, platform=p); check_switch(st, p.home, p, switch)
+    storage = check_storage(st)
     info = probe(python); base = baseline(info, since)
     mine = yours(info, base); out = _not_kept(mine, storage)
     wh = Path(storage)/WHEELHOUSE/info['tag']
     old, new, need = _split(storage, read_manifest(storage), info['tag'], wh, mine)
     if not (old or need):
         return Report(out + [('packages', 'nothing to keep', f'no package was installed or changed in {info["executable"]} since this machine started')],
-                      f'packages: {storage}')
+                      f'packages: {st.label}')
     with _local_tmp() as loc:  # pip writes to local disk, fast
         # wheels are fetched and their size checked before storage's lock is taken: a failure leaves storage as it was
         got = _wheels(info, need, loc, index_url, extra_index_url, quiet, cached := {})
@@ -408,7 +410,8 @@ def save_packages(to=None, # storage directory (default: the platform's)
             used = {r['wheel'] for r in new.values()}
             for r in old.values():  # the wheels this save replaced; files persistlab did not record are not touched
                 if r['wheel'] not in used: (wh/r['wheel']).unlink(missing_ok=True)
-    return Report(out, f'{len(new)} packages in {wh}')
+    remember(st, p.home)  # --list, -r and --undo find it later without --to, as after `%persist --to`
+    return Report(out, f'{len(new)} packages in {wh} ({st.source})')
 
 # %% ../nbs/13_packages.ipynb #878fe523
 _UV_ENV = ('UV_CONSTRAINT', 'UV_BUILD_CONSTRAINT', 'UV_OVERRIDE', 'UV_SYSTEM_PYTHON', 'UV_PYTHON', 'UV_INDEX_URL', 'UV_INDEX',
@@ -535,7 +538,7 @@ def restore_packages(to=None, # storage directory (default: the platform's)
     "Install the recorded packages from the wheelhouse, with no index; what the image already has is skipped or reported"
     if tool not in (None, 'uv', 'pip'): raise PackagesError(f"unknown tool {tool!r}: choose uv or pip")
     p = platform or detect()
-    storage = check_storage(storage_for(to, p))
+    st = resolve_storage(to, platform=p); storage = check_storage(st)
     info = probe(python)
     uv = None if tool == 'pip' else find_uv()
     if tool == 'uv' and not uv: raise PackagesError("uv is not installed (`pip install uv`), or use pip")
@@ -546,22 +549,25 @@ def restore_packages(to=None, # storage directory (default: the platform's)
         todo, rows = plan(info, recs, force)
         out += rows
         if todo: out += _install(info, whs, todo, uv, quiet)
-    return Report(out, f"packages from {', '.join(sorted({str(w) for w in whs.values()}))}")
+    return Report(out, f"packages from {', '.join(sorted({str(w) for w in whs.values()}))} ({st.source})")
 
 # %% ../nbs/13_packages.ipynb #461ed083
 def _marker(storage):
     key = hashlib.sha256(f'{sys.prefix}|{storage}'.encode()).hexdigest()[:12]  # this interpreter, this storage
     return vm_dir()/f'packages-{key}'
 
-def autorestore_packages(platform:Platform|None=None) -> Report|str|None:
+def autorestore_packages(platform:Platform|None=None,
+                         storage:Storage|None=None, # the storage in use (default: resolved here)
+                        ) -> Report|str|None:
     "What `%load_ext persistlab` does: install the recorded packages, once per machine"
     p = platform or detect()
     if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0': return None
-    try: storage = storage_for(None, p)  # the platform's, $PERSISTLAB_STORAGE, %config's, or one an earlier --to chose
+    try: st = storage or resolve_storage(None, platform=p)  # the platform's, $PERSISTLAB_STORAGE, %config's, or one an earlier --to chose
     except PersistlabError: return None  # nowhere to look: nothing was saved
+    if (storage := st.local) is None: return None  # remote storage: the remote transport brings the wheelhouse back
     try:
         if _marker(storage).exists() or not (storage/MANIFEST).exists() or not _sets(read_manifest(storage)): return None
-        r = restore_packages(platform=p)
+        r = restore_packages(st, platform=p)
     except PersistlabError as e: return f'persistlab: restoring packages failed: {e}'
     m = _marker(storage); m.parent.mkdir(mode=0o700, parents=True, exist_ok=True); m.touch()
     return r
@@ -605,8 +611,8 @@ def status_rows(storage) -> list:
 
 def packages_status(to=None, platform:Platform|None=None) -> Report:
     "The recorded packages and wheelhouse sizes, as a report"
-    storage = existing_storage(storage_for(to, platform or detect()))  # looking creates nothing
-    return Report(status_rows(storage), f'packages in {storage}')
+    st = resolve_storage(to, platform=platform); storage = existing_storage(st)  # looking creates nothing
+    return Report(status_rows(storage), f'packages in {st.label}')
 
 # %% ../nbs/13_packages.ipynb #21bcf9d7
 def forget_packages(names=None, # package names to stop restoring (default: all)
@@ -615,7 +621,7 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
                     wheels:bool=False, # also delete their wheels from the wheelhouse (with all: the wheels no record names too)
                    ) -> Report:
     "Stop restoring `names` (all recorded packages by default); with `wheels`, delete their wheels too"
-    storage = check_storage(storage_for(to, platform or detect()))
+    st = resolve_storage(to, platform=platform); storage = check_storage(st)
     want = None if not names or names in ('all', ['all']) else {_norm(n) for n in ([names] if isinstance(names, str) else names)}
     out = []
     with storage_lock(storage):
@@ -640,7 +646,7 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
             for d, fs in strays.items():
                 for f in fs: f.unlink(missing_ok=True)
                 out.append((str(d), 'deleted', f"{len(fs)} wheels no record named"))
-    return Report(out, f'packages in {storage}')
+    return Report(out, f'packages in {st.label}')
 
 # %% ../nbs/13_packages.ipynb #ce727c3c
 def _old_place(venv):

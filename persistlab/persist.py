@@ -6,14 +6,14 @@ Docs: https://persistlab.github.io/persistlab/persist.html.md"""
 
 # %% ../nbs/01_persist.ipynb #ab2222d6
 from __future__ import annotations
-import os, shutil, subprocess
+import os, shutil, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, copy_plain, move, drop, remove, link,
     failpoint, storage_lock, work_dir, OLD)
-from .storage import (MANIFEST, SCRIPT, BACKUP, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, forget, write_manifest, valid_entries, overlap, storage_for, check_storage, existing_storage, remember_storage, finish,
+from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
+    record, forget, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows)
 from . import archive as snapshots
 
@@ -167,13 +167,21 @@ def _recover(storage, home, ts, out):
             out.append((rel, 'recovered', 'finished an interrupted move'))
 
 # %% ../nbs/01_persist.ipynb #6efd3aa5
-def _where(to, home, platform, rels=()):
-    "(storage, home, platform) for a call, storage checked against home and the persisted paths"
+def _where(to, home, platform, rels=(), create=True):
+    "(storage, its folder, home, platform) for a call, storage resolved once and checked against home and the persisted paths"
     p = platform or detect()
     home = Path(home or p.home)
-    storage = storage_for(to, p)
-    m = read_manifest(storage) if (storage/MANIFEST).exists() else dict(entries=[])
-    return check_storage(storage, home, [*rels, *(e['path'] for e in m['entries'] if isinstance(e, dict) and isinstance(e.get('path'), str))]), home, p
+    st = resolve_storage(to, home, p); s = st.path
+    m = read_manifest(s) if (s/MANIFEST).exists() else dict(entries=[])
+    return st, check_storage(s, home, [*rels, *(e['path'] for e in m['entries'] if isinstance(e, dict) and isinstance(e.get('path'), str))], create), home, p
+
+def _unmake(storage):
+    "Remove a storage folder this call created and left holding only persistlab's own empty files (a refused first persist)"
+    s = Path(storage)
+    if read_manifest(s)['entries'] or read_manifest(s).get('packages'): return
+    for f in (MANIFEST, SCRIPT, LOCK): (s/f).unlink(missing_ok=True)
+    for d in (s/TMP, s):
+        with contextlib.suppress(OSError): d.rmdir()  # only if empty: anything else in it stays
 
 def _check_overlaps(rels, storage):
     "Refuse a path inside, or containing, another one being persisted or already persisted"
@@ -195,6 +203,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             platform:Platform|None=None, # default: `detect()`
             archive:bool=False, # keep snapshots instead of links (the default on Colab, Kaggle, Deepnote)
             allow_public:bool=False, # Kaggle: snapshot keys or credentials into the notebook's public output anyway
+            switch:bool=False, # a `to` other than the storage in use (which keeps things) becomes the one in use
            ) -> Report:
     "Keep `paths` in persistent storage and link (or, for `.ssh`, copy) them back into home"
     p = platform or detect()
@@ -202,9 +211,12 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
     if isinstance(paths, (str, Path)): paths = [paths]
     rels = list(dict.fromkeys(plain_rel(x, home) for x in paths))
     if not rels: raise PersistError("nothing to persist: name paths such as .local .ssh")
-    if archive or (p.strategy == 'archive' and not to): return snapshots.archive_persist(rels, to, home, p, allow_public=allow_public)
-    storage, home, p = _where(to, home, p, rels)
-    if to: remember_storage(storage, home)
+    st = resolve_storage(to, home, p)
+    check_switch(st, home, p, switch)
+    if archive or st.kind == 'snapshot': return snapshots.archive_persist(rels, st, home, p, allow_public=allow_public)
+    _check_overlaps(rels, st.path)  # a refused call creates nothing
+    new = not exists(st.path)
+    st, storage, home, p = _where(st, home, p, rels)
     out, ts = [], stamp()
     with storage_lock(storage):
         _recover(storage, home, ts, out)
@@ -214,20 +226,28 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             for r in rels:  # one path's problem does not stop the others
                 try: _persist_one(r, home, storage, ts, out, merge, force, create)
                 except PersistlabError as e: errs.append(str(e))
-        finally: finish(storage, p.hook, out)
+        finally:
+            kept = read_manifest(storage)['entries']
+            if kept or not new: finish(storage, p.hook, out)
+    if not kept and new: _unmake(storage)  # nothing persisted into a storage this call made: it leaves nothing behind
+    done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
+    if kept and (done or not errs): remember(st, home)  # a refused call remembers nothing
     if '.local' in rels and (home/'.local').is_symlink(): out += live_rows(home)  # only once it is in place
     if errs:
-        done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
         raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
-    return Report(out, f'persisted into {storage}')
+    return Report(out, f'persisted into {st.label}')
 
 # %% ../nbs/01_persist.ipynb #a1ea96e6
 def restore(to=None, # storage directory (default: the platform's)
             home=None, # home directory (default: the platform's)
             platform:Platform|None=None, # default: `detect()`
+            switch:bool=False, # a `to` other than the storage in use (which keeps things) becomes the one in use
            ) -> Report:
-    "Re-create every persisted path in home now (what a fresh instance's startup does)"
-    storage, home, p = _where(to, home, platform)
+    "Re-create every persisted path in home now (what a fresh instance's startup does); a given `to` is remembered"
+    p = platform or detect(); home = Path(home or p.home)
+    st = resolve_storage(to, home, p)
+    check_switch(st, home, p, switch)
+    st, storage, home, p = _where(st, home, p, create=False)  # restoring from a storage that is not there creates nothing
     if not (storage/MANIFEST).exists(): raise PersistError(f"nothing persisted in {storage} yet (no {MANIFEST}); persist something first")
     out = []
     with storage_lock(storage):
@@ -242,8 +262,9 @@ def restore(to=None, # storage directory (default: the platform's)
         if r.returncode and not any(x[1] == 'skipped' for x in out):
             raise PersistError(f"restore failed: {r.stderr.strip() or r.stdout.strip()}")
         if any(e['strategy'] == 'archive' for e in valid_entries(m)): snapshots.archive_restore(storage, home, out)
+    remember(st, home)  # `%sshsetup --server` and the rest use it from now on
     if any(e['path'] == '.local' for e in valid_entries(m)): out += live_rows(home)
-    return Report(out, f'restored from {storage}')
+    return Report(out, f'restored from {st.label}')
 
 # %% ../nbs/01_persist.ipynb #8aa7a72b
 def _state(e, home, storage):
@@ -268,8 +289,7 @@ def status(to=None, # storage directory (default: the platform's)
            platform:Platform|None=None, # default: `detect()`
           ) -> Report:
     "What is persisted: path, state (linked / copied / missing / conflict / lost), size and place in storage"
-    if to: existing_storage(storage_for(to, platform))  # looking creates nothing
-    storage, home, p = _where(to, home, platform)
+    st, storage, home, p = _where(to, home, platform, create=False)  # looking creates nothing
     rows = []
     m = read_manifest(storage); ok = valid_entries(m, rows)
     for e in ok:
@@ -280,7 +300,7 @@ def status(to=None, # storage directory (default: the platform's)
     if m.get('packages'):  # `%persist --packages`: the recorded packages and their wheelhouse
         from persistlab import packages
         rows += packages.status_rows(storage)
-    return Report(rows, f'{p.name}: persisted in {storage}', heads=('path', 'state', 'kept'))
+    return Report(rows, f'{p.name}: persisted in {st.label}', heads=('path', 'state', 'kept'))
 
 # %% ../nbs/01_persist.ipynb #f4a05720
 def undo(path, # the persisted path to bring back into home
@@ -289,7 +309,7 @@ def undo(path, # the persisted path to bring back into home
          platform:Platform|None=None, # default: `detect()`
         ) -> Report:
     "Bring `path`'s data back into home and stop persisting it"
-    storage, home, p = _where(to, home, platform)
+    st, storage, home, p = _where(to, home, platform, create=False)
     rel = plain_rel(path, home)
     out, ts = [], stamp()
     with storage_lock(storage):
@@ -313,7 +333,7 @@ def undo(path, # the persisted path to bring back into home
             out.append((rel, 'kept', f'home has its copy; the copy in {s} is left as it is'))
         forget(storage, rel); finish(storage, p.hook, out)
         out.append((rel, 'no longer persisted', ''))
-    return Report(out, f'undo in {storage}')
+    return Report(out, f'undo in {st.label}')
 
 # %% ../nbs/01_persist.ipynb #adaebc95
 def save(paths=None, # paths to save (default: every copied or snapshotted path)
@@ -321,7 +341,7 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
     "Save home's copy of `paths` into storage: copies and snapshots (linked paths are always in storage)"
     p = platform or detect()
     home = Path(home or p.home)
-    storage = storage_for(to, p)
+    st = resolve_storage(to, home, p); storage = existing_storage(st)
     if not (storage/MANIFEST).exists(): raise PersistError(f"nothing persisted in {storage} yet; persist something first (`%persist .local`)")
     out = []; es = valid_entries(read_manifest(storage), out)
     if paths:
@@ -330,7 +350,7 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
         if missing: raise PersistError(f"not persisted: {', '.join(missing)}; persist them first (`%persist {' '.join(missing)}`)")
         es = [e for e in es if e['path'] in want]
     snaps = [e['path'] for e in es if e['strategy'] == 'archive']
-    if snaps: out += list(snapshots.save(snaps, storage, home, p, python))
+    if snaps: out += list(snapshots.save(snaps, st, home, p, python))
     ts = stamp()
     with storage_lock(storage):
         for e in es:
@@ -343,9 +363,9 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
             if exists(s): aside(s, storage, rel, ts, out, 'storage')
             copy_verified(h, s, tmp_for(s, storage, home), rel); ssh_modes(s) if s.is_dir() else None
             out.append((rel, 'saved', f'home\'s copy is now in {s}'))
-    return Report(out, f'saved into {storage}')
+    return Report(out, f'saved into {st.label}')
 
 # %% ../nbs/01_persist.ipynb #68265881
-def autorestore(platform:Platform|None=None) -> Report|str|None:
+def autorestore(platform:Platform|None=None, storage:Storage|None=None) -> Report|str|None:
     "What `%load_ext persistlab` does on an archive platform: restore the snapshots (off with PERSISTLAB_AUTORESTORE=0)"
-    return snapshots.autorestore(platform)  # at most once per VM: a kernel restart keeps what was done since
+    return snapshots.autorestore(platform, storage=storage)  # at most once per VM: a kernel restart keeps what was done since

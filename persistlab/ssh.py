@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers, usable_storage
 from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
-from .storage import read_manifest, find_entry, BACKUP, MANIFEST
+from .storage import read_manifest, find_entry, storage_folder, BACKUP, MANIFEST
 from . import procs
 
 # %% auto #0
@@ -215,11 +215,11 @@ def setup_keys(home=None, # home directory (default: the platform's)
                check:bool=True, # check GitHub auth (needs network)
                name:str|None=None, email:str|None=None, # git identity to set
                passphrase:str|None=None, # for a generated key (from a prompt, never a magic argument)
-               storage=None, # storage whose persisted .ssh gets the changes (default: the platform's)
+               storage=None, # storage whose persisted .ssh gets the changes (default: the one in use)
                platform:Platform|None=None, **check_kw) -> Keys:
     "Keys for GitHub: keep, import or generate; fix modes; show the public key; check GitHub"
     p = platform or detect(); home = Path(home or p.home); rows = []
-    storage = storage or p.storage
+    storage = storage_folder(storage, home, p)
     d = home/'.ssh'
     if not d.exists(): d.mkdir(mode=0o700); rows.append(('.ssh', 'created', str(d)))
     k = _pick_key(home, storage, import_from, generate, passphrase, rows)
@@ -503,7 +503,7 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
         raise SSHError(f"port {port} is in use; pick another with --port")
     lines = _authorized(github, keys, authorized_keys, github_base)
     sshd = _sshd_bin(install)
-    d = _sshd_dir(storage or p.storage, home)
+    d = _sshd_dir(storage_folder(storage, home, p), home)  # the storage in use keeps the host key: the fingerprint stays
     hk = _host_key(d)
     cfg = _write_config(procs.runtime_dir(home), port, hk, lines, listen, strict_modes, sshd, root)
     old = procs.get('sshd', home)

@@ -16,9 +16,9 @@ from .core import (PersistError, PersistlabError, atomic_write, check_rel, exist
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
            'BEGIN', 'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'forget', 'overlap',
            'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage', 'resolve_storage',
-           'storage_for', 'kept_in', 'check_switch', 'remember', 'check_storage', 'existing_storage', 'restore_script',
-           'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'hollow',
-           'aside', 'fix_live_python', 'live_rows', 'vm_dir']
+           'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage', 'existing_storage',
+           'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for',
+           'tmp_for', 'hollow', 'aside', 'fix_live_python', 'live_rows', 'vm_dir']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -216,20 +216,16 @@ def resolve_storage(to=None, # `--to`: a folder or URL (`''` is an error, not th
     s = Path(os.path.abspath(p.storage))
     return Storage(s, 'platform default', 'snapshot' if snap or _snapshot_only(s) else 'link')
 
-def storage_for(to=None, # explicit storage directory (`--to`)
-                platform:Platform|None=None, # platform (default: `detect()`)
-               ) -> Path:
-    "The absolute storage root to use, or a `PersistError` saying why there is none"
-    p = platform or detect()
-    if to: return Path(os.path.abspath(os.path.expanduser(str(to))))
-    if p.storage is not None and getattr(p, 'storage_source', 'default') in ('env', 'config'): return Path(os.path.abspath(p.storage))
-    if r := remembered_storage(p.home): return r
-    if p.strategy == 'none':
-        raise PersistError(f"{p.name}: {p.hint}; nothing to persist. Pass --to DIR to keep copies elsewhere anyway.")
-    if p.storage is None:
-        raise PersistError(f"persistlab doesn't know where this machine ({p.name}) keeps data across restarts: "
-                           "pass --to DIR or set PERSISTLAB_STORAGE")
-    return Path(os.path.abspath(p.storage))
+def storage_folder(storage=None, # a `Storage`, a folder, or None for the one in use
+                   home=None, # home directory (default: the platform's)
+                   platform:Platform|None=None, # default: `detect()`
+                  ) -> Path|None:
+    "The local storage folder where engines keep small files of their own (host keys, caches, secrets); None if none or remote"
+    if storage is not None and not isinstance(storage, Storage): return Path(storage)
+    try: st = storage or resolve_storage(None, home, platform, required=False)
+    except PersistlabError: return None
+    return st.local if st else None
+
 
 # %% ../nbs/01_storage.ipynb #255277fc
 def kept_in(storage) -> list:
@@ -241,18 +237,25 @@ def kept_in(storage) -> list:
     except PersistlabError: return ['a manifest persistlab cannot read']
     return [e['path'] for e in m['entries']] + (['packages'] if m.get('packages') else [])
 
+def leaving(st:Storage, # the storage a command was given
+            home=None, # home directory (default: the platform's)
+            platform:Platform|None=None, # default: `detect()`
+           ) -> tuple|None:
+    "(the storage in use, what it keeps) when given storage `st` would replace it (remembered or the platform's) while it keeps things"
+    if not st.given: return None
+    try: cur = resolve_storage(None, home, platform or detect(), required=False)
+    except PersistlabError: return None
+    if cur is None or cur.source not in ('remembered', 'platform default') or str(cur.where) == str(st.where): return None
+    return (cur, kept) if (kept := kept_in(cur.where)) else None
+
 def check_switch(st:Storage, # the storage a command was given
                  home=None, # home directory (default: the platform's)
                  platform:Platform|None=None, # default: `detect()`
                  switch:bool=False, # the user asked to switch (`--switch`)
                 ):
-    "Refuse a given storage that would silently replace the one in use (remembered or the platform's) while that keeps things"
-    if not st.given or switch: return
-    p = platform or detect()
-    try: cur = resolve_storage(None, home, p, required=False)
-    except PersistlabError: return
-    if cur is None or cur.source not in ('remembered', 'platform default') or str(cur.where) == str(st.where): return
-    if not (kept := kept_in(cur.where)): return
+    "Refuse a given storage that would silently replace the one in use while that keeps things, unless `switch`"
+    if switch or not (l := leaving(st, home, platform)): return
+    cur, kept = l
     raise PersistError(f"storage in use is {cur.label}, which keeps {', '.join(kept)}; --to {st} would switch to another "
                        f"storage and leave those behind. Add --switch to use {st} from now on (what {cur} keeps stays there: "
                        f"`%persist --undo PATH --to {cur}` brings a path home, then persist it again), or leave --to out to "
@@ -266,9 +269,10 @@ def remember(st:Storage, home):
 # %% ../nbs/01_storage.ipynb #a4bba650
 def _unprintable(p) -> bool: return any(ord(c) < 32 or ord(c) == 127 for c in str(p))
 
-def check_storage(storage, # the storage root
+def check_storage(storage, # the storage root (a `Storage` or a folder)
                   home=None, # home, to check storage is not in it where it must not be
                   rels=(), # persisted paths that storage must stay out of
+                  create:bool=True, # create it (one level) if missing; else a missing storage is an error
                  ) -> Path:
     "Make sure `storage` exists (creating one level), is writable and is not home or inside a persisted path"
     s = Path(os.path.abspath(storage))
@@ -281,6 +285,7 @@ def check_storage(storage, # the storage root
             if rs == rp or rs.is_relative_to(rp) or s.is_relative_to(Path(home)/r):
                 raise PersistError(f"storage {s} is inside ~/{r}; pick storage outside what you persist")
     if not exists(s):
+        if not create: existing_storage(s)
         if not s.parent.is_dir():
             hint = ("mount Google Drive first: `%persist --mount`, or `from google.colab import drive; drive.mount('/content/drive')`"
                     if 'MyDrive' in s.parts else "is it mounted? Create it first, or choose another folder with --to DIR")
@@ -294,7 +299,7 @@ def check_storage(storage, # the storage root
 
 def existing_storage(storage) -> Path:
     "`storage` to read from (`--list`), created by nobody: one line if it is not there, saying how to mount Drive where that is why"
-    s = Path(storage)
+    s = Path(os.path.abspath(storage))
     if not s.is_dir():
         if 'MyDrive' in s.parts and not s.parent.is_dir(): check_storage(s)  # its message has the `drive.mount` line
         raise PersistError(f"storage {s} does not exist, so nothing is persisted there; is it mounted? Check the path")

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from fastcore.basics import patch
 from .platforms import detect, Platform, jupyter_servers, jupyter_proxy_base
 from .core import Report, PersistlabError
+from .storage import storage_folder
 from . import procs
 
 # %% auto #0
@@ -390,7 +391,7 @@ def open_tunnel(port, # local port to expose
     port = procs.check_port(port)
     rows = _preflight(port, home, allow_open)
     from persistlab.secrets import get_secret
-    storage = storage or p.storage
+    storage = storage_folder(storage, home, p)
     token = get_secret('NGROK_AUTHTOKEN', storage, prompt='ngrok authtoken: ' if prompt and (provider == 'ngrok' or tcp) else None)
     order = [provider] if provider else default_providers(p, tcp, token)
     if 'ngrok' in order and not domain and (d := get_secret('NGROK_DOMAIN', storage)): domain = str(d)

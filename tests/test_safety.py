@@ -97,14 +97,17 @@ def test_storage_may_not_be_home_or_inside_a_persisted_path(sb):
         persist('.local', to=sb.home/'.local/x/../keep', home=sb.home, platform=plat(sb, storage=False))
     assert (sb.home/'.local').is_dir() and not (sb.home/'.local').is_symlink()
 
-def test_relative_to_is_stored_absolute_and_remembered(sb):
+def test_relative_to_is_refused_with_the_absolute_one_which_is_then_remembered(sb):
     (sb.home/'.local').mkdir(); (sb.home/'.local/f').write_text('1')
-    r = subprocess.run([sys.executable, '-c', "from persistlab.persist import persist; print(persist(['.local'], to='keep'))"],
-                       env=sb.env(PERSISTLAB_STORAGE=''), cwd=sb.base, capture_output=True, text=True)
+    code = "from persistlab.persist import persist; print(persist(['.local'], to=%r))"
+    r = subprocess.run([sys.executable, '-c', code % 'keep'], env=sb.env(PERSISTLAB_STORAGE=''), cwd=sb.base, capture_output=True, text=True)
+    assert r.returncode == 1 and f'did you mean --to {sb.base}/keep?' in r.stderr, r.stderr
+    assert not (sb.base/'keep').exists() and not (sb.home/'.persistlab/storage').exists() and not (sb.home/'.local').is_symlink()
+    r = subprocess.run([sys.executable, '-c', code % str(sb.base/'keep')], env=sb.env(PERSISTLAB_STORAGE=''), cwd=sb.base,
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     link = os.readlink(sb.home/'.local')
-    assert link == str(sb.base/'keep/.local')
-    assert os.path.isabs(link) and Path(link).is_dir() and (Path(link)/'f').read_text() == '1', (link, r.stdout)
+    assert link == str(sb.base/'keep/.local') and (Path(link)/'f').read_text() == '1', (link, r.stdout)
     # later calls without --to find it
     env = dict(PERSISTLAB_STORAGE='')
     assert 'linked' in sb.py("from persistlab.persist import status; print(status())", **env).stdout
