@@ -17,7 +17,7 @@ from .secrets import public_output
 
 # %% auto #0
 __all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'unpack', 'restored', 'save_entry', 'archive_persist', 'save',
-           'archive_restore', 'mount_drive', 'autorestore']
+           'archive_restore', 'secret_files', 'mount_drive', 'autorestore']
 
 # %% ../nbs/05_archive.ipynb #35db7fe3
 _TAR = ['tar', '--use-compress-program', 'gzip -1']
@@ -36,7 +36,7 @@ def _tar(args, cwd=None, both=False):
         raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, '; '.join(dict.fromkeys(lines)) or 'tar failed')
     return (r.stdout, r.stderr) if both else r.stdout
 
-def save_snapshot(rel, home, storage, python=None) -> tuple:
+def save_snapshot(rel, home, storage, python=None, exclude=()) -> tuple:
     "Write `~/rel` as a verified 0600 snapshot into storage, replacing the previous one only once complete; (path, bytes)"
     h, python = Path(home)/rel, python or python_version()
     if not exists(h): raise PersistError(f"~/{rel} does not exist: nothing to save")
@@ -47,7 +47,9 @@ def save_snapshot(rel, home, storage, python=None) -> tuple:
     try:
         os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600 from the start: keys live in snapshots
         size = lambda: part.stat().st_size if part.exists() else 0
-        args = ['-cf', str(part), '--totals'] + ([f'--exclude={skip}'] if skip else []) + ['--', rel]
+        args = ['-cf', str(part), '--totals'] + ([f'--exclude={skip}'] if skip else [])
+        if exclude: args += ['--anchored', '--no-wildcards', *(f'--exclude={x}' for x in exclude)]  # these exact files
+        args += ['--', rel]
         with Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(args, cwd=home, both=True)  # fails on any unreadable file
         failpoint('archived')
         # complete on disk: the gzip trailer's length field matches what tar wrote (a cut-off file has no trailer)
@@ -153,10 +155,10 @@ def _snap_for(storage, e, python=None):
     if olds: return olds[-1], olds[-1].name.split('@py')[1][:-len('.tar.gz')]
     return d/snapshot_name('.local', py), py
 
-def save_entry(rel, home, storage, python=None) -> tuple:
-    "Snapshot `~/rel` and record it in the manifest (archive strategy); (snapshot path, bytes)"
+def save_entry(rel, home, storage, python=None, exclude=()) -> tuple:
+    "Snapshot `~/rel` (but the home-relative paths in `exclude`) and record it in the manifest (archive strategy); (snapshot path, bytes)"
     py = (python or python_version()) if rel == '.local' else None
-    snap, size = save_snapshot(rel, home, storage, py)
+    snap, size = save_snapshot(rel, home, storage, py, exclude)
     ts = stamp(); record(storage, rel, ts, strategy='archive', snapshot=snap.name, saved=ts[:15] + 'Z', python=py)
     return snap, size
 
@@ -194,14 +196,18 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                 if not exists(h):
                     out.append((rel, 'skipped', f'~/{rel} does not exist here and storage has no snapshot of it'
                                 + ('' if save else '; run this again once it exists'))); continue
-                if public and not allow_public and not (save and snap) and _private(h, rel):  # refreshing an opted-in snapshot is fine
+                named, leave = _private(h, rel), []
+                if public and not allow_public and named and not (save and snap):  # refreshing an opted-in snapshot is fine
                     raise PersistError(f"{public}; persistlab won't put ~/{rel} (private keys or credentials) there. "
                                        "Keep tokens in Kaggle Secrets (Add-ons > Secrets) and keys in a private remote storage "
                                        "(`--to s3://BUCKET/PREFIX`, gs://, sftp://USER@HOST/PATH or rclone:REMOTE:PATH), or pass --allow-public "
                                        "if this notebook stays private")
-                snap, size = save_entry(rel, home, storage, python)
+                if public and not allow_public and not named: leave = secret_files(home, rel)  # tokens inside a folder
+                snap, size = save_entry(rel, home, storage, python, exclude=leave)
                 _mark(storage, home, [rel])  # home and storage agree now: no restore over it on this VM
                 out.append((rel, 'saved', f'{snap.name}, {human(size)}'))
+                if leave: out.append((rel, 'left out', f"{len(leave)} file(s) holding keys or tokens, kept out of the public output: "
+                                      f"{', '.join(leave[:5])}{' ...' if len(leave) > 5 else ''}; --allow-public saves them too"))
             except PersistlabError as e: errs.append(str(e))
         finish(storage)
     if public and any(r[1] == 'saved' for r in out): out.append(('note', 'public output', public))
@@ -238,18 +244,30 @@ def archive_restore(storage, home, out, python=None, once=False):
         if _extract(snap, e['path'], home, storage, ts, out, py, python or python_version()): _mark(storage, home, [e['path']])
 
 # %% ../nbs/05_archive.ipynb #a1d0c0e1
-_SECRET_NAMES = {'.ssh', '.gnupg', '.aws', '.kaggle', '.netrc', '.git-credentials', '.docker', '.config/gcloud', '.config/gh'}
+# keys and tokens by where tools keep them: a folder (everything in it), or a file
+_SECRET_NAMES = {'.ssh', '.gnupg', '.aws', '.kaggle', '.netrc', '.git-credentials', '.docker', '.config/gcloud', '.config/gh',
+                 '.config/wandb', '.cache/huggingface/token', '.cache/huggingface/stored_tokens', '.huggingface/token',
+                 '.pypirc', '.config/rclone'}
+_SECRET_FILE = re.compile(r'(?:^|/)(?:\.netrc|\.git-credentials|kaggle\.json|\.pypirc|persistlab-secrets\.json|id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?'
+                          r'|\.env(?:\.(?!example$|sample$|template$)[\w.-]+)?|(?:application_default_)?credentials(?:\.json|\.db)?)$')
+
+def _named_secret(rel) -> bool: return any(rel == n or rel.startswith(n + '/') for n in _SECRET_NAMES) or bool(_SECRET_FILE.search(rel))
 
 def _private(h, rel) -> bool:
-    "Does `~/rel` hold keys or credentials (by name, or a private-key header in a small file)? `.local` is not scanned"
-    if any(rel == n or rel.startswith(n + '/') for n in _SECRET_NAMES) or rel.endswith('persistlab-secrets.json'): return True
-    if rel == '.local' or rel.startswith('.local/'): return False
-    fs = [h] if h.is_file() else [Path(r)/n for r, _, ns in os.walk(h) for n in ns] if h.is_dir() else []
-    for f in fs[:2000]:
+    "Is `~/rel` itself keys or credentials, by its name (`.ssh`, `.kaggle`, `.netrc`, a `.env`)?"
+    return _named_secret(rel)
+
+def secret_files(home, rel) -> list:
+    "The files under `~/rel` that hold keys or tokens: by name, or a private-key header in a small file (links not followed)"
+    h, out = Path(home)/rel, []
+    fs = [h] if not h.is_dir() or h.is_symlink() else (Path(r)/n for r, _, ns in os.walk(h) for n in ns)
+    for f in fs:
+        r = f.relative_to(home).as_posix()
         try:
-            if f.is_file() and not f.is_symlink() and f.stat().st_size < 65536 and b'PRIVATE KEY-----' in f.read_bytes(): return True
+            if f.is_symlink() or not f.is_file(): continue
+            if _named_secret(r) or (f.stat().st_size < 65536 and b'PRIVATE KEY-----' in f.read_bytes()): out.append(r)
         except OSError: pass
-    return False
+    return out
 
 # %% ../nbs/05_archive.ipynb #359aa8f3
 DRIVE = '/content/drive'

@@ -243,3 +243,29 @@ def test_code_server_password_that_cannot_log_in_is_refused(tmp_path, monkeypatc
         s = requests.Session(); r = s.post(base + '/login', data={'password': typed}, allow_redirects=False, timeout=10)
         assert r.status_code == 302 and 'code-server-session' in s.cookies, 'persistlab reported code-server running, but its password cannot log in'
     finally: C.stop_code_server(); procs.stop_all()
+
+# --- Kaggle: /kaggle/working is the notebook's public output ---
+def _members(tgz) -> set:
+    import tarfile
+    with tarfile.open(tgz) as t: return set(t.getnames())
+
+def test_kaggle_public_output_gets_no_tokens_or_keys(replica):
+    vm = replica('kaggle')
+    key = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n'
+    vm.sh('mkdir -p ~/.cache/huggingface ~/.config/wandb ~/.config/tool ~/proj ~/.local/lib/deploy ~/.kaggle\n'
+          'echo hf_abcdefghijklmnop > ~/.cache/huggingface/token; echo data > ~/.cache/huggingface/model.bin\n'
+          'printf "[default]\\napi_key = 0123456789abcdef\\n" > ~/.config/wandb/settings; echo ok > ~/.config/tool/conf\n'
+          'echo "OPENAI_API_KEY=sk-123" > ~/proj/.env; echo "OPENAI_API_KEY=" > ~/proj/.env.example; echo "print(1)" > ~/proj/train.py\n'
+          f'printf %s {key!r} > ~/proj/deploy_key; printf %s {key!r} > ~/.local/lib/deploy/id\n'
+          'echo "machine api.wandb.ai login user password 0123" > ~/.netrc; echo "{\\"key\\": \\"k\\"}" > ~/.kaggle/kaggle.json')
+    c1, c2, c3 = vm.run(['%load_ext persistlab\n%persist .cache .config proj .local', '%persist .netrc', '%persist .kaggle'])
+    assert c1.ok, c1
+    snaps = vm.working/'persistlab/snapshots'
+    got = set().union(*(_members(f) for f in snaps.glob('*.tar.gz')))
+    for secret in ('.cache/huggingface/token', '.config/wandb/settings', 'proj/.env', 'proj/deploy_key', '.local/lib/deploy/id'):
+        assert secret not in got, secret  # not in the public output
+        assert secret in c1.out  # and the user is told which were left out
+    assert {'.cache/huggingface/model.bin', '.config/tool/conf', 'proj/train.py', 'proj/.env.example'} <= got  # the rest is kept
+    assert not c2.ok and 'Kaggle Secrets' in c2.error and not c3.ok and 'Kaggle Secrets' in c3.error
+    assert not any('netrc' in f.name or 'kaggle' in f.name for f in snaps.glob('*'))
+    assert vm.p('/root/proj/.env').read_text() == 'OPENAI_API_KEY=sk-123\n'  # home keeps them
