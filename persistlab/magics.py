@@ -125,6 +125,7 @@ def _persist_paths(args, st):
 
 def _with_packages(r, st, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
+    if st.url: return r  # packages stay in a local storage folder
     from persistlab import packages as P
     storage = P.check_storage(st)
     if not P.recorded(storage) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
@@ -338,7 +339,11 @@ def _autorestore(storage=None):
     # `%config PersistlabMagics.storage` (or --to) wins over the platform's, as in every magic; else the remembered one
     try: st = storage if isinstance(storage, Storage) else resolve_storage(None, platform=p, config=storage, required=False)
     except PersistlabError as e: return print(f'persistlab: {e}', file=sys.stderr)
-    if st is None or st.local is None: return  # no storage, or a remote one (its transport restores it)
+    if st is None: return
+    if st.url:  # remote storage: what this box has not restored yet, through its transport
+        from persistlab.remote import autorestore
+        with _usage(): _show(autorestore(st.url))
+        return
     if p.strategy == 'archive':
         from persistlab.persist import autorestore
         with _usage(): _show(autorestore(p, storage=st))

@@ -175,6 +175,11 @@ def _where(to, home, platform, rels=(), create=True):
     m = read_manifest(s) if (s/MANIFEST).exists() else dict(entries=[])
     return st, check_storage(s, home, [*rels, *(e['path'] for e in m['entries'] if isinstance(e, dict) and isinstance(e.get('path'), str))], create), home, p
 
+def _remote(r:Report, st:Storage, home=None, remembers:bool=False) -> Report:
+    "A remote storage's report, titled with where the storage came from; `remembers`: a given URL is remembered, as it worked"
+    if remembers: remember(st, home)
+    return Report(list(r), r.title.replace(st.url, st.label, 1), r.heads)
+
 def _unmake(storage):
     "Remove a storage folder this call created and left holding only persistlab's own empty files (a refused first persist)"
     s = Path(storage)
@@ -213,6 +218,9 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
     if not rels: raise PersistError("nothing to persist: name paths such as .local .ssh")
     st = resolve_storage(to, home, p)
     check_switch(st, home, p, switch)
+    if st.url:  # remote storage keeps snapshots, moved by its transport
+        from persistlab.remote import remote_persist
+        return _remote(remote_persist(rels, st.url, home), st, home, remembers=True)
     if archive or st.kind == 'snapshot': return snapshots.archive_persist(rels, st, home, p, allow_public=allow_public)
     _check_overlaps(rels, st.path)  # a refused call creates nothing
     new = not exists(st.path)
@@ -247,6 +255,9 @@ def restore(to=None, # storage directory (default: the platform's)
     p = platform or detect(); home = Path(home or p.home)
     st = resolve_storage(to, home, p)
     check_switch(st, home, p, switch)
+    if st.url:
+        from persistlab.remote import remote_restore
+        return _remote(remote_restore(st.url, home), st, home, remembers=True)
     st, storage, home, p = _where(st, home, p, create=False)  # restoring from a storage that is not there creates nothing
     if not (storage/MANIFEST).exists(): raise PersistError(f"nothing persisted in {storage} yet (no {MANIFEST}); persist something first")
     out = []
@@ -289,7 +300,11 @@ def status(to=None, # storage directory (default: the platform's)
            platform:Platform|None=None, # default: `detect()`
           ) -> Report:
     "What is persisted: path, state (linked / copied / missing / conflict / lost), size and place in storage"
-    st, storage, home, p = _where(to, home, platform, create=False)  # looking creates nothing
+    p = platform or detect(); home = Path(home or p.home); st = resolve_storage(to, home, p)
+    if st.url:
+        from persistlab.remote import remote_status
+        return _remote(remote_status(st.url, home), st)
+    st, storage, home, p = _where(st, home, p, create=False)  # looking creates nothing
     rows = []
     m = read_manifest(storage); ok = valid_entries(m, rows)
     for e in ok:
@@ -309,7 +324,11 @@ def undo(path, # the persisted path to bring back into home
          platform:Platform|None=None, # default: `detect()`
         ) -> Report:
     "Bring `path`'s data back into home and stop persisting it"
-    st, storage, home, p = _where(to, home, platform, create=False)
+    p = platform or detect(); home = Path(home or p.home); st = resolve_storage(to, home, p)
+    if st.url:
+        from persistlab.remote import remote_undo
+        return _remote(remote_undo(path, st.url, home), st)
+    st, storage, home, p = _where(st, home, p, create=False)
     rel = plain_rel(path, home)
     out, ts = [], stamp()
     with storage_lock(storage):
@@ -341,7 +360,11 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
     "Save home's copy of `paths` into storage: copies and snapshots (linked paths are always in storage)"
     p = platform or detect()
     home = Path(home or p.home)
-    st = resolve_storage(to, home, p); storage = existing_storage(st)
+    st = resolve_storage(to, home, p)
+    if st.url:
+        from persistlab.remote import remote_save
+        return _remote(remote_save(paths, st.url, home), st)
+    storage = existing_storage(st)
     if not (storage/MANIFEST).exists(): raise PersistError(f"nothing persisted in {storage} yet; persist something first (`%persist .local`)")
     out = []; es = valid_entries(read_manifest(storage), out)
     if paths:

@@ -124,3 +124,29 @@ def test_form_sets_the_storage_shows_it_and_switches_only_when_asked(tmp_path):
     g.where_btn.click(); g.wait()
     assert g.storage.where == k2 and f'.local stay in {k1}' in g.msgs['Persist'].value, g.msgs['Persist'].value
     assert (home/'.persistlab/storage').read_text().strip() == str(k2)
+
+from test_remote import sftp  # noqa: F401,E402 (a fixture: OpenSSH's sshd with its SFTP subsystem on 127.0.0.1)
+
+def test_a_url_given_once_is_the_storage_in_use(sb, sftp):
+    "`--to sftp://...` goes to the remote transport through the same magics, is remembered, and a fresh box restores from it"
+    env, url = sftp
+    (sb.home/'.bashrc').write_text('# kept remotely\n')
+    r = ipython(sb, f'''
+        %load_ext persistlab
+        r = %persist .bashrc --to {url}
+        print('TITLE', r.title)
+        r = %persist --list
+        print('LIST', r.title, [(x.path, x.what) for x in r])
+        ''', **NOENV, **env)
+    out = r.stdout + r.stderr
+    assert f'TITLE snapshots in {url} (--to)' in out and 'Traceback' not in out, out
+    assert f"LIST snapshots in {url} (remembered)" in out and "('.bashrc', 'in sync')" in out, out
+    fresh = sb.base/'fresh'; fresh.mkdir()
+    r = ipython(sb, f'''
+        %load_ext persistlab
+        r = %persist --restore --to {url}
+        print('TITLE', r.title)
+        ''', home=fresh, **NOENV, **env)
+    out = r.stdout + r.stderr
+    assert f'TITLE restored from {url} (--to)' in out and (fresh/'.bashrc').read_text() == '# kept remotely\n', out
+    assert (fresh/'.persistlab/storage').read_text().strip() == url
