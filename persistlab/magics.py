@@ -80,6 +80,14 @@ def _once(r, ip):
         display(r)
     return show
 
+def _showing(r, ip, live=None):
+    "Show `r` now and mark it shown in this cell; with `live` (a dict), keep the display handle there to update it"
+    from IPython.display import display
+    h = display(r, display_id=live is not None)
+    if live is not None: live.update(r=r, h=h)
+    r._ipython_display_ = _once(r, ip)
+    return r
+
 def _shown(f):
     "Magic `f`, showing its result where it runs and returning it as a value that cell will not show again"
     @functools.wraps(f)
@@ -89,10 +97,15 @@ def _shown(f):
         if r is None or self.shell is None: return r
         if isinstance(r, str): r = _Said(r)
         if not hasattr(r, '__dict__'): return r  # takes no mark: shown as before, by the cell's last line only
-        from IPython.display import display
-        display(r); r._ipython_display_ = _once(r, self.shell)
-        return r
+        return r if '_ipython_display_' in vars(r) else _showing(r, self.shell)  # (or the magic showed it itself)
     return magic
+
+# %% ../nbs/02_magics.ipynb #c382a9e0
+def _moved(live, url):
+    "The tunnel in `live` came back at `url`: the output that showed the old URL shows the new one"
+    if not live: return  # (not shown yet)
+    r = live['r']; r.moved(url)
+    live['h'].update({'text/plain': repr(r), 'text/markdown': r._repr_markdown_()}, raw=True)
 
 # %% ../nbs/02_magics.ipynb #b08fb052
 @contextlib.contextmanager
@@ -277,7 +290,10 @@ class PersistlabMagics(Magics):
             if args.list: return T.tunnels()
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
-            return T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open, domain=args.domain)  # no prompt: a missing token is one clear line
+            live = {}  # no prompt below: a missing token is one clear line
+            r = T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open,
+                              domain=args.domain, on_url=lambda url: _moved(live, url))
+            return _showing(r, self.shell, live) if self.shell else r
 
     @no_var_expand
     @line_magic

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from fastcore.basics import patch
 from .platforms import detect, Platform, jupyter_servers, jupyter_proxy_base
-from .core import Report, PersistlabError
+from .core import Report, Row, PersistlabError
 from .storage import storage_folder
 from . import procs
 
@@ -192,31 +192,24 @@ def _no_token(name, storage, what):
 
 # %% ../nbs/10_tunnel.ipynb #4a89d2c5
 class NgrokTunnel(Tunnel):
-    "An ngrok tunnel through pyngrok, its authtoken in a 0600 config file; a static domain keeps the URL"
+    "An ngrok tunnel: the agent as our own process, the tunnel from its local API, its authtoken in a 0600 config file"
     provider = 'ngrok'
     def __init__(self, port, token=None, proto='http', home=None, ngrok_path=None, domain=None, supervise=True):
         super().__init__(port, home, supervise); self.token, self.proto, self.ngrok_path, self.domain = token, proto, ngrok_path, domain
     def spec(self): return dict(port=self.port, proto=self.proto, ngrok_path=self.ngrok_path, domain=self.domain)
     def start(self, timeout=30, replaces=None):
-        try: from pyngrok import ngrok, conf
-        except ImportError: raise TunnelError("ngrok needs pyngrok: pip install pyngrok") from None
+        from persistlab.secrets import write_private
         rd = procs.runtime_dir(self.home)
         cfg, path = self._agent(rd)
-        old = procs.Proc.load(self.pname, rd)
-        if replaces is not None and not (old and old.pid == replaces): return None  # stopped meanwhile
-        pc = conf.PyngrokConfig(ngrok_path=path, config_path=str(cfg), config_version='2', start_new_session=True,
-                                monitor_thread=False, startup_timeout=int(timeout), request_timeout=timeout)
-        pc.auth_token = pc.api_key = None  # pyngrok falls back to $NGROK_AUTHTOKEN and passes it as `--authtoken` (argv)
-        opts = dict(domain=self.domain) if self.domain else {}
-        try: t = ngrok.connect(self.port, self.proto, pyngrok_config=pc, **opts)
-        except Exception as e:
-            msg = str(getattr(e, 'ngrok_error', None) or e)
-            if self.token and self.token in msg: msg = msg.replace(self.token, '***')
-            if self.proto == 'tcp' and ('card' in msg.lower() or '8013' in msg): msg += f'; {NGROK_TCP_CAVEAT}'
-            raise TunnelError(f"ngrok: {msg.strip().splitlines()[-1] if msg.strip() else type(e).__name__}") from None
-        try: url = check_url(t.public_url, 'ngrok')
-        except TunnelError: ngrok.kill(pc); raise
-        return self._record(ngrok.get_ngrok_process(pc).proc.pid, url, path, rd, old, replaces)
+        web = write_private(rd/f'ngrok-{self.port}.yml', f'version: "2"\nweb_addr: 127.0.0.1:{procs.free_port()}\n')
+        argv = [str(path), 'start', '--none', '--log', 'stdout', '--config', str(cfg), '--config', str(web)]
+        state = {}
+        try: return self._launch(argv, lambda: self._open(state), timeout, replaces=replaces)
+        except TunnelError as e:  # the agent runs, with no tunnel: stop it (a restart's record stays, for the next try)
+            if (pr := procs.Proc.load(self.pname, rd)) and pr.argv == argv:
+                if replaces is None: pr.stop()
+                else: pr._kill(); procs.update(self.pname, pr.pid, self.home, error=str(e))
+            raise
 
 # %% ../nbs/10_tunnel.ipynb #584dca4d
 @patch
@@ -232,17 +225,24 @@ def _agent(self:NgrokTunnel, rd) -> tuple:
 
 # %% ../nbs/10_tunnel.ipynb #ad750dba
 @patch
-def _record(self:NgrokTunnel, pid, url, path, rd, old, replaces) -> str:
-    "Record the ngrok process pyngrok started as `procs.start` records its own, so `--list`, `--stop` and the supervisor see it"
-    info = dict(provider='ngrok', port=self.port, url=url, spec=dict(cls='NgrokTunnel', kw=self.spec()),
-                reconnects=old.info.get('reconnects', 0) + 1 if replaces is not None else 0)
-    if self.supervise: info['restart'] = 'persistlab.tunnel'
-    pr = procs.Proc(self.pname, pid, os.getpgid(pid), procs._start_time(pid),
-                    rd/'ngrok.log', [path, 'start', '--none'], rd, info)
-    pr.save()
-    self.url, self.started = url, time.time()
-    if self.supervise: procs.ensure_supervisor(self.home)
-    return self.url
+def _open(self:NgrokTunnel, state) -> str|None:
+    "Once the agent's local API answers, ask it for the tunnel (once): the public URL, else a `TunnelError` saying why"
+    if 'url' in state: return state['url']
+    m = re.search(r'msg="starting web service".*?\baddr=(\S+)', self._log())
+    if not m or not _api_get(f'http://{m[1]}/api/tunnels'): return None
+    import requests
+    body = dict(name=self.pname, addr=str(self.port), proto=self.proto, **(dict(domain=self.domain) if self.domain else {}))
+    try: r = requests.post(f'http://{m[1]}/api/tunnels', json=body, timeout=10)
+    except requests.RequestException as e: raise TunnelError(f"ngrok: its local API did not answer ({type(e).__name__})") from None
+    if r.status_code != 201:
+        try: d = r.json(); msg = str((d.get('details') or {}).get('err') or d.get('msg') or r.text)
+        except ValueError: msg = r.text
+        msg = (msg.strip().splitlines() or [f'HTTP {r.status_code}'])[0]
+        if self.token: msg = msg.replace(self.token, '***')
+        if self.proto == 'tcp' and ('card' in msg.lower() or '8013' in msg): msg += f'; {NGROK_TCP_CAVEAT}'
+        raise TunnelError(f"ngrok: {msg}")
+    state['url'] = check_url(r.json().get('public_url'), 'ngrok')
+    return state['url']
 
 # %% ../nbs/10_tunnel.ipynb #c0597d74
 class ProxyTunnel(Tunnel):
@@ -288,6 +288,11 @@ class TunnelInfo(Report):
     def _repr_markdown_(self):
         s = super()._repr_markdown_()
         return s + (f'\n\n**[{self.url}]({self.url})** ({self.provider})' if self.url else '')
+    def moved(self, url):
+        "The tunnel came back at `url` (a quick tunnel's new name): its rows and link say the new one, and that the old is gone"
+        old, self.url = self.url, url
+        self.rows = [r._replace(detail=url) if r.detail == old else r for r in self.rows if r.what != 'moved']
+        self.rows.append(Row('note', 'moved', f"back at a new URL at {time.strftime('%H:%M:%S')}; {old} no longer works"))
 
 def _answers_without_token(port, base='/') -> bool:
     "Does a Jupyter server on `port` list its kernels to a request with no token? (whoever gets that runs code)"

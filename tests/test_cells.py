@@ -17,6 +17,8 @@ def text(outs) -> str:
     "Everything a cell showed, as its plain text"
     return '\n'.join(o.get('text') or o.get('data', {}).get('text/plain') or o.get('evalue', '') for o in outs)
 
+P_QUICK, P_NGROK = procs.free_port(), procs.free_port()
+STANDINS = Path(__file__).parent/'standins'
 KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxE2kQ0r4y2mE9vJ3Yw7p9bq8m2QK7p1mFhGm3JY6c2 me@laptop'
 CELLS = dict(  # one kernel for every test here: a kernel's start is most of the time they take
     load='%load_ext persistlab',
@@ -29,11 +31,19 @@ CELLS = dict(  # one kernel for every test here: a kernel's start is most of the
     offline='%codeserver -p none',
     dsmlp='%sshsetup --forward http://dsmlp-login.ucsd.edu:12733/user/ada/?token=abc123',
     bare='%sshsetup --forward dsmlp-login.ucsd.edu',
+    quick=f't = %tunnel {P_QUICK} -p cloudflared',
+    drop=f"""import os, time
+from persistlab import procs
+old = t.url; os.kill(procs.get('tunnel-{P_QUICK}').pid, 9)  # the quick tunnel drops; the supervisor brings it back elsewhere
+t0 = time.monotonic()
+while t.url == old and time.monotonic() - t0 < 30: time.sleep(0.1)
+time.sleep(0.5); print('MOVED', old, t.url)""",
+    ngrok=f'%tunnel {P_NGROK} --tcp -p ngrok',  # what `%sshsetup --server --tunnel ngrok` opens to sshd
 )
 
 @pytest.fixture(scope='module')
 def cells(tmp_path_factory):
-    "The outputs of CELLS, by name, run in one fresh kernel"
+    "The outputs of CELLS, by name, run in one fresh kernel; then what the kernel started is stopped"
     tmp = tmp_path_factory.mktemp('cells')
     home, st = tmp/'home', tmp/'st'
     (home/'.local').mkdir(parents=True); st.mkdir()
@@ -41,8 +51,16 @@ def cells(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ('PERSISTLAB_CODE_SERVER', 'PERSISTLAB_RUNTIME')}
     env.update(HOME=str(home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(st), PERSISTLAB_RUNTIME=str(tmp/'run'),
                PYTHONPATH=str(ROOT), JUPYTER_PLATFORM_DIRS='1', PERSISTLAB_GITHUB_API=dead, PERSISTLAB_CODE_SERVER_URL=dead + '/cs.tgz',
-               PATH=os.pathsep.join(p for p in os.environ['PATH'].split(os.pathsep) if not (Path(p)/'code-server').exists()))
-    return dict(zip(CELLS, run_cells(list(CELLS.values()), env)), tmp=tmp)
+               PATH=os.pathsep.join(p for p in os.environ['PATH'].split(os.pathsep) if not (Path(p)/'code-server').exists()),
+               PERSISTLAB_CLOUDFLARED=str(STANDINS/'cloudflared'), FAKE_CF_MODE='ok', PERSISTLAB_NGROK=str(STANDINS/'ngrok'),
+               NGROK_AUTHTOKEN='test-authtoken')
+    try: yield dict(zip(CELLS, run_cells(list(CELLS.values()), env)), run=tmp/'run')
+    finally:
+        old = os.environ.get('PERSISTLAB_RUNTIME'); os.environ['PERSISTLAB_RUNTIME'] = str(tmp/'run')
+        try: procs.stop_all()
+        finally:
+            if old is None: del os.environ['PERSISTLAB_RUNTIME']
+            else: os.environ['PERSISTLAB_RUNTIME'] = old
 
 def test_every_magic_in_a_cell_shows_once_and_stays_a_value(cells):
     cell = cells['setup']
@@ -54,8 +72,8 @@ def test_every_magic_in_a_cell_shows_once_and_stays_a_value(cells):
     assert text(cells['values']) == "Report 1 ('.local', 'linked')\n"
 
 def test_help_and_mistakes_say_how(cells):
-    t = {k: text(v) for k, v in cells.items() if k != 'tmp'}
-    assert t['help'].startswith('usage: %persist [--to DIR]') and '-u PATH, --undo PATH' in t['help'] and 'Error' not in t['help']
+    t = {k: text(v) for k, v in cells.items() if k != 'run'}
+    assert t['help'].startswith('usage: %persist [--to ') and '-u PATH, --undo PATH' in t['help'] and 'Error' not in t['help']
     assert t['h'].startswith('usage: %tunnel') and '--stop PORT|all' in t['h']
     assert '%sshsetup --help' in t['plhelp'] and 'Start sshd `%sshsetup --server`' in t['plhelp']
     assert 'valid: nothing (the form)' in t['plbad']
@@ -71,3 +89,17 @@ def test_dsmlp_lesson_forward_from_the_url_the_launch_script_printed(cells):
     assert f'ssh -N -L 8889:127.0.0.1:12733 {getpass.getuser()}@dsmlp-login.ucsd.edu' in t, t
     assert 'http://localhost:8889/user/ada/?token=abc123' in t
     assert 'no running Jupyter server found here' in text(cells['bare']) and '--forward http://LOGIN_HOST:PORT' in text(cells['bare'])
+
+def test_a_tunnel_back_at_a_new_url_shows_it_in_the_cell_that_opened_it(cells):
+    moved = text(cells['drop']).split()
+    assert moved[0] == 'MOVED' and moved[1] != moved[2] and moved[2].endswith('.trycloudflare.com'), moved
+    (out,) = cells['quick']  # the cell that opened it: its one output, replaced in place
+    assert moved[2] in out['data']['text/markdown'] and f'{moved[1]} no longer works' in out['data']['text/markdown']
+    assert f'[{moved[1]}]' not in out['data']['text/markdown'] and moved[2] in out['data']['text/plain']
+
+def test_an_ngrok_tunnel_outlives_the_kernel(cells):
+    import requests
+    pr = procs.Proc.load(f'tunnel-{P_NGROK}', cells['run'])
+    assert pr and pr.alive() and pr.info['url'].startswith('tcp://'), text(cells['ngrok'])  # the kernel is gone, ngrok is not
+    api = re.search(r'addr=(127\.0\.0\.1:\d+)', pr.log.read_text())[1]
+    assert requests.get(f'http://{api}/api/tunnels', timeout=5).json()['tunnels'][0]['public_url'] == pr.info['url']
