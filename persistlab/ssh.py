@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers, usable_storage
 from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
-from .storage import read_manifest, find_entry, storage_folder, BACKUP, MANIFEST
+from .storage import read_manifest, find_entry, wanted, storage_folder, BACKUP, MANIFEST
 from . import procs
 
 # %% auto #0
@@ -190,11 +190,14 @@ def _public_half(k, rows) -> Path:
 def _save_back(home, storage, rows):
     "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first)"
     if not storage or not (Path(storage)/MANIFEST).exists(): return
-    e = find_entry(read_manifest(storage), '.ssh')
-    if e and e.get('strategy') == 'archive':  # Colab, Kaggle: refresh the snapshot
-        from persistlab.archive import save_entry
-        snap, _ = save_entry('.ssh', home, storage)
-        rows.append(('.ssh', 'saved to storage', f'snapshot {snap.name}')); return
+    m = read_manifest(storage)
+    for rel in ('.gitconfig', '.ssh'):  # Colab, Kaggle: refresh the snapshot, or make the one asked for before it existed
+        e = find_entry(m, rel)
+        if (e and e.get('strategy') == 'archive' or rel in wanted(m)) and (Path(home)/rel).exists():
+            from persistlab.archive import save_entry
+            snap, _ = save_entry(rel, home, storage)
+            rows.append((rel, 'saved to storage', f'snapshot {snap.name}'))
+    e = find_entry(m, '.ssh')
     if not e or e.get('strategy') != 'copy': return
     h, s = Path(home)/'.ssh', Path(storage)/'.ssh'
     s.mkdir(mode=0o700, exist_ok=True); n = 0; ts = stamp()

@@ -14,8 +14,8 @@ from .core import (PersistError, PersistlabError, atomic_write, check_rel, exist
 
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
-           'BEGIN', 'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'forget', 'overlap',
-           'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage', 'resolve_storage',
+           'BEGIN', 'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'wanted', 'want', 'forget',
+           'overlap', 'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage', 'resolve_storage',
            'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage', 'existing_storage',
            'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for',
            'tmp_for', 'hollow', 'aside', 'fix_live_python', 'live_rows', 'vm_dir']
@@ -68,7 +68,18 @@ def record(storage, rel, stamp, **fields):
     e = dict(path=rel, added=old['added'] if old and 'added' in old else stamp, **{k: v for k, v in fields.items() if v is not None})
     i = m['entries'].index(old) if old else len(m['entries'])
     m['entries'][i:i+1] = [e]
+    if rel in wanted(m): m['wanted'] = [w for w in wanted(m) if w != rel]  # kept now
     write_manifest(storage, m)
+
+def wanted(m) -> list:
+    "Paths asked for while they did not exist yet (archive storage): saved as soon as persistlab writes them (`%sshsetup`)"
+    w = m.get('wanted')
+    return [x for x in w if isinstance(x, str)] if isinstance(w, list) else []
+
+def want(storage, rel):
+    "Remember that `rel` was asked for before it existed"
+    m = read_manifest(storage)
+    if rel not in wanted(m) and not find_entry(m, rel): m['wanted'] = wanted(m) + [rel]; write_manifest(storage, m)
 
 def forget(storage, rel):
     "Drop `rel`'s manifest entry"

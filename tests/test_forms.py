@@ -290,6 +290,6 @@ def test_the_bootstrap_cell_shows_what_persist_did_and_the_form(tmp_path):
     outs = json.loads(run_nb([cell], tmp_path/'boot.ipynb', env))['cells'][0]['outputs']
     text = ''.join(''.join(o.get('data', {}).get('text/plain', o.get('text', ''))) for o in outs)
     assert re.search(r'^\.local +saved: \.local@py3\.\d+\.tar\.gz', text, re.M), text  # what the page promises
-    assert re.search(r'^\.ssh +skipped: ~/\.ssh does not exist here .*run this again once it exists$', text, re.M), text
-    assert text.index('Mounted at') < text.index('.local  saved') < text.index('VBox('), text  # the table, then the form
+    assert re.search(r'^\.ssh +skipped: ~/\.ssh does not exist here .*kept once it exists: %sshsetup saves .*$', text, re.M), text
+    assert text.index('Mounted at') < re.search(r'^\.local +saved', text, re.M).start() < text.index('VBox('), text  # the table, then the form
     assert any('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for o in outs), text[:3000]  # the form

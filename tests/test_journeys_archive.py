@@ -54,3 +54,17 @@ def test_colab_keys_made_in_session_one_work_in_session_two(replica):
                         '!ssh-keygen -y -f ~/.ssh/id_ed25519 >/dev/null && echo KEY-OK'])
     assert all(c.ok for c in cs), shown(cs)
     assert '700 /root/.ssh\n600 /root/.ssh/id_ed25519\n644 /root/.ssh/id_ed25519.pub' in cs[1].out and 'KEY-OK' in cs[1].out, shown(cs)
+
+def test_colab_git_identity_and_keys_from_sshsetup_reach_the_next_vm(replica):
+    "USERS.md section 2: the bootstrap cell once, then %sshsetup's keys and git name/email; the next VM has them all"
+    cell = doc_cell(DOCS['colab'], '%load_ext persistlab')
+    assert '.gitconfig' in cell
+    vm = replica('colab')
+    cs = vm.run([cell, '%sshsetup --no-check --name "Ada Lovelace" --email ada@example.com'])  # no second run of the cell
+    assert all(c.ok for c in cs), shown(cs)
+    vm.close()
+    vm2 = replica('colab')
+    cs = vm2.run([cell, '!git config --global user.name; git config --global user.email\n'
+                        '!ssh-keygen -y -f ~/.ssh/id_ed25519 >/dev/null && echo KEY-OK'])
+    assert all(c.ok for c in cs), shown(cs)
+    assert 'Ada Lovelace\nada@example.com' in cs[1].out and 'KEY-OK' in cs[1].out, shown(cs)
