@@ -2,6 +2,10 @@
 import os, time, statistics, subprocess, tempfile, shutil
 from pathlib import Path
 
+# a bench is a machine of its own: its once-per-VM markers go to its own temp folder, never this host's /run/persistlab
+# (where they would make a real `%load_ext persistlab` here skip its restore)
+os.environ.setdefault('PERSISTLAB_RUN', tempfile.mkdtemp(prefix='plbench-run-'))
+
 def pip_like_tree(p, n_small=20000, n_large=4, large_mb=8):
     "About 20k small files in nested packages plus a few large ones, like a pip `.local`"
     p = Path(p); site = p/'lib/python3.11/site-packages'

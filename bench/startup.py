@@ -11,7 +11,7 @@ LAZY = OURS + ("; import sys; heavy = [m for m in ('persistlab.persist', 'persis
 
 if __name__ == '__main__':
     home = tempfile.mkdtemp()  # a local platform with nothing persisted: what a first `%load_ext` sees
-    env = {**os.environ, 'HOME': home, 'PERSISTLAB_PLATFORM': 'local', 'PYTHONPATH': str(Path(__file__).parent.parent)}
+    env = {**os.environ, 'HOME': home, 'PERSISTLAB_PLATFORM': 'local', 'PERSISTLAB_RUN': str(Path(home)/'run'), 'PYTHONPATH': str(Path(__file__).parent.parent)}
     def run(code):
         "CPU seconds (user + system) the child used: steadier than wall time on a shared machine"
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -269,3 +269,18 @@ def test_kaggle_public_output_gets_no_tokens_or_keys(replica):
     assert not c2.ok and 'Kaggle Secrets' in c2.error and not c3.ok and 'Kaggle Secrets' in c3.error
     assert not any('netrc' in f.name or 'kaggle' in f.name for f in snaps.glob('*'))
     assert vm.p('/root/proj/.env').read_text() == 'OPENAI_API_KEY=sk-123\n'  # home keeps them
+
+# --- benches are machines of their own: nothing in this host's /run/persistlab ---
+@pytest.mark.skipif(not IS_ROOT or not shutil.which('unshare'), reason='needs root for a private /run (mount namespace)')
+def test_a_bench_leaves_no_marker_in_the_hosts_run(tmp_path):
+    home = tmp_path/'home'; (home/'.x').mkdir(parents=True); (home/'.x/f').write_text('x')
+    code = (f'import sys, os; sys.path.insert(0, {str(ROOT/"bench")!r}); import common\n'  # what every bench imports first
+            'from persistlab.platforms import detect; from persistlab.archive import archive_persist\n'
+            f'pl = detect(env=dict(HOME={str(home)!r}, PERSISTLAB_PLATFORM="colab", PERSISTLAB_STORAGE={str(tmp_path/"st")!r}))\n'
+            f'archive_persist(".x", home={str(home)!r}, platform=pl)')
+    env = {k: v for k, v in os.environ.items() if k != 'PERSISTLAB_RUN'}  # as a developer runs `python bench/archive.py`
+    (tmp_path/'st').mkdir(); (tmp_path/'bench_like.py').write_text(code)
+    r = subprocess.run(['unshare', '-m', '--propagation', 'private', 'sh', '-c',  # this host's /run, as a fresh tmpfs
+                        f'mount -t tmpfs tmpfs /run && {sys.executable} {tmp_path}/bench_like.py && echo SAVED && ls -A /run/persistlab 2>/dev/null; echo END'],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.stdout == 'SAVED\nEND\n', r.stdout + r.stderr  # saved, and no marker left behind
