@@ -16,7 +16,7 @@ from .storage import resolve_storage
 from .persist import persist, restore, status
 
 # %% auto #0
-__all__ = ['persist_cli', 'restore_cli', 'status_cli', 'packages_cli', 'demo', 'demo_cli']
+__all__ = ['persist_cli', 'restore_cli', 'status_cli', 'doctor_cli', 'packages_cli', 'demo', 'demo_cli']
 
 # %% ../nbs/04_cli.ipynb #7de9aa16
 def _fail(msg):
@@ -63,6 +63,13 @@ def restore_cli(to:_Dir=None, # storage (default: the one in use: $PERSISTLAB_ST
 def status_cli(to:_Dir=None): # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
     "Show what is persisted and its state, and the packages kept with `persistlab-packages` (their versions, the wheelhouse size)"
     _run(status, _storage(to))
+
+# %% ../nbs/04_cli.ipynb #ef245da3
+@call_parse
+def doctor_cli(to:_Dir=None): # storage (default: the one in use)
+    "One report to paste into a bug report: platform, storage health, what is kept and running, versions, problems and fixes"
+    from persistlab.doctor import doctor
+    _run(doctor, to)
 
 # %% ../nbs/04_cli.ipynb #b7a0c1d2
 @call_parse

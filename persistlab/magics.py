@@ -331,11 +331,15 @@ class PersistlabMagics(Magics):
         code-server  Start `%codeserver --folder DIR`; the password is revealed on request, never printed
 
         Defaults: `%config PersistlabMagics.storage = '/path'`. From Python: `persistlab.setup()`.
+        Doctor: `%persistlab doctor` (`persistlab-doctor` in a shell): one report to paste into a bug report.
         Help: `%persistlab --help` (this), and each magic's own: `%persist --help`, `%sshsetup --help`, `%tunnel --help`,
         `%codeserver --help`.
         """
         if line.split() in (['-h'], ['--help'], ['help']): return print(inspect.cleandoc(self.persistlab.__doc__))
-        if line.strip(): raise UsageError(f"%persistlab {line.strip()}: unknown; valid: nothing (the form), --help")
+        if line.split() == ['doctor']:
+            from persistlab.doctor import doctor
+            return doctor(config=self.storage)
+        if line.strip(): raise UsageError(f"%persistlab {line.strip()}: unknown; valid: nothing (the form), doctor, --help")
         with _usage():
             from persistlab.forms import Setup
             return Setup(storage=self.storage or None)

@@ -1,5 +1,5 @@
 "A setup cell as users write it, run by a real kernel (nbclient): every magic's result shown once, help that helps"
-import os, re, getpass
+import os, re, sys, json, getpass
 from pathlib import Path
 import pytest
 from conftest import ROOT
@@ -39,6 +39,7 @@ t0 = time.monotonic()
 while t.url == old and time.monotonic() - t0 < 30: time.sleep(0.1)
 time.sleep(0.5); print('MOVED', old, t.url)""",
     ngrok=f'%tunnel {P_NGROK} --tcp -p ngrok',  # what `%sshsetup --server --tunnel ngrok` opens to sshd
+    doctor='%persistlab doctor',
 )
 
 @pytest.fixture(scope='module')
@@ -103,3 +104,23 @@ def test_an_ngrok_tunnel_outlives_the_kernel(cells):
     assert pr and pr.alive() and pr.info['url'].startswith('tcp://'), text(cells['ngrok'])  # the kernel is gone, ngrok is not
     api = re.search(r'addr=(127\.0\.0\.1:\d+)', pr.log.read_text())[1]
     assert requests.get(f'http://{api}/api/tunnels', timeout=5).json()['tunnels'][0]['public_url'] == pr.info['url']
+
+def test_doctor_in_a_notebook(cells):
+    (out,) = cells['doctor']; t = out['data']['text/plain']
+    assert re.search(r'^platform +local: evidence: PERSISTLAB_PLATFORM=local', t, re.M), t
+    assert re.search(r'^storage health +[\d.]+ [KMGT]?B free: writable: yes, symlinks: yes, exec bits: yes', t, re.M), t
+    assert re.search(r'^entry +\.local: linked', t, re.M) and re.search(rf'^service +tunnel-{P_NGROK}: running, pid \d+, tcp://', t, re.M), t
+    assert all(re.search(rf'^version +{n}: \d', t, re.M) for n in ('Python', 'persistlab', 'IPython', 'ipywidgets')), t
+    assert 'secrets         set: NGROK_AUTHTOKEN' in t and 'test-authtoken' not in json.dumps(cells['doctor'])
+    assert '```text' in out['data']['text/markdown']  # the same text, ready to paste
+
+def test_doctor_in_a_shell_names_each_problem_and_its_fix(sb):
+    from conftest import make_tree
+    make_tree(sb.home/'.local', 5)
+    exe = sb.base/'persistlab-doctor'; exe.write_text('import sys\nfrom persistlab.cli import doctor_cli\nsys.exit(doctor_cli())\n')
+    sb.run(sys.executable, '-c', 'from persistlab.persist import persist; persist([".local"])', PYTHONPATH=ROOT)
+    os.unlink(sb.home/'.local')  # a fresh instance that did not restore
+    r = sb.run(sys.executable, exe, PYTHONPATH=ROOT, HF_TOKEN='hf_SECRETVALUE42', PATH='/usr/bin:/bin')
+    assert re.search(r'^problem +\.local is not in home: fix: `%persist --restore`', r.stdout, re.M), r.stdout
+    assert re.search(r'^problem +~/\.local/bin is not on PATH', r.stdout, re.M) and 'hf_SECRETVALUE42' not in r.stdout + r.stderr
+    assert 'secrets         set: HF_TOKEN' in r.stdout
