@@ -1,5 +1,6 @@
 """Installing your packages back on a fresh machine: persistlab's wheelhouse restore vs `pip install` from PyPI vs
 `uv pip install --offline` from the same wheelhouse, interleaved, each into a fresh image (venv) with cold caches.
+Also on an image without uv (Paperspace's, many hubs'): persistlab unpacks the uv wheel it kept, then installs with it.
 
 The wheels (10 packages people install on Colab and their dependencies, 200+ MB) are fetched once from PyPI into
 ~/.cache/persistlab-bench/packages (or $PERSISTLAB_BENCH_CACHE); the pip arm downloads from PyPI every time, as a new VM does."""
@@ -53,7 +54,7 @@ if __name__ == '__main__':
                    check=True, env=hermetic(work/'vm0'))
     os.environ.update(hermetic(work/'vm0', PIP_FIND_LINKS=CACHE/'wheels', PIP_NO_INDEX='1'))
     plat = detect(env=dict(HOME=str(work/'home'), PERSISTLAB_PLATFORM='local'))  # the engine remembers --to in a home: not yours
-    saved = save_packages(to=storage, python=py0, platform=plat, quiet=True)
+    saved = save_packages(to=storage, python=py0, platform=plat, quiet=True, keep_uv=True)  # this machine's uv came after boot or not
     wh = storage/WHEELHOUSE/probe(py0)['tag']
     for k in ('PIP_FIND_LINKS', 'PIP_NO_INDEX'): os.environ.pop(k)
     print(f'{len(pins)} distributions, {size/1e6:.0f} MB of wheels; saved {len(saved)} into {wh}', flush=True)
@@ -67,12 +68,23 @@ if __name__ == '__main__':
         py = image(b, uv); os.environ.update(hermetic(b))
         t = timed(lambda: restore_packages(to=storage, python=py, platform=plat, tool=tool, quiet=True))
         check(py); return t
+    def by_persistlab_no_uv(b):
+        "A machine with no uv: not on PATH, no `uv` package; persistlab runs in its own Python process, as a kernel would"
+        py = image(b, uv); hide = b/'no-uv/uv'; hide.mkdir(parents=True)
+        (hide/'__init__.py').write_text("raise ImportError('no uv on this image')\n")
+        env = hermetic(b, PATH='/usr/bin:/bin', PYTHONPATH=f"{hide.parent}:{Path(__file__).resolve().parents[1]}", HOME=b/'home')
+        code = ('import sys; from persistlab.packages import restore_packages; from persistlab.platforms import detect; '
+                f"r = restore_packages(to={str(storage)!r}, python={str(py)!r}, platform=detect(), quiet=True); "
+                "assert any(x.path == 'uv' and x.what == 'installed' for x in r), r")
+        t = timed(lambda: subprocess.run([sys.executable, '-c', code], check=True, env={**env, 'PERSISTLAB_PLATFORM': 'local'}))
+        check(py); return t
     def by_uv(b):
         py = image(b, uv)
         t = timed(lambda: subprocess.run([uv, 'pip', 'install', '-q', '--python', str(py), '--offline', '--find-links', str(wh), *pins],
                                          check=True, env=hermetic(b)))
         check(py); return t
-    arms = dict(persistlab=by_persistlab, uv_offline=by_uv, pip_index=by_index, persistlab_pip=lambda b: by_persistlab(b, 'pip'))
+    arms = dict(persistlab=by_persistlab, uv_offline=by_uv, pip_index=by_index, persistlab_no_uv=by_persistlab_no_uv)
+    if os.environ.get('PIP_ONLY', '1') != '0': arms['persistlab_pip'] = lambda b: by_persistlab(b, 'pip')
     times = {k: [] for k in arms}
     for i in range(ROUNDS):
         order = list(arms)[i % len(arms):] + list(arms)[:i % len(arms)]  # interleaved, rotated
@@ -83,5 +95,7 @@ if __name__ == '__main__':
     print(f"\nrestore from the wheelhouse (uv)        {med['persistlab']:6.2f} s")
     print(f"uv pip install --offline, same wheels   {med['uv_offline']:6.2f} s   persistlab/uv    {med['persistlab']/med['uv_offline']:5.2f}x  (target <= 1.2x)")
     print(f"pip install from PyPI (fresh VM)        {med['pip_index']:6.2f} s   pip/persistlab   {med['pip_index']/med['persistlab']:5.1f}x faster  (target >= 5x)")
-    print(f"restore from the wheelhouse, pip only   {med['persistlab_pip']:6.2f} s   pip/persistlab-pip {med['pip_index']/med['persistlab_pip']:5.1f}x faster")
+    print(f"restore on an image without uv          {med['persistlab_no_uv']:6.2f} s   pip/persistlab   {med['pip_index']/med['persistlab_no_uv']:5.1f}x faster  (target >= 5x; uv unpacked from the wheelhouse)")
+    if 'persistlab_pip' in med:
+        print(f"restore from the wheelhouse, pip only   {med['persistlab_pip']:6.2f} s   pip/persistlab-pip {med['pip_index']/med['persistlab_pip']:5.1f}x faster")
     shutil.rmtree(work)

@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/packages.html.md"""
 
 # %% ../nbs/13_packages.ipynb #8035e4d6
 from __future__ import annotations
-import os, re, sys, json, time, errno, shutil, socket, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
+import os, re, sys, json, time, errno, base64, shutil, socket, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
@@ -14,10 +14,11 @@ from .storage import (MANIFEST, TMP, read_manifest, write_manifest, Storage, res
     check_switch, remember, vm_dir)
 
 # %% auto #0
-__all__ = ['WHEELHOUSE', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'yours', 'image_id', 'requirement',
-           'wheel_tags', 'fits', 'pip_failure', 'find_uv', 'wheel_caches', 'cached_wheels', 'fetch_wheels', 'recorded',
-           'save_packages', 'install_cmd', 'install_env', 'plan', 'fstype', 'restore_packages', 'autorestore_packages',
-           'status_rows', 'packages_status', 'forget_packages', 'fix_venv', 'fix_conda', 'fix_env', 'env_kernel']
+__all__ = ['WHEELHOUSE', 'TOOLS', 'TOOLDIR', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'tools',
+           'yours', 'image_id', 'requirement', 'wheel_tags', 'fits', 'pip_failure', 'find_uv', 'uv_wheel',
+           'wheel_caches', 'cached_wheels', 'fetch_wheels', 'recorded', 'save_packages', 'install_cmd', 'install_env',
+           'constraints', 'plan', 'fstype', 'restore_packages', 'autorestore_packages', 'status_rows',
+           'packages_status', 'forget_packages', 'fix_venv', 'fix_conda', 'fix_env', 'env_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
 WHEELHOUSE = 'wheelhouse'
@@ -29,32 +30,46 @@ _PROBE = r'''
 import sys, os, re, json, sysconfig, importlib.util
 from importlib import metadata
 borrowed = False
-try: from packaging import tags
+try: from packaging import tags, requirements
 except ImportError:
-    try: from pip._vendor.packaging import tags
+    try: from pip._vendor.packaging import tags, requirements
     except ImportError:  # a Python with neither (a venv made --without-pip): the caller's packaging, given as argv[1]
-        try: sys.path.append(sys.argv[1]); borrowed = True; from packaging import tags
-        except (ImportError, IndexError): tags = None
+        try: sys.path.append(sys.argv[1]); borrowed = True; from packaging import tags, requirements
+        except (ImportError, IndexError): tags = requirements = None
 accepted = [str(t) for t in tags.sys_tags()] if tags else None
 if borrowed: sys.path.pop()  # borrowed for packaging only: its distributions are not the target's
 def mtime(f):
     try: return os.stat(f).st_mtime
     except OSError: return 0
-dists = {}
+def norm(n): return re.sub(r'[-_.]+', '-', n or '').lower()
+def needed(r):
+    "The name in requirement `r`, or None when only an extra or another platform wants it"
+    if requirements is None: return None if 'extra' in r.partition(';')[2] else re.match(r'[\w.-]*', r).group()
+    q = requirements.Requirement(r)
+    return None if q.marker and not q.marker.evaluate({'extra': ''}) else q.name
+dists, found = {}, {}
 for d in metadata.distributions():
     p, n = getattr(d, '_path', None), d.metadata['Name']
-    key = re.sub(r'[-_.]+', '-', n or '').lower()
+    key = norm(n)
     if not n or p is None or key in dists: continue  # the first one on sys.path is the one imported
+    found[key] = d
     du = d.read_text('direct_url.json')
     dists[key] = dict(name=n, version=d.version, path=str(p), direct_url=json.loads(du) if du else None,
                       mtime=max(mtime(p), mtime(os.path.join(p, 'INSTALLER'))))
+needs, todo = set(), ['persistlab']  # what persistlab needs as installed here, what those need, and so on
+while todo:
+    d = found.get(todo.pop())
+    for r in (d.requires or []) if d else []:
+        try: k = norm(needed(r))
+        except Exception: continue  # a requirement this packaging cannot parse
+        if k and k not in needs: needs.add(k); todo.append(k)
 plat = sysconfig.get_platform().replace('-', '_').replace('.', '_')
 impl = 'cp' if sys.implementation.name == 'cpython' else sys.implementation.name
 print(json.dumps(dict(executable=sys.executable, prefix=sys.prefix, version='%d.%d' % sys.version_info[:2],
     tag='%s%d%d-%s' % (impl, *sys.version_info[:2], plat), tags=accepted,
     venv=sys.prefix != sys.base_prefix, managed=os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')),
     purelib=sysconfig.get_path('purelib'), platlib=sysconfig.get_path('platlib'),
-    pip=importlib.util.find_spec('pip') is not None, dists=dists)))
+    pip=importlib.util.find_spec('pip') is not None, dists=dists, needs=sorted(needs))))
 '''
 
 # %% ../nbs/13_packages.ipynb #5450edfe
@@ -88,13 +103,29 @@ def baseline(info, since=None) -> dict:
     t = machine_start() if since is None else since
     return {n: d['version'] for n, d in info['dists'].items() if d['mtime'] < t}
 
+TOOLS = ('pip', 'setuptools', 'wheel', 'uv', 'persistlab')
+
+def tools(info) -> set:
+    "The tools' own distributions in `info`: the installers, persistlab, and what persistlab needs as installed with it"
+    ds = info['dists']; pl = ds.get('persistlab')
+    # installed with persistlab: before it (pip installs dependencies first) or within seconds (uv installs at once);
+    # one you upgraded later (`pip install -U requests`) is yours
+    deps = {n for n in info.get('needs', ()) if n in ds and pl and ds[n]['mtime'] <= pl['mtime'] + 10}
+    return {n for n in TOOLS if n in ds} | deps
+
 def yours(info, base) -> dict:
-    "The distributions of `info` added or changed relative to the image's `base`"
-    return {n: d for n, d in info['dists'].items() if base.get(n) != d['version']}
+    "The distributions of `info` added or changed relative to the image's `base`, less the tools' own"
+    own = tools(info)
+    return {n: d for n, d in info['dists'].items() if base.get(n) != d['version'] and n not in own}
 
 def image_id(base) -> str:
     "A short fingerprint of an image's distributions, to recognise the same image next time"
     return hashlib.sha256(json.dumps(sorted(base.items())).encode()).hexdigest()[:12]
+
+def _image_of(info, base, recs) -> str:
+    "The fingerprint of the image's distributions less the recorded ones `recs` and the tools' (which come and go with persistlab)"
+    own = tools(info)
+    return image_id({n: v for n, v in base.items() if n not in recs and n not in own})
 
 # %% ../nbs/13_packages.ipynb #1dae6343
 def requirement(d) -> str:
@@ -170,6 +201,45 @@ def find_uv():
         from uv import find_uv_bin
         return find_uv_bin()
     except (ImportError, FileNotFoundError): return None
+
+# %% ../nbs/13_packages.ipynb #b7c1d2e3
+TOOLDIR = 'tools'  # the wheelhouse's folder for the uv wheel: a tool, not one of your packages
+
+def _uv_version(uv) -> str|None:
+    "The version `uv --version` prints, or None when it does not run"
+    try: r = subprocess.run([str(uv), '--version'], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired): return None
+    m = re.match(r'uv (\d[\w.]*)', r.stdout)
+    return m.group(1) if r.returncode == 0 and m else None
+
+def _uv_binary() -> Path|None:
+    "The uv executable itself (not a wrapper script such as pyenv's shim): on `PATH`, or the `uv` package's"
+    c = [shutil.which('uv')]
+    with contextlib.suppress(ImportError, FileNotFoundError):
+        from uv import find_uv_bin
+        c.append(find_uv_bin())
+    for f in filter(None, c):
+        with contextlib.suppress(OSError), open(os.path.realpath(f), 'rb') as fh:
+            if fh.read(2) != b'#!': return Path(os.path.realpath(f))
+    return None
+
+def uv_wheel(uv, dest, plat) -> Path:
+    "A wheel of the uv executable `uv` for platform tag `plat` in `dest`, laid out as PyPI's (the binary among the wheel's scripts)"
+    v = _uv_version(uv)
+    if not v: raise PackagesError(f"{uv} does not run")
+    di, h = f'uv-{v}.dist-info', hashlib.sha256()
+    with open(uv, 'rb') as fh:
+        for b in iter(lambda: fh.read(1 << 20), b''): h.update(b)
+    b64 = lambda hexd: base64.urlsafe_b64encode(bytes.fromhex(hexd)).rstrip(b'=').decode()
+    meta = {f'{di}/METADATA': f'Metadata-Version: 2.1\nName: uv\nVersion: {v}\n',
+            f'{di}/WHEEL': f'Wheel-Version: 1.0\nGenerator: persistlab\nRoot-Is-Purelib: false\nTag: py3-none-{plat}\n'}
+    f = Path(dest)/f'uv-{v}-py3-none-{plat}.whl'
+    with zipfile.ZipFile(f, 'w', zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.write(uv, f'uv-{v}.data/scripts/uv')  # its mode (0755) goes with it
+        lines = [f"uv-{v}.data/scripts/uv,sha256={b64(h.hexdigest())},{os.path.getsize(uv)}"]
+        for n, t in meta.items(): z.writestr(n, t); lines.append(f"{n},sha256={b64(hashlib.sha256(t.encode()).hexdigest())},{len(t)}")
+        z.writestr(f'{di}/RECORD', '\n'.join(lines + [f'{di}/RECORD,,']) + '\n')
+    return f
 
 # %% ../nbs/13_packages.ipynb #655b4905
 def _cache_dir(cmd) -> Path|None:
@@ -332,7 +402,48 @@ def _wheels(info, need, loc, index_url, extra_index_url, quiet, cached:dict) -> 
     rest = {n: d for n, d in need.items() if n not in got}
     return {**{n: f for n, (t, f) in got.items()}, **(fetch_wheels(info, rest, loc, index_url, quiet, extra_index_url) if rest else {})}
 
+# %% ../nbs/13_packages.ipynb #c2d4e6f8
+def _uv_record(storage, m=None) -> dict|None:
+    "The manifest's record of the uv wheel when it is sound and the wheel is in place, else None"
+    r = ((m or read_manifest(storage)).get('packages') or {}).get('uv')
+    if not isinstance(r, dict) or not all(isinstance(r.get(k), t) for k, t in (('version', str), ('wheel', str), ('sha256', str), ('size', int))): return None
+    if not _WHEEL.fullmatch(r['wheel']) or wheel_tags(r['wheel'])[0] != 'uv' or not re.fullmatch(r'[0-9a-f]{64}', r['sha256']): return None
+    f = Path(storage)/WHEELHOUSE/TOOLDIR/r['wheel']
+    return r if f.is_file() and f.stat().st_size == r['size'] else None
+
+def _get_uv(info, storage, since, loc, index_url, extra_index_url, keep) -> tuple:
+    "A uv wheel in `loc` for storage: from this machine's uv, else pip's (its cache, the index); (the wheel or None, rows)"
+    if keep is False or _uv_record(storage): return None, []
+    b, t = _uv_binary(), machine_start() if since is None else since
+    if keep is None and b and os.stat(b).st_mtime < t: return None, []  # the image's uv: the next machine from this image has it too
+    if b:
+        with contextlib.suppress(PackagesError, OSError): return uv_wheel(b, loc, info['tag'].split('-', 1)[1]), []
+    d = Path(loc)/'uv'; d.mkdir(exist_ok=True)
+    cmd = [*_pip(info), 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '--progress-bar', 'off', '-d', str(d),
+           *(['--index-url', index_url] if index_url else []), *[a for u in _urls(extra_index_url) for a in ('--extra-index-url', u)], 'uv']
+    r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=tied())
+    if w := sorted(d.glob('uv-*.whl')): return w[-1], []
+    why = 'the index cannot be reached' if _NET.search(r.stdout + r.stderr) else ([l for l in (r.stderr + r.stdout).splitlines() if l.strip()] or ['?'])[-1].strip()[:200]
+    return None, [('uv', 'not kept', f"this machine has no uv and pip could not get one ({why}): a machine without uv will install "
+                   "with pip, slower; save again when the index is reachable")]
+
+def _stage_uv(w, storage) -> dict:
+    "Copy the uv wheel `w` into the wheelhouse's tools folder through storage's staging folder; its record"
+    stage = Path(storage)/TMP/f'uv.{os.getpid()}'; stage.mkdir(parents=True, exist_ok=True)
+    try:
+        sha = _copy_hash(w, stage/w.name)
+        (Path(storage)/WHEELHOUSE/TOOLDIR).mkdir(parents=True, exist_ok=True)
+        os.replace(stage/w.name, Path(storage)/WHEELHOUSE/TOOLDIR/w.name)
+    except OSError as e: raise PackagesError(f"copying the uv wheel into {storage} failed ({e.strerror or e}); nothing changed") from None
+    finally:
+        with contextlib.suppress(OSError): remove(stage)
+    return dict(version=wheel_tags(w.name)[1], wheel=w.name, sha256=sha, size=w.stat().st_size)
+
 # %% ../nbs/13_packages.ipynb #5f22f339
+def _few(names, k=4) -> str:
+    "`a, b, c, d and 28 more`"
+    return ', '.join(names[:k]) + (f' and {len(names) - k} more' if len(names) > k else '')
+
 def _not_kept(mine, storage) -> list:
     "Take out of `mine` what a save does not keep (editable installs, packages forgotten with `--undo`); rows saying why"
     out = []
@@ -354,15 +465,16 @@ def _split(storage, m, tag, wh, mine) -> tuple:
     return old, new, {n: d for n, d in mine.items() if n not in new}
 
 # %% ../nbs/13_packages.ipynb #44cf1de2
-def _record(storage, info, base, new, need, wh):
-    "Write `new` as `info`'s set in the manifest, with the image's fingerprint (its package list kept beside, for a diff)"
-    iid = image_id({n: v for n, v in base.items() if n not in new})  # the image's packages you did not change
+def _record(storage, info, base, new, need, wh, uv=None):
+    "Write `new` as `info`'s set in the manifest, with the image's fingerprint (its package list kept beside, for a diff), and `uv`'s wheel"
+    iid = _image_of(info, base, new)  # the image's packages you did not change
     (wh/'images').mkdir(parents=True, exist_ok=True)
     if not (wh/'images'/f'{iid}.json').exists(): atomic_write(wh/'images'/f'{iid}.json', json.dumps(base, indent=0, sort_keys=True))
     m = read_manifest(storage)
     m.setdefault('packages', {'version': 1, 'sets': {}}).setdefault('sets', {})[info['tag']] = dict(
         python=info['version'], saved=stamp(), image=iid, packages=dict(sorted(new.items())))
     for n in need: (m['packages'].get('forgotten') or {}).pop(n, None)  # reinstalled since: kept again
+    if uv: m['packages']['uv'] = uv
     write_manifest(storage, m)
 
 # %% ../nbs/13_packages.ipynb #fa19ae68
@@ -373,6 +485,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
                   since=None, # what is older than this (epoch seconds) is the image's (default: this machine's start)
                   quiet:bool=False, # no progress bars
                   extra_index_url=None, # more indexes, as pip's `--extra-index-url` (a URL, several separated by spaces, or a list)
+                  keep_uv:bool|None=None, # also keep a uv wheel, installed first where a machine has no uv (default: unless this image has uv)
                   switch:bool=False, # a `to` other than the storage in use (which keeps things) becomes the one in use
                  ) -> Report:
     "Keep wheels of the packages you installed (added or changed vs the image) in storage, recorded in the manifest"
@@ -381,6 +494,8 @@ def save_packages(to=None, # storage directory (default: the platform's)
     storage = check_storage(st)
     info = probe(python); base = baseline(info, since)
     mine = yours(info, base); out = _not_kept(mine, storage)
+    if own := sorted(info['dists'][n]['name'] for n in tools(info) if base.get(n) != info['dists'][n]['version']):
+        out.append(('tools', 'not kept', f"{_few(own)}: the installers and persistlab with what it needs come with persistlab's install, not from storage"))
     wh = Path(storage)/WHEELHOUSE/info['tag']
     old, new, need = _split(storage, read_manifest(storage), info['tag'], wh, mine)
     if not (old or need):
@@ -389,7 +504,8 @@ def save_packages(to=None, # storage directory (default: the platform's)
     with _local_tmp() as loc:  # pip writes to local disk, fast
         # wheels are fetched and their size checked before storage's lock is taken: a failure leaves storage as it was
         got = _wheels(info, need, loc, index_url, extra_index_url, quiet, cached := {})
-        size = sum(f.stat().st_size for f in got.values())
+        uvw, rows = _get_uv(info, storage, since, loc, index_url, extra_index_url, keep_uv); out += rows
+        size = sum(f.stat().st_size for f in [*got.values(), *([uvw] if uvw else [])])
         if size > shutil.disk_usage(storage).free:
             raise PackagesError(f"copying {len(got)} wheels ({human(size)}) into {storage} failed (storage is full); nothing changed")
         with storage_lock(storage):
@@ -405,7 +521,9 @@ def save_packages(to=None, # storage directory (default: the platform's)
                 new.update(recs)
             for n, r in old.items():
                 if n not in new: new[n] = r; out.append((n, 'kept', f"{r['version']}: recorded before, not installed here (uninstalled? `%persist --packages --undo {n}` forgets it)"))
-            _record(storage, info, base, new, need, wh)
+            uv = _stage_uv(uvw, storage) if uvw and not _uv_record(storage) else None
+            if uv: out.append(('uv', 'saved', f"{uv['version']}, {uv['wheel']}, {human(uv['size'])}: installed first on a machine without uv"))
+            _record(storage, info, base, new, need, wh, uv)
             failpoint('packages-recorded')
             used = {r['wheel'] for r in new.values()}
             for r in old.values():  # the wheels this save replaced; files persistlab did not record are not touched
@@ -419,23 +537,62 @@ _UV_ENV = ('UV_CONSTRAINT', 'UV_BUILD_CONSTRAINT', 'UV_OVERRIDE', 'UV_SYSTEM_PYT
            'PIP_CONSTRAINT', 'PIP_REQUIRE_VIRTUALENV', 'PIP_FIND_LINKS', 'PIP_INDEX_URL', 'PIP_EXTRA_INDEX_URL', 'PIP_NO_INDEX',
            'PIP_REQUIRE_HASHES', 'PIP_TARGET', 'PIP_PREFIX', 'PIP_USER', 'VIRTUAL_ENV', 'CONDA_PREFIX')
 
-def install_cmd(info, wheels, uv=None) -> list:
-    "The command that installs wheel files `wheels` into `info`'s interpreter, with no index: uv's if `uv` is given, else pip's"
+def install_cmd(info, wheels=(), uv=None, req=None) -> list:
+    "The command that installs wheel files `wheels` (or those a requirements file `req` names with their hashes) into `info`'s interpreter, with no index: uv's if `uv` is given, else pip's"
     brk = ['--break-system-packages'] if info['managed'] and not info['venv'] else []
-    if uv: return [str(uv), 'pip', 'install', '--python', info['executable'], '--no-index', '--no-deps', *brk, *map(str, wheels)]
-    return [*_pip(info), 'install', '--no-index', '--no-deps', '--disable-pip-version-check', '--progress-bar', 'off', *brk, *map(str, wheels)]
+    what = ['--require-hashes', '-r', str(req)] if req else list(map(str, wheels))
+    if uv: return [str(uv), 'pip', 'install', '--python', info['executable'], '--no-index', '--no-deps', *brk, *what]
+    return [*_pip(info), 'install', '--no-index', '--no-deps', '--disable-pip-version-check', '--progress-bar', 'off', *brk, *what]
 
 def install_env(env=None) -> dict:
     "The environment for that install: the platform's uv/pip settings that would change what lands are removed"
     return {k: v for k, v in (os.environ if env is None else env).items() if k not in _UV_ENV}
 
+# %% ../nbs/13_packages.ipynb #d3e5f7a9
+def _Requirement():
+    try: from packaging.requirements import Requirement
+    except ImportError: from pip._vendor.packaging.requirements import Requirement
+    return Requirement
+
+def constraints(env=None) -> list:
+    "(file, requirement) for each pin in the image's constraint files, `UV_CONSTRAINT` and `PIP_CONSTRAINT` (paths separated by spaces)"
+    e, out, seen = os.environ if env is None else env, [], set()
+    files = [f for k in ('UV_CONSTRAINT', 'PIP_CONSTRAINT') for f in (e.get(k) or '').split()]
+    if not files: return []  # most images: packaging is not even imported
+    Req = _Requirement()
+    while files:
+        f = files.pop(0)
+        if f in seen: continue
+        seen.add(f)
+        try: text = Path(f).read_text()
+        except (OSError, UnicodeDecodeError): continue  # what uv or pip would say about it is theirs to say
+        for l in text.replace('\\\n', ' ').splitlines():
+            l = re.sub(r'(^|\s)#.*', '', l).strip()
+            if m := re.match(r'(?:-c|--constraint|-r|--requirement)[\s=]+(\S+)', l): files.append(str(Path(f).parent/m.group(1))); continue
+            if not l or l.startswith('-'): continue
+            try: q = Req(re.split(r'\s+--?\w', l)[0])
+            except Exception: continue  # a URL or option line: no version to check
+            if q.marker is None or q.marker.evaluate(): out.append((f, q))
+    return out
+
+def _refused(pins, n, v):
+    "The first constraint in `pins` that does not allow version `v` of `n`, as (file, requirement), or None"
+    for f, q in pins:
+        try:
+            if _norm(q.name) == n and not q.specifier.contains(v, prereleases=True): return f, q
+        except Exception: continue  # a version packaging cannot read: uv and pip would not check it either
+    return None
+
 # %% ../nbs/13_packages.ipynb #a6e8f576
-def plan(info, recs, force=False) -> tuple:
-    "Split recorded packages `recs` into (to install: name -> record, rows explaining the rest)"
+def plan(info, recs, force=False, pins=()) -> tuple:
+    "Split recorded packages `recs` into (to install: name -> record, rows explaining the rest); `pins`: the image's `constraints`"
     todo, rows = {}, []
     for n, r in sorted(recs.items()):
         cur = info['dists'].get(n)
         if cur and cur['version'] == r['version']: rows.append((n, 'already installed', r['version'])); continue
+        if not force and (c := _refused(pins, n, r['version'])):
+            rows.append((n, 'conflict', f"you saved {r['version']}, the image's constraint {c[1]} ({c[0]}) does not allow it: " +
+                         (f"kept the image's {cur['version']}" if cur else 'not installed') + "; `--force` installs yours")); continue
         if cur and not force:
             rows.append((n, 'conflict', f"this image has {cur['version']}, you saved {r['version']}: kept the image's; "
                          "`--force` installs yours")); continue
@@ -475,25 +632,30 @@ def fstype(p) -> str|None:
 
 # %% ../nbs/13_packages.ipynb #c0ceb643
 def _install(info, whs, todo, uv, quiet) -> list:
-    "Check each `todo` wheel's sha256 (copied to local disk first when storage is remote), then install them all at once"
+    "Install the `todo` wheels at once, the installer checking each one's sha256 as it reads it (copied to local disk first, and checked, when storage is remote)"
     from tqdm.auto import tqdm
     copy = {w: fstype(w) not in _LOCAL_FS for w in set(whs.values())}  # `whs`: name -> its wheelhouse
+    def mismatch(bad): return PackagesError(
+        f"the wheelhouse {', '.join(sorted({str(w) for w in whs.values()}))} does not match the manifest ({'; '.join(bad)}); nothing installed. "
+        "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
+    if bad := [f"{r['wheel']} is missing" for n, r in todo.items() if not (whs[n]/r['wheel']).is_file()]: raise mismatch(bad)
     with _local_tmp() as loc:
-        bad, files = [], []
-        with tqdm(total=sum(r['size'] for r in todo.values()), desc='wheels to local disk' if any(copy.values()) else 'checking wheels',
-                  unit='B', unit_scale=True, leave=False, disable=quiet) as bar:
-            for n, r in todo.items():
-                src = whs[n]/r['wheel']; dst = Path(loc)/r['wheel'] if copy[whs[n]] else src
-                if not src.is_file(): bad.append(f"{r['wheel']} is missing"); continue
-                sha = _copy_hash(src, dst if copy[whs[n]] else None, bar.update)
-                if sha != r['sha256']: bad.append(f"{r['wheel']} differs")
-                files.append(dst)
-        if bad: raise PackagesError(f"the wheelhouse {', '.join(sorted({str(w) for w in whs.values()}))} does not match the manifest ({'; '.join(bad)}); nothing installed. "
-                                    "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
+        remote = {n: r for n, r in todo.items() if copy[whs[n]]}
+        with tqdm(total=sum(r['size'] for r in remote.values()), desc='wheels to local disk', unit='B', unit_scale=True, leave=False,
+                  disable=quiet or not remote) as bar:
+            for n, r in remote.items():  # read once from Drive: checked on the way to local disk
+                if _copy_hash(whs[n]/r['wheel'], Path(loc)/r['wheel'], bar.update) != r['sha256']: bad.append(f"{r['wheel']} differs")
+        if bad: raise mismatch(bad)
+        files = {n: Path(loc)/r['wheel'] if copy[whs[n]] else whs[n]/r['wheel'] for n, r in todo.items()}
+        # each wheel with its sha256: uv and pip check every one as they read it, before installing any (no second read here)
+        req = Path(loc)/'wheelhouse.txt'
+        req.write_text(''.join(f"{n} @ {f.as_uri()} --hash=sha256:{todo[n]['sha256']}\n" for n, f in files.items()))
         before = _pths(info)
         with tqdm(total=len(files), desc=f"installing ({'uv' if uv else 'pip'})", unit='pkg', leave=False, disable=quiet) as bar:
-            r = subprocess.run(install_cmd(info, files, uv), env=install_env(), capture_output=True, text=True, preexec_fn=tied())
+            r = subprocess.run(install_cmd(info, uv=uv, req=req), env=install_env(), capture_output=True, text=True, preexec_fn=tied())
             bar.update(len(files))
+        if r.returncode and (bad := [f"{todo[n]['wheel']} differs" for n, f in files.items() if _copy_hash(f) != todo[n]['sha256']]):
+            raise mismatch(bad)  # said by the wheel's name, not in the installer's words
     if r.returncode:
         err = [l for l in (r.stderr + r.stdout).strip().splitlines() if l.strip()]
         raise PackagesError(f"installing from the wheelhouse failed: {(err or ['no output'])[-1][:300]}")
@@ -523,9 +685,37 @@ def _chosen(storage, sets, info) -> tuple:
             reqs = ' '.join(f"{n}=={r['version']}" for n, r in sorted(o['packages'].items()))
             out.append((f"{len(o['packages'])} packages", 'do not fit', f"saved for Python {o.get('python')} ({t}), this is "
                         f"{info['version']} ({info['tag']}): not installed; reinstall them (`pip install {reqs}`), then save again"))
-    iid = image_id({n: v for n, v in baseline(info).items() if n not in s['packages']})  # as the save saw it
+    iid = _image_of(info, baseline(info), s['packages'])  # as the save saw it
     if s.get('image') and s['image'] != iid: out.append(('image', 'changed', f"this image ({iid}) is not the one the packages were saved on ({s['image']})"))
     return s['packages'], {n: Path(storage)/WHEELHOUSE/info['tag'] for n in s['packages']}, out
+
+# %% ../nbs/13_packages.ipynb #e4f6a8b0
+def _uv_here(storage, info, home) -> tuple:
+    "uv for a machine that has none: the wheelhouse's uv wheel, checked and unpacked into this home's cache once; (its path or None, rows)"
+    r = _uv_record(storage)
+    if not r: return None, []
+    if info['tags'] and not fits(r['wheel'], info['tags']): return None, [('uv', 'does not fit', f"{r['wheel']} is not for this machine: pip installs")]
+    d = Path(os.environ.get('XDG_CACHE_HOME') or Path(home)/'.cache')/'persistlab'/f"uv-{r['version']}-{r['sha256'][:12]}"
+    exe, rows = d/'uv', []
+    if not exe.is_file():
+        w = Path(storage)/WHEELHOUSE/TOOLDIR/r['wheel']
+        if _copy_hash(w) != r['sha256']: return None, [('uv', 'not used', f"{w} differs from the manifest: pip installs")]
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(w) as z, z.open(next(n for n in z.namelist() if re.fullmatch(r'uv-[^/]+\.data/scripts/uv', n))) as src:
+                with open(tmp := d/f'.uv.{os.getpid()}', 'wb') as dst: shutil.copyfileobj(src, dst, 1 << 20)
+            os.chmod(tmp, 0o755); os.replace(tmp, exe)
+        except (OSError, StopIteration, zipfile.BadZipFile) as e:
+            return None, [('uv', 'not used', f"unpacking {w} failed ({getattr(e, 'strerror', None) or e or 'no uv in it'}): pip installs")]
+        rows.append(('uv', 'installed', f"{r['version']} from the wheelhouse into {d}, offline: this machine had none"))
+    if not _uv_version(exe): return None, rows + [('uv', 'does not run here', f"{exe}: pip installs")]
+    return exe, rows
+
+def _one_line(rows) -> list:
+    "The rows of packages already installed as one row: a machine that has them all says one line, not one per package"
+    have = [r for r in rows if r[1] == 'already installed']
+    if len(have) < 2: return rows
+    return [(f'{len(have)} packages', 'already installed', _few([r[0] for r in have], 6))] + [r for r in rows if r[1] != 'already installed']
 
 # %% ../nbs/13_packages.ipynb #f3174056
 def restore_packages(to=None, # storage directory (default: the platform's)
@@ -541,13 +731,14 @@ def restore_packages(to=None, # storage directory (default: the platform's)
     st = resolve_storage(to, platform=p); storage = check_storage(st)
     info = probe(python)
     uv = None if tool == 'pip' else find_uv()
-    if tool == 'uv' and not uv: raise PackagesError("uv is not installed (`pip install uv`), or use pip")
     with storage_lock(storage):
         sets = _checked(storage, doing='installed')
         if not sets: raise PackagesError(f"no packages recorded in {storage}; `%persist --packages` keeps the ones you installed")
         recs, whs, out = _chosen(storage, sets, info)
-        todo, rows = plan(info, recs, force)
-        out += rows
+        todo, rows = plan(info, recs, force, constraints())
+        out += _one_line(rows)
+        if todo and not uv and tool != 'pip': uv, rows = _uv_here(storage, info, p.home); out += rows  # an image without uv
+        if tool == 'uv' and not uv: raise PackagesError("uv is not installed (`pip install uv`), or use pip")
         if todo: out += _install(info, whs, todo, uv, quiet)
     return Report(out, f"packages from {', '.join(sorted({str(w) for w in whs.values()}))} ({st.source})")
 
@@ -570,7 +761,9 @@ def autorestore_packages(platform:Platform|None=None,
         r = restore_packages(st, platform=p)
     except PersistlabError as e: return f'persistlab: restoring packages failed: {e}'
     m = _marker(storage); m.parent.mkdir(mode=0o700, parents=True, exist_ok=True); m.touch()
-    return r
+    # a later load on a machine that has them all says nothing (the image and Python rows matter only next to an install)
+    if all(x.what in ('already installed', 'changed') for x in r): return None
+    return Report([x for x in r if x.what != 'already installed'], r.title)
 
 # %% ../nbs/13_packages.ipynb #57eb179f
 def _dist_of(f) -> str:
@@ -581,7 +774,7 @@ def _orphans(storage, sets) -> dict:
     "Wheels in the wheelhouse that no record names (a forget without `wheels`, a hand copy): folder -> files"
     named = {(t, r['wheel']) for t, s in sets.items() for r in s['packages'].values()}
     out = {}
-    for d in sorted(p for p in (Path(storage)/WHEELHOUSE).glob('*') if p.is_dir()):
+    for d in sorted(p for p in (Path(storage)/WHEELHOUSE).glob('*') if p.is_dir() and p.name != TOOLDIR):
         if fs := [f for f in sorted(d.glob('*.whl')) if (d.name, f.name) not in named]: out[d] = fs
     return out
 
@@ -603,6 +796,8 @@ def status_rows(storage) -> list:
             rows.append((n, f"package {r['version']}", f"{human(r['size'])}" + ('' if ok else ', wheel missing: save again')))
         size = sum((wh/r['wheel']).stat().st_size for r in s['packages'].values() if (wh/r['wheel']).is_file())
         rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {_when(s.get('saved'))}"))
+    if uv := _uv_record(storage):
+        rows.append(('uv', f"tool {uv['version']}", f"{human(uv['size'])} in {Path(storage)/WHEELHOUSE/TOOLDIR}: installed first where a machine has no uv"))
     for d, fs in _orphans(storage, sets).items():  # the exact command that deletes these and nothing else
         names = ','.join(sorted({_dist_of(f) for f in fs}))
         rows.append(('wheelhouse', f"{len(fs)} wheels not recorded", f"{human(sum(f.stat().st_size for f in fs))} in {d}; "

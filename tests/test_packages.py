@@ -121,11 +121,12 @@ class VM(Sandbox):
         self.home.mkdir(parents=True); self.storage.mkdir(parents=True, exist_ok=True)
         self.py = self.base/'image/bin/python'
         subprocess.run(['cp', '-a', str(image), str(self.base/'image')], check=True)
+        self.started = time.time()  # this machine boots now: the image's files (and this machine's uv) are older
     def env(self, home=None, **kw):
         e = super().env(home, **kw)
         e.update(PYTHONPATH=str(ROOT), PIP_CONFIG_FILE=os.devnull, PIP_RETRIES='1', PIP_TIMEOUT='3', PIP_DISABLE_PIP_VERSION_CHECK='1',
                  PATH=f"{Path(sys.executable).parent}:{e['PATH']}", UV_CACHE_DIR=str(self.base/'cache/uv'), UV_NO_PROGRESS='1',
-                 PERSISTLAB_RUN=str(self.base/'run'))  # this VM's /run
+                 PERSISTLAB_RUN=str(self.base/'run'), PERSISTLAB_IMAGE_TIME=str(self.started))  # this VM's /run, its boot
         e.update({k: str(v) for k, v in kw.items()})
         return e
     def pip(self, *args, **kw): return self.run(self.py, '-m', 'pip', *args, **kw)
