@@ -70,7 +70,7 @@ def accounts():
 def test_another_user_cannot_plant_links_in_the_once_per_vm_folder(accounts, monkeypatch):
     make, run = accounts
     mallory, alice = make('m'), make('a')
-    home, storage = Path(alice.pw_dir), Path(alice.pw_dir)/'keep'
+    home = Path(alice.pw_dir); storage = home.with_name(home.name + '-keep')  # outside home, as a mounted disk is
     bashrc = home/'.bashrc'; bashrc.write_text('alias ll="ls -l"\n'); (home/'.inputrc').write_text('set bell-style none\n')
     storage.mkdir()
     for p in (bashrc, home/'.inputrc', storage): os.chown(p, alice.pw_uid, alice.pw_gid)
