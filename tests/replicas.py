@@ -35,6 +35,10 @@ replica of that platform in a test shares it):
   (`vm.runsh`) sources /storage/pre-run.sh with bash when the VM starts, before any kernel; its output is in
   `vm.boot`, and the environment it leaves is every kernel's. `boot=False` skips it.
 - `vm`: a bare root VM (a rented GPU box): only the empty /root and /run, cwd /root.
+The platform's own Python: `stack=` names a stack in tests/data/stacks (default: `colab` and `kaggle` replicas run theirs,
+Python 3.13 and 3.12 with the image's pins; the others this machine's Python; `stack=None` forces this machine's). The
+stack's packages are the VM's system site-packages (an overlay, so `!pip install` writes only into that VM); `vm.python`
+is its interpreter. `checkout=False` leaves this worktree off PYTHONPATH (then persistlab is what pip installed).
 Every VM: PYTHONPATH starts with this worktree (and the fakes), pip has no index and finds wheels in
 `vm.wheelhouse` (a host folder: build or copy wheels there), `env=` adds or overrides variables, `secrets=` are
 kept in a 0600 file (never in argv or the environment). `vm.close()` stops every process in the VM; the fixture
@@ -52,6 +56,7 @@ PYEXE = PY/'bin'/f'python{sys.version_info.major}.{sys.version_info.minor}'  # D
 # PYTHONPATH and `python`/`pip` commands that run it, so `pip install --user` and ~/.local behave as on a platform image
 _VENV_SITE = [p for p in sys.path if p.startswith(sys.prefix) and p.endswith('site-packages')] if sys.prefix != sys.base_prefix else []
 PLATFORMS = 'colab', 'kaggle', 'deepnote', 'paperspace', 'vm'
+STACKS = dict(colab='colab', kaggle='kaggle')  # the platforms whose replicas run their own Python stack (tests/data/stacks)
 _CWD = dict(colab='/content', kaggle='/kaggle/working', deepnote='/work', paperspace='/notebooks', vm='/root')
 _PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # as on Colab: no ~/.local/bin
 _ENV = dict(  # what each platform sets (a representative subset; none of persistlab's own variables)
@@ -133,7 +138,7 @@ def _q(p): return "'" + str(p).replace("'", "'\\''") + "'"
 
 class VM:
     "One replica VM (see the module docstring)"
-    def __init__(self, platform, base, dirs, env=None, secrets=None, boot=True, timeout=60):
+    def __init__(self, platform, base, dirs, env=None, secrets=None, boot=True, timeout=60, stack='default', checkout=True):
         if platform not in PLATFORMS: raise ValueError(f'platform {platform!r}: one of {PLATFORMS}')
         if os.geteuid() != 0: raise RuntimeError('replicas need root (mount namespaces)')
         self.platform, self.base, self.timeout = platform, Path(base), timeout
@@ -152,6 +157,17 @@ class VM:
             (fake/'google/colab/userdata.py').write_text(f'SECRETS = {str(sec)!r}\n' + FAKE_USERDATA)
         if platform == 'kaggle': (fake/'kaggle_secrets.py').write_text(f'SECRETS = {str(sec)!r}\n' + FAKE_KAGGLE)
         self.code = ROOT
+        self.stack = STACKS.get(platform) if stack == 'default' else stack
+        pyexe, pyhome, vsite = PYEXE, PY, _VENV_SITE
+        if self.stack:
+            from stacks import stack_python
+            pyexe, img = stack_python(self.stack)  # the stack's interpreter, and a site-packages holding its pins
+            pyhome = pyexe.parent.parent
+            ver = f'{pyexe.name[len("python"):]}'
+            purelib = pyhome/'lib'/f'python{ver}'/'site-packages'
+            ov = self.base/'image-site'; (ov/'u').mkdir(parents=True); (ov/'w').mkdir()
+            vsite = []
+        self.python = pyexe
         R = self.base/'root'; R.mkdir()  # the VM's / : a tmpfs holding binds of the host's top-level folders
         setup = [f'R={_q(R)}', 'mount -t tmpfs -o mode=755 tmpfs "$R"']
         for n in sorted(os.listdir('/')):
@@ -161,9 +177,11 @@ class VM:
             elif h.is_dir(): setup.append(f'mkdir "$R"/{_q(n)} && mount --{"rbind" if n in ("dev", "proc", "sys") else "bind"} {_q(h)} "$R"/{_q(n)}')
             elif h.is_file(): setup.append(f'touch "$R"/{_q(n)} && mount --bind {_q(h)} "$R"/{_q(n)}')
         setup += ['mkdir -m 700 "$R"/root && mkdir -m 755 "$R"/run',  # an empty home (sshd accepts its mode), no /run/sshd
-                  f'mkdir -p "$R"{_q(PY)} && mount --bind {_q(PY)} "$R"{_q(PY)}',  # this machine's Python lives under /root
+                  f'mkdir -p "$R"{_q(pyhome)} && mount --bind {_q(pyhome)} "$R"{_q(pyhome)}',  # the VM's Python lives under /root
                   'cp /etc/skel/.bashrc /etc/skel/.profile "$R"/root/ 2>/dev/null || true',
                   'mkdir -p "$R"/root/.config "$R"/root/.cache "$R"/root/.local/share/jupyter/runtime']  # the image's Jupyter runs as root
+        if self.stack:  # the image's packages are its system site-packages; the VM writes into its own upper layer
+            setup.append(f'mount -t overlay overlay -o lowerdir={img},upperdir={ov/"u"},workdir={ov/"w"} "$R"{_q(purelib)}')
         if platform == 'colab':
             setup += ['mkdir -m 755 "$R"/content "$R"/content/sample_data',
                       'echo "This directory includes a few sample datasets to get you started." > "$R"/content/sample_data/README.md']
@@ -180,17 +198,17 @@ class VM:
         elif platform == 'paperspace':
             setup += [f'mkdir "$R"/storage "$R"/notebooks', f'mount --bind {_q(self.storage)} "$R"/storage',
                       f'mount --bind {_q(self.notebooks)} "$R"/notebooks']
-        pybin = f'{PY}/bin'
-        if _VENV_SITE:
+        pybin = f'{pyhome}/bin'
+        if vsite or self.stack:
             shims = self.base/'pybin'; shims.mkdir()
             for n, cmd in (('python', ''), ('python3', ''), ('pip', ' -m pip'), ('pip3', ' -m pip'), ('jupyter', ' -m jupyter'), ('ipython', ' -m IPython')):
-                (shims/n).write_text(f'#!/bin/sh\nexec {_q(PYEXE)}{cmd} "$@"\n'); os.chmod(shims/n, 0o755)
-            pybin = f'{shims}:{sys.prefix}/bin:{pybin}'  # the shims first; then the venv's console scripts (jupyter-server ...)
+                (shims/n).write_text(f'#!/bin/sh\nexec {_q(pyexe)}{cmd} "$@"\n'); os.chmod(shims/n, 0o755)
+            pybin = f'{shims}:{pybin}' if self.stack else f'{shims}:{sys.prefix}/bin:{pybin}'  # the shims first; then the venv's console scripts (jupyter-server ...)
         self.env = dict(PATH=f'{pybin}:{_PATH}', HOME='/root', USER='root', SHELL='/bin/bash', LANG='C.UTF-8', TERM='dumb',
-                        PYTHONPATH=':'.join(map(str, [self.code, fake, *_VENV_SITE])), PIP_NO_INDEX='1', PIP_FIND_LINKS=str(self.wheelhouse),
+                        PYTHONPATH=':'.join(map(str, [*([self.code] if checkout else []), fake, *vsite])), PIP_NO_INDEX='1', PIP_FIND_LINKS=str(self.wheelhouse),
                         PIP_DISABLE_PIP_VERSION_CHECK='1', PIP_ROOT_USER_ACTION='ignore',
                         **_ENV[platform])
-        if _VENV_SITE: self.env['PIP_BREAK_SYSTEM_PACKAGES'] = '1'  # a platform image's Python is not marked externally managed (PEP 668)
+        if vsite: self.env['PIP_BREAK_SYSTEM_PACKAGES'] = '1'  # a platform image's Python is not marked externally managed (PEP 668)
         self.env.update({k: str(v) for k, v in (env or {}).items()})
         self.cwd = _CWD[platform]
         self._holder = subprocess.Popen(['unshare', '-m', '--propagation', 'private', '--',
@@ -211,7 +229,7 @@ class VM:
     def _boot(self):
         "Gradient's start: run.sh sources /storage/pre-run.sh, then Jupyter (here: a dump of the env kernels get)"
         envf = self.base/'boot-env.json'
-        r = self.exec(['bash', str(self.runsh), str(PYEXE), '-c',
+        r = self.exec(['bash', str(self.runsh), str(self.python), '-c',
                        f'import os, json; json.dump(dict(os.environ), open({str(envf)!r}, "w"))'], check=False)
         self.boot = r
         if envf.exists(): self.env = {k: v for k, v in json.loads(envf.read_text()).items() if k not in ('PWD', 'SHLVL', 'OLDPWD', '_')}
@@ -244,7 +262,7 @@ class VM:
         n = len(list(self.base.glob('kernel-*.json')))
         src, res = self.base/f'kernel-{n}.json', self.base/f'kernel-{n}.result'
         src.write_text(json.dumps(cells))
-        r = self.exec([str(PYEXE), '-c', KERNEL, src, res], check=False, timeout=timeout or 300)
+        r = self.exec([str(self.python), '-c', KERNEL, src, res], check=False, timeout=timeout or 300)
         got = json.loads(res.read_text()) if res.exists() else []
         outs, errs = r.stdout.split(_MARK)[1:], r.stderr.split(_MARK)[1:]
         cut = lambda s: s.split('\n', 1)[1] if '\n' in s else ''

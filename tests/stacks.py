@@ -86,3 +86,23 @@ def changed(before:dict, after:dict) -> dict:
 def site_packages(python) -> Path:
     r = subprocess.run([str(python), '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'], capture_output=True, text=True, check=True)
     return Path(r.stdout.strip())
+
+_RUN = {}
+
+def run_dir() -> Path:
+    "This test run's own folder for stack caches and built stacks (removed when the run ends)"
+    if 'dir' not in _RUN:
+        import tempfile, atexit
+        d = Path(tempfile.mkdtemp(prefix='persistlab-stacks-')); os.chmod(d, 0o755)
+        atexit.register(shutil.rmtree, d, True); _RUN['dir'] = d
+    return _RUN['dir']
+
+def run_cache() -> dict: return caches(run_dir()/'cache')
+
+def stack_python(name) -> tuple:
+    "(the stack's base interpreter, a site-packages folder holding its pins), built once per test run, for replicas"
+    if name not in _RUN:
+        s = read_stack(name)
+        py = make_env(s, run_dir()/'envs'/name, run_cache())
+        _RUN[name] = (interpreter(s.python).resolve(), site_packages(py))
+    return _RUN[name]

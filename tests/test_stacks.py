@@ -6,10 +6,10 @@ from http.server import ThreadingHTTPServer, SimpleHTTPRequestHandler
 from pathlib import Path
 import pytest
 from conftest import ROOT, start_sshd, WAIT_FOR_CLIENT
-from stacks import NAMES, read_stack, interpreter, caches, clean_env, make_env, freeze, changed, uv, norm
+from stacks import NAMES, read_stack, interpreter, run_cache, clean_env, make_env, freeze, changed, uv, norm
 
 @pytest.fixture(scope='session')
-def cache(tmp_path_factory): return caches(tmp_path_factory.mktemp('stack-caches'))
+def cache(): return run_cache()  # one pip and one uv cache for the whole run: each wheel is downloaded once
 
 @pytest.fixture(scope='session')
 def checkout(tmp_path_factory):
@@ -115,3 +115,37 @@ def test_colab_uv_under_the_images_constraints(tmp_path, cache, checkout):
                        env=clean_env(UV_CONSTRAINT=cons, UV_BUILD_CONSTRAINT=cons, **cache))
     assert r.returncode == 0, r.stderr
     assert not changed(before, freeze(py)) and 'persistlab' in freeze(py)
+
+# --- replicas on the platform's own Python ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('platform', ['colab', 'kaggle'])
+def test_replicas_run_the_platforms_python(replica, platform):
+    "A Colab VM's kernel is Python 3.13 with IPython 7.34 and ipywidgets 7.7.1 as the image's own packages; Kaggle's 3.12"
+    s = read_stack(platform)
+    vm = replica(platform)
+    c = vm.run_cell('import sys, IPython, ipywidgets, fastcore, site\n'
+                    'print("RUNS", sys.version_info[:2], IPython.__version__, ipywidgets.__version__, fastcore.__version__)\n'
+                    'print("SITE", ipywidgets.__file__.startswith(tuple(site.getsitepackages())))')
+    want = (tuple(map(int, s.python.split('.'))), s.pins['ipython'], s.pins['ipywidgets'], s.pins['fastcore'])
+    assert c.ok and f'RUNS {want[0]} {want[1]} {want[2]} {want[3]}' in c.out and 'SITE True' in c.out, c
+
+@pytest.fixture(scope='session')
+def checkout_wheel(checkout, cache):
+    "The checkout as the wheel `pip install persistlab` would fetch"
+    d = checkout.parent/'dist'
+    subprocess.run([uv(), 'build', '-q', '--wheel', '-o', str(d), str(checkout)], check=True, env=clean_env(**cache), capture_output=True)
+    return next(d.glob('persistlab-*.whl'))
+
+def test_colab_bootstrap_cell_right_after_pip_install_in_the_same_kernel(replica, checkout_wheel):
+    "The one-cell bootstrap as the docs print it, on Colab's stack: `!pip install` adds persistlab only, the same kernel goes on"
+    from replicas import doc_cell
+    cell = doc_cell('30_bootstrap.ipynb', '!pip install')
+    vm = replica('colab', checkout=False)  # persistlab comes from the pip install, nothing else: pip has no index here
+    shutil.copy(checkout_wheel, vm.wheelhouse)
+    cs = vm.run(['import IPython; print("BEFORE", IPython.__version__)', cell,
+                 'from importlib import metadata; import IPython, persistlab\n'
+                 'print("AFTER", IPython.__version__, metadata.version("ipython"), metadata.version("ipywidgets"), persistlab.__file__)'])
+    assert all(c.ok for c in cs), '\n'.join(map(repr, cs))
+    assert 'BEFORE 7.34.0' in cs[0].out, cs[0]
+    assert 'AFTER 7.34.0 7.34.0 7.7.1 ' in cs[2].out and str(vm.python.parent.parent) in cs[2].out, cs[2]  # the image's site
+    assert 'Mounted at /content/drive' in cs[1].out and (vm.drive/'MyDrive/persistlab/snapshots').is_dir(), cs[1]
