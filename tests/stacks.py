@@ -1,7 +1,7 @@
 """Platform stacks (tests/data/stacks/*.txt): each platform's Python and the versions of what persistlab touches, as its
 published manifest lists them. `make_env(stack, dest)` builds a fresh environment pinned to one (uv, wheels cached once
 per test run), for the stack tests and for replicas that run the platform's own Python."""
-import os, re, sys, shutil, subprocess
+import os, re, sys, time, shutil, subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,5 +104,9 @@ def stack_python(name) -> tuple:
     if name not in _RUN:
         s = read_stack(name)
         py = make_env(s, run_dir()/'envs'/name, run_cache())
-        _RUN[name] = (interpreter(s.python).resolve(), site_packages(py))
+        site, t = site_packages(py), time.time() - 86400
+        for d, dirs, files in os.walk(site):  # an image's packages were installed when it was built, before any VM started
+            for n in dirs + files: os.utime(os.path.join(d, n), (t, t), follow_symlinks=False)
+        os.utime(site, (t, t))
+        _RUN[name] = (interpreter(s.python).resolve(), site)
     return _RUN[name]

@@ -421,8 +421,11 @@ def test_forget(world, tmp_path):
 
 # --- the Colab journey, as the guide prints it ------------------------------------------------------------------------
 
-def image_site():
+def image_site(vm=None):
     "Where root's `pip install` writes for the VM's Python: pyenv's lib/python3.X/site-packages, Debian's /usr/local/.../dist-packages"
+    if vm is not None and vm.stack:  # a VM on its platform's stack: the host folder holding the image's packages
+        from stacks import stack_python
+        return stack_python(vm.stack)[1]
     from replicas import PYEXE
     r = subprocess.run([str(PYEXE), '-I', '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'], capture_output=True, text=True, check=True)
     return Path(r.stdout.strip())
@@ -430,6 +433,7 @@ def image_site():
 def colab_vm(replica, world):
     "A fresh Colab VM whose system site-packages is the image's: an overlay, so `!pip install` writes only into this VM"
     vm = replica('colab', drive=world['base']/'drive', env=dict(PERSISTLAB_IMAGE_TIME=time.time()))  # the VM starts now
+    if vm.stack: return vm  # on Colab's own stack the replica already made the image's site-packages an overlay
     sp = image_site()
     up = vm.base/'overlay'; (up/'u').mkdir(parents=True); (up/'w').mkdir()
     vm.sh(f"mount -t overlay overlay -o lowerdir={sp},upperdir={up/'u'},workdir={up/'w'} {sp}")
@@ -447,7 +451,7 @@ def test_colab_journey_pip_installs_come_back(replica, world):
     assert c3.ok and c3.out.strip() == 'a1.0 b1.0', c3
     c = vm2.run_cell('%load_ext persistlab\n%persist --mount -r')  # a kernel restart, and -r: nothing installed twice
     assert c.ok and 'already installed' in c.out and 'wheelhouse' not in c.out, c
-    assert not list(image_site().glob('plab_a*'))  # the host's Python is untouched
+    assert not list(image_site(vm2).glob('plab_a*'))  # the host's Python (or the stack's packages) untouched
 
 # --- venvs ------------------------------------------------------------------------------------------------------------
 
