@@ -258,9 +258,12 @@ class PersistlabMagics(Magics):
             if args.forward: return ssh.forward_hint(args.forward)
             if args.server:
                 port = None if args.port is None else ssh.procs.check_port(args.port)
-                return ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
-                                        accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel,
-                                        alias=args.alias, forward_agent=args.forward_agent, storage=self._storage(required=False))
+                live = {}  # a tunnel back at a new address: this output shows the new one
+                r = ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
+                                     accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel,
+                                     alias=args.alias, forward_agent=args.forward_agent, storage=self._storage(required=False),
+                                     **(dict(on_url=lambda url: _moved(live, url)) if args.tunnel else {}))
+                return _showing(r, self.shell, live) if args.tunnel and self.shell else r
             pw = None
             if args.passphrase:
                 import getpass

@@ -6,12 +6,12 @@ Docs: https://persistlab.github.io/persistlab/ssh.html.md"""
 
 # %% ../nbs/07_ssh.ipynb #dedc4bb3
 from __future__ import annotations
-import os, re, sys, pwd, stat, shutil, socket, getpass, hashlib, ipaddress, tempfile, subprocess
+import os, re, sys, pwd, stat, time, shutil, socket, getpass, hashlib, ipaddress, tempfile, subprocess
 from urllib.parse import urlparse
 from fastcore.basics import patch
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers, usable_storage
-from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
+from .core import PersistlabError, Report, Row, ssh_modes, stamp, atomic_write
 from .storage import read_manifest, find_entry, wanted, storage_folder, BACKUP, MANIFEST
 from . import procs
 
@@ -385,6 +385,18 @@ def _repr_markdown_(self:Server):
         if self.windows_block: s += f'On Windows, `%USERPROFILE%\\.ssh\\config`:\n\n```\n{self.windows_block}```\n\n'
         s += f'VS Code Remote-SSH: [{self.vscode}]({self.vscode})\n\n' + ''.join(f'- {x}\n' for x in self._notes())
     return s
+
+# %% ../nbs/07_ssh.ipynb #e63528fa
+@patch
+def moved(self:Server, url):
+    "The tunnel to sshd came back at `url` (ngrok's new TCP address, a quick tunnel's new name): the command and block say so"
+    if self.proxy: host, port = urlparse(url).hostname, self.port
+    elif (m := re.match(r'(?:tcp://)?([^:/]+):(\d+)$', url or '')): host, port = m[1], int(m[2])
+    else: return
+    self.host, self.port = host, port
+    self.rows = [r._replace(detail=url if self.proxy else f'{host}:{port}') if r.path == 'tunnel' else r
+                 for r in self.rows if r.what != 'moved']
+    self.rows.append(Row('note', 'moved', f"the tunnel came back at a new address at {time.strftime('%H:%M:%S')}; update ~/.ssh/config"))
 
 # %% ../nbs/07_ssh.ipynb #c547d4a5
 def _sshd_bin(install):

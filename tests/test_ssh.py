@@ -207,6 +207,33 @@ def test_magic_in_real_ipython(env, strict_ok):
     assert 'persistlab: stopped sshd' in out  # %unload_ext stops what persistlab started
     assert procs.running(env.home) == [] and not (strict_ok/'run2/sshd.json').exists()
 
+def test_sshsetup_tunnel_ngrok_outlives_the_kernel_and_its_new_address_is_shown(env, strict_ok, monkeypatch):
+    "`%sshsetup --server --tunnel ngrok` in a notebook: ngrok comes back at a new address, the cell shows it; the kernel ends, ngrok runs on"
+    from test_cells import run_cells, text, STANDINS
+    pub = keygen(env.base/'k').with_suffix('.pub')
+    e = {**os.environ, **env.env(PERSISTLAB_RUNTIME=strict_ok/'run', PERSISTLAB_SSHD=SSHD, PERSISTLAB_NGROK=STANDINS/'ngrok',
+                                 NGROK_AUTHTOKEN='test-authtoken', JUPYTER_PLATFORM_DIRS=1)}
+    try:
+        out = run_cells(['%load_ext persistlab',
+                         f'%sshsetup --server --listen 127.0.0.1 --port {procs.free_port()} --authorized-keys {pub} --tunnel ngrok',
+                         textwrap.dedent('''
+                            import os, time
+                            from persistlab import procs
+                            pr = next(p for p in procs.records() if p.name.startswith('tunnel-'))
+                            os.killpg(pr.pgid, 9)  # ngrok's agent dies; the supervisor starts another, at a new address
+                            t0 = time.monotonic()
+                            while time.monotonic() - t0 < 30 and not ((q := procs.get(pr.name)) and q.pid != pr.pid and q.info.get('url') != pr.info['url']): time.sleep(0.1)
+                            time.sleep(2); print('BACK', q.info['url'])''')], e)
+        new = text(out[2]).split()[-1]
+        assert text(out[2]).startswith('BACK tcp://'), text(out[2])
+        host, port = new[6:].rsplit(':', 1)
+        assert f'ssh -p {port} ' in out[1][0]['data']['text/plain'] and f'HostName {host}' in out[1][0]['data']['text/plain'], out[1]
+        monkeypatch.setenv('PERSISTLAB_RUNTIME', str(strict_ok/'run'))
+        pr = next(p for p in procs.records() if p.name.startswith('tunnel-'))
+        assert pr.alive() and pr.info['url'] == new  # the kernel is gone; ngrok runs on
+    finally:
+        monkeypatch.setenv('PERSISTLAB_RUNTIME', str(strict_ok/'run')); procs.stop_all()
+
 def test_generate_with_passphrase_typed_at_the_prompt(env):
     pw = 'pass-SECRET-8271'
     seen = []
