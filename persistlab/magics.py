@@ -129,10 +129,20 @@ def _packages(args, st):
     p = P.save_packages(st, args.python, index_url=args.index_url, extra_index_url=args.extra_index_url, switch=args.switch)
     return r + p if r is not None else p
 
+def _sync(args, st):
+    "`%persist --sync FOLDER --every 10m`, `--sync --now` (a pass now), `--sync --stop`, `--fetch FOLDER`: a folder kept in storage"
+    from persistlab import remote as R
+    url = st.url or f'file://{st.path}'  # a storage folder takes synced files the way a bucket does
+    if args.fetch: return R.fetch_folder(args.fetch, url)
+    if args.stop: return R.stop_sync()
+    if args.now: return R.sync_folder(args.sync, url) if args.sync else R.sync_now()
+    if not args.sync: raise UsageError("name the folder: `%persist --sync outputs/ --every 10m`; or --sync --now, --sync --stop, --fetch FOLDER")
+    return R.start_sync(args.sync, url, args.every)
+
 def _persist_paths(args, st):
     "`%persist PATHS` with the options given: persist them, or refresh their snapshots with --save"
     from persistlab.persist import persist, save
-    if args.save: return save(args.paths, st)
+    if args.save: return save(args.paths, st, force=args.force)
     return persist(args.paths, st, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
                    allow_public=args.allow_public, switch=args.switch)
 
@@ -188,6 +198,12 @@ class PersistlabMagics(Magics):
     @argument('--create', action='store_true', help='create an empty persisted directory when neither exists')
     @argument('--save', action='store_true', help='refresh snapshots (archive strategy): of PATHS, or all')
     @argument('--archive', action='store_true', help='keep snapshots instead of links (default on Colab, Kaggle, Deepnote)')
+    @argument('--sync', metavar='FOLDER', nargs='?', const='', help='upload the new and changed files of FOLDER now and then '
+              'every --every in the background (kept up after the kernel exits); with --now: a pass now; with --stop: stop')
+    @argument('--every', metavar='TIME', default='10m', help='with --sync: how often (30s, 10m, 1h; default 10m)')
+    @argument('--now', action='store_true', help='with --sync: upload what changed now (the last pass before the box goes)')
+    @argument('--stop', action='store_true', help='with --sync: a last pass, then stop the background syncs')
+    @argument('--fetch', metavar='FOLDER', help='bring back a folder kept with --sync (a local file that differs is kept)')
     @argument('--mount', action='store_true', help='Colab: mount Google Drive first, then restore what %%load_ext could not')
     @argument('--allow-public', action='store_true', help="Kaggle: snapshot keys into /kaggle/working, the notebook's public output")
     @argument('--packages', action='store_true', help='keep the packages you pip-installed (as wheels) in storage; '
@@ -215,7 +231,8 @@ class PersistlabMagics(Magics):
             st = self._storage(args.to)  # resolved once; every engine below takes it
             if args.mount: mount_drive(st); _autorestore(st)  # what %load_ext could not restore before Drive was there
             if args.packages: return _packages(args, st)
-            if args.save: return save(args.paths or None, st)
+            if args.sync is not None or args.fetch or args.now or args.stop: return _sync(args, st)
+            if args.save: return save(args.paths or None, st, force=args.force)
             if args.list: return _with_packages(status(st), st)
             if args.restore: return _with_packages(restore(st, switch=args.switch), st, args)
             if args.undo: return undo(args.undo, st)

@@ -356,14 +356,16 @@ def undo(path, # the persisted path to bring back into home
 
 # %% ../nbs/01_persist.ipynb #adaebc95
 def save(paths=None, # paths to save (default: every copied or snapshotted path)
-         to=None, home=None, platform:Platform|None=None, python=None) -> Report:
+         to=None, home=None, platform:Platform|None=None, python=None,
+         force:bool=False, # remote storage: upload even what looks unchanged, over a snapshot another machine saved
+        ) -> Report:
     "Save home's copy of `paths` into storage: copies and snapshots (linked paths are always in storage)"
     p = platform or detect()
     home = Path(home or p.home)
     st = resolve_storage(to, home, p)
     if st.url:
         from persistlab.remote import remote_save
-        return _remote(remote_save(paths, st.url, home), st)
+        return _remote(remote_save(paths, st.url, home, force=force), st)
     storage = existing_storage(st)
     if not (storage/MANIFEST).exists(): raise PersistError(f"nothing persisted in {storage} yet; persist something first (`%persist .local`)")
     out = []; es = valid_entries(read_manifest(storage), out)

@@ -1,5 +1,5 @@
 "Remote storage against real servers on 127.0.0.1: an S3 API (moto's server), OpenSSH's SFTP, and rclone serving WebDAV"
-import os, sys, json, time, random, shutil, signal, subprocess
+import os, re, sys, json, time, random, shutil, signal, textwrap, subprocess
 from pathlib import Path
 import pytest
 from conftest import start_sshd, make_tree, snapshot, IS_ROOT
@@ -125,25 +125,42 @@ def test_transport_and_round_trip(server, sb, box):
     assert oct((fresh/'.ssh/id_ed25519').stat().st_mode & 0o777) == '0o600' and oct((fresh/'.ssh').stat().st_mode & 0o777) == '0o700'
 
 # ---------------------------------------------------------------------------------------------------------------- journeys
-def test_two_boxes_and_only_changes_uploaded(s3, sb):
-    "Box 1 keeps .local and .ssh in a bucket; box 2 (a new VM, empty home) gets them; a save uploads only what changed"
+def _ipython(sb, cells, home, env, timeout=180):
+    "Type `cells` into a real IPython on the box whose home is `home` (its profile read, as a user's is)"
+    return subprocess.run([sys.executable, '-m', 'IPython', '--no-banner', '--simple-prompt', '--colors=NoColor'],
+                          input=textwrap.dedent(cells).strip() + '\nexit\n', capture_output=True, text=True, timeout=timeout,
+                          env=sb.env(home, IPYTHONDIR=Path(home)/'.ipython', **env))
+
+def _exe(n): return shutil.which(n) or str(Path(sys.executable).parent/n)
+
+def test_journey_two_boxes_as_the_docs_say(s3, sb):
+    "Box 1: `%persist .local .ssh --to s3://...`; box 2's start command: `persistlab-restore --to URL`, then a kernel restart and "
+    "`%persist --save` uploads only what changed; box 3 sets the storage once in its IPython config and `%load_ext` brings it all"
     env, bucket = s3; url = f's3://{bucket}/journey'
+    env = {**env, 'PERSISTLAB_STORAGE': ''}  # no storage but the one given
     make_tree(sb.home/'.local', n_files=200, big=1)
     (sb.home/'.ssh').mkdir(mode=0o700); (sb.home/'.ssh/config').write_text('Host gh\n  User git\n')
-    one = {**env, 'PERSISTLAB_RUN': sb.base/'vm1'}
-    _py(sb, f'from persistlab.remote import remote_persist as p; print(p([".local", ".ssh"], {url!r}))', sb.home, one)
+    r = _ipython(sb, f'%load_ext persistlab\n%persist .local .ssh --to {url}', sb.home, {**env, 'PERSISTLAB_RUN': sb.base/'vm1'})
+    assert re.search(r'\.local +uploaded', r.stdout, re.M) and re.search(r'\.ssh +uploaded', r.stdout, re.M), r.stdout + r.stderr
     box2 = sb.base/'box2'; box2.mkdir(); two = {**env, 'PERSISTLAB_RUN': sb.base/'vm2'}
-    _py(sb, f'from persistlab.remote import remote_persist as p; print(p([".local", ".ssh"], {url!r}))', box2, two)
+    r = sb.run(_exe('persistlab-restore'), '--to', url, home=box2, **two)
     assert snapshot(box2/'.local') == snapshot(sb.home/'.local') and (box2/'.ssh/config').read_text() == 'Host gh\n  User git\n'
-    # the bootstrap cell again on the same VM (a kernel restart): what was installed since stays; a save uploads only it
+    assert oct((box2/'.ssh').stat().st_mode & 0o777) == '0o700'
+    # a tool installed on box 2, then a kernel restart: %load_ext (the remembered storage) restores nothing over it
     (box2/'.local/bin/mine').write_text('new tool\n')
-    out = _py(sb, f'from persistlab.remote import remote_persist as p, remote_save as s; print(p([".local", ".ssh"], {url!r})); '
-                  f'print(s(None, {url!r}))', box2, two).stdout
-    rows = [[w.rstrip(':') for w in l.split()[:2]] for l in out.splitlines() if l.startswith('.')]
-    assert rows == [['.local', 'kept'], ['.ssh', 'kept'], ['.local', 'uploaded'], ['.ssh', 'unchanged']], out
-    box3 = sb.base/'box3'; box3.mkdir()
-    _py(sb, f'from persistlab.remote import remote_restore as r; print(r({url!r}))', box3, {**env, 'PERSISTLAB_RUN': sb.base/'vm3'})
-    assert (box3/'.local/bin/mine').read_text() == 'new tool\n'
+    r = _ipython(sb, '%load_ext persistlab\n%persist --save\n%persist --list', box2, two)
+    out = r.stdout + r.stderr
+    assert (box2/'.local/bin/mine').exists() and 'restored' not in out, out
+    assert re.search(r'\.local +uploaded', out, re.M) and re.search(r'\.ssh +unchanged', out, re.M), out
+    assert re.search(r'\.local +in sync', out, re.M), out
+    box3 = sb.base/'box3'; (box3/'.ipython/profile_default').mkdir(parents=True)
+    (box3/'.ipython/profile_default/ipython_config.py').write_text(f"c.PersistlabMagics.storage = {url!r}\n")
+    r = _ipython(sb, '%load_ext persistlab\nimport os; print("MINE", open(os.path.expanduser("~/.local/bin/mine")).read())', box3,
+                 {**env, 'PERSISTLAB_RUN': sb.base/'vm3'})
+    assert 'MINE new tool' in r.stdout, r.stdout + r.stderr
+    # the CLI's error for an endpoint that is not there: one line naming the storage and the variable
+    r = sb.run(_exe('persistlab-restore'), '--to', url, home=sb.base/'box3', check=False, **{**env, 'AWS_ENDPOINT_URL': f'http://127.0.0.1:{free_port()}'})
+    assert r.returncode == 1 and r.stderr.strip().count('\n') == 0 and 'AWS_ENDPOINT_URL' in r.stderr and url in r.stderr, r.stderr
 
 def test_kill_during_upload_leaves_the_previous_snapshot(s3, sb, box):
     "SIGKILL at random moments of a save: a fresh box still restores a whole snapshot, the old one or the new one"
