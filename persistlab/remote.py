@@ -9,6 +9,7 @@ from __future__ import annotations
 import os, re, sys, json, time, uuid, stat, shutil, socket, hashlib, tempfile, subprocess, contextlib
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
+from concurrent.futures import ThreadPoolExecutor
 from .core import PersistError, PersistlabError, Report, plain_rel, stamp, human, exists, remove, storage_lock, tied, work_dir
 from .storage import RUNTIME, python_version, live_rows, valid_entries, find_entry, vm_dir
 from .secrets import get_secret
@@ -272,21 +273,33 @@ def snap_name(rel, python=None) -> str:
     "The folder of `rel`'s snapshots; `.local` is keyed by the Python its packages were built for"
     return rel.replace('/', '%2F') + (f'@py{python}' if python else '')
 
+def _walk_sig(p, skip) -> list:
+    "The lines `content_sig` hashes, from Python (where `find` has no -printf)"
+    lines = []
+    def one(k, st, path):
+        t = 'l' if stat.S_ISLNK(st.st_mode) else 'd' if stat.S_ISDIR(st.st_mode) else 'f'
+        lines.append(f"{k}\0{t}\0" + (os.readlink(path) if t == 'l' else f'{stat.S_IMODE(st.st_mode):o}'
+                                         + (f'\0{st.st_size}\0{int(st.st_mtime)}' if t == 'f' else '')))
+        return t
+    def walk(d, k):
+        with os.scandir(d) as it:
+            for e in it:
+                if e.path != skip and one(f'{k}/{e.name}', e.stat(follow_symlinks=False), e.path) == 'd': walk(e.path, f'{k}/{e.name}')
+    if one(str(p), os.lstat(p), p) == 'd': walk(p, str(p))
+    return lines
+
 def content_sig(p, rel='') -> str:
     "A hash of what `p` holds (paths, types, modes, sizes, whole-second mtimes, link targets): did it change since the last save?"
-    p, h = Path(p), hashlib.sha256()
-    skip = os.path.relpath(RUNTIME, '.local') if rel == '.local' else None  # the live Jupyter's files are not saved
-    def one(k, q):
-        st = os.lstat(q); t = 'l' if stat.S_ISLNK(st.st_mode) else 'd' if stat.S_ISDIR(st.st_mode) else 'f'
-        h.update(f"{k}\0{t}\0{stat.S_IMODE(st.st_mode)}\0{st.st_size if t == 'f' else ''}\0{int(st.st_mtime) if t == 'f' else ''}"
-                 f"\0{os.readlink(q) if t == 'l' else ''}\n".encode())
-    one('.', p)
-    if p.is_dir() and not p.is_symlink():
-        for root, dirs, files in os.walk(p):
-            r = os.path.relpath(root, p)
-            dirs[:] = sorted(d for d in dirs if os.path.normpath(os.path.join(r, d)) != skip)
-            for n in sorted(dirs + files): one(os.path.normpath(os.path.join(r, n)), os.path.join(root, n))
-    return h.hexdigest()[:32]
+    p = Path(p); skip = str(p/os.path.relpath(RUNTIME, '.local')) if rel == '.local' else None  # the live Jupyter's files are not saved
+    # GNU find lists 20k files in a tenth of the time a Python walk takes
+    r = subprocess.run(['find', str(p), *(['(', '-path', skip, '-prune', ')', '-o'] if skip else []), '-type', 'd', '-printf', '%p\\0d\\0%m\\n',
+                        '-o', '-type', 'l', '-printf', '%p\\0l\\0%l\\n', '-o', '-printf', '%p\\0f\\0%m\\0%s\\0%T@\\n'],
+                       capture_output=True, preexec_fn=tied())
+    if r.returncode == 0 and r.stdout:
+        lines = re.sub(rb'(\0f\0[0-7]+\0\d+\0\d+)\.\d+$', rb'\1', r.stdout, flags=re.M).split(b'\n')  # whole seconds, as tar keeps them
+    else: lines = [l.encode() for l in _walk_sig(p, skip)]
+    n = len(str(p))
+    return hashlib.sha256(b'\n'.join(sorted(l[n:] for l in lines if l))).hexdigest()[:32]
 
 def _sha(f) -> str:
     h = hashlib.sha256()
@@ -410,13 +423,13 @@ def _tmp(loc) -> Path:
     return t
 
 # %% ../nbs/01b_remote.ipynb #926bc6bc
-def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None) -> dict:
+def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None, sigs=None) -> dict:
     "Pack and upload the paths in `rels` that changed since record `base` (or since this box restored them); their new entries"
-    new, done = {}, done or {}
+    new, done, sigs = {}, done or {}, sigs or {}
     for rel in rels:
         h = home/rel
         if not exists(h): out.append((rel, 'skipped', f'~/{rel} does not exist here and storage has no snapshot of it')); continue
-        sig, old = content_sig(h, rel), find_entry(base, rel)
+        sig, old = sigs.get(rel) or content_sig(h, rel), find_entry(base, rel)
         if old and not force and (old.get('sig') == sig or done.get(rel) == (old['snapshot'], sig)):
             out.append((rel, 'unchanged', f"not uploaded again ({human(old.get('size') or 0)} in storage)")); continue
         py = python_version() if rel == '.local' else None
@@ -466,7 +479,11 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
     r, loc, out = remote(url), local_dir(url, home), []
     with storage_lock(loc):
         tmp = _tmp(loc)
-        n, m = head(r); done = known(url, home); todo = []
+        with ThreadPoolExecutor(1) as ex:  # the round trip to the storage overlaps the look at home
+            f = ex.submit(head, r)
+            sigs = {x: content_sig(home/x, x) for x in rels if exists(home/x)}
+            n, m = f.result()
+        done = known(url, home); todo = []
         _check_stale(r, m, [x for x in rels if save or not find_entry(m, x)], done, force)
         for rel in rels:
             e = find_entry(m, rel)
@@ -474,7 +491,7 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
                 if rel in done: out.append((rel, 'kept', 'already restored on this box; `%persist --save` uploads what changed since'))
                 elif _download(r, e, home, loc, tmp, out): _mark(url, home, {rel: {**e, 'sig': content_sig(home/rel, rel)}})
             else: todo.append(rel)
-        if new := _upload_changed(r, todo, home, m, tmp, out, force, done):
+        if new := _upload_changed(r, todo, home, m, tmp, out, force, done, sigs):
             n, m = publish(r, n, m, new)
             _mark(url, home, new)  # home and storage agree now: no restore over it on this box
             out.append(('storage', 'current', f'generation {n}, saved by {m["host"]}'))
