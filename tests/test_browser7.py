@@ -15,6 +15,15 @@ pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason='needs Debi
 # what the widget manager logs when a model the kernel sent cannot be drawn (the form then shows nothing at all)
 BROKEN = re.compile(r'Could not create a model|_deserialize_state|Could not create a view|Error rendering|not found in (module|registry)')
 
+# a second form whose engine draws a progress bar (tqdm, as the real engines do), left in place when done
+BARS = """import time, persistlab
+from tqdm.auto import tqdm
+class Slow:
+    def status(self, **k): return persistlab.core.Report([])
+    def save(self, **k):
+        for _ in tqdm(range(3), desc='saving-bar', leave=True): time.sleep(0.1)
+persistlab.setup(engine=Slow())"""
+
 @pytest.fixture
 def nb6(tmp_path):
     pytest.importorskip('playwright', reason='.ci/run installs playwright')
@@ -22,7 +31,8 @@ def nb6(tmp_path):
     for d in (home, st, nbdir): d.mkdir()
     (home/'.local/bin').mkdir(parents=True); (home/'.local/bin/tool').write_text('x')
     (home/'.ssh').mkdir(); (home/'.ssh/config').write_text('Host x\n')
-    nb = {'cells': [{'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': '%load_ext persistlab\n%persistlab'}],
+    cells = ['%load_ext persistlab\n%persistlab', BARS]
+    nb = {'cells': [{'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': c} for c in cells],
           'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}}, 'nbformat': 4, 'nbformat_minor': 5}
     (nbdir/'form.ipynb').write_text(json.dumps(nb))
     port, token = procs.free_port(), 'browser7-test-token'
@@ -55,6 +65,7 @@ def test_form_in_notebook6_with_ipywidgets7_persists_on_click(nb6):
                                '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'])
         try:
             page = b.new_page(viewport={'width': 1200, 'height': 900})
+            page.set_default_timeout(60_000)  # a loaded 2-core machine: a click may wait for a busy page
             page.on('console', lambda m: console.append(f'{m.type}: {m.text}'))
             page.on('pageerror', lambda e: console.append(f'pageerror: {e}'))
             page.goto(nb6['url'])
@@ -78,6 +89,13 @@ def test_form_in_notebook6_with_ipywidgets7_persists_on_click(nb6):
             except Exception:
                 page.screenshot(path=str(ARTIFACTS/'form7-after-timeout.png')); raise
             page.screenshot(path=str(ARTIFACTS/'form7-after.png'))
+            page.click('div.input_area >> nth=1'); page.keyboard.press('Shift+Enter')  # the form with a bar
+            page.locator('div.cell >> nth=1').locator('button.jupyter-button', has_text='Save snapshots').click()
+            cell = page.locator('div.cell >> nth=1')
+            try: cell.locator('text=/saving-bar:.100%/').wait_for(timeout=30_000)
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS/'form7-bar-timeout.png'), full_page=True); print(cell.inner_text()); raise
+            assert cell.locator('div.output_area').count() == 1 and cell.locator('.progress-bar').count() == 1  # in the form, not beside it
         finally: b.close()
     assert not [c for c in console if BROKEN.search(c)], '\n'.join(console)
     assert os.readlink(nb6['home']/'.local') == str(nb6['storage']/'.local')
