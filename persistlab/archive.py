@@ -10,7 +10,7 @@ import os, re, errno, hashlib, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists,
-    remove, failpoint, tied, Polled, human, ssh_modes, same_content)
+    remove, failpoint, tied, Polled, human, ssh_modes, same_content, sibling)
 from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
@@ -24,7 +24,9 @@ _TAR = ['tar', '--use-compress-program', 'gzip -1']
 
 def snapshot_name(rel, python=None) -> str:
     "File name of `rel`'s snapshot; `.local` is keyed by the Python version its packages were built for"
-    key = rel.replace('/', '%2F') + (f'@py{python}' if rel == '.local' and python else '')
+    key = rel.replace('/', '%2F')
+    if len(os.fsencode(key)) > 200: key = 'pl-' + hashlib.sha256(os.fsencode(key)).hexdigest()[:40]  # a name must fit NAME_MAX
+    key += f'@py{python}' if rel == '.local' and python else ''
     return f'{key}.tar.gz'
 
 # %% ../nbs/05_archive.ipynb #5a6e5e0d
@@ -42,7 +44,7 @@ def save_snapshot(rel, home, storage, python=None, exclude=()) -> tuple:
     if not exists(h): raise PersistError(f"~/{rel} does not exist: nothing to save")
     dst = Path(storage)/SNAPDIR/snapshot_name(rel, python if rel == '.local' else None)
     tmpd = Path(storage)/TMP; tmpd.mkdir(parents=True, exist_ok=True); dst.parent.mkdir(exist_ok=True)
-    part = tmpd/f'{dst.name}.{os.getpid()}'
+    part = sibling(tmpd/dst.name, f'.{os.getpid()}')
     skip = RUNTIME if rel == '.local' else None
     try:
         os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600 from the start: keys live in snapshots

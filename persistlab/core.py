@@ -6,16 +6,16 @@ Docs: https://persistlab.github.io/persistlab/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #61a1bca4
 from __future__ import annotations
-import os, sys, stat, time, errno, signal, fcntl, functools, threading, contextlib, shutil, subprocess
+import os, sys, stat, time, errno, signal, fcntl, hashlib, functools, threading, contextlib, shutil, subprocess
 from collections import namedtuple
 from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['Row', 'OLD', 'PersistlabError', 'PersistError', 'Report', 'atomic_write', 'stamp', 'human', 'ssh_modes', 'plain_rel',
-           'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'tree_sig', 'tree_size', 'same_bytes', 'same_content',
-           'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'remove', 'Polled', 'copy_verified', 'drop', 'move',
-           'link', 'loops', 'storage_lock']
+__all__ = ['Row', 'NAME_MAX', 'OLD', 'NEW', 'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp',
+           'human', 'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'tree_sig',
+           'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'remove',
+           'Polled', 'copy_verified', 'drop', 'swap', 'move', 'link', 'loops', 'storage_lock']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -46,6 +46,16 @@ class Report:
                 '\n'.join('| `{}` | {} | {} |'.format(*map(esc, r)) for r in self.rows))
 
 # %% ../nbs/00_core.ipynb #3f70eccd
+NAME_MAX = 255  # bytes in one file name on ext4, xfs, tmpfs, btrfs
+
+def sibling(p, # a path
+            tag:str, # what to add to its name: `.persistlab-old`, `.1234`
+           ) -> Path:
+    "`p` with `tag` added to its name, or a name made of a hash of it when that would pass NAME_MAX (the same every time)"
+    p = Path(p); n = p.name + tag
+    if len(os.fsencode(n)) > NAME_MAX: n = '.pl-' + hashlib.sha256(os.fsencode(p.name)).hexdigest()[:40] + tag
+    return p.with_name(n)
+
 def atomic_write(f, # the file to write
                  data:str|bytes, # its whole new content
                  mode:int|None=None, # its mode (default: kept if it exists, else 0644 less the umask)
@@ -54,7 +64,7 @@ def atomic_write(f, # the file to write
     f = Path(f)
     if f.is_symlink(): f = Path(os.path.realpath(f))
     if mode is None and f.exists(): mode = stat.S_IMODE(f.stat().st_mode)
-    tmp = f.with_name(f'.{f.name}.tmp{os.getpid()}')
+    tmp = sibling(f.with_name('.' + f.name), f'.tmp{os.getpid()}')
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666 if mode is None else mode)
         with os.fdopen(fd, 'wb') as fh:
@@ -104,6 +114,8 @@ def plain_rel(path, # `.local`, `~/.ssh`, or absolute under `home`
     try: r = str(p.relative_to(home))
     except ValueError: raise PersistError(f"{path}: not under your home {home}; persistlab only persists paths in home") from None
     if r in ('', '.'): raise PersistError(f"{path}: that is your whole home; persist the paths inside it (.local, .ssh, ...)")
+    if long := next((n for n in Path(r).parts if len(os.fsencode(n)) > NAME_MAX), None):
+        raise PersistError(f"{long[:40]}...: a name of {len(os.fsencode(long))} bytes; filesystems allow {NAME_MAX}, so no such path can exist")
     return r
 
 def check_rel(rel) -> str|None:
@@ -254,7 +266,7 @@ def copy_verified(src, dst, tmpdir, desc=None):
     "Copy `src` to a new `dst` through `tmpdir` (same filesystem as `dst`), verified before it appears at `dst`"
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True); _no_clobber(dst)
-    part = Path(tmpdir)/f'{dst.name}.{os.getpid()}'
+    part = sibling(Path(tmpdir)/dst.name, f'.{os.getpid()}')
     if exists(part): remove(part)
     free = shutil.disk_usage(tmpdir).free
     try:
@@ -278,16 +290,37 @@ def copy_verified(src, dst, tmpdir, desc=None):
     os.rename(part, dst)
     failpoint('renamed')
 
-OLD = '.persistlab-old'
+OLD, NEW = '.persistlab-old', '.persistlab-new'  # names recovery knows: a copy being dropped, a verified copy not yet in place
 
 def drop(src, then=None):
     "Remove `src` (already copied and verified elsewhere): set aside first, so a crash leaves a name recovery knows"
-    old = Path(str(src)+OLD)
+    old = sibling(src, OLD)
     if exists(old): remove(old)
     os.rename(src, old)
     failpoint('set-aside')
     if then: then(); failpoint('linked')
     remove(old)
+
+def _exchange(a, b) -> bool:
+    "Swap what `a` and `b` name in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where libc or the filesystem cannot"
+    try:
+        import ctypes
+        f = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError): return False
+    f.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if f(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0: return True  # AT_FDCWD, RENAME_EXCHANGE
+    e = ctypes.get_errno()
+    if e in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP): return False
+    raise OSError(e, os.strerror(e), str(b))
+
+def swap(new, # a complete, verified copy, next to `dst` (its `sibling(dst, NEW)`)
+         dst, # what it replaces
+         old, # where what was at `dst` goes: a new name on `dst`'s filesystem
+        ):
+    "Put `new` at `dst` and what was there at `old`: in one step where Linux can, else two renames recovery can finish"
+    if not exists(dst): os.rename(new, dst); return
+    if _exchange(new, dst): failpoint('swapped'); os.rename(new, old); return  # `new` names the old data now
+    os.rename(dst, old); failpoint('swapped'); os.rename(new, dst)
 
 def move(src, dst, tmpdir, desc=None):
     "Move `src` to a new `dst`: a rename on one filesystem, else copy, verify, then remove `src`"
@@ -309,7 +342,7 @@ def link(target, # what the link points to (absolute)
         raise PersistError(f"refusing to link {at} to {target}: the link would point to itself")
     if exists(at) and not at.is_symlink(): raise PersistError(f"{at} holds data; persistlab only replaces links")
     at.parent.mkdir(parents=True, exist_ok=True)
-    tmp = at.with_name(at.name+'.persistlab-link')
+    tmp = sibling(at, '.persistlab-link')
     if exists(tmp): os.unlink(tmp)
     os.symlink(target, tmp); os.replace(tmp, at)
 

@@ -388,7 +388,9 @@ def _autorestore(storage=None):
         from persistlab.persist import autorestore
         with _usage(): _show(autorestore(p, storage=st))
         if not st.local.parent.is_dir(): return st.local.parent  # Drive not mounted yet
-    if (st.local/'persistlab.json').exists():  # the packages engine is imported only then
+    if (st.local/'persistlab.json').exists():  # the engines are imported only then
+        from persistlab.persist import take_edits
+        with _usage(): _show(take_edits(st, p.home, p))  # files edited over their link win, and are watched from now on
         from persistlab.packages import autorestore_packages
         with _usage(): _show(autorestore_packages(p, storage=st))
 

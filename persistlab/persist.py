@@ -6,19 +6,21 @@ Docs: https://persistlab.github.io/persistlab/persist.html.md"""
 
 # %% ../nbs/01_persist.ipynb #ab2222d6
 from __future__ import annotations
-import os, shutil, subprocess, contextlib
+import os, shutil, hashlib, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, copy_plain, move, drop, remove, link,
-    failpoint, storage_lock, work_dir, OLD)
+    failpoint, storage_lock, work_dir, sibling, swap, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
     record, forget, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
-    aside, hollow, tmp_for, python_for, live_rows)
+    aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
+from . import procs
 from . import archive as snapshots
 
 # %% auto #0
-__all__ = ['COPY_PATHS', 'FILE_NAMES', 'PRIVATE_FILES', 'persist', 'restore', 'status', 'undo', 'save', 'autorestore']
+__all__ = ['COPY_PATHS', 'FILE_NAMES', 'PRIVATE_FILES', 'check', 'take_edits', 'watch_files', 'persist', 'restore', 'status',
+           'undo', 'save', 'autorestore']
 
 # %% ../nbs/01_persist.ipynb #76807dbd
 COPY_PATHS = ('.ssh',)  # copied with strict modes, never linked: sshd refuses keys behind loose modes or links
@@ -81,6 +83,7 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
             _runtime_dir(s, rel)
             record(storage, rel, stamp, strategy='link', kind=sk, python=python_for(rel))
             out.append((rel, 'already persisted', f'~/{rel} is a link to {s}' + (' (your link is kept)' if copy else '')))
+            if sk == 'file': mark_linked(home, rel)
             if fixed: out.append((rel, 'modes fixed', ', '.join(fixed)))
             return
         if not force:
@@ -92,7 +95,7 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
     if hk not in ('absent', 'link') and sk != 'absent' and hk != sk and not force:
         raise PersistError(f"~/{rel} is a {hk} but storage has a {sk} at {s}; nothing changed. "
                            "Use --force to keep storage's and move home's into the backup folder")
-    if hk == 'link': aside(h, storage, rel, stamp, out); hk = 'absent'
+    if hk == 'link' and not copy: aside(h, storage, rel, stamp, out); hk = 'absent'
     if hk == 'absent' and sk == 'absent':
         if not create:
             out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists: nothing to persist yet (--create makes an empty one)'))
@@ -100,6 +103,7 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
         _create(s, rel); sk = kind(s)
         out.append((rel, 'created', f"empty {'file' if sk == 'file' else 'directory'} {s}"))
     if copy: return _persist_copy(rel, h, s, hk, sk, home, storage, stamp, out, merge)
+    if _edited(rel, h, s, home): return _take_edit(rel, h, s, storage, home, stamp, out)
     if hk != 'absent' and sk == 'absent':
         _move_in(h, s, rel, storage, home, stamp)
         out.append((rel, 'moved', f'to {s}'))
@@ -110,6 +114,7 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
     else: link(s, h)
     _runtime_dir(s, rel)
     record(storage, rel, stamp, strategy='link', kind=kind(s), python=python_for(rel))
+    if kind(s) == 'file': mark_linked(home, rel)
     out.append((rel, 'linked', f'~/{rel} -> {s}'))
 
 # %% ../nbs/01_persist.ipynb #f85f153c
@@ -119,11 +124,9 @@ def _persist_copy(rel, h, s, hk, sk, home, storage, stamp, out, merge):
     elif hk != 'absent' and sk == 'absent':
         copy_verified(h, s, tmp_for(s, storage, home), rel)
         out.append((rel, 'copied', f'to {s}'))
-    else:
-        if hk != 'absent':
-            if merge and hk == sk == 'dir': _merge(h, s, out, rel)
-            aside(h, storage, rel, stamp, out)
-        copy_verified(s, h, tmp_for(h, storage, home), rel); out.append((rel, 'copied', f'from {s}'))
+    else:  # storage's replaces home's, which goes to the backup folder only once storage's copy is complete in home
+        if merge and hk == sk == 'dir': _merge(h, s, out, rel)
+        replace_verified(s, h, storage, home, rel, stamp, out); out.append((rel, 'copied', f'from {s}'))
     if s.is_dir(): ssh_modes(s)
     fixed = ssh_modes(h) if h.is_dir() else []
     if fixed: out.append((rel, 'modes fixed', ', '.join(fixed)))
@@ -141,6 +144,62 @@ def _merge(h, s, out, rel):
             copy_plain(a, b); n += 1
     out.append((rel, 'merged', f'{n} entries that only home had were copied into storage'))
 
+# %% ../nbs/01_persist.ipynb #b6ced69a
+def _edited(rel, h, s, home) -> bool:
+    "Is home's `h` a newer edit saved over the link persistlab made to file `s` on this machine (`sed -i`, an atomic save)?"
+    return (kind(h) == kind(s) == 'file' and rel in linked_here(home)
+            and os.lstat(h).st_mtime_ns > os.lstat(s).st_mtime_ns)
+
+def _take_edit(rel, h, s, storage, home, ts, out):
+    "Home's newer file goes into storage (storage's older one to the backup folder), and `h` is the link again"
+    same = same_content(h, s)
+    if not same: replace_verified(h, s, storage, home, rel, ts, out, 'storage')
+    drop(h, then=lambda: link(s, h))  # a verified copy is in storage
+    record(storage, rel, ts, strategy='link', kind='file')
+    out.append((rel, 'relinked' if same else 'kept your edit', f'~/{rel} had been saved over its link' +
+                ('' if same else f' (sed -i, an editor): that newer text is in {s} now') + '; linked again'))
+
+def _take_edits(storage, home, ts, out):
+    "Take every persisted file edited over its link into storage (under the storage lock)"
+    for e in valid_entries(read_manifest(storage)):
+        if e['strategy'] != 'link': continue
+        try:
+            h, s = inside(home, e['path']), inside(storage, e['path'])
+            if _edited(e['path'], h, s, home): _take_edit(e['path'], h, s, storage, home, ts, out)
+        except PersistlabError as x: out.append((e['path'], 'not taken', str(x)))
+
+def _files(storage) -> bool:
+    "Does `storage` persist a single file by a link (what an edit can be saved over)?"
+    return any(e['strategy'] == 'link' and kind(Path(storage)/e['path']) == 'file' for e in valid_entries(read_manifest(storage)))
+
+def check(storage, home) -> bool:
+    "The supervisor's watch: take files edited over their link into storage; False once `storage` persists no file"
+    storage = Path(storage)
+    if not (storage/MANIFEST).exists() or not _files(storage): return False
+    out = []
+    with storage_lock(storage, timeout=5): _take_edits(storage, home, stamp(), out)
+    for r in out: print(f"{r[0]}: {r[1]}: {r[2]}", flush=True)
+    return True
+
+def take_edits(to=None, home=None, platform:Platform|None=None) -> Report|None:
+    "What `%load_ext` does where paths are linked: take files edited over their link into storage, then watch them"
+    p = platform or detect(); home = Path(home or p.home)
+    st = resolve_storage(to, home, p, required=False); storage = st.local if st else None
+    if storage is None or not (storage/MANIFEST).exists() or not os.access(storage, os.W_OK) or not _files(storage): return None
+    out = []
+    with storage_lock(storage): _take_edits(storage, home, stamp(), out)
+    watch_files(storage, home)
+    return Report(out, f'persisted in {storage}') if out else None
+
+def watch_files(storage, home):
+    "Start the background watch for files edited over their link, in a notebook (or where `PERSISTLAB_WATCH=1`)"
+    if os.environ.get('PERSISTLAB_WATCH', '') == '0' or not _files(storage): return
+    if os.environ.get('PERSISTLAB_WATCH') == '1' or procs.jupyter_server():
+        with contextlib.suppress(OSError, PersistlabError):
+            key = hashlib.sha256(f'{storage}\0{home}'.encode()).hexdigest()[:12]
+            procs.watch(f'files-{key}', 'persistlab.persist', dict(storage=str(storage), home=str(home)),
+                        float(os.environ.get('PERSISTLAB_WATCH_PERIOD') or 5), home)
+
 # %% ../nbs/01_persist.ipynb #0851cf01
 def _recover(storage, home, ts, out):
     "Finish or undo what a crashed persistlab left behind, losing nothing"
@@ -154,7 +213,8 @@ def _recover(storage, home, ts, out):
         rel = e['path']
         try: h, s = inside(home, rel), inside(storage, rel)
         except PersistError: continue
-        for old, other in ((Path(str(h)+OLD), s), (Path(str(s)+OLD), h)):
+        for root in (storage, home): finish_replace(root, rel, storage, ts, out)
+        for old, other in ((sibling(h, OLD), s), (sibling(s, OLD), h)):
             if not exists(old): continue
             if covered(old, [other] + [b/rel for b in backups]):
                 remove(old); out.append((rel, 'recovered', f'removed {old.name}, a copy left by an interrupted run'))
@@ -238,6 +298,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
             kept = read_manifest(storage)['entries']
             if kept or not new: finish(storage, p.hook, out)
     if not kept and new: _unmake(storage)  # nothing persisted into a storage this call made: it leaves nothing behind
+    if kept: watch_files(storage, home)
     done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
     if kept and (done or not errs): remember(st, home)  # a refused call remembers nothing
     if '.local' in rels and (home/'.local').is_symlink(): out += live_rows(home)  # only once it is in place
@@ -263,7 +324,8 @@ def restore(to=None, # storage directory (default: the platform's)
     out = []
     with storage_lock(storage):
         m = read_manifest(storage)
-        _recover(storage, home, stamp(), out)
+        _recover(storage, home, ts := stamp(), out)
+        _take_edits(storage, home, ts, out)  # before the script: it would back up home's newer file and link the older one
         finish(storage)
         valid_entries(m, out)
         env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_STORAGE': str(storage), 'PERSISTLAB_NO_PACKAGES': '1'}  # packages: below, not under this lock
@@ -274,6 +336,7 @@ def restore(to=None, # storage directory (default: the platform's)
             raise PersistError(f"restore failed: {r.stderr.strip() or r.stdout.strip()}")
         if any(e['strategy'] == 'archive' for e in valid_entries(m)): snapshots.archive_restore(storage, home, out)
     remember(st, home)  # `%sshsetup --server` and the rest use it from now on
+    watch_files(storage, home)
     if any(e['path'] == '.local' for e in valid_entries(m)): out += live_rows(home)
     return Report(out, f'restored from {st.label}')
 
@@ -318,6 +381,25 @@ def status(to=None, # storage directory (default: the platform's)
     return Report(rows, f'{p.name}: persisted in {st.label}', heads=('path', 'state', 'kept'))
 
 # %% ../nbs/01_persist.ipynb #f4a05720
+def _bring_home(s, h, storage, home, rel, out, keep=True):
+    "Put storage's `s` at `h` (absent, or persistlab's link to it) in one step, then remove `s` unless `keep`; a failure changes nothing"
+    new = sibling(h, NEW)
+    if exists(new): remove(new)
+    try:
+        if keep or not same_fs(s, h.parent): copy_verified(s, new, tmp_for(h, storage, home), rel)
+        else: os.rename(s, new)  # one filesystem: the data itself moves (recovery puts it back in place after a crash)
+        if rel in COPY_PATHS: ssh_modes(new)
+        failpoint('brought')
+        swap(new, h, sibling(h, '.persistlab-link'))
+    except (OSError, PersistlabError) as e:
+        if exists(new) and not exists(s): os.rename(new, s)
+        elif exists(new): remove(new)
+        raise PersistError(f"bringing {s} back to ~/{rel} failed ({getattr(e, 'strerror', None) or e}); nothing changed") from None
+    if exists(old := sibling(h, '.persistlab-link')): os.unlink(old)  # persistlab's link, replaced
+    if keep or not exists(s): return
+    try: drop(s)  # its verified copy is in home now
+    except OSError as e: out.append((rel, 'left in storage', f'{s} could not be removed ({e.strerror}); home has the data, remove it yourself'))
+
 def undo(path, # the persisted path to bring back into home
          to=None, # storage directory (default: the platform's)
          home=None, # home directory (default: the platform's)
@@ -337,20 +419,19 @@ def undo(path, # the persisted path to bring back into home
         if not e: raise PersistError(f"~/{rel} is not persisted in {storage}; see `%persist --list`")
         h, s = inside(home, rel), inside(storage, rel)
         if e['strategy'] == 'link' and exists(s):
-            if kind(h) == 'link' and os.readlink(h) == str(s): os.unlink(h)
-            elif exists(h): raise PersistError(f"~/{rel} is not the link persistlab made; move it aside first, nothing changed")
-            move(s, h, tmp_for(h, storage, home), rel)
-            _prune(s.parent, storage)
+            if exists(h) and not (kind(h) == 'link' and os.readlink(h) == str(s)):
+                raise PersistError(f"~/{rel} is not the link persistlab made; move it aside first, nothing changed")
+            _bring_home(s, h, storage, home, rel, out, keep=False)
+            with contextlib.suppress(OSError): _prune(s.parent, storage)
             out.append((rel, 'moved back', f'from {s} to ~/{rel}'))
         elif e['strategy'] == 'archive':
             snap = storage/SNAPDIR/e['snapshot']
             if exists(snap): aside(snap, storage, f'{SNAPDIR}/{snap.name}', ts, out, 'storage')
             out.append((rel, 'kept', 'home keeps its copy; the snapshot is in the backup folder'))
         elif e['strategy'] == 'copy':
-            if kind(h) == 'link' and os.readlink(h) == str(s): os.unlink(h)
-            if not exists(h) and exists(s): copy_verified(s, h, tmp_for(h, storage, home), rel); ssh_modes(h)
+            if exists(s) and (not exists(h) or kind(h) == 'link' and os.readlink(h) == str(s)): _bring_home(s, h, storage, home, rel, out)
             out.append((rel, 'kept', f'home has its copy; the copy in {s} is left as it is'))
-        forget(storage, rel); finish(storage, p.hook, out)
+        forget(storage, rel); finish(storage, p.hook, out); mark_linked(home, rel, False)
         out.append((rel, 'no longer persisted', ''))
     return Report(out, f'undo in {st.label}')
 
@@ -378,6 +459,7 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
     if snaps: out += list(snapshots.save(snaps, st, home, p, python))
     ts = stamp()
     with storage_lock(storage):
+        _recover(storage, home, ts, out)
         for e in es:
             rel = e['path']
             if e['strategy'] == 'link': out.append((rel, 'linked', 'nothing to save: it lives in storage')); continue
@@ -385,8 +467,7 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
             h, s = inside(home, rel), inside(storage, rel)
             if kind(h) == 'link' or not exists(h): out.append((rel, 'not saved', f'~/{rel} is not a copy here')); continue
             if exists(s) and same_content(h, s): out.append((rel, 'saved', 'storage already matches home')); continue
-            if exists(s): aside(s, storage, rel, ts, out, 'storage')
-            copy_verified(h, s, tmp_for(s, storage, home), rel); ssh_modes(s) if s.is_dir() else None
+            replace_verified(h, s, storage, home, rel, ts, out, 'storage'); ssh_modes(s) if s.is_dir() else None
             out.append((rel, 'saved', f'home\'s copy is now in {s}'))
     return Report(out, f'saved into {st.label}')
 

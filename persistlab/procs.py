@@ -13,8 +13,8 @@ from .core import PersistlabError
 
 # %% auto #0
 __all__ = ['SUPERVISOR', 'ProcError', 'PortError', 'runtime_dir', 'port_open', 'free_port', 'check_port', 'reason', 'Proc',
-           'update', 'jupyter_server', 'start', 'records', 'get', 'stop', 'running', 'stop_all', 'restart', 'supervise',
-           'ensure_supervisor', 'adopt']
+           'update', 'jupyter_server', 'start', 'records', 'get', 'stop', 'running', 'stop_all', 'restart', 'watch',
+           'supervise', 'ensure_supervisor', 'adopt']
 
 # %% ../nbs/06_procs.ipynb #5890b69c
 class ProcError(PersistlabError, RuntimeError):
@@ -248,9 +248,39 @@ def restart(pr:Proc) -> Proc|None:
     "The supervisor's default way back: the same command again, ready when its recorded port opens"
     return start(pr.name, pr.argv, port=pr.info.get('port'), replaces=pr.pid, cwd=pr.info.get('cwd'))
 
+def watch(name, # one watch per name: `files-<key>`
+          module:str, # a module with `check(**args) -> bool` (False: nothing left to watch)
+          args:dict, # its arguments (JSON)
+          period:float=5.0, # seconds between two checks
+          home=None):
+    "Have the supervisor call `module.check(**args)` every `period` seconds, and once more when it stops"
+    d = runtime_dir(home)/'watches'; d.mkdir(mode=0o700, exist_ok=True)
+    write_private(d/f'{name}.json', json.dumps(dict(module=module, args=args, period=period)))
+    return ensure_supervisor(home)
+
+def _watches(rd) -> dict:
+    out = {}
+    for f in sorted((Path(rd)/'watches').glob('*.json')):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            w = json.loads(f.read_text()); out[f] = (w['module'], dict(w['args']), float(w['period']))
+    return out
+
+def _check(f, w):
+    "One watch's check; a watch whose check says there is nothing left is dropped; any failure is one line in the log"
+    try:
+        if importlib.import_module(w[0]).check(**w[1]) is False: f.unlink(missing_ok=True)
+    except Exception as e: print(f"{time.strftime('%H:%M:%S')} {f.stem}: {str(e).splitlines()[0] if str(e) else type(e).__name__}", flush=True)
+
 def supervise(rundir, poll:float=0.3, backoff=(1, 2, 4, 8, 15, 30)):
-    "The supervisor's loop (its own process): bring back what died, stop all when the Jupyter server goes, exit when idle"
-    rd = Path(rundir); os.environ['PERSISTLAB_RUNTIME'] = str(rd); me = os.getpid(); due = {}
+    "The supervisor's loop (its own process): bring back what died, run the watches, stop all when the Jupyter server goes, exit when idle"
+    rd = Path(rundir); os.environ['PERSISTLAB_RUNTIME'] = str(rd); me = os.getpid(); due = {}; checked = {}
+    def last(*a):  # a shutdown (SIGTERM) or the Jupyter server gone: every watch checks once more
+        for f, w in _watches(rd).items(): _check(f, w)
+        if a: sys.exit(0)
+    for w in _watches(rd).values():  # imported before a SIGTERM can ask for them
+        with contextlib.suppress(Exception): importlib.import_module(w[0])
+    signal.signal(signal.SIGTERM, last)
+    print(f"{time.strftime('%H:%M:%S')} supervisor {me} running", flush=True)
     while True:
         try:
             while os.waitpid(-1, os.WNOHANG)[0]: pass  # programs we restarted are our children: no zombies
@@ -260,10 +290,14 @@ def supervise(rundir, poll:float=0.3, backoff=(1, 2, 4, 8, 15, 30)):
         w = s.info.get('watch')
         if w and _start_time(w['pid']) != w['started']:
             print(f"the Jupyter server (pid {w['pid']}) stopped: stopping {', '.join(p.name for p in records()) or 'nothing'}", flush=True)
+            last()
             for pr in records(): pr.stop()
             return s.record.unlink(missing_ok=True)
         live = [pr for pr in records() if pr.alive() or pr.info.get('restart')]
-        if not live: return s.record.unlink(missing_ok=True)
+        ws = _watches(rd)
+        if not live and not ws: return s.record.unlink(missing_ok=True)
+        for f, wt in ws.items():
+            if time.monotonic() >= checked.get(f, 0): _check(f, wt); checked[f] = time.monotonic() + wt[2]
         for pr in live:
             if pr.alive(): due.pop(pr.name, None); continue
             n, t = due.setdefault(pr.name, (0, time.monotonic() + backoff[0]))

@@ -10,15 +10,17 @@ import os, re, sys, json, stat, contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import (PersistError, PersistlabError, atomic_write, check_rel, exists, work_dir, move)
+from .core import (PersistError, PersistlabError, atomic_write, check_rel, exists, work_dir, move, remove, same_fs,
+    inside, sibling, swap, covered, copy_verified, failpoint, OLD, NEW)
 
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
-           'BEGIN', 'END', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'wanted', 'want', 'forget',
-           'overlap', 'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage', 'resolve_storage',
-           'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage', 'existing_storage',
-           'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for',
-           'tmp_for', 'hollow', 'aside', 'fix_live_python', 'live_rows', 'vm_dir']
+           'BEGIN', 'END', 'LINKED', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'wanted', 'want',
+           'forget', 'overlap', 'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage',
+           'resolve_storage', 'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage',
+           'existing_storage', 'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version',
+           'python_for', 'tmp_for', 'hollow', 'aside', 'replace_verified', 'finish_replace', 'fix_live_python',
+           'live_rows', 'vm_dir', 'linked_here', 'mark_linked']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -359,24 +361,38 @@ _aside() {  # move $1 out of the way into the backup folder, or drop it if it ho
 }
 _link() {
   _check "$1" || return 1
+  _finish "$1"
   if [ ! -e "$S/$1" ] && [ ! -L "$S/$1" ]; then say "$1: not in storage, skipped"; return 0; fi
   if [ -L "$S/$1" ]; then say "$1: $S/$1 is a symlink, not linking to it"; return 1; fi
   if [ -L "$H/$1" ] && [ "$(readlink "$H/$1")" = "$S/$1" ]; then say "$1: already linked"; return 0; fi
   if [ -e "$H/$1" ] || [ -L "$H/$1" ]; then _aside "$H/$1" "$1" || return 1; fi
-  _mkparent "$H/$1" && ln -s "$S/$1" "$H/$1" && say "$1: linked to $S/$1"
+  _mkparent "$H/$1" && ln -s "$S/$1" "$H/$1" && say "$1: linked to $S/$1" || return 1
+  if [ -f "$S/$1" ] && [ ! -L "$H/.persistlab" ]; then  # a file linked on this machine: an edit saved over the link is the user's
+    { mkdir -p "$H/.persistlab" && printf '%s\n' "$1" >> "$H/.persistlab/linked"; } 2>/dev/null || :
+  fi
 }
 _modes() {  # .ssh modes: 700 dirs, 644 .pub and known_hosts, 600 the rest
   chmod 700 "$1" && find "$1" -type d -exec chmod 700 {} + && find "$1" -type f -exec chmod 600 {} + &&
   find "$1" -type f \( -name '*.pub' -o -name 'known_hosts*' \) -exec chmod 644 {} +
 }
-_copy() {  # a real copy with strict modes (sshd refuses keys behind links or loose modes)
+_finish() {  # a verified copy that an interrupted save left beside its place, with nothing at the place: it goes there
+  if [ ! -e "$S/$1" ] && [ ! -L "$S/$1" ] && [ -e "$S/$1.persistlab-new" ] && [ ! -L "$S/$1.persistlab-new" ]; then
+    mv "$S/$1.persistlab-new" "$S/$1" && say "$1: put in place the verified copy an interrupted save left"
+  fi
+}
+_copy() {  # a real copy with strict modes (sshd refuses keys behind links or loose modes), complete before home's goes aside
   _check "$1" || return 1
+  _finish "$1"
   if [ -L "$S/$1" ]; then say "$1: $S/$1 is a symlink, not copying from it (it could point anywhere)"; return 1; fi
   if [ ! -e "$S/$1" ]; then say "$1: not in storage, skipped"; return 0; fi
   if [ -d "$H/$1" ] && [ ! -L "$H/$1" ] && diff -r "$S/$1" "$H/$1" >/dev/null 2>&1; then say "$1: in sync"
   else
-    if [ -e "$H/$1" ] || [ -L "$H/$1" ]; then _aside "$H/$1" "$1" || return 1; fi
-    _mkparent "$H/$1" && cp -Rp "$S/$1" "$H/$1" && say "$1: copied from $S/$1" || return 1
+    _t="$H/.persistlab/tmp"
+    if [ -L "$H/.persistlab" ] || [ -L "$_t" ]; then say "$1: $_t is a symlink, not copying through it"; return 1; fi
+    _new="$_t/copy$$"; rm -rf "$_new"
+    if ! { mkdir -p "$_t" && cp -Rp "$S/$1" "$_new"; }; then rm -rf "$_new"; say "$1: copying $S/$1 failed, ~/$1 is as it was"; return 1; fi
+    if [ -e "$H/$1" ] || [ -L "$H/$1" ]; then _aside "$H/$1" "$1" || { rm -rf "$_new"; return 1; }; fi
+    _mkparent "$H/$1" && mv "$_new" "$H/$1" && say "$1: copied from $S/$1" || return 1
   fi
   if [ -d "$H/$1" ]; then _modes "$H/$1"; fi
 }
@@ -515,6 +531,38 @@ def aside(p, # what is in the way
     move(p, b, work_dir(storage, TMP), f'backup {rel}')
     out.append((rel, 'backed up', f'what was in {what} is now in {b}'))
 
+def replace_verified(src, # what to copy: home's (a save) or storage's (a restore)
+                     dst, # what it replaces; that goes to the backup folder
+                     storage, home, rel, ts, out, what='home'):
+    "Copy `src` over `dst`: every copy complete and verified first (the new one, and the old one's backup), then one swap"
+    dst, new = Path(dst), sibling(dst, NEW)
+    if exists(new): remove(new)
+    copy_verified(src, new, tmp_for(dst, storage, home), rel)
+    if not exists(dst): os.rename(new, dst); return
+    try:
+        b = work_dir(storage, f'{BACKUP}/{ts}')/rel; b.parent.mkdir(parents=True, exist_ok=True)
+        here = same_fs(dst, b.parent)
+        if not here: copy_verified(dst, b, work_dir(storage, TMP), f'backup {rel}')  # the old one's backup, before anything moves
+        failpoint('replace-ready')
+        swap(new, dst, b if here else sibling(dst, OLD))
+    except (OSError, PersistlabError) as e:
+        with contextlib.suppress(OSError): exists(new) and remove(new)
+        raise PersistError(f"replacing {dst} failed ({getattr(e, 'strerror', None) or e}); it is as it was") from None
+    if exists(old := sibling(dst, OLD)): remove(old)  # its verified copy is in the backup folder
+    out.append((rel, 'backed up', f'what was in {what} is now in {b}'))
+
+def finish_replace(root, rel, storage, ts, out):
+    "After a crash inside `replace_verified`: a verified new copy with nothing at its place goes there; one beside it is kept"
+    p = inside(root, rel); new = sibling(p, NEW)
+    if not exists(new): return
+    if os.path.islink(new): os.unlink(new); return  # persistlab's link, swapped out by an undo: no data
+    if not os.path.exists(p):  # nothing there, or a link to nothing (persistlab's, to storage's copy that moved here)
+        swap(new, p, link := sibling(p, '.persistlab-link'))
+        if exists(link): os.unlink(link)
+        out.append((rel, 'recovered', f'put the verified copy an interrupted run left at {p}'))
+    elif covered(new, [Path(os.path.realpath(p))] + ([d/rel for d in Path(storage, BACKUP).iterdir()] if Path(storage, BACKUP).is_dir() else [])): remove(new)
+    else: aside(new, storage, str(sibling(rel, NEW)), ts, out, f'{new.name} (left by an interrupted run)')  # its own name there
+
 # %% ../nbs/01_storage.ipynb #8f4c28e2
 def fix_live_python(home=None) -> list:
     "Make a linked or restored `~/.local` usable in this process: user site on `sys.path`, `~/.local/bin` on `PATH`"
@@ -560,3 +608,18 @@ def vm_dir() -> Path:
     with contextlib.suppress(OSError): t.mkdir(mode=0o700)
     if _private_dir(t): return t
     return Path.home()/'.persistlab'/f'vm-{_boot_id()}'  # this boot's, so a new VM with the same home still restores
+
+# %% ../nbs/01_storage.ipynb #d119adf7
+LINKED = '.persistlab/linked'  # in home: the persisted files linked on this machine, one path a line
+
+def linked_here(home) -> set:
+    "The persisted files persistlab or the restore script linked in this `home`"
+    try: return set((Path(home)/LINKED).read_text().splitlines()) - {''}
+    except OSError: return set()
+
+def mark_linked(home, rel, linked=True):
+    "Note (or forget) that `rel` is a file persistlab linked in this `home`"
+    now = linked_here(home); new = now | {rel} if linked else now - {rel}
+    if new == now or '\n' in rel: return
+    with contextlib.suppress(OSError, PersistlabError):
+        (Path(home)/LINKED).parent.mkdir(exist_ok=True); atomic_write(Path(home)/LINKED, ''.join(f'{r}\n' for r in sorted(new)))
