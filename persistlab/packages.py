@@ -85,7 +85,8 @@ def probe(python=None) -> dict:
     try: r = subprocess.run([py, '-I', '-c', _PROBE, _packaging_dir()], capture_output=True, text=True, timeout=120)
     except OSError as e: raise PackagesError(f"cannot run the Python {py} ({e.strerror}); pass the path of an interpreter") from None
     if r.returncode: raise PackagesError(f"cannot inspect the Python {py}: {(r.stderr.strip().splitlines() or ['no output'])[-1]}")
-    return json.loads(r.stdout)
+    try: return json.loads(r.stdout)
+    except ValueError: raise PackagesError(f"cannot inspect {py}: it ran, but is not a Python (it printed no report); pass the path of an interpreter") from None
 
 # %% ../nbs/13_packages.ipynb #aca21480
 def machine_start() -> float:
@@ -310,7 +311,10 @@ def _copy_hash(src, dst=None, progress=None) -> str:
         if g: g.flush(); os.fsync(g.fileno())
     return h.hexdigest()
 
-def _sets(m) -> dict: return (m.get('packages') or {}).get('sets') or {}
+def _sets(m) -> dict:
+    "The manifest's package sets; {} when there are none, or when they are not even an object (`_checked` says what is wrong)"
+    p = m.get('packages'); s = p.get('sets') if isinstance(p, dict) else None
+    return s if isinstance(s, dict) else {}
 
 def recorded(storage) -> bool:
     "Are packages recorded in `storage`'s manifest?"

@@ -51,6 +51,13 @@ def public_output(path) -> str|None:
             return f"{d} is saved as this notebook's output: anyone who can see the notebook can download it (everyone, for a public notebook)"
     return None
 
+def _file(f) -> dict:
+    "The secrets file `f` as {name: value}; one line if it is not that"
+    try: d = json.loads(f.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as e: raise SecretError(f"{f} is not readable JSON ({getattr(e, 'strerror', None) or e}); fix it or move it aside") from None
+    if not isinstance(d, dict): raise SecretError(f"{f} holds a {type(d).__name__}, not an object of NAME: value; fix it or move it aside")
+    return d
+
 def get_secret(name, # e.g. 'NGROK_AUTHTOKEN'
                storage=None, # where the 0600 secrets file lives
                prompt:str|None=None, # ask with getpass when nothing else has it (None: don't ask)
@@ -61,8 +68,7 @@ def get_secret(name, # e.g. 'NGROK_AUTHTOKEN'
     if (v := _colab(name)): return Secret(v, 'Colab Secrets')
     if (v := _kaggle(name)): return Secret(v, 'Kaggle Secrets')
     if storage and (f := secrets_file(storage)).exists():
-        try: v = json.loads(f.read_text()).get(name)
-        except ValueError: v = None
+        v = _file(f).get(name)
         if v: return Secret(v, str(f))
     if prompt:
         import getpass
@@ -88,6 +94,6 @@ def save_secret(name, value, storage,
         raise SecretError(f"{why}; a token saved there could be read by anyone who can see the notebook. "
                               f"Put {name} in Kaggle Secrets (Add-ons > Secrets) instead: persistlab reads it from there")
     f = secrets_file(storage); Path(storage).mkdir(parents=True, exist_ok=True)
-    d = json.loads(f.read_text()) if f.exists() else {}
+    d = _file(f) if f.exists() else {}
     d[name] = str(value)
     return write_private(f, json.dumps(d))

@@ -107,11 +107,21 @@ def generate_key(home, comment=None,
     return k
 
 # %% ../nbs/07_ssh.ipynb #8cb67482
+def _key_bytes(src) -> bytes:
+    "The bytes of key file `src`: a regular file of at most 64 kB (not /dev/zero, not a folder), else one line"
+    p = Path(src).expanduser()
+    try:
+        if not p.is_file(): raise SSHError(f"{p}: {'not a regular file' if p.exists() else 'no such file'}; pass a private key file")
+        with open(p, 'rb') as f: data = f.read((1 << 16) + 1)
+    except OSError as e: raise SSHError(f"{p}: cannot read it ({e.strerror})") from None
+    if len(data) > 1 << 16: raise SSHError(f"{p}: larger than 64 kB, so not a private key")
+    return data
+
 def import_key(src, # a private key file, or its bytes (an upload)
                home, name=None) -> Path:
     "Copy a private key into `~/.ssh` (600) with its `.pub` (644), after checking that it is a key"
     d = Path(home)/'.ssh'; d.mkdir(mode=0o700, exist_ok=True)
-    data = src if isinstance(src, (bytes, bytearray)) else Path(src).expanduser().read_bytes()
+    data = src if isinstance(src, (bytes, bytearray)) else _key_bytes(src)
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)/'k'; tmp.write_bytes(data); os.chmod(tmp, 0o600)
         r = _run(['ssh-keygen', '-y', '-P', '', '-f', str(tmp)])
@@ -122,12 +132,10 @@ def import_key(src, # a private key file, or its bytes (an upload)
         kind = r.stdout.split()[0]
     name = name or {'ssh-ed25519': 'id_ed25519', 'ssh-rsa': 'id_rsa'}.get(kind, 'id_ecdsa')
     k = d/name
-    if k.exists() and k.read_bytes() != data:
-        b = k.with_name(f'{name}.persistlab-{stamp()}'); os.rename(k, b)
-        if k.with_suffix('.pub').exists(): os.rename(k.with_suffix('.pub'), b.with_name(b.name+'.pub'))
-    fd = os.open(k, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'wb') as f: f.write(data)
-    k.with_name(name+'.pub').write_text(r.stdout.strip() + '\n')
+    if k.exists() and k.read_bytes() != data:  # the old key keeps a name of its own (a hard link) before the new one replaces it whole
+        b = k.with_name(f'{name}.persistlab-{stamp()}'); os.link(k, b)
+        if (pub := k.with_name(name+'.pub')).exists(): os.link(pub, b.with_name(b.name+'.pub'))
+    atomic_write(k, bytes(data), 0o600); atomic_write(k.with_name(name+'.pub'), r.stdout.strip() + '\n', 0o644)
     return k
 
 # %% ../nbs/07_ssh.ipynb #b32153e7

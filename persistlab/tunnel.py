@@ -66,9 +66,10 @@ def ssh_tunnel_cmd(port:int, # local port to expose
 # %% ../nbs/10_tunnel.ipynb #e9d62640
 def parse_ssh_spec(spec:str) -> tuple:
     "`ssh://[user@]host[:port]` -> (user, host, port)"
-    u = urlparse(spec)
+    try: u = urlparse(spec); port = u.port  # a bad port or an unclosed [ raise here
+    except ValueError as e: raise TunnelError(f"{spec!r}: expected ssh://[user@]host[:port] ({e})") from None
     if u.scheme != 'ssh' or not u.hostname: raise TunnelError(f"{spec!r}: expected ssh://[user@]host[:port]")
-    return u.username or os.environ.get('USER') or 'root', u.hostname, u.port or 22
+    return u.username or os.environ.get('USER') or 'root', u.hostname, port or 22
 
 # %% ../nbs/10_tunnel.ipynb #95c666e5
 class Tunnel:

@@ -1,0 +1,112 @@
+"Bad inputs through the magics (a real IPython) and the console scripts: each is one line, never a traceback"
+import os, sys, json, subprocess, textwrap
+from pathlib import Path
+import pytest
+from conftest import Sandbox, IS_ROOT
+
+LONG = 'x' * 300  # no filesystem has such a name
+BAD_MANIFEST = '{"version": 1, "entries": [], "packages": "oops"}'
+
+# (what storage holds before the line runs, the line); storage is new for each
+MAGICS = [
+    ({}, '%persist --packages -r --python /bin/true'),
+    ({}, '%sshsetup --import /nonexistent --no-check'),
+    ({}, '%sshsetup --import /dev/zero --no-check'),
+    ({}, '%sshsetup --import / --no-check'),
+    ({}, '%tunnel 8000 -p "ssh://[::1"'),
+    ({}, '%tunnel 8000 -p ssh://h:notaport'),
+    ({}, '%tunnel 8000 -p ssh://h:99999'),
+    ({}, '%tunnel 8000 -p nosuchprovider'),
+    ({}, '%tunnel notaport'),
+    ({}, '%sshsetup --server --port 99999'),
+    ({}, f'%persist {LONG} --create'),
+    ({}, '%persist /etc'),
+    ({}, '%persist --undo .nothing'),
+    ({}, '%persist "unclosed'),
+    ({'persistlab.json': BAD_MANIFEST}, '%persist --list'),
+    ({'persistlab.json': BAD_MANIFEST}, '%persist --packages --list'),
+    ({'persistlab.json': BAD_MANIFEST}, '%persist --packages -r'),
+    ({'persistlab.json': BAD_MANIFEST}, '%persist -r'),
+    ({'persistlab.json': '[]'}, '%persist --list'),
+    ({'persistlab-secrets.json': '[1, 2]'}, '%tunnel 8000 -p ngrok'),
+    ({'persistlab-secrets.json': 'not json'}, '%tunnel 8000 -p ngrok'),
+]
+
+DRIVER = textwrap.dedent('''
+    import os, sys, json
+    from pathlib import Path
+    from IPython.testing.globalipapp import start_ipython
+    cases, base = json.loads(sys.argv[1]), Path(sys.argv[2])
+    def fresh(i, files):
+        st = base/f'st{i}'; st.mkdir()
+        for n, t in files.items(): (st/n).write_text(t)
+        os.environ['PERSISTLAB_STORAGE'] = str(st)
+    fresh('load', {'persistlab.json': %r})  # %%load_ext itself, on storage whose manifest has packages of the wrong shape
+    ip = start_ipython(); r = ip.run_cell('%%load_ext persistlab')
+    print('RESULT', json.dumps(['%%load_ext persistlab', type(r.error_in_exec).__name__ if r.error_in_exec else None]), flush=True)
+    for i, (files, line) in enumerate(cases):
+        fresh(i, files)
+        r = ip.run_cell(line)
+        e = r.error_in_exec or r.error_before_exec
+        print('RESULT', json.dumps([line, type(e).__name__ if e else None]), flush=True)
+''' % BAD_MANIFEST)
+
+def test_bad_inputs_through_the_magics_are_one_line(sb):
+    f = sb.base/'driver.py'; f.write_text(DRIVER)
+    r = sb.run(sys.executable, f, json.dumps(MAGICS), sb.base, check=False, PERSISTLAB_RUNTIME=sb.base/'rt', timeout=300)
+    got = [json.loads(l[7:]) for l in r.stdout.splitlines() if l.startswith('RESULT ')]
+    assert len(got) == len(MAGICS) + 1, r.stdout[-3000:] + r.stderr[-3000:]
+    bad = [(line, err) for line, err in got if err not in (None, 'UsageError')]
+    assert not bad and 'Traceback' not in r.stdout + r.stderr, (bad, r.stdout[-3000:], r.stderr[-3000:])
+
+# console scripts: (entry point, arguments, what storage holds)
+CLI = [
+    ('packages_cli', ['--restore', '--python', '/bin/true'], {}),
+    ('packages_cli', ['--list'], {'persistlab.json': BAD_MANIFEST}),
+    ('status_cli', [], {'persistlab.json': BAD_MANIFEST}),
+    ('restore_cli', [], {'persistlab.json': BAD_MANIFEST}),
+    ('persist_cli', [LONG, '--create'], {}),
+    ('persist_cli', ['.local', '--to', '/tmp/a\nb'], {}),
+    ('status_cli', [], {'persistlab.json': '{"version": 1, "entries": 5}'}),
+]
+
+@pytest.mark.parametrize('name,args,files', CLI, ids=[f'{c[0]}-{i}' for i, c in enumerate(CLI)])
+def test_bad_inputs_through_the_console_scripts_are_one_line(sb, name, args, files):
+    for n, t in files.items(): (sb.storage/n).write_text(t)
+    (sb.home/'.local').mkdir()
+    f = sb.base/f'{name}.py'; f.write_text(f'import sys\nfrom persistlab.cli import {name}\nsys.exit({name}())\n')
+    r = sb.run(sys.executable, f, *args, check=False)
+    assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) <= 1, r.stderr
+    if name != 'restore_cli' or files.get('persistlab.json') != BAD_MANIFEST: assert r.returncode == 1, (r.stdout, r.stderr)
+
+def test_the_hook_block_survives_set_u_without_home(sb):
+    "pre-run.sh may run `set -u`; the sourced block must not end the user's script when HOME is unset"
+    from persistlab.storage import update_hook
+    hook = sb.base/'pre-run.sh'; hook.write_text('#!/bin/bash\nset -u\n')
+    update_hook(hook, sb.storage, runtime=True); update_hook(hook, sb.storage, runtime=True)
+    assert hook.read_text().count('JUPYTER_RUNTIME_DIR') == 1  # rewriting keeps one block
+    r = subprocess.run(['bash', '-c', f'unset HOME; source {hook}; echo still running'], capture_output=True, text=True,
+                       env=dict(PATH='/usr/bin:/bin'))
+    assert 'still running' in r.stdout, r.stderr
+
+@pytest.mark.skipif(not IS_ROOT, reason='a mount point needs root')
+def test_undo_on_a_mount_point_is_one_line_and_keeps_the_link(sb):
+    (sb.home/'.local').mkdir(); (sb.home/'.local/f').write_text('1')
+    sb.py("from persistlab.persist import persist; persist(['.local'])")
+    s = sb.storage/'.local'
+    subprocess.run(['mount', '--bind', str(s), str(s)], check=True)
+    try:
+        r = sb.py("from persistlab.cli import _run; from persistlab.persist import undo; _run(undo, '.local')", check=False)
+        assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) <= 1, r.stderr
+        assert (sb.home/'.local/f').read_text() == '1'
+        if r.returncode: assert os.readlink(sb.home/'.local') == str(s)  # refused: as it was
+    finally: subprocess.run(['umount', '-l', str(s)])
+
+def test_the_restore_script_never_copies_from_a_symlinked_storage_path(sb):
+    (sb.home/'.ssh').mkdir(); (sb.home/'.ssh/id').write_text('k')
+    sb.py("from persistlab.persist import persist; persist(['.ssh'])")
+    elsewhere = sb.base/'elsewhere'; elsewhere.mkdir(); (elsewhere/'planted').write_text('not yours')
+    import shutil; shutil.rmtree(sb.storage/'.ssh'); os.symlink(elsewhere, sb.storage/'.ssh')
+    new = sb.base/'new'; new.mkdir()
+    r = subprocess.run(['sh', str(sb.storage/'persistlab-restore.sh')], env=dict(HOME=str(new), PATH='/usr/bin:/bin'), capture_output=True, text=True)
+    assert not (new/'.ssh').exists() and 'symlink' in r.stdout, r.stdout + r.stderr
