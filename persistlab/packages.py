@@ -365,7 +365,10 @@ def _set_problem(t, s) -> str|None:
 def _checked(storage, m=None, doing='changed') -> dict:
     "The manifest's package sets (of `m`, default: read from `storage`), or one line naming the first bad entry"
     sets = (m or read_manifest(storage)).get('packages') or {}
-    sets = sets.get('sets') if isinstance(sets, dict) else None
+    if not isinstance(sets, dict):
+        raise PackagesError(f"{Path(storage)/MANIFEST}: its 'packages' is a {type(sets).__name__}, not an object; nothing {doing}. "
+                            "Fix that entry or remove it from the file, then save again (`%persist --packages`)")
+    sets = sets.get('sets')
     if sets is not None and not isinstance(sets, dict): sets = {'?': None}
     for t, s in (sets or {}).items():
         if why := _set_problem(t, s):

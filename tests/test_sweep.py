@@ -48,7 +48,7 @@ DRIVER = textwrap.dedent('''
         fresh(i, files)
         r = ip.run_cell(line)
         e = r.error_in_exec or r.error_before_exec
-        print('RESULT', json.dumps([line, type(e).__name__ if e else None]), flush=True)
+        print(); print('RESULT', json.dumps([line, type(e).__name__ if e else None]), flush=True)
 ''' % BAD_MANIFEST)
 
 def test_bad_inputs_through_the_magics_are_one_line(sb):
@@ -59,35 +59,27 @@ def test_bad_inputs_through_the_magics_are_one_line(sb):
     bad = [(line, err) for line, err in got if err not in (None, 'UsageError')]
     assert not bad and 'Traceback' not in r.stdout + r.stderr, (bad, r.stdout[-3000:], r.stderr[-3000:])
 
-# console scripts: (entry point, arguments, what storage holds)
+# console scripts: (entry point, arguments, what storage holds, exit code: 1 refused, 0 a report that says what is wrong)
 CLI = [
-    ('packages_cli', ['--restore', '--python', '/bin/true'], {}),
-    ('packages_cli', ['--list'], {'persistlab.json': BAD_MANIFEST}),
-    ('status_cli', [], {'persistlab.json': BAD_MANIFEST}),
-    ('restore_cli', [], {'persistlab.json': BAD_MANIFEST}),
-    ('persist_cli', [LONG, '--create'], {}),
-    ('persist_cli', ['.local', '--to', '/tmp/a\nb'], {}),
-    ('status_cli', [], {'persistlab.json': '{"version": 1, "entries": 5}'}),
+    ('packages_cli', ['--restore', '--python', '/bin/true'], {}, 1),
+    ('packages_cli', ['--list'], {'persistlab.json': BAD_MANIFEST}, 0),
+    ('packages_cli', ['--restore'], {'persistlab.json': BAD_MANIFEST}, 1),
+    ('status_cli', [], {'persistlab.json': BAD_MANIFEST}, 0),
+    ('restore_cli', [], {'persistlab.json': BAD_MANIFEST}, 0),
+    ('persist_cli', [LONG, '--create'], {}, 1),
+    ('persist_cli', ['.local', '--to', '/tmp/a\nb'], {}, 1),
+    ('status_cli', [], {'persistlab.json': '{"version": 1, "entries": 5}'}, 1),
 ]
 
-@pytest.mark.parametrize('name,args,files', CLI, ids=[f'{c[0]}-{i}' for i, c in enumerate(CLI)])
-def test_bad_inputs_through_the_console_scripts_are_one_line(sb, name, args, files):
+@pytest.mark.parametrize('name,args,files,rc', CLI, ids=[f'{c[0]}-{i}' for i, c in enumerate(CLI)])
+def test_bad_inputs_through_the_console_scripts_are_one_line(sb, name, args, files, rc):
     for n, t in files.items(): (sb.storage/n).write_text(t)
     (sb.home/'.local').mkdir()
     f = sb.base/f'{name}.py'; f.write_text(f'import sys\nfrom persistlab.cli import {name}\nsys.exit({name}())\n')
     r = sb.run(sys.executable, f, *args, check=False)
     assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) <= 1, r.stderr
-    if name != 'restore_cli' or files.get('persistlab.json') != BAD_MANIFEST: assert r.returncode == 1, (r.stdout, r.stderr)
-
-def test_the_hook_block_survives_set_u_without_home(sb):
-    "pre-run.sh may run `set -u`; the sourced block must not end the user's script when HOME is unset"
-    from persistlab.storage import update_hook
-    hook = sb.base/'pre-run.sh'; hook.write_text('#!/bin/bash\nset -u\n')
-    update_hook(hook, sb.storage, runtime=True); update_hook(hook, sb.storage, runtime=True)
-    assert hook.read_text().count('JUPYTER_RUNTIME_DIR') == 1  # rewriting keeps one block
-    r = subprocess.run(['bash', '-c', f'unset HOME; source {hook}; echo still running'], capture_output=True, text=True,
-                       env=dict(PATH='/usr/bin:/bin'))
-    assert 'still running' in r.stdout, r.stderr
+    assert r.returncode == rc, (r.stdout, r.stderr)
+    if files.get('persistlab.json') == BAD_MANIFEST and name != 'restore_cli': assert "'packages' is a str" in r.stdout + r.stderr, (r.stdout, r.stderr)
 
 @pytest.mark.skipif(not IS_ROOT, reason='a mount point needs root')
 def test_undo_on_a_mount_point_is_one_line_and_keeps_the_link(sb):
@@ -101,12 +93,3 @@ def test_undo_on_a_mount_point_is_one_line_and_keeps_the_link(sb):
         assert (sb.home/'.local/f').read_text() == '1'
         if r.returncode: assert os.readlink(sb.home/'.local') == str(s)  # refused: as it was
     finally: subprocess.run(['umount', '-l', str(s)])
-
-def test_the_restore_script_never_copies_from_a_symlinked_storage_path(sb):
-    (sb.home/'.ssh').mkdir(); (sb.home/'.ssh/id').write_text('k')
-    sb.py("from persistlab.persist import persist; persist(['.ssh'])")
-    elsewhere = sb.base/'elsewhere'; elsewhere.mkdir(); (elsewhere/'planted').write_text('not yours')
-    import shutil; shutil.rmtree(sb.storage/'.ssh'); os.symlink(elsewhere, sb.storage/'.ssh')
-    new = sb.base/'new'; new.mkdir()
-    r = subprocess.run(['sh', str(sb.storage/'persistlab-restore.sh')], env=dict(HOME=str(new), PATH='/usr/bin:/bin'), capture_output=True, text=True)
-    assert not (new/'.ssh').exists() and 'symlink' in r.stdout, r.stdout + r.stderr
