@@ -42,6 +42,9 @@ def split_url(url) -> dict:
         if not sep or not remote: raise RemoteError(f"{url}: an rclone storage is rclone:REMOTE:PATH (a remote from `rclone config`)")
         return dict(scheme='rclone', host=remote, port=None, user=None, path=path.strip('/'))
     u = urlsplit(url)
+    if u.password is not None:  # it would be in the magic's line, the notebook, the remembered storage and process lists
+        raise RemoteError(f"{url.replace(u.password, '***')}: no password in the URL; "
+                          + ('set PERSISTLAB_SFTP_PASSWORD (environment, Colab or Kaggle secrets)' if u.scheme == 'sftp' else 'use the credential variables'))
     if u.scheme not in ('s3', 'gs', 'sftp', 'file') or (u.scheme != 'file' and not u.hostname):
         raise RemoteError(f"{url}: not a storage URL; use s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, sftp://USER@HOST[:PORT]/PATH or rclone:REMOTE:PATH")
     path = unquote(u.path)
@@ -396,8 +399,10 @@ def prune(r, n, rec=None) -> int:
 
 # %% ../nbs/01b_remote.ipynb #58f49d0b
 def local_dir(url, home) -> Path:
-    "This box's own folder for remote storage `url`: its lock, temp files, and backups of what a restore replaced"
-    return work_dir(home, f".persistlab/remote/{hashlib.sha256(url.encode()).hexdigest()[:12]}")
+    "This box's own folder for remote storage `url` (0700: keys pass through it): its lock, temp files, backups of what a restore replaced"
+    d = work_dir(home, f".persistlab/remote/{hashlib.sha256(url.encode()).hexdigest()[:12]}")
+    for x in (d.parent, d): os.chmod(x, 0o700)
+    return d
 
 def _marker(url, home) -> Path:
     key = hashlib.sha256('\0'.join((url, str(Path(home).absolute()))).encode()).hexdigest()[:16]
