@@ -149,3 +149,16 @@ def test_colab_bootstrap_cell_right_after_pip_install_in_the_same_kernel(replica
     assert 'BEFORE 7.34.0' in cs[0].out, cs[0]
     assert 'AFTER 7.34.0 7.34.0 7.7.1 ' in cs[2].out and str(vm.python.parent.parent) in cs[2].out, cs[2]  # the image's site
     assert 'Mounted at /content/drive' in cs[1].out and (vm.drive/'MyDrive/persistlab/snapshots').is_dir(), cs[1]
+
+def test_every_stack_meets_the_floors_and_the_readme_says_them():
+    "Each requirement's floor is met by every stack that has the package (fast: no install), and the README names the floors"
+    import tomllib
+    from packaging.requirements import Requirement
+    deps = [Requirement(d) for d in tomllib.loads((ROOT/'pyproject.toml').read_text())['project']['dependencies']]
+    for name in NAMES:
+        s = read_stack(name)
+        for r in deps:
+            if norm(r.name) in s.pins: assert r.specifier.contains(s.pins[norm(r.name)]), f'{name} has {r.name} {s.pins[norm(r.name)]}: {r}'
+    readme = (ROOT/'README.md').read_text()
+    for r in deps:
+        if r.specifier: assert f'`{r}`' in readme, f'README.md does not state the requirement {r}'
