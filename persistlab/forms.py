@@ -41,7 +41,7 @@ def _table(rep) -> str:
     heads = getattr(rep, 'heads', ('path', 'what', 'detail'))
     th = ''.join(f'<th style="text-align:left">{html.escape(str(h))}</th>' for h in heads)
     td = lambda r: ''.join(f'<td>{html.escape(str(c))}</td>' for c in r)
-    return f'<table><thead><tr>{th}</tr></thead><tbody>' + ''.join(f'<tr>{td(r)}</tr>' for r in rep) + '</tbody></table>'
+    return f'<table style="border-collapse:separate;border-spacing:1em 0.1em"><thead><tr>{th}</tr></thead><tbody>' + ''.join(f'<tr>{td(r)}</tr>' for r in rep) + '</tbody></table>'
 
 # %% ../nbs/12_forms.ipynb #728705fc
 _HEED = ('conflict', 'skipped', 'not kept', 'do not fit', 'does not fit', 'nothing to keep', 'restart the kernel', 'changed',
