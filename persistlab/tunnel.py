@@ -439,7 +439,8 @@ def tunnels(home=None) -> Report:
 def close_tunnel(port='all', home=None) -> Report:
     "Stop the tunnel to `port` (or all of them); only tunnels persistlab started"
     recs = {int(p.name[7:]): p for p in procs.records(home) if p.name.startswith('tunnel-')}
-    ports = sorted(set(recs) | set(_PROXIED)) if port == 'all' else [procs.check_port(port)]
+    try: ports = sorted(set(recs) | set(_PROXIED)) if port == 'all' else [procs.check_port(port)]
+    except procs.PortError as e: raise TunnelError(f"{e}, or all") from None
     rows = []
     for pt in ports:
         t, pr = _PROXIED.pop(pt, None), recs.get(pt) or procs.Proc.load(f'tunnel-{pt}', procs.runtime_dir(home))
