@@ -36,11 +36,12 @@ def _storage(to):
     try: return resolve_storage(to)
     except PersistlabError as e: _fail(e)
 
-_Dir = Annotated[str, {'metavar': 'DIR|URL'}]  # help shows `--to DIR|URL`, not `--to (str)`
+_Dir = Annotated[str, {'metavar': 'DIR'}]  # help shows `--venv DIR`, not `--venv (str)`
+_To = Annotated[str, {'metavar': 'DIR|URL'}]  # storage: a folder, or s3://, gs://, sftp://, rclone:REMOTE:PATH
 
 @call_parse
 def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
-                to:_Dir=None, # storage directory (default: the platform's or $PERSISTLAB_STORAGE)
+                to:_To=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
                 merge:bool=False, # when both have data, also copy into storage what only home has
                 force:bool=False, # replace a symlink or mismatched type in home (kept in the backup folder)
                 create:bool=False, # create an empty persisted directory when neither exists
@@ -50,7 +51,7 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
     _run(persist, paths, _storage(to), merge=merge, force=force, create=create, switch=switch)
 
 @call_parse
-def restore_cli(to:_Dir=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
+def restore_cli(to:_To=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
                 switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
                ):
     "Re-create every persisted path in home, then install the packages kept with `--packages` (for startup hooks)"
@@ -60,7 +61,7 @@ def restore_cli(to:_Dir=None, # storage (default: the one in use: $PERSISTLAB_ST
     if st.local and P.recorded(st.local): _run(P.restore_packages, st, quiet=not sys.stderr.isatty())  # for the Python running this script
 
 @call_parse
-def status_cli(to:_Dir=None): # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
+def status_cli(to:_To=None): # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
     "Show what is persisted and its state, and the packages kept with `persistlab-packages` (their versions, the wheelhouse size)"
     _run(status, _storage(to))
 
@@ -86,7 +87,7 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  kernel:Annotated[str, {'metavar': 'NAME'}]=None, # with --venv: the kernel's name (default: the folder's name)
                  index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: the index to fetch wheels from (default: pip's configuration)
                  extra_index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: one more index, as pip's (for packages installed from it)
-                 to:_Dir=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
+                 to:_To=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
                  switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
                 ):
     "Keep the packages you pip-installed (as wheels) in storage, and install them back on a fresh machine"

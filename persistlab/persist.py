@@ -260,7 +260,7 @@ def _check_overlaps(rels, storage):
 
 # %% ../nbs/01_persist.ipynb #d6f1ebf3
 def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
-            to=None, # storage directory (default: the platform's, remembered once given)
+            to=None, # a `Storage`, or a folder or URL (default: the one in use; a given one is remembered once it worked)
             merge:bool=False, # when both have data, also copy into storage what only home has
             force:bool=False, # replace a symlink, dangling link or mismatched type in home (kept in the backup folder)
             create:bool=False, # when neither exists, create an empty persisted file (.gitconfig) or folder

@@ -175,6 +175,7 @@ def remember_storage(storage, home):
 # %% ../nbs/01_storage.ipynb #1e3cd3f6
 def _home_problem(s:Path, home:Path) -> str|None:
     "Why folder `s` cannot be storage for `home`, or None"
+    if Path(home) == Path('/'): return None  # a home of / holds every folder: nothing to say
     for a, h in ((s, home), (Path(os.path.realpath(s)), Path(os.path.realpath(home)))):
         if a == h: return f"storage {s} is your home itself; pick a folder outside home (--to /mnt/keep)"
         if a.is_relative_to(h):
@@ -234,7 +235,7 @@ def storage_folder(storage=None, # a `Storage`, a folder, or None for the one in
                    platform:Platform|None=None, # default: `detect()`
                   ) -> Path|None:
     "The local storage folder where engines keep small files of their own (host keys, caches, secrets); None if none or remote"
-    if storage is not None and not isinstance(storage, Storage): return Path(storage)
+    if storage is not None and not isinstance(storage, Storage): return None if is_url(str(storage)) else Path(storage)
     try: st = storage or resolve_storage(None, home, platform, required=False)
     except PersistlabError: return None
     return st.local if st else None
