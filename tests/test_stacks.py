@@ -162,3 +162,30 @@ def test_every_stack_meets_the_floors_and_the_readme_says_them():
     readme = (ROOT/'README.md').read_text()
     for r in deps:
         if r.specifier: assert f'`{r}`' in readme, f'README.md does not state the requirement {r}'
+
+@pytest.mark.parametrize('version', ['3.12', '3.13'])
+def test_a_moved_venv_of_the_platforms_python_is_fixed(version, tmp_path):
+    "Python 3.12+ writes `export VIRTUAL_ENV=...` in activate (indented): fix_venv still finds where the venv was"
+    from persistlab.packages import fix_venv
+    py = interpreter(version)
+    if py is None: pytest.skip(f'no Python {version} on this machine (pyenv)')
+    a, b = tmp_path/'a', tmp_path/'b'
+    subprocess.run([str(py), '-m', 'venv', '--without-pip', str(a)], check=True)
+    (a/'bin/hello').write_text(f'#!{a}/bin/python\nimport sys; print("hello from", sys.prefix)\n'); (a/'bin/hello').chmod(0o755)
+    os.rename(a, b)
+    fix_venv(b)
+    assert subprocess.run([str(b/'bin/hello')], capture_output=True, text=True).stdout == f'hello from {b}\n'
+
+def test_kaggle_packages_journey_on_kaggles_stack(replica):
+    "Kaggle's Python 3.12 with its pins: `!pip install`, `%persist --packages`; the next session's `%load_ext` installs them back"
+    import time
+    from replicas import wheel
+    vm1 = replica('kaggle', env=dict(PERSISTLAB_IMAGE_TIME=time.time()))  # the VM starts now: the image's packages are older
+    wheel(vm1.wheelhouse, 'ktool', x=7)
+    c1, c2 = vm1.run(['!pip install -q ktool', '%load_ext persistlab\n%persist --packages'])
+    assert c1.ok and c2.ok and 'ktool' in c2.out, (c1, c2)
+    assert 'ipython' not in c2.out.lower() and 'fastcore' not in c2.out, c2  # the image's packages are not the user's
+    vm1.close()
+    vm2 = replica('kaggle', env=dict(PERSISTLAB_IMAGE_TIME=time.time()))  # the next session: same /kaggle/working, no index
+    c1, c2 = vm2.run(['%load_ext persistlab', 'import ktool, sys; print("X", ktool.X, sys.version_info[:2])'])
+    assert c1.ok and c2.ok and 'X 7 (3, 12)' in c2.out, (c1, c2)
