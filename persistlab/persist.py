@@ -219,11 +219,14 @@ def _recover(storage, home, ts, out):
             if covered(old, [other] + [b/rel for b in backups]):
                 remove(old); out.append((rel, 'recovered', f'removed {old.name}, a copy left by an interrupted run'))
             else: out.append((rel, 'check', f'{old} was left by an interrupted run and is not in storage; look at it'))
-            if e['strategy'] == 'link' and not exists(h) and kind(s) in ('dir', 'file'): link(s, h)
+            if e['strategy'] == 'link' and not exists(h) and kind(s) in ('dir', 'file'):
+                link(s, h)
+                if kind(s) == 'file': mark_linked(home, rel)
         if (e['strategy'] == 'link' and kind(h) == kind(s) in ('dir', 'file') and not os.path.samefile(h, s)
                 and covered(h, [s]) and covered(s, [h])):
             # crash after the verified copy reached storage: home's copy is the same data
             drop(h, then=lambda: link(s, h))
+            if kind(s) == 'file': mark_linked(home, rel)
             out.append((rel, 'recovered', 'finished an interrupted move'))
 
 # %% ../nbs/01_persist.ipynb #6efd3aa5

@@ -2,7 +2,9 @@
 
 A hypothesis state machine persists nested and parent paths, files and folders, on the same and on another
 filesystem, undoes, restores, starts fresh instances that run only the generated script, edits files in home, and
-kills persistlab with SIGKILL at a random failpoint before running the same command again. After every step:
+kills persistlab with SIGKILL at a random failpoint before running the same command again; saves copied paths and
+snapshots, edits a persisted file the way `sed -i` does (a new file renamed over the link), switches to a second
+storage, and (as root) fills the storage's small tmpfs at a random step and frees it later. After every step:
 every byte the user wrote is reachable from home or in a backup folder, no symlink points to itself or into a loop,
 and `status()` (`%persist --list`) agrees with the disk."""
 import os, sys, signal, shutil, tempfile, subprocess, itertools
@@ -12,13 +14,14 @@ from hypothesis import settings, strategies as st, HealthCheck
 from hypothesis.stateful import RuleBasedStateMachine, rule, initialize, invariant, precondition
 from persistlab.platforms import detect
 from persistlab.core import PersistlabError, loops
-from persistlab.persist import persist, restore, status, undo
-from persistlab.storage import BACKUP, SCRIPT, TMP, read_manifest, valid_entries
+from persistlab.persist import persist, restore, status, undo, save
+from persistlab.storage import BACKUP, SCRIPT, TMP, read_manifest, valid_entries, find_entry
 
 EXAMPLES = int(os.environ.get('PERSISTLAB_STATEFUL_EXAMPLES', '300'))
 PATHS = ['.local', '.local/share/jupyter', '.ssh', '.config', '.gitconfig', '.cache/pip']
 FILES = {'.gitconfig'}
-FAILPOINTS = ['copied', 'renamed', 'set-aside', 'linked', 'moved']
+FAILPOINTS = ['copied', 'renamed', 'set-aside', 'linked', 'moved', 'replace-ready', 'swapped', 'brought']
+ROOT = os.geteuid() == 0  # a small tmpfs for a filling disk needs root (CI is root)
 
 def _contents(root, follow):
     "Contents of every regular file under `root` (following links into other folders only when `follow`), loop-safe"
@@ -35,11 +38,17 @@ def _contents(root, follow):
     return out
 
 class Journeys(RuleBasedStateMachine):
-    @initialize(cross=st.booleans(), hook=st.booleans())
-    def setup(self, cross, hook):
+    @initialize(cross=st.booleans(), hook=st.booleans(), small=st.booleans())
+    def setup(self, cross, hook, small):
         self.base = Path(tempfile.mkdtemp(prefix='pl-stateful-'))
         self.shm = Path(tempfile.mkdtemp(dir='/dev/shm', prefix='pl-stateful-')) if cross else None
-        self.storage = (self.shm or self.base)/'storage'; self.storage.mkdir()
+        self.small = None  # a 3 MB tmpfs holding the storage, that a step can fill up
+        if small and ROOT and not cross:
+            self.small = self.base/'small'; self.small.mkdir()
+            if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', str(self.small)]).returncode: self.small = None
+        self.storage = (self.small or self.shm or self.base)/'storage'; self.storage.mkdir()
+        self.storages = [self.storage, self.base/'storage2']; self.storages[1].mkdir()  # `switch` moves between them
+        self.snaps = self.base/'snapshots'  # `--archive` storage: snapshots of home's paths
         self.hook = self.base/'pre-run.sh' if hook else None
         # one counter per run, so a replayed example names the same homes and tokens (a module-wide counter made the
         # first fresh home `home0` collide with this one only on the first run, which hypothesis reported as flaky)
@@ -49,6 +58,7 @@ class Journeys(RuleBasedStateMachine):
         self.last = {}    # home-relative file -> the token last written there
 
     def teardown(self):
+        if self.small: subprocess.run(['umount', '-l', str(self.small)])
         shutil.rmtree(self.base, ignore_errors=True)
         if self.shm: shutil.rmtree(self.shm, ignore_errors=True)
 
@@ -107,12 +117,13 @@ class Journeys(RuleBasedStateMachine):
         assert r.returncode == 0, r.stdout + r.stderr
 
     @rule(point=st.sampled_from(FAILPOINTS), paths=st.lists(st.sampled_from(PATHS), min_size=1, max_size=2, unique=True),
-          op=st.sampled_from(['persist', 'undo', 'restore']))
+          op=st.sampled_from(['persist', 'undo', 'restore', 'save']))
     def killed_then_rerun(self, point, paths, op):
         "SIGKILL at a failpoint in a forked persistlab, then the user runs the same command again"
         call = dict(persist=lambda: persist(paths, home=self.home, platform=self.pl()),
                     undo=lambda: undo(paths[0], home=self.home, platform=self.pl()),
-                    restore=lambda: restore(home=self.home, platform=self.pl()))[op]
+                    restore=lambda: restore(home=self.home, platform=self.pl()),
+                    save=lambda: save(None, home=self.home, platform=self.pl()))[op]
         pid = os.fork()
         if pid == 0:
             os.environ['PERSISTLAB_FAILPOINT'] = point
@@ -125,19 +136,73 @@ class Journeys(RuleBasedStateMachine):
             left += list((self.storage/TMP).iterdir()) if (self.storage/TMP).is_dir() else []
             assert not left, f'left behind after the re-run: {left}'
 
+    @rule(save_all=st.booleans())
+    def do_save(self, save_all):
+        "`%persist --save` (all) or `--save .ssh`: home's copy replaces storage's, whole or not at all"
+        self.tolerate(save, None if save_all else ['.ssh'], home=self.home, platform=self.pl())
+
+    @rule(path=st.sampled_from(PATHS))
+    def snapshot(self, path):
+        "`%persist PATH --archive --to OTHER`, then `--save`: snapshots next to the links"
+        if find_entry(read_manifest(self.snaps), path) if (self.snaps/'persistlab.json').exists() else False:
+            self.tolerate(save, [path], to=self.snaps, home=self.home, platform=self.pl())
+        else: self.tolerate(persist, [path], to=self.snaps, archive=True, home=self.home, platform=self.pl())
+
+    @rule(op=st.sampled_from(['persist', 'restore', 'nothing']))
+    def rename_edit(self, op):
+        "`sed -i ~/.gitconfig`: a new file renamed over the path; then the cell runs again (or not yet)"
+        rel = '.gitconfig'; h, s = self.home/rel, self.storage/rel
+        linked = h.is_symlink() and os.readlink(h) == str(s) and s.is_file()
+        tok = f'token-{next(self.n)} ({rel})'
+        tmp = self.home/'.gitconfig.sed'
+        try: tmp.write_text(tok); os.replace(tmp, h)
+        except OSError: return
+        old = self.last.get(rel)
+        if old: self.expect.pop(old, None)
+        self.expect[tok] = rel; self.last[rel] = tok
+        if op == 'nothing': return
+        f = persist if op == 'persist' else restore
+        done = self.tolerate(f, *([[rel]] if op == 'persist' else []), home=self.home, platform=self.pl())
+        if linked and done is not None:  # the latest edit won: it is in storage, and home links to it again
+            assert s.read_text() == tok and os.readlink(h) == str(s), (op, list(done))
+
+    @rule(paths=st.lists(st.sampled_from(PATHS), min_size=1, max_size=2, unique=True))
+    def switch(self, paths):
+        "`%persist PATHS --to OTHER --switch`: the other storage is the one in use from now on (what this one keeps stays)"
+        other = self.storages[1] if self.storage == self.storages[0] else self.storages[0]
+        self.tolerate(persist, paths, to=other, switch=True, home=self.home, platform=self.pl())
+        self.storage = other
+
+    @precondition(lambda self: getattr(self, 'small', None) is not None)
+    @rule(leave=st.sampled_from([0, 8, 64, 600]))
+    def fill(self, leave):
+        "The storage's disk fills up (leaving `leave` kB) at a random step; later steps fail cleanly or fit"
+        f = self.small/'filler'
+        with open(f, 'ab') as fh:
+            free = shutil.disk_usage(self.small).free - leave * 1024
+            try:
+                while free > 0: n = min(free, 1 << 18); fh.write(b'\0' * n); fh.flush(); free -= n
+            except OSError: pass
+
+    @precondition(lambda self: getattr(self, 'small', None) is not None)
+    @rule()
+    def unfill(self):
+        (self.small/'filler').unlink(missing_ok=True)
+
     # ---- what must hold after every step
     @invariant()
     def nothing_lost(self):
         if not hasattr(self, 'home'): return
         reach = _contents(self.home, True)
-        if (self.storage/BACKUP).is_dir(): reach |= _contents(self.storage/BACKUP, False)
+        for s in (*self.storages, self.snaps):
+            if (s/BACKUP).is_dir(): reach |= _contents(s/BACKUP, False)
         lost = [f'{t}' for t in self.expect if t not in reach]
         assert not lost, f'lost: {lost}'
 
     @invariant()
     def no_link_loops(self):
         if not hasattr(self, 'home'): return
-        for root in (self.home, self.storage):
+        for root in (self.home, *self.storages):
             for d, dirs, files in os.walk(root):
                 for n in dirs + files:
                     p = Path(d)/n
