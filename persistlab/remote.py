@@ -109,6 +109,10 @@ def _errors(url, scheme, ok=()):
 # %% ../nbs/01b_remote.ipynb #adb1d87c
 def _secret(name): return None if os.environ.get(name) else get_secret(name)
 
+_ENV = ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_PROFILE',
+        'AWS_DEFAULT_REGION', 'GOOGLE_APPLICATION_CREDENTIALS', 'PERSISTLAB_SFTP_KEY', 'PERSISTLAB_SFTP_PASSWORD', 'PERSISTLAB_SFTP_KNOWN_HOSTS', 'HOME')
+_CLIENTS = {}  # fsspec filesystems by server and the variables that choose credentials
+
 def _known_hosts():
     "Where asyncssh checks the server's host key: $PERSISTLAB_SFTP_KNOWN_HOSTS (a file or its lines), else ~/.ssh/known_hosts"
     v = os.environ.get('PERSISTLAB_SFTP_KNOWN_HOSTS') or get_secret('PERSISTLAB_SFTP_KNOWN_HOSTS')
@@ -130,12 +134,13 @@ def _fs(url, u):
         kw = {a: str(v) for n, a in (('AWS_ACCESS_KEY_ID', 'key'), ('AWS_SECRET_ACCESS_KEY', 'secret'), ('AWS_SESSION_TOKEN', 'token'))
               if (v := _secret(n))}
         if not os.environ.get('AWS_ENDPOINT_URL') and (ep := get_secret('AWS_ENDPOINT_URL')): kw['endpoint_url'] = str(ep)
-        return s3fs.S3FileSystem(skip_instance_cache=True, **kw,
+        # no listings cache: a record another machine just wrote must be readable (s3fs answers a read from a stale listing)
+        return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, **kw,
                                  config_kwargs=dict(connect_timeout=5, read_timeout=60, retries=dict(max_attempts=2)))
     if s == 'gs':
         import gcsfs
         tok = _secret('GOOGLE_APPLICATION_CREDENTIALS')
-        return gcsfs.GCSFileSystem(skip_instance_cache=True, **({'token': json.loads(tok)} if tok and str(tok).lstrip().startswith('{') else {}))
+        return gcsfs.GCSFileSystem(skip_instance_cache=True, use_listings_cache=False, **({'token': json.loads(tok)} if tok and str(tok).lstrip().startswith('{') else {}))
     import sshfs, asyncssh, getpass
     kw = dict(port=u['port'] or 22, username=u['user'] or getpass.getuser(), known_hosts=_known_hosts(), connect_timeout=10)
     if key := get_secret('PERSISTLAB_SFTP_KEY'):
@@ -149,11 +154,21 @@ class FsRemote(Remote):
         super().__init__(url); u = self.parts; self.scheme = u['scheme']; self._fs = None
         self.root = u['path'] if u['scheme'] in ('sftp', 'file') else '/'.join(x for x in (u['host'], u['path']) if x)
         self.atomic = self.scheme in ('s3', 'gs')
-    def _e(self, ok=()): return _errors(self.url, self.scheme, ok)
+    @contextlib.contextmanager
+    def _e(self, ok=()):
+        try:
+            with _errors(self.url, self.scheme, ok): yield
+        except RemoteError:  # a dropped connection or a changed secret: the next call makes a new client
+            _CLIENTS.pop(getattr(self, '_key', None), None); self._fs = None; raise
     @property
     def fs(self):
         if self._fs is None:
-            with self._e(): self._fs = _fs(self.url, self.parts)
+            u = self.parts  # one client per server and credentials in a process: a second save does not connect again
+            key = (u['scheme'], u['host'] if u['scheme'] == 'sftp' else '', u['port'], u['user'], *(os.environ.get(n) for n in _ENV))
+            self._key = key
+            if (fs := _CLIENTS.get(key)) is None:
+                with self._e(): fs = _CLIENTS[key] = _fs(self.url, u)
+            self._fs = fs
         return self._fs
     def _p(self, key): return f'{self.root}/{key}' if key else self.root
     def put(self, local, key):

@@ -128,10 +128,10 @@ def test_transport_and_round_trip(server, sb, box):
 
 # ---------------------------------------------------------------------------------------------------------------- journeys
 def _ipython(sb, cells, home, env, timeout=180):
-    "Type `cells` into a real IPython on the box whose home is `home` (its profile read, as a user's is)"
+    "Type `cells` into a real IPython on the box whose home is `home`, started there (its profile read, as a user's is)"
     return subprocess.run([sys.executable, '-m', 'IPython', '--no-banner', '--simple-prompt', '--colors=NoColor'],
                           input=textwrap.dedent(cells).strip() + '\nexit\n', capture_output=True, text=True, timeout=timeout,
-                          env=sb.env(home, IPYTHONDIR=Path(home)/'.ipython', **env))
+                          env=sb.env(home, IPYTHONDIR=Path(home)/'.ipython', **env), cwd=home)
 
 def _exe(n): return shutil.which(n) or str(Path(sys.executable).parent/n)
 
@@ -256,24 +256,26 @@ def _until(cond, timeout=30, what=''):
     return v
 
 def test_sync_outlives_the_kernel_then_fetch(s3, sb, box):
-    "A folder synced every second by a process that outlives the kernel and comes back when killed; the next box fetches it"
+    "`%persist --sync outputs --every 1s` from a kernel that then exits: new files still go up, the sync comes back when "
+    "killed, `%persist --sync --now` runs the last pass, and `%persist --fetch outputs` on the next box brings the folder back"
     from persistlab import procs
-    from persistlab.remote import remote, fetch_folder
-    env, bucket = s3; url = f's3://{bucket}/sync'
+    from persistlab.remote import remote
+    env, bucket = s3; url = f's3://{bucket}/sync'; env = {**env, 'PERSISTLAB_STORAGE': ''}
     out = sb.home/'outputs'; out.mkdir(); (out/'epoch1.pt').write_bytes(b'1' * 1000)
     try:
-        _py(sb, f'from persistlab.remote import start_sync; print(start_sync({str(out)!r}, {url!r}, "1s"))', sb.home, env)  # the kernel exits
+        r = _ipython(sb, f'%load_ext persistlab\n%persist --sync outputs --every 1s --to {url}', sb.home, env)  # the kernel exits
+        assert 'syncing' in r.stdout, r.stdout + r.stderr
         (out/'sub').mkdir(); (out/'sub/epoch2.pt').write_bytes(b'2' * 2000)
-        r = box(remote, url, env=env)
-        _until(lambda: box(r.stat, 'sync/outputs/sub/epoch2.pt', env=env), what='the background sync uploads a new file')
+        rm = box(remote, url, env=env)
+        _until(lambda: box(rm.stat, 'sync/outputs/sub/epoch2.pt', env=env), what='the background sync uploads a new file')
         rec = _until(lambda: [p for p in procs.records(sb.home) if p.name.startswith('sync-')], what='a sync record')[0]
         os.kill(rec.pid, signal.SIGKILL)
         _until(lambda: (p := procs.get(rec.name, sb.home)) and p.pid != rec.pid, what='the supervisor brings the sync back')
         (out/'epoch3.pt').write_bytes(b'3' * 3000)
-        last = _py(sb, 'from persistlab.remote import sync_now; print(sync_now())', sb.home, env).stdout
-        assert 'synced' in last, last
+        r = _ipython(sb, f'%load_ext persistlab\n%persist --sync --now --to {url}', sb.home, env)
+        assert re.search(r'outputs +synced: ', r.stdout) and box(rm.stat, 'sync/outputs/epoch3.pt', env=env), r.stdout + r.stderr
     finally: procs.stop_all(sb.home)
     fresh = sb.base/'fresh'; fresh.mkdir()
-    box(fetch_folder, fresh/'outputs', url, fresh, env=env)
-    assert snapshot(fresh/'outputs') == snapshot(out)
+    r = _ipython(sb, f'%load_ext persistlab\n%persist --fetch outputs --to {url}', fresh, env)
+    assert snapshot(fresh/'outputs') == snapshot(out), r.stdout + r.stderr
     assert not procs.records(sb.home)
