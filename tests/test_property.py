@@ -30,7 +30,7 @@ def build(p, t):
         else: build(q, v[1])
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(tree=trees(), pre_home=st.sampled_from(['none', 'empty', 'file', 'dir']), name=st.sampled_from(['.local', '.config/my app', '.ünï']))
+@given(tree=trees(), pre_home=st.sampled_from(['none', 'empty', 'hollow', 'file', 'dir']), name=st.sampled_from(['.local', '.config/my app', '.ünï']))
 def test_persist_then_restore_reproduces_the_tree(tree, pre_home, name):
     with tempfile.TemporaryDirectory() as d:
         sb = Sandbox(d); src = sb.home/name
@@ -41,9 +41,11 @@ def test_persist_then_restore_reproduces_the_tree(tree, pre_home, name):
         fresh = sb.base/'fresh'; target = fresh/name
         if pre_home == 'empty': target.mkdir(parents=True)
         elif pre_home == 'file': target.parent.mkdir(parents=True, exist_ok=True); target.write_text('image')
-        elif pre_home == 'dir': (target/'x').mkdir(parents=True)  # non-empty: goes to the backup
+        elif pre_home == 'hollow': (target/'x/y').mkdir(parents=True)  # only empty folders (a fresh image's): no data, no backup
+        elif pre_home == 'dir': (target/'x').mkdir(parents=True); (target/'x/f').write_text('image')  # data: goes to the backup
         fresh.mkdir(exist_ok=True)
         r = subprocess.run(['sh', str(sb.storage/SCRIPT)], env=dict(HOME=str(fresh), PATH='/usr/bin:/bin'), capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert target.is_symlink() and same(snapshot(target.resolve()), want)
         if pre_home in ('file', 'dir'): assert (sb.storage/BACKUP).is_dir()
+        else: assert not (sb.storage/BACKUP).exists(), list((sb.storage/BACKUP).rglob('*'))
