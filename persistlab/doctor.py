@@ -74,7 +74,9 @@ def _versions() -> list:
 # %% ../nbs/14_doctor.ipynb #417ececc
 def _storage_rows(st, p, home, env, rows, problems):
     "The storage in use, its health, and each persisted entry's state"
-    if st is None: return rows.append(('storage', 'none', p.hint or 'nothing persists here'))
+    if st is None:
+        if p.strategy == 'none': return rows.append(('storage', 'none needed', p.hint or 'nothing persists here'))
+        return rows.append(('storage', 'not chosen yet', '`%persist --to DIR PATHS` (or PERSISTLAB_STORAGE) chooses one'))
     rows.append(('storage', str(st.where), f'{st.kind}, from {st.source}'))
     if st.url: return rows.append(('entries', 'remote', '`%persist --list` reads them from the remote storage'))
     d = Path(st.where)
@@ -129,16 +131,18 @@ def doctor(to=None, # storage (default: the one in use)
     env = os.environ if env is None else env
     rows, problems = [], []
     try: p = detect(env=env)
-    except PlatformError as e: return Doctor([('platform', 'unknown', str(e)), ('problem', str(e), '')], 'persistlab doctor', ('what', 'state', 'detail'))
-    home = Path(home or p.home)
-    rows.append(('platform', p.name, f'evidence: {evidence(p, env)}; strategy {p.strategy}, home {home}'))
-    from persistlab.storage import resolve_storage
-    try: st = resolve_storage(to, home, p, config=config, required=False)
-    except PersistlabError as e: st = None; problems.append((str(e), 'pass --to DIR, or set PERSISTLAB_STORAGE'))
-    _storage_rows(st, p, home, env, rows, problems)
+    except PlatformError as e: p = None; problems.append((str(e), 'set PERSISTLAB_PLATFORM to one of those names, or unset it'))
+    home = Path(home or (p.home if p else env.get('HOME') or Path.home()))
+    if p:
+        rows.append(('platform', p.name, f'evidence: {evidence(p, env)}; strategy {p.strategy}, home {home}'))
+        from persistlab.storage import resolve_storage
+        try: st = resolve_storage(to, home, p, config=config, required=False)
+        except PersistlabError as e: st = None; problems.append((str(e), 'pass --to DIR, or set PERSISTLAB_STORAGE'))
+        _storage_rows(st, p, home, env, rows, problems)
+    else: rows.append(('platform', 'unknown', 'see the problems below'))
     _service_rows(home, rows, problems)
     rows += _versions()
-    _policy_rows(p, env, rows)
+    if p: _policy_rows(p, env, rows)
     rows += [('problem', what, f'fix: {fix}') for what, fix in problems] or [('problems', 'none found', '')]
     rows = [tuple(_redact(str(c), env) for c in r) for r in rows]
     return Doctor(rows, 'persistlab doctor', ('what', 'state', 'detail'))
