@@ -449,6 +449,9 @@ def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None, sigs=
     for rel in rels:
         h = home/rel
         if not exists(h): out.append((rel, 'skipped', f'~/{rel} does not exist here and storage has no snapshot of it')); continue
+        if h.is_symlink():  # a snapshot would hold the link, not the data (an earlier persist linked it into a storage folder)
+            out.append((rel, 'not saved', f'~/{rel} is a link to {os.readlink(h)}: `%persist --undo {rel}` with that storage brings '
+                        f'the data home, then persist it here')); continue
         sig, old = sigs.get(rel) or content_sig(h, rel), find_entry(base, rel)
         if old and not force and (old.get('sig') == sig or done.get(rel) == (old['snapshot'], sig)):
             out.append((rel, 'unchanged', f"not uploaded again ({human(old.get('size') or 0)} in storage)")); continue
@@ -569,7 +572,7 @@ def autorestore(url, home=None) -> Report|str|None:
     except PersistlabError as e: return f'persistlab: nothing restored from {url}: {e}'
     return rep if any(x[1] in ('restored', 'bad snapshot', 'not restored') for x in rep) else None
 
-# %% ../nbs/01b_remote.ipynb #8d99e68b
+# %% ../nbs/01b_remote.ipynb #2f006932
 SYNC = 'sync'
 
 def every_seconds(s) -> int:
@@ -592,7 +595,7 @@ def _files(folder) -> dict:
             if stat.S_ISREG(st.st_mode): out[os.path.relpath(q, folder)] = (st.st_size, st.st_mtime_ns)
     return out
 
-# %% ../nbs/01b_remote.ipynb #43d043e6
+# %% ../nbs/01b_remote.ipynb #e3d5af12
 def sync_folder(folder, # the folder whose new and changed files to upload
                 url, # the storage URL (or file://FOLDER)
                 home=None, # home directory (default: the platform's)
@@ -634,7 +637,7 @@ def fetch_folder(folder, url, home=None) -> Report:
     if kept: rows.append((str(folder), 'kept', f"{len(kept)} local files differ from the synced ones and were left as they are: {', '.join(kept[:3])}"))
     return Report(rows, f'fetch from {url}')
 
-# %% ../nbs/01b_remote.ipynb #9f27a194
+# %% ../nbs/01b_remote.ipynb #c927fa0c
 def _sync_name(folder, url, home) -> str:
     return 'sync-' + hashlib.sha256(f'{url}\0{sync_key(folder, home)}'.encode()).hexdigest()[:10]
 

@@ -123,7 +123,9 @@ def test_transport_and_round_trip(server, sb, box):
     assert sorted(x[0] for x in rep if x[1] == 'restored') == ['.local', '.ssh']
     assert snapshot(fresh/'.local') == snapshot(sb.home/'.local')
     assert oct((fresh/'.ssh/id_ed25519').stat().st_mode & 0o777) == '0o600' and oct((fresh/'.ssh').stat().st_mode & 0o777) == '0o700'
-    from persistlab.remote import local_dir  # where the snapshots pass through on the box: nobody else's to read
+    from persistlab.remote import local_dir, remote_undo, remote_status  # where snapshots pass through: nobody else's to read
+    box(remote_undo, '.ssh', url, fresh, env=env)
+    assert [x[0] for x in box(remote_status, url, fresh, env=env)] == ['.local'] and (fresh/'.ssh/id_ed25519').exists()
     assert {oct(d.stat().st_mode & 0o777) for d in (local_dir(url, fresh), local_dir(url, fresh).parent)} == {'0o700'}
 
 # ---------------------------------------------------------------------------------------------------------------- journeys
