@@ -166,10 +166,11 @@ def test_journey_two_boxes_as_the_docs_say(s3, sb):
     r = sb.run(_exe('persistlab-restore'), '--to', url, home=sb.base/'box3', check=False, **{**env, 'AWS_ENDPOINT_URL': f'http://127.0.0.1:{free_port()}'})
     assert r.returncode == 1 and r.stderr.strip().count('\n') == 0 and 'AWS_ENDPOINT_URL' in r.stderr and url in r.stderr, r.stderr
 
-def test_kill_during_upload_leaves_the_previous_snapshot(s3, sb, box):
+@pytest.mark.parametrize('server', ['s3', 'sftp'], indirect=True)  # a put that is whole or nothing; an upload renamed into place
+def test_kill_during_upload_leaves_the_previous_snapshot(server, sb, box):
     "SIGKILL at random moments of a save: a fresh box still restores a whole snapshot, the old one or the new one"
     from persistlab.remote import remote_persist, remote_restore
-    env, bucket = s3; url = f's3://{bucket}/kills'
+    env, url = server
     make_tree(sb.home/'.local', n_files=100)
     (sb.home/'.local/share/model.bin').write_bytes(os.urandom(12 << 20))
     run = {**env, 'PERSISTLAB_RUN': sb.base/'vm1'}
