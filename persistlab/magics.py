@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/magics.html.md"""
 
 # %% ../nbs/02_magics.ipynb #806868a7
 from __future__ import annotations
-import contextlib, difflib, functools, inspect, itertools, os, re, shlex, sys
+import contextlib, difflib, dis, functools, inspect, itertools, os, re, shlex, sys
 from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
 from IPython.core.magic_arguments import magic_arguments, argument, construct_parser
 from IPython.core.error import UsageError
@@ -80,6 +80,14 @@ def _once(r, ip):
         display(r)
     return show
 
+def _printed_by_cell() -> bool:
+    "Is the magic's value the one its cell shows (a last line `%persist --list`, compiled to print it)? Then IPython shows it"
+    f = sys._getframe(1)
+    while f and f.f_code.co_name != 'run_line_magic': f = f.f_back
+    if not (f and (c := f.f_back)): return False
+    nxt = next((x for x in dis.get_instructions(c.f_code) if x.offset > c.f_lasti), None)  # what the cell does with it
+    return bool(nxt) and (nxt.opname == 'PRINT_EXPR' or nxt.argrepr == 'INTRINSIC_PRINT')  # (3.12 on: an intrinsic)
+
 def _showing(r, ip, live=None):
     "Show `r` now and mark it shown in this cell; with `live` (a dict), keep the display handle there to update it"
     from IPython.display import display
@@ -96,6 +104,7 @@ def _shown(f):
         except _Helped: return None
         if r is None or self.shell is None: return r
         if isinstance(r, str): r = _Said(r)
+        if _printed_by_cell(): return r  # the cell's shown line: IPython's displayhook shows it, once, as Out[n]
         if not hasattr(r, '__dict__'): return r  # takes no mark: shown as before, by the cell's last line only
         return r if '_ipython_display_' in vars(r) else _showing(r, self.shell)  # (or the magic showed it itself)
     return magic
