@@ -17,8 +17,8 @@ from . import archive
 
 # %% auto #0
 __all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError', 'is_remote', 'split_url',
-           'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'codec', 'snap_name', 'content_sig', 'pack', 'head',
-           'publish', 'upload', 'prune', 'local_dir', 'known', 'restored', 'remote_persist', 'remote_save',
+           'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'codec', 'snap_name', 'content_sig', 'Packing', 'pack',
+           'head', 'publish', 'upload', 'prune', 'local_dir', 'known', 'restored', 'remote_persist', 'remote_save',
            'remote_restore', 'remote_status', 'remote_undo', 'autorestore', 'every_seconds', 'sync_key', 'sync_folder',
            'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
 
@@ -325,16 +325,28 @@ def _sha(f) -> str:
         while b := fh.read(1 << 20): h.update(b)
     return h.hexdigest()
 
+class Packing:
+    "`~/rel` being packed into `dst` by tar in the background (started while home is compared with the storage's record)"
+    def __init__(self, rel, home, dst):
+        self.rel, self.dst = rel, Path(dst)
+        os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # keys live in snapshots: private from the start
+        args = ['tar', '--use-compress-program', codec()[0], '-cf', str(dst)] + ([f'--exclude={RUNTIME}'] if rel == '.local' else []) + ['--', rel]
+        self.p = subprocess.Popen(args, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=tied())
+    def result(self) -> tuple:
+        "(sha256, bytes) of the finished snapshot, or a `PersistError`"
+        err = self.p.communicate()[1].decode(errors='replace').strip()
+        if self.p.returncode:
+            raise PersistError(f"packing ~/{self.rel} failed ({(err.splitlines() or ['tar failed'])[0]}); nothing was uploaded, "
+                               "the previous snapshot stays current")
+        return _sha(self.dst), os.path.getsize(self.dst)
+    def cancel(self):
+        "Not needed after all (unchanged, or restored instead): stop tar and drop what it wrote"
+        if self.p.poll() is None: self.p.kill()
+        self.p.communicate(); self.dst.unlink(missing_ok=True)
+
 def pack(rel, home, dst) -> tuple:
     "Write `~/rel` as a 0600 compressed tar at `dst` (Jupyter's live files left out of `.local`); (sha256, bytes)"
-    prog, _ = codec()
-    os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # keys live in snapshots: private from the start
-    args = ['tar', '--use-compress-program', prog, '-cf', str(dst)] + ([f'--exclude={RUNTIME}'] if rel == '.local' else []) + ['--', rel]
-    r = subprocess.run(args, cwd=home, capture_output=True, text=True, preexec_fn=tied())
-    if r.returncode:
-        why = (r.stderr.strip().splitlines() or ['tar failed'])[0]
-        raise PersistError(f"packing ~/{rel} failed ({why}); nothing was uploaded, the previous snapshot stays current")
-    return _sha(dst), os.path.getsize(dst)
+    return Packing(rel, home, dst).result()
 
 # %% ../nbs/01b_remote.ipynb #904ca685
 def _gen_key(n) -> str: return f'{GEN}/{n:010d}.json'
@@ -442,10 +454,12 @@ def _tmp(loc) -> Path:
     for x in t.iterdir(): remove(x)
     return t
 
-# %% ../nbs/01b_remote.ipynb #926bc6bc
-def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None, sigs=None) -> dict:
+# %% ../nbs/01b_remote.ipynb #4b4582d6
+def _snapfile(tmp, rel) -> Path: return tmp/f"{snap_name(rel, python_version() if rel == '.local' else None)}{codec()[1]}"
+
+def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None, sigs=None, packs=None) -> dict:
     "Pack and upload the paths in `rels` that changed since record `base` (or since this box restored them); their new entries"
-    new, done, sigs = {}, done or {}, sigs or {}
+    new, done, sigs, packs = {}, done or {}, sigs or {}, packs if packs is not None else {}
     for rel in rels:
         h = home/rel
         if not exists(h): out.append((rel, 'skipped', f'~/{rel} does not exist here and storage has no snapshot of it')); continue
@@ -453,12 +467,14 @@ def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None, sigs=
             out.append((rel, 'not saved', f'~/{rel} is a link to {os.readlink(h)}: `%persist --undo {rel}` with that storage brings '
                         f'the data home, then persist it here')); continue
         sig, old = sigs.get(rel) or content_sig(h, rel), find_entry(base, rel)
+        pk = packs.pop(rel, None)
         if old and not force and (old.get('sig') == sig or done.get(rel) == (old['snapshot'], sig)):
+            if pk: pk.cancel()
             out.append((rel, 'unchanged', f"not uploaded again ({human(old.get('size') or 0)} in storage)")); continue
         py = python_version() if rel == '.local' else None
-        f = tmp/f'{snap_name(rel, py)}{codec()[1]}'
+        f = _snapfile(tmp, rel)
         try:
-            sha, size = pack(rel, home, f)
+            sha, size = (pk or Packing(rel, home, f)).result()
             key = f'{SNAPS}/{snap_name(rel, py)}/{sha}{codec()[1]}'
             upload(r, f, key, size)
         finally: f.unlink(missing_ok=True)
@@ -502,19 +518,27 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
     r, loc, out = remote(url), local_dir(url, home), []
     with storage_lock(loc):
         tmp = _tmp(loc)
-        with ThreadPoolExecutor(1) as ex:  # the round trip to the storage overlaps the look at home
-            f = ex.submit(head, r)
-            sigs = {x: content_sig(home/x, x) for x in rels if exists(home/x)}
-            n, m = f.result()
-        done = known(url, home); todo = []
-        _check_stale(r, m, [x for x in rels if save or not find_entry(m, x)], done, force)
-        for rel in rels:
-            e = find_entry(m, rel)
-            if e and not save:
-                if rel in done: out.append((rel, 'kept', 'already restored on this box; `%persist --save` uploads what changed since'))
-                elif _download(r, e, home, loc, tmp, out): _mark(url, home, {rel: {**e, 'sig': content_sig(home/rel, rel)}})
-            else: todo.append(rel)
-        if new := _upload_changed(r, todo, home, m, tmp, out, force, done, sigs):
+        # tar packs, the storage's record comes over the network and home is looked at, all at once; a pack turning out
+        # not to be needed (unchanged, or restored instead) is stopped
+        packs = {x: Packing(x, home, _snapfile(tmp, x)) for x in rels if exists(home/x) and not (home/x).is_symlink()}
+        try:
+            with ThreadPoolExecutor(1) as ex:
+                f = ex.submit(head, r)
+                sigs = {x: content_sig(home/x, x) for x in rels if exists(home/x)}
+                n, m = f.result()
+            done = known(url, home); todo = []
+            _check_stale(r, m, [x for x in rels if save or not find_entry(m, x)], done, force)
+            for rel in rels:
+                e = find_entry(m, rel)
+                if e and not save:
+                    if pk := packs.pop(rel, None): pk.cancel()
+                    if rel in done: out.append((rel, 'kept', 'already restored on this box; `%persist --save` uploads what changed since'))
+                    elif _download(r, e, home, loc, tmp, out): _mark(url, home, {rel: {**e, 'sig': content_sig(home/rel, rel)}})
+                else: todo.append(rel)
+            new = _upload_changed(r, todo, home, m, tmp, out, force, done, sigs, packs)
+        finally:
+            for pk in packs.values(): pk.cancel()
+        if new:
             n, m = publish(r, n, m, new)
             _mark(url, home, new)  # home and storage agree now: no restore over it on this box
             out.append(('storage', 'current', f'generation {n}, saved by {m["host"]}'))
