@@ -284,8 +284,9 @@ def fetch_wheels(info, dists, dest, index_url=None, quiet=False,
                 ) -> dict:
     "Get a wheel for each of `dists` (name -> distribution) into `dest` with pip; name -> wheel path"
     reqs = [requirement(d) for d in dists.values()]
+    rf = Path(dest)/'.persistlab-requirements.txt'; rf.write_text(''.join(f'{r}\n' for r in reqs))  # thousands would not fit in argv (E2BIG)
     cmd = [*_pip(info), 'wheel', '--no-deps', '--disable-pip-version-check', '--progress-bar', 'off', '-w', str(dest),
-           *(['--index-url', index_url] if index_url else []), *[a for u in _urls(extra_index_url) for a in ('--extra-index-url', u)], *reqs]
+           *(['--index-url', index_url] if index_url else []), *[a for u in _urls(extra_index_url) for a in ('--extra-index-url', u)], '-r', str(rf)]
     from tqdm.auto import tqdm
     log = []
     with tqdm(total=len(reqs), desc='getting wheels', unit='pkg', leave=False, disable=quiet) as bar:
