@@ -422,12 +422,13 @@ def _uv_record(storage, m=None) -> dict|None:
 def _get_uv(info, storage, since, loc, index_url, extra_index_url, keep) -> tuple:
     "A uv wheel in `loc` for storage: from this machine's uv, else pip's (its cache, the index); (the wheel or None, rows)"
     if keep is False or _uv_record(storage): return None, []
-    b, t = _uv_binary(), machine_start() if since is None else since
-    if keep is None and b and os.stat(b).st_mtime < t: return None, []  # the image's uv: the next machine from this image has it too
-    if b:
+    u, t = find_uv(), machine_start() if since is None else since
+    if keep is None and u and os.stat(os.path.realpath(u)).st_mtime < t: return None, []  # the image's uv: the next machine from this image has it too
+    if b := _uv_binary():
         with contextlib.suppress(PackagesError, OSError): return uv_wheel(b, loc, info['tag'].split('-', 1)[1]), []
     d = Path(loc)/'uv'; d.mkdir(exist_ok=True)
     cmd = [*_pip(info), 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '--progress-bar', 'off', '-d', str(d),
+           '--retries', '1', '--timeout', '15',  # offline, the save says so in seconds, not after pip's minute of retries
            *(['--index-url', index_url] if index_url else []), *[a for u in _urls(extra_index_url) for a in ('--extra-index-url', u)], 'uv']
     r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=tied())
     if w := sorted(d.glob('uv-*.whl')): return w[-1], []
