@@ -7,7 +7,15 @@ The wheels (10 packages people install on Colab and their dependencies, 200+ MB)
 import os, sys, time, shutil, resource, tempfile, statistics, subprocess
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from common import timed
+from common import timed as _timed
+
+CPU = []  # CPU seconds of each timed call (this process's and its children's): what a busy shared machine distorts least
+def timed(f):
+    "Wall seconds of `f()`; its CPU seconds go to CPU"
+    def cpu():
+        a, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + c.ru_utime + c.ru_stime
+    c = cpu(); t = _timed(f); CPU.append(cpu() - c); return t
 from persistlab.packages import save_packages, restore_packages, find_uv, probe, WHEELHOUSE, wheel_tags
 from persistlab.platforms import detect
 
@@ -85,14 +93,11 @@ if __name__ == '__main__':
         check(py); return t
     arms = dict(persistlab=by_persistlab, uv_offline=by_uv, pip_index=by_index, persistlab_no_uv=by_persistlab_no_uv)
     if os.environ.get('PIP_ONLY', '1') != '0': arms['persistlab_pip'] = lambda b: by_persistlab(b, 'pip')
-    def cpu():  # this process's and its children's CPU seconds: what a busy shared machine distorts least
-        a, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return a.ru_utime + a.ru_stime + c.ru_utime + c.ru_stime
     times, cpus = {k: [] for k in arms}, {k: [] for k in arms}
     for i in range(ROUNDS):
         order = list(arms)[i % len(arms):] + list(arms)[:i % len(arms)]  # interleaved, rotated
         for k in order:
-            c = cpu(); times[k].append(arms[k](work/f'{k}{i}')); cpus[k].append(cpu() - c)  # (cpu includes making the venv)
+            times[k].append(arms[k](work/f'{k}{i}')); cpus[k].append(CPU[-1])
             print(f'  round {i+1} {k:<16} {times[k][-1]:6.2f} s  (cpu {cpus[k][-1]:6.2f} s)', flush=True)
     med, mcpu = {k: statistics.median(v) for k, v in times.items()}, {k: statistics.median(v) for k, v in cpus.items()}
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; medians of {ROUNDS} rounds")
