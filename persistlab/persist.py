@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/persist.html.md"""
 
 # %% ../nbs/01_persist.ipynb #ab2222d6
 from __future__ import annotations
-import os, shutil, hashlib, subprocess, contextlib
+import os, errno, shutil, bisect, hashlib, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
@@ -201,6 +201,23 @@ def watch_files(storage, home):
                         float(os.environ.get('PERSISTLAB_WATCH_PERIOD') or 5), home)
 
 # %% ../nbs/01_persist.ipynb #0851cf01
+def _listing(root, es) -> dict:
+    "Folder -> {name: kind} (None if unreadable) for each folder under `root` holding an entry: one listing each, not stats per entry"
+    out = {}
+    for d in {os.path.dirname(e['path']) for e in es}:
+        try:
+            with os.scandir(os.path.join(root, d)) as it:
+                out[d] = {x.name: 'link' if x.is_symlink() else 'dir' if x.is_dir(follow_symlinks=False) else 'file' for x in it}
+        except OSError as x: out[d] = {} if x.errno == errno.ENOENT else None  # None: look at each entry there the slow way
+    return out
+
+def _may_need_recovery(e, hn, sn) -> bool:
+    "Could entry `e` have something an interrupted run left (a `.persistlab-old`/`-new` beside it, home's own copy of a linked path)?"
+    d, n = os.path.split(e['path']); h, s = hn[d], sn[d]
+    if h is None or s is None: return True
+    if e['strategy'] == 'link' and h.get(n) in ('dir', 'file'): return True
+    return any(x in h or x in s for x in (sibling(n, OLD).name, sibling(n, NEW).name))
+
 def _recover(storage, home, ts, out):
     "Finish or undo what a crashed persistlab left behind, losing nothing"
     for root, rel in ((storage, TMP), (home, HOME_TMP)):
@@ -208,9 +225,11 @@ def _recover(storage, home, ts, out):
             for x in work_dir(root, rel).iterdir(): remove(x)
     bdir = Path(storage)/BACKUP
     backups = sorted(bdir.iterdir(), reverse=True) if bdir.is_dir() and not bdir.is_symlink() else []
-    for e in valid_entries(read_manifest(storage)):
-        if e['strategy'] not in ('link', 'copy'): continue
+    es = [e for e in valid_entries(read_manifest(storage)) if e['strategy'] in ('link', 'copy')]
+    hn, sn = _listing(home, es), _listing(storage, es)
+    for e in es:
         rel = e['path']
+        if not _may_need_recovery(e, hn, sn): continue
         try: h, s = inside(home, rel), inside(storage, rel)
         except PersistError: continue
         for root in (storage, home): finish_replace(root, rel, storage, ts, out)
@@ -253,13 +272,28 @@ def _unmake(storage):
 
 def _check_overlaps(rels, storage):
     "Refuse a path inside, or containing, another one being persisted or already persisted"
-    for i, r in enumerate(rels):
-        for o in rels[:i]:
-            if overlap(r, o) and r != o: raise PersistError(f"~/{r} and ~/{o} overlap: persist one of them (the outer one keeps both)")
-        for e in valid_entries(read_manifest(storage)):
-            if overlap(r, e['path']) and r != e['path']:
-                raise PersistError(f"~/{r} overlaps ~/{e['path']}, which is already persisted; nothing changed. Either keep "
-                                   f"~/{e['path']} as it is, or first `%persist --undo {e['path']}` and then persist ~/{r}")
+    mine, kept = _Paths(), _Paths(e['path'] for e in valid_entries(read_manifest(storage)))  # manifest read once
+    for r in rels:
+        if (o := mine.overlapping(r)): raise PersistError(f"~/{r} and ~/{o} overlap: persist one of them (the outer one keeps both)")
+        if (o := kept.overlapping(r)):
+            raise PersistError(f"~/{r} overlaps ~/{o}, which is already persisted; nothing changed. Either keep "
+                               f"~/{o} as it is, or first `%persist --undo {o}` and then persist ~/{r}")
+        mine.add(r)
+
+class _Paths:
+    "Relative paths, each one inside or containing a given path found by lookups, not by comparing it with all of them"
+    def __init__(self, ps=()):
+        self.at, self.srt = {}, []
+        for p in ps: self.add(p)
+    def add(self, p):
+        if p not in self.at: self.at[p] = len(self.at); bisect.insort(self.srt, p)
+    def overlapping(self, r) -> str|None:
+        "The first added path inside or containing `r` (not `r` itself)"
+        parts = r.split('/')
+        js = [self.at[a] for a in ('/'.join(parts[:k]) for k in range(1, len(parts))) if a in self.at]
+        k = bisect.bisect_left(self.srt, r + '/')
+        while k < len(self.srt) and self.srt[k].startswith(r + '/'): js.append(self.at[self.srt[k]]); k += 1
+        return next(p for p, i in self.at.items() if i == min(js)) if js else None
 
 # %% ../nbs/01_persist.ipynb #d6f1ebf3
 def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`

@@ -68,6 +68,7 @@ def record(storage, rel, stamp, **fields):
     "Add or update `rel`'s manifest entry, keeping when it was first added (None fields are left out)"
     m = read_manifest(storage); old = find_entry(m, rel)
     e = dict(path=rel, added=old['added'] if old and 'added' in old else stamp, **{k: v for k, v in fields.items() if v is not None})
+    if e == old and rel not in wanted(m): return  # already so: no write (a re-run or a second record of one path)
     i = m['entries'].index(old) if old else len(m['entries'])
     m['entries'][i:i+1] = [e]
     if rel in wanted(m): m['wanted'] = [w for w in wanted(m) if w != rel]  # kept now
@@ -96,12 +97,18 @@ def overlap(a, b) -> bool:
 def valid_entries(m, out=None) -> list:
     "The entries of manifest `m` that are safe to act on; the others are reported in `out` as skipped"
     es, ok = m['entries'], []
+    whys = [check_rel(e['path']) for e in es]
+    first = {}  # plain path -> index of its first entry: one pass, so a check costs the same whatever the number of entries
     for i, e in enumerate(es):
-        why = check_rel(e['path'])
-        # an entry inside another one, or a second one for the same path, is the one skipped
-        o = next((x for j, x in enumerate(es) if j != i and check_rel(x['path']) is None and overlap(x['path'], e['path'])
-                  and (len(x['path']) < len(e['path']) or (x['path'] == e['path'] and j < i))), None)
-        if why is None and o: why = f"it overlaps the persisted {o['path']}"
+        if whys[i] is None: first.setdefault(e['path'], i)
+    for i, e in enumerate(es):
+        why = whys[i]
+        # an entry inside another one, or a second one for the same path, is the one skipped (the first such one is named)
+        if why is None:
+            parts = e['path'].split('/')
+            js = [first[a] for a in ('/'.join(parts[:k]) for k in range(1, len(parts))) if a in first]
+            if first[e['path']] < i: js.append(first[e['path']])
+            if js: why = f"it overlaps the persisted {es[min(js)]['path']}"
         if why is None: ok.append(e)
         elif out is not None: out.append((e['path'], 'skipped', f'manifest entry not acted on: {why}'))
     return ok
@@ -294,9 +301,10 @@ def check_storage(storage, # the storage root (a `Storage` or a folder)
     if home is not None:
         rs, rh = s.resolve(), Path(home).resolve()
         if rs == rh: raise PersistError(f"storage {s} is your home itself; pick a folder outside what you persist (--to /mnt/keep)")
+        hs, ss, srs = os.path.normpath(os.path.abspath(home)), str(s), str(rs)
+        within = lambda a, b: a == b or a.startswith(b.rstrip('/') + '/')  # strings, not Path objects: this runs per persisted path
         for r in rels:
-            rp = (Path(home)/r).resolve()
-            if rs == rp or rs.is_relative_to(rp) or s.is_relative_to(Path(home)/r):
+            if within(srs, os.path.realpath(os.path.join(hs, r))) or within(ss, os.path.join(hs, r)):
                 raise PersistError(f"storage {s} is inside ~/{r}; pick storage outside what you persist")
     if not exists(s):
         if not create: existing_storage(s)
