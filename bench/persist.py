@@ -1,10 +1,14 @@
-"persist of a 20k-file .local vs the plain tools, same filesystem and across filesystems (/dev/shm -> disk)"
+"""persist of a 20k-file .local vs the plain tools, same filesystem and across filesystems (/dev/shm -> disk); and the cost
+per entry of persisting and restoring 10 / 100 / 400 small paths: in one call, one command at a time, and a fresh-home restore
+
+`python bench/persist.py` runs both parts; `python bench/persist.py entries` (or `tree`) only one of them."""
 import os, sys, shutil, tempfile, statistics
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import pip_like_tree, timed, sh, report
 from persistlab.platforms import detect
-from persistlab.persist import persist
+import persistlab.storage as storage
+from persistlab.persist import persist, restore
 
 def one(base_home, base_storage, ours):
     home, st = Path(tempfile.mkdtemp(dir=base_home)), Path(tempfile.mkdtemp(dir=base_storage))
@@ -23,9 +27,48 @@ def compare(name, a, b, n=3):
     for _ in range(n): plain.append(one(a, b, False)); ours.append(one(a, b, True))  # interleaved: same conditions
     return report(name, statistics.median(ours), statistics.median(plain), 1.2)
 
+class _Writes:
+    "Count the manifest and restore script writes (persistlab's atomic writes of those two files)"
+    def __enter__(self):
+        self.n, self.orig = {}, storage.atomic_write
+        def counted(f, *a, **kw):
+            self.n[Path(f).name] = self.n.get(Path(f).name, 0) + 1; return self.orig(f, *a, **kw)
+        storage.atomic_write = counted; return self
+    def __exit__(self, *a): storage.atomic_write = self.orig
+    def __str__(self): return f"manifest {self.n.get(storage.MANIFEST, 0)}, script {self.n.get(storage.SCRIPT, 0)}"
+
+def entries(n, base):
+    "ms per entry for `n` small folders: one `persist` call, one command each (and the last one alone), a fresh-home restore"
+    b = Path(tempfile.mkdtemp(dir=base)); names = [f'.d{i}' for i in range(n)]
+    def world(tag):
+        home, st = b/f'home-{tag}', b/f'st-{tag}'
+        for x in names: (home/x).mkdir(parents=True); (home/x/'f').write_text(x)
+        return home, detect(env=dict(HOME=str(home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(st)))
+    home, pl = world('one')
+    with _Writes() as w1: t1 = timed(lambda: persist(names, home=home, platform=pl))
+    home2, pl2 = world('each')
+    ts = [timed(lambda: persist(x, home=home2, platform=pl2)) for x in names]
+    fresh = b/'fresh'; fresh.mkdir()
+    plf = detect(env=dict(HOME=str(fresh), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(b/'st-one')))
+    with _Writes() as w3: t3 = timed(lambda: restore(home=fresh, platform=plf))
+    assert all((fresh/x).is_symlink() for x in names)
+    shutil.rmtree(b)
+    return t1/n, sum(ts)/n, ts[-1], t3/n, str(w1), str(w3)
+
+def per_entry(base, sizes=(10, 100, 400)):
+    print(f'{"entries":>7}  {"one call":>10}  {"one at a time":>13}  {"the Nth alone":>13}  {"restore":>10}   '
+          f'writes in one call | in restore  (ms per entry; the Nth: ms for that one command)')
+    for n in sizes:
+        a, e, last, r, w1, w3 = entries(n, base)
+        print(f'{n:>7}  {a*1000:10.1f}  {e*1000:13.1f}  {last*1000:13.1f}  {r*1000:10.1f}   {w1} | {w3}')
+
 if __name__ == '__main__':
+    what = sys.argv[1:] or ['tree', 'entries']
+    print(f'load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores')
     disk = tempfile.mkdtemp(prefix='plbench-'); shm = tempfile.mkdtemp(prefix='plbench-', dir='/dev/shm')
     try:
-        compare('same filesystem: persist vs mv + ln -s', disk, disk)
-        compare('across filesystems: persist vs cp -a + rm -rf + ln -s', shm, disk)
+        if 'tree' in what:
+            compare('same filesystem: persist vs mv + ln -s', disk, disk)
+            compare('across filesystems: persist vs cp -a + rm -rf + ln -s', shm, disk)
+        if 'entries' in what: per_entry(disk)
     finally: shutil.rmtree(disk); shutil.rmtree(shm)

@@ -10,10 +10,10 @@ import os, errno, shutil, bisect, hashlib, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
-    kind, tree_size, same_content, covered, loops, same_fs, copy_verified, copy_plain, move, drop, remove, link,
+    kind, tree_size, same_content, covered, loops, same_fs, copy_verified, copy_plain, move, drop, remove, link, NAME_MAX,
     failpoint, storage_lock, work_dir, sibling, swap, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, forget, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
+    record, put_entry, forget, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
 from . import procs
 from . import archive as snapshots
@@ -58,10 +58,31 @@ def _unrecord(storage, rel, prev):
     else:
         m = read_manifest(storage); m['entries'] = [prev if e['path'] == rel else e for e in m['entries']]; write_manifest(storage, m)
 
-def _move_in(h, s, rel, storage, home, stamp):
-    "Move home's `h` to a new `s` in storage; the entry is recorded first and put back if the move fails"
-    prev = find_entry(read_manifest(storage), rel)
-    record(storage, rel, stamp, strategy='link', kind=kind(h), python=python_for(rel))
+def _intend(rels, home, storage, stamp) -> dict:
+    "Record, in one manifest write, every path about to move into storage: {path: its entry before} (put back if its move fails)"
+    m, before = read_manifest(storage), {}
+    for r in rels:
+        if r in COPY_PATHS: continue
+        try: h, s = inside(home, r), inside(storage, r)
+        except PersistError: continue  # refused later, with its reason
+        if kind(h) in ('dir', 'file') and kind(s) == 'absent':  # exactly the paths `_persist_one` moves in
+            before[r] = find_entry(m, r); put_entry(m, r, stamp, strategy='link', kind=kind(h), python=python_for(r))
+    if before: write_manifest(storage, m)
+    return before
+
+def _unintend(storage, before):
+    "Put back, in one write, the entries `_intend` recorded for paths that did not move after all (refused, or a failed move)"
+    m = read_manifest(storage)
+    for r, prev in before.items():
+        if exists(Path(storage)/r): continue  # it moved: its entry stays (`_intend` checked the way there)
+        m['entries'] = [e for e in m['entries'] if e['path'] != r] if prev is None else [prev if e['path'] == r else e for e in m['entries']]
+    if m != read_manifest(storage): write_manifest(storage, m)
+
+def _move_in(h, s, rel, storage, home, stamp, before=None):
+    "Move home's `h` to a new `s` in storage; the entry is recorded first (`before`: already, by `_intend`) and put back if the move fails"
+    before = before or {}
+    prev = before[rel] if rel in before else find_entry(read_manifest(storage), rel)
+    record(storage, rel, stamp, strategy='link', kind=kind(h), python=python_for(rel))  # no write when `_intend` did it
     try:
         if same_fs(h, s.parent): s.parent.mkdir(parents=True, exist_ok=True); os.rename(h, s); failpoint('moved')
         else: copy_verified(h, s, tmp_for(s, storage, home), rel)
@@ -70,7 +91,7 @@ def _move_in(h, s, rel, storage, home, stamp):
         raise PersistError(f"moving ~/{rel} to {s} failed ({getattr(e, 'strerror', None) or e}); ~/{rel} is untouched") from None
 
 # %% ../nbs/01_persist.ipynb #019c59db
-def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, create=False):
+def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, create=False, before=None):
     h, s = inside(home, rel), inside(storage, rel)
     copy = rel in COPY_PATHS
     if hollow(s) and kind(h) == 'dir': remove(s)  # empty folders are no data to win with
@@ -105,7 +126,7 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
     if copy: return _persist_copy(rel, h, s, hk, sk, home, storage, stamp, out, merge)
     if _edited(rel, h, s, home): return _take_edit(rel, h, s, storage, home, stamp, out)
     if hk != 'absent' and sk == 'absent':
-        _move_in(h, s, rel, storage, home, stamp)
+        _move_in(h, s, rel, storage, home, stamp, before)
         out.append((rel, 'moved', f'to {s}'))
     elif hk != 'absent':
         if merge and hk == sk == 'dir': _merge(h, s, out, rel)
@@ -168,9 +189,22 @@ def _take_edits(storage, home, ts, out):
             if _edited(e['path'], h, s, home): _take_edit(e['path'], h, s, storage, home, ts, out)
         except PersistlabError as x: out.append((e['path'], 'not taken', str(x)))
 
+def _listing(root, es) -> dict:
+    "Folder -> {name: kind} (None if unreadable) for each folder under `root` holding an entry: one listing each, not stats per entry"
+    out = {}
+    for d in {os.path.dirname(e['path']) for e in es}:
+        try:
+            with os.scandir(os.path.join(root, d)) as it:
+                out[d] = {x.name: 'link' if x.is_symlink() else 'dir' if x.is_dir(follow_symlinks=False) else 'file' for x in it}
+        except OSError as x: out[d] = {} if x.errno == errno.ENOENT else None  # None: look at each entry there the slow way
+    return out
+
 def _files(storage) -> bool:
     "Does `storage` persist a single file by a link (what an edit can be saved over)?"
-    return any(e['strategy'] == 'link' and kind(Path(storage)/e['path']) == 'file' for e in valid_entries(read_manifest(storage)))
+    es = [e for e in valid_entries(read_manifest(storage)) if e['strategy'] == 'link']
+    sn = _listing(storage, es)  # one listing per folder, not a stat per entry
+    return any((sn[d] is None and kind(Path(storage)/e['path']) == 'file') or (sn[d] or {}).get(n) == 'file'
+               for e in es for d, n in [os.path.split(e['path'])])
 
 def check(storage, home) -> bool:
     "The supervisor's watch: take files edited over their link into storage; False once `storage` persists no file"
@@ -201,22 +235,16 @@ def watch_files(storage, home):
                         float(os.environ.get('PERSISTLAB_WATCH_PERIOD') or 5), home)
 
 # %% ../nbs/01_persist.ipynb #0851cf01
-def _listing(root, es) -> dict:
-    "Folder -> {name: kind} (None if unreadable) for each folder under `root` holding an entry: one listing each, not stats per entry"
-    out = {}
-    for d in {os.path.dirname(e['path']) for e in es}:
-        try:
-            with os.scandir(os.path.join(root, d)) as it:
-                out[d] = {x.name: 'link' if x.is_symlink() else 'dir' if x.is_dir(follow_symlinks=False) else 'file' for x in it}
-        except OSError as x: out[d] = {} if x.errno == errno.ENOENT else None  # None: look at each entry there the slow way
-    return out
-
 def _may_need_recovery(e, hn, sn) -> bool:
     "Could entry `e` have something an interrupted run left (a `.persistlab-old`/`-new` beside it, home's own copy of a linked path)?"
     d, n = os.path.split(e['path']); h, s = hn[d], sn[d]
     if h is None or s is None: return True
     if e['strategy'] == 'link' and h.get(n) in ('dir', 'file'): return True
-    return any(x in h or x in s for x in (sibling(n, OLD).name, sibling(n, NEW).name))
+    return any(x in h or x in s for x in (_beside(n, OLD), _beside(n, NEW)))
+
+def _beside(n, tag) -> str:
+    "`sibling`'s name for name `n`, without making a Path in the common case"
+    return n + tag if len(os.fsencode(n + tag)) <= NAME_MAX else sibling(n, tag).name
 
 def _recover(storage, home, ts, out):
     "Finish or undo what a crashed persistlab left behind, losing nothing"
@@ -326,12 +354,13 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
     with storage_lock(storage):
         _recover(storage, home, ts, out)
         _check_overlaps(rels, storage)
-        errs = []
+        errs, before = [], _intend(rels, home, storage, ts)  # N paths: one manifest write, not one each
         try:
             for r in rels:  # one path's problem does not stop the others
-                try: _persist_one(r, home, storage, ts, out, merge, force, create)
+                try: _persist_one(r, home, storage, ts, out, merge, force, create, before)
                 except PersistlabError as e: errs.append(str(e))
         finally:
+            if before: _unintend(storage, before)
             kept = read_manifest(storage)['entries']
             if kept or not new: finish(storage, p.hook, out)
     if not kept and new: _unmake(storage)  # nothing persisted into a storage this call made: it leaves nothing behind

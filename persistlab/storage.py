@@ -15,8 +15,8 @@ from .core import (PersistError, PersistlabError, atomic_write, check_rel, exist
 
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
-           'BEGIN', 'END', 'LINKED', 'read_manifest', 'write_manifest', 'find_entry', 'record', 'wanted', 'want',
-           'forget', 'overlap', 'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage',
+           'BEGIN', 'END', 'LINKED', 'read_manifest', 'write_manifest', 'find_entry', 'put_entry', 'record', 'wanted',
+           'want', 'forget', 'overlap', 'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage',
            'resolve_storage', 'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage',
            'existing_storage', 'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version',
            'python_for', 'tmp_for', 'hollow', 'aside', 'replace_verified', 'finish_replace', 'fix_live_python',
@@ -64,15 +64,20 @@ def find_entry(m, rel) -> dict|None:
     return next((e for e in m['entries'] if e['path'] == rel), None)
 
 # %% ../nbs/01_storage.ipynb #6a5d6160
-def record(storage, rel, stamp, **fields):
-    "Add or update `rel`'s manifest entry, keeping when it was first added (None fields are left out)"
-    m = read_manifest(storage); old = find_entry(m, rel)
+def put_entry(m, rel, stamp, **fields) -> bool:
+    "Add or update `rel`'s entry in manifest `m` (in memory), keeping when it was first added; False if it was so already"
+    old = find_entry(m, rel)
     e = dict(path=rel, added=old['added'] if old and 'added' in old else stamp, **{k: v for k, v in fields.items() if v is not None})
-    if e == old and rel not in wanted(m): return  # already so: no write (a re-run or a second record of one path)
+    if e == old and rel not in wanted(m): return False
     i = m['entries'].index(old) if old else len(m['entries'])
     m['entries'][i:i+1] = [e]
     if rel in wanted(m): m['wanted'] = [w for w in wanted(m) if w != rel]  # kept now
-    write_manifest(storage, m)
+    return True
+
+def record(storage, rel, stamp, **fields):
+    "Add or update `rel`'s manifest entry (None fields are left out); no write when it is so already (a re-run)"
+    m = read_manifest(storage)
+    if put_entry(m, rel, stamp, **fields): write_manifest(storage, m)
 
 def wanted(m) -> list:
     "Paths asked for while they did not exist yet (archive storage): saved as soon as persistlab writes them (`%sshsetup`)"
@@ -290,6 +295,17 @@ def remember(st:Storage, home):
 # %% ../nbs/01_storage.ipynb #a4bba650
 def _unprintable(p) -> bool: return any(ord(c) < 32 or ord(c) == 127 for c in str(p))
 
+def _real_under(real, rel, store=None) -> str:
+    "`realpath(real/rel)` for a resolved `real`, looking only at `rel`'s own parts; a link to `store` = (folder, its realpath) is followed there"
+    if check_rel(rel): return os.path.realpath(os.path.join(real, rel))
+    parts = rel.split('/'); p = real
+    for i, part in enumerate(parts):
+        p = os.path.join(p, part)
+        if os.path.islink(p):
+            if store and os.readlink(p) == os.path.join(store[0], *parts[:i+1]): return _real_under(store[1], rel)  # persistlab's link
+            return os.path.realpath(os.path.join(p, *parts[i+1:]))
+    return p
+
 def check_storage(storage, # the storage root (a `Storage` or a folder)
                   home=None, # home, to check storage is not in it where it must not be
                   rels=(), # persisted paths that storage must stay out of
@@ -304,7 +320,7 @@ def check_storage(storage, # the storage root (a `Storage` or a folder)
         hs, ss, srs = os.path.normpath(os.path.abspath(home)), str(s), str(rs)
         within = lambda a, b: a == b or a.startswith(b.rstrip('/') + '/')  # strings, not Path objects: this runs per persisted path
         for r in rels:
-            if within(srs, os.path.realpath(os.path.join(hs, r))) or within(ss, os.path.join(hs, r)):
+            if within(srs, _real_under(str(rh), r, (ss, srs))) or within(ss, os.path.join(hs, r)):
                 raise PersistError(f"storage {s} is inside ~/{r}; pick storage outside what you persist")
     if not exists(s):
         if not create: existing_storage(s)
