@@ -1,7 +1,7 @@
 """persist of a 20k-file .local vs the plain tools, same filesystem and across filesystems (/dev/shm -> disk); and the cost
 per entry of persisting and restoring 10 / 100 / 400 small paths: in one call, one command at a time, and a fresh-home restore
 
-`python bench/persist.py` runs both parts; `python bench/persist.py entries` (or `tree`) only one of them."""
+`python bench/persist.py` runs both parts; `python bench/persist.py entries` (or `tree`) only one of them, `entries 10 100` only those sizes."""
 import os, sys, shutil, tempfile, statistics
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
@@ -63,12 +63,13 @@ def per_entry(base, sizes=(10, 100, 400)):
         print(f'{n:>7}  {a*1000:10.1f}  {e*1000:13.1f}  {last*1000:13.1f}  {r*1000:10.1f}   {w1} | {w3}')
 
 if __name__ == '__main__':
-    what = sys.argv[1:] or ['tree', 'entries']
+    what = [a for a in sys.argv[1:] if not a.isdigit()] or ['tree', 'entries']
+    sizes = tuple(int(a) for a in sys.argv[1:] if a.isdigit()) or (10, 100, 400)
     print(f'load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores')
     disk = tempfile.mkdtemp(prefix='plbench-'); shm = tempfile.mkdtemp(prefix='plbench-', dir='/dev/shm')
     try:
         if 'tree' in what:
             compare('same filesystem: persist vs mv + ln -s', disk, disk)
             compare('across filesystems: persist vs cp -a + rm -rf + ln -s', shm, disk)
-        if 'entries' in what: per_entry(disk)
+        if 'entries' in what: per_entry(disk, sizes)
     finally: shutil.rmtree(disk); shutil.rmtree(shm)

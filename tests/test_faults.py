@@ -106,3 +106,18 @@ def test_lock_waits_for_the_holder(sb):
     os.close(fd)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0 and 'waiting for another kernel' in err and (sb.home/'.local').is_symlink()
+
+def test_several_paths_kill_after_the_first_move(sb):
+    "N paths are recorded in one manifest write before any moves: a kill after the first leaves the rest in home, a re-run finishes"
+    want = {n: snapshot(make_tree(sb.home/n, 20)) for n in ('.a', '.b', '.c')}
+    code = "from persistlab.persist import persist; print(persist(['.a', '.b', '.c']))"
+    r = sb.py(code, check=False, PERSISTLAB_FAILPOINT='moved')
+    assert r.returncode == -signal.SIGKILL, (r.stdout, r.stderr)
+    m = json.loads((sb.storage/'persistlab.json').read_text())
+    assert sorted(e['path'] for e in m['entries']) == ['.a', '.b', '.c']  # written once, before the first move
+    assert not (sb.home/'.a').exists() and (sb.home/'.b').is_dir() and (sb.home/'.c').is_dir()
+    sb.py(RESTORE)  # links .a back; .b and .c are not in storage yet and stay home's own
+    assert (sb.home/'.a').is_symlink() and not (sb.home/'.b').is_symlink()
+    sb.py(code)
+    for n, w in want.items(): assert (sb.home/n).is_symlink() and snapshot((sb.home/n).resolve()) == w
+    assert not (sb.storage/BACKUP).exists() or not any((sb.storage/BACKUP).iterdir())  # no second copy anywhere
