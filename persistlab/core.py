@@ -167,10 +167,16 @@ def tree_sig(p) -> dict:
         return ('f', stat.S_IMODE(st.st_mode), st.st_size, None)
     out['.'] = one(p, os.lstat(p))
     if out['.'][0] != 'd': return out
-    for root, dirs, files in os.walk(p):
-        for n in dirs+files:
-            q = os.path.join(root, n)
-            out[os.path.relpath(q, p)] = one(q, os.lstat(q))
+    todo = [(str(p), '')]  # relative names built as it goes: `os.walk` + `relpath` cost more than the lstat on 20k files
+    while todo:
+        d, rel = todo.pop()
+        try: it = os.scandir(d)
+        except OSError: continue  # unreadable: left out, as `os.walk` does (the copy's signature then differs)
+        with it:
+            for x in it:
+                st = x.stat(follow_symlinks=False); r = rel + x.name
+                out[r] = one(x.path, st)
+                if stat.S_ISDIR(st.st_mode): todo.append((x.path, r + '/'))
     return out
 
 def tree_size(p) -> int: return sum(v[2] for v in tree_sig(p).values())
