@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #61a1bca4
 from __future__ import annotations
-import os, sys, stat, time, errno, signal, fcntl, hashlib, functools, threading, contextlib, shutil, subprocess
+import os, re, sys, stat, time, html, errno, signal, fcntl, hashlib, functools, threading, contextlib, shutil, subprocess
 from collections import namedtuple
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +28,10 @@ class PersistError(PersistlabError):
 # %% ../nbs/00_core.ipynb #6bf262c1
 Row = namedtuple('Row', 'path what detail')
 
+def _md(s) -> str:
+    "`s` as literal text in markdown: HTML escaped, markdown's punctuation backslashed, one line"
+    return re.sub(r'([\\`*_\[\]{}()#+!|~])', r'\\\1', html.escape(str(s), quote=False)).replace('\n', ' ')
+
 class Report:
     "Rows of (path, what happened, detail), shown as a table"
     def __init__(self, rows=(), title='persistlab', heads=('path', 'what', 'detail')):
@@ -40,10 +44,12 @@ class Report:
         w = max([len(str(r.path)) for r in self.rows] + [4])
         return '\n'.join(f'{r.path:<{w}}  {r.what}' + (f': {r.detail}' if r.detail else '') for r in self.rows) or '(nothing)'
     def _repr_markdown_(self):
-        if not self.rows: return f'**{self.title}**: nothing to show'
-        esc = lambda c: str(c).replace('|', '\\|')
-        return (f'**{self.title}**\n\n| ' + ' | '.join(self.heads) + ' |\n|---|---|---|\n' +
-                '\n'.join('| `{}` | {} | {} |'.format(*map(esc, r)) for r in self.rows))
+        # names and details come from home, storage and providers: shown as text, never as markdown or HTML
+        if not self.rows: return f'**{_md(self.title)}**: nothing to show'
+        code = lambda c: '<code>' + html.escape(str(c)).replace('|', '&#124;') + '</code>'
+        return (f'**{_md(self.title)}**\n\n| ' + ' | '.join(self.heads) + ' |\n|---|---|---|\n' +
+                '\n'.join(f'| {code(r[0])} | {_md(r[1])} | {_md(r[2])} |' for r in self.rows))
+
 
 # %% ../nbs/00_core.ipynb #3f70eccd
 NAME_MAX = 255  # bytes in one file name on ext4, xfs, tmpfs, btrfs

@@ -67,7 +67,7 @@ def test_every_magic_in_a_cell_shows_once_and_stays_a_value(cells):
     cell = cells['setup']
     assert [o['output_type'] for o in cell] == ['display_data'] * 3 + ['execute_result'], cell  # the last line: Out[n], as any value
     assert 'linked' in text(cell[:1]) and text(cell[1:2]).startswith('persistlab: there was no --accept-risk') and 'nothing' in text(cell[2:3])
-    assert text(cell[3:]).startswith('.local') and '| `.local` | linked' in cell[3]['data']['text/markdown']  # a table, once
+    assert text(cell[3:]).startswith('.local') and '| <code>.local</code> | linked' in cell[3]['data']['text/markdown']  # a table, once
     assert len(cells['later']) == 1 and '**tunnels**' in cells['later'][0]['data']['text/markdown']  # a later cell shows the value
     assert len(cells['assigned']) == 1 and text(cells['assigned']).startswith('.local')  # assigned and shown in one cell: once
     assert text(cells['values']) == "Report 1 ('.local', 'linked')\n"
