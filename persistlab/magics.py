@@ -400,6 +400,9 @@ def _autorestore(storage=None):
     if (st.local/'persistlab.json').exists():  # the engines are imported only then
         from persistlab.persist import take_edits
         with _usage(): _show(take_edits(st, p.home, p))  # files edited over their link win, and are watched from now on
+        from persistlab.persist import not_here
+        with _usage():
+            if (line := not_here(st, p.home, p)): print(line)
         from persistlab.packages import autorestore_packages
         with _usage(): _show(autorestore_packages(p, storage=st))
 

@@ -19,8 +19,8 @@ from . import procs
 from . import archive as snapshots
 
 # %% auto #0
-__all__ = ['COPY_PATHS', 'FILE_NAMES', 'PRIVATE_FILES', 'check', 'take_edits', 'watch_files', 'persist', 'restore', 'status',
-           'undo', 'save', 'autorestore']
+__all__ = ['COPY_PATHS', 'FILE_NAMES', 'PRIVATE_FILES', 'check', 'take_edits', 'watch_files', 'not_here', 'persist', 'restore',
+           'status', 'undo', 'save', 'autorestore']
 
 # %% ../nbs/01_persist.ipynb #76807dbd
 COPY_PATHS = ('.ssh',)  # copied with strict modes, never linked: sshd refuses keys behind loose modes or links
@@ -234,6 +234,19 @@ def watch_files(storage, home):
             procs.watch(f'files-{key}', 'persistlab.persist', dict(storage=str(storage), home=str(home)),
                         float(os.environ.get('PERSISTLAB_WATCH_PERIOD') or 5), home)
 
+# %% ../nbs/01_persist.ipynb #a1b2c3d4
+def not_here(to=None, home=None, platform:Platform|None=None) -> str|None:
+    "One line for `%load_ext` on a fresh instance: the linked or copied paths storage keeps that this home lacks"
+    p = platform or detect(); home = Path(home or p.home)
+    st = resolve_storage(to, home, p, required=False)
+    if not st or st.url or not (st.local/MANIFEST).exists(): return None
+    try: es = valid_entries(read_manifest(st.local))
+    except PersistlabError: return None  # %persist --list says what is wrong with the manifest
+    gone = [e['path'] for e in es if e['strategy'] in ('link', 'copy') and not os.path.lexists(home/e['path'])]
+    if not gone: return None
+    return (f"persistlab: {', '.join(gone)} kept in {st.label} but not in this home yet: `%persist -r` restores "
+            f"{'it' if len(gone) == 1 else 'them'} (at every start: `sh {st.local/SCRIPT}` in your startup hook)")
+
 # %% ../nbs/01_persist.ipynb #0851cf01
 def _may_need_recovery(e, hn, sn) -> bool:
     "Could entry `e` have something an interrupted run left (a `.persistlab-old`/`-new` beside it, home's own copy of a linked path)?"
@@ -413,15 +426,15 @@ def _state(e, home, storage):
     except PersistError as x: return f'skipped: {x}'
     if e['strategy'] == 'archive':
         if not (Path(storage)/SNAPDIR/e['snapshot']).exists(): return 'lost: no snapshot in storage'
-        return f"saved {e.get('saved', '')}".strip() + ('' if exists(h) else ', not restored: run restore')
+        return f"saved {e.get('saved', '')}".strip() + ('' if exists(h) else ', not restored here: %persist -r')
     if not exists(s) or kind(s) == 'link': return 'lost: not in storage'
     if e['strategy'] == 'copy':
         if kind(h) == 'link' and os.readlink(h) == str(s): return 'linked'
-        if not exists(h): return 'missing: run restore'
+        if not exists(h): return 'missing: %persist -r restores it'
         return 'copied' if kind(h) == kind(s) and same_content(h, s) else 'differs: --save keeps home\'s, --restore takes storage\'s'
     if kind(h) == 'link' and os.readlink(h) == str(s): return 'linked'
     if kind(h) == 'link' and loops(h): return f'broken: ~/{rel} is a link loop'
-    if not exists(h): return 'missing: run restore'
+    if not exists(h): return 'missing: %persist -r restores it'
     return 'conflict: home has its own copy'
 
 def status(to=None, # storage directory (default: the platform's)

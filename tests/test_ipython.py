@@ -179,3 +179,14 @@ def test_every_environment_variable_is_in_the_settings_table():
 def test_docs_sidebar_lists_every_page_and_only_pages():
     listed = re.findall(r'^\s+- (\S+)$', (ROOT/'nbs/sidebar.yml').read_text(), re.M)
     assert sorted(listed) == sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb')), listed
+
+def test_load_ext_on_a_fresh_home_says_what_is_not_restored(sb, tmp_path):
+    "A rented box with no startup hook: %load_ext says in one line which kept paths this home lacks, and how to restore them"
+    make_tree(sb.home/'.local', n_files=5); (sb.home/'.gitconfig').write_text('[user]\n\tname = A\n')
+    r = ipython(sb, '%load_ext persistlab\n%persist .local .gitconfig')
+    assert r.returncode == 0 and (sb.home/'.local').is_symlink(), r.stdout + r.stderr
+    fresh = tmp_path/'fresh'; fresh.mkdir()
+    r = ipython(sb, '%load_ext persistlab\n%persist -r\n%reload_ext persistlab\nprint("AFTER")', home=fresh)
+    line = [l for l in r.stdout.splitlines() if 'not in this home yet' in l]
+    assert len(line) == 1 and '.local, .gitconfig' in line[0] and '%persist -r' in line[0], r.stdout + r.stderr  # once: not after -r
+    assert (fresh/'.local').is_symlink() and (fresh/'.gitconfig').is_symlink(), r.stdout + r.stderr
