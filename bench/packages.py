@@ -93,6 +93,7 @@ if __name__ == '__main__':
         check(py); return t
     arms = dict(persistlab=by_persistlab, uv_offline=by_uv, pip_index=by_index, persistlab_no_uv=by_persistlab_no_uv)
     if os.environ.get('PIP_ONLY', '1') != '0': arms['persistlab_pip'] = lambda b: by_persistlab(b, 'pip')
+    if os.environ.get('ARMS'): arms = {k: arms[k] for k in os.environ['ARMS'].split(',')}  # e.g. ARMS=persistlab,uv_offline
     times, cpus = {k: [] for k in arms}, {k: [] for k in arms}
     for i in range(ROUNDS):
         order = list(arms)[i % len(arms):] + list(arms)[:i % len(arms)]  # interleaved, rotated
@@ -101,6 +102,8 @@ if __name__ == '__main__':
             print(f'  round {i+1} {k:<16} {times[k][-1]:6.2f} s  (cpu {cpus[k][-1]:6.2f} s)', flush=True)
     med, mcpu = {k: statistics.median(v) for k, v in times.items()}, {k: statistics.median(v) for k, v in cpus.items()}
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; medians of {ROUNDS} rounds")
+    med = {**dict.fromkeys(['persistlab', 'uv_offline', 'pip_index', 'persistlab_no_uv'], float('nan')), **med}
+    mcpu = {**dict.fromkeys(['persistlab', 'uv_offline'], float('nan')), **mcpu}
     print(f"\nrestore from the wheelhouse (uv)        {med['persistlab']:6.2f} s")
     print(f"uv pip install --offline, same wheels   {med['uv_offline']:6.2f} s   persistlab/uv    {med['persistlab']/med['uv_offline']:5.2f}x  (target <= 1.2x; "
           f"in CPU seconds {mcpu['persistlab']:.2f} / {mcpu['uv_offline']:.2f} = {mcpu['persistlab']/mcpu['uv_offline']:.2f}x)")
