@@ -238,6 +238,9 @@ class PersistlabMagics(Magics):
                 from persistlab.packages import venv_kernel
                 return venv_kernel(os.path.expanduser(args.venv), args.kernel)
             st = self._storage(args.to)  # resolved once; every engine below takes it
+            if args.to is not None and self.storage:  # engines see PERSISTLAB_STORAGE and the remembered one, not %config
+                from persistlab.storage import check_switch
+                check_switch(st, switch=args.switch, config=self.storage)
             if args.mount: mount_drive(st); _autorestore(st)  # what %load_ext could not restore before Drive was there
             if args.packages: return _packages(args, st)
             if args.sync is not None or args.fetch or args.now or args.stop: return _sync(args, st)

@@ -13,7 +13,7 @@ from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_mode
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, copy_plain, move, drop, remove, link, NAME_MAX,
     failpoint, storage_lock, work_dir, sibling, swap, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, put_entry, forget, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
+    record, put_entry, forget, want, wanted, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
 from . import procs
 from . import archive as snapshots
@@ -119,7 +119,10 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
     if hk == 'link' and not copy: aside(h, storage, rel, stamp, out); hk = 'absent'
     if hk == 'absent' and sk == 'absent':
         if not create:
-            out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists: nothing to persist yet (--create makes an empty one)'))
+            want(storage, rel)  # `%sshsetup` persists the keys and .gitconfig it writes later
+            how = '%sshsetup saves the keys and .gitconfig it writes, or run this again' if rel in ('.ssh', '.gitconfig') else 'run this again'
+            out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists: nothing to persist yet; kept once it exists: {how} '
+                        '(--create makes an empty one now)'))
             return
         _create(s, rel); sk = kind(s)
         out.append((rel, 'created', f"empty {'file' if sk == 'file' else 'directory'} {s}"))
@@ -374,12 +377,13 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
                 except PersistlabError as e: errs.append(str(e))
         finally:
             if before: _unintend(storage, before)
-            kept = read_manifest(storage)['entries']
+            m = read_manifest(storage); kept = m['entries']
             if kept or not new: finish(storage, p.hook, out)
-    if not kept and new: _unmake(storage)  # nothing persisted into a storage this call made: it leaves nothing behind
+    wants = any(r in wanted(m) for r in rels)  # asked for before it existed: this storage keeps the wish, and is the one in use
+    if not kept and new and not wants: _unmake(storage)  # nothing persisted into a storage this call made: it leaves nothing behind
     if kept: watch_files(storage, home)
     done = sorted({r[0] for r in out if r[1] in ('linked', 'copied', 'already persisted')})
-    if kept and (done or not errs): remember(st, home)  # a refused call remembers nothing
+    if (kept or wants) and (done or not errs): remember(st, home)  # a refused call remembers nothing
     if '.local' in rels and (home/'.local').is_symlink(): out += live_rows(home)  # only once it is in place
     if errs:
         raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))

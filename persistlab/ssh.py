@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers, usable_storage
 from .core import PersistlabError, Report, Row, ssh_modes, stamp, atomic_write
-from .storage import read_manifest, find_entry, wanted, storage_folder, BACKUP, MANIFEST
+from .storage import read_manifest, find_entry, wanted, storage_folder, Storage, BACKUP, MANIFEST
 from . import procs
 
 # %% auto #0
@@ -195,16 +195,22 @@ def _public_half(k, rows) -> Path:
     return pub
 
 # %% ../nbs/07_ssh.ipynb #f3046a69
-def _save_back(home, storage, rows):
-    "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first)"
+def _save_back(home, storage, rows, snap:bool=False, platform=None):
+    "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first); persist what was wanted"
     if not storage or not (Path(storage)/MANIFEST).exists(): return
     m = read_manifest(storage)
+    if not snap and (want := [r for r in ('.gitconfig', '.ssh') if r in wanted(m) and (Path(home)/r).exists()]):
+        from persistlab.persist import persist  # link/copy storage: asked for before it existed, kept now the way `%persist` keeps it
+        try: rows.extend((r, 'saved to storage' if w in ('copied', 'linked') else w, d)
+                         for r, w, d in persist(want, Storage(Path(storage), 'in use'), home=home, platform=platform))
+        except PersistlabError as e: rows.append((', '.join(want), 'not saved', f'{e}; run `%persist {" ".join(want)}` again'))
+        m = read_manifest(storage)
     for rel in ('.gitconfig', '.ssh'):  # Colab, Kaggle: refresh the snapshot, or make the one asked for before it existed
         e = find_entry(m, rel)
-        if (e and e.get('strategy') == 'archive' or rel in wanted(m)) and (Path(home)/rel).exists():
+        if (e and e.get('strategy') == 'archive' or snap and rel in wanted(m)) and (Path(home)/rel).exists():
             from persistlab.archive import save_entry
-            snap, _ = save_entry(rel, home, storage)
-            rows.append((rel, 'saved to storage', f'snapshot {snap.name}'))
+            f, _ = save_entry(rel, home, storage)
+            rows.append((rel, 'saved to storage', f'snapshot {f.name}'))
     e = find_entry(m, '.ssh')
     if not e or e.get('strategy') != 'copy': return
     h, s = Path(home)/'.ssh', Path(storage)/'.ssh'
@@ -230,6 +236,7 @@ def setup_keys(home=None, # home directory (default: the platform's)
                platform:Platform|None=None, **check_kw) -> Keys:
     "Keys for GitHub: keep, import or generate; fix modes; show the public key; check GitHub"
     p = platform or detect(); home = Path(home or p.home); rows = []
+    snap = storage.kind == 'snapshot' if isinstance(storage, Storage) else p.strategy == 'archive'
     storage = storage_folder(storage, home, p)
     d = home/'.ssh'
     if not d.exists(): d.mkdir(mode=0o700); rows.append(('.ssh', 'created', str(d)))
@@ -242,7 +249,7 @@ def setup_keys(home=None, # home directory (default: the platform's)
     if check:
         try: gh = github_check(home, **check_kw); rows.append(('github', 'authenticated', f'as {gh}'))
         except SSHError as e: rows.append(('github', 'not yet', str(e)))
-    _save_back(home, storage, rows)
+    _save_back(home, storage, rows, snap, p)
     return Keys(rows, pub.read_text().strip(), k, gh)
 
 # %% ../nbs/07_ssh.ipynb #fb747356

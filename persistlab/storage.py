@@ -266,22 +266,29 @@ def kept_in(storage) -> list:
 def leaving(st:Storage, # the storage a command was given
             home=None, # home directory (default: the platform's)
             platform:Platform|None=None, # default: `detect()`
+            config=None, # `%config PersistlabMagics.storage`
            ) -> tuple|None:
-    "(the storage in use, what it keeps) when given storage `st` would replace it (remembered or the platform's) while it keeps things"
+    "(the storage in use, what it keeps) when given storage `st` would replace it while it keeps things"
     if not st.given: return None
-    try: cur = resolve_storage(None, home, platform or detect(), required=False)
+    try: cur = resolve_storage(None, home, platform or detect(), config=config, required=False)
     except PersistlabError: return None
-    if cur is None or cur.source not in ('remembered', 'platform default') or str(cur.where) == str(st.where): return None
+    if cur is None or cur.source not in ('remembered', 'platform default', 'PERSISTLAB_STORAGE', '%config') or str(cur.where) == str(st.where): return None
     return (cur, kept) if (kept := kept_in(cur.where)) else None
 
 def check_switch(st:Storage, # the storage a command was given
                  home=None, # home directory (default: the platform's)
                  platform:Platform|None=None, # default: `detect()`
                  switch:bool=False, # the user asked to switch (`--switch`)
+                 config=None, # `%config PersistlabMagics.storage`
                 ):
     "Refuse a given storage that would silently replace the one in use while that keeps things, unless `switch`"
-    if switch or not (l := leaving(st, home, platform)): return
+    if switch or not (l := leaving(st, home, platform, config)): return
     cur, kept = l
+    if cur.source in ('PERSISTLAB_STORAGE', '%config'):  # it names the storage in use on every call: --list, status and restore see only it
+        how = 'PERSISTLAB_STORAGE' if cur.source == 'PERSISTLAB_STORAGE' else '%config PersistlabMagics.storage'
+        raise PersistError(f"storage in use is {cur.label}, which keeps {', '.join(kept)}; --to {st} would keep this in a second "
+                           f"storage that --list, status and restore don't see while {how} names {cur}. Set {how} to {st} "
+                           f"to use it from now on, add --switch to persist there anyway, or leave --to out. Nothing changed")
     raise PersistError(f"storage in use is {cur.label}, which keeps {', '.join(kept)}; --to {st} would switch to another "
                        f"storage and leave those behind. Add --switch to use {st} from now on (what {cur} keeps stays there: "
                        f"`%persist --undo PATH --to {cur}` brings a path home, then persist it again), or leave --to out to "

@@ -150,3 +150,44 @@ def test_a_url_given_once_is_the_storage_in_use(sb, sftp):
     out = r.stdout + r.stderr
     assert f'TITLE restored from {url} (--to)' in out and (fresh/'.bashrc').read_text() == '# kept remotely\n', out
     assert (fresh/'.persistlab/storage').read_text().strip() == url
+
+def test_a_path_asked_for_before_it_exists_is_kept_once_sshsetup_writes_it(sb):
+    "Link storage: `%persist .ssh .gitconfig` on a box with neither, then `%sshsetup` makes a key and .gitconfig: both reach storage"
+    keep, fresh = sb.base/'keep', sb.base/'fresh'; fresh.mkdir()  # a storage folder this first %persist creates
+    r = ipython(sb, '''
+        %load_ext persistlab
+        %persist .ssh .gitconfig
+        %sshsetup --no-check --name "A B" --email a@b.c
+        ''', PERSISTLAB_STORAGE=keep, GIT_CONFIG_NOSYSTEM=1)
+    out = r.stdout + r.stderr
+    assert 'kept once it exists: %sshsetup saves the keys and .gitconfig it writes' in out and 'Traceback' not in out, out
+    assert (keep/'.ssh/id_ed25519').is_file() and (keep/'.ssh/id_ed25519.pub').read_bytes() == (sb.home/'.ssh/id_ed25519.pub').read_bytes(), out
+    assert not (sb.home/'.ssh').is_symlink() and oct((keep/'.ssh/id_ed25519').stat().st_mode & 0o777) == '0o600'  # .ssh: copied
+    assert os.readlink(sb.home/'.gitconfig') == str(keep/'.gitconfig') and 'a@b.c' in (keep/'.gitconfig').read_text(), out
+    assert re.search(r'^\.ssh +saved to storage', out, re.M) and re.search(r'^\.gitconfig +saved to storage', out, re.M), out
+    r = ipython(sb, '%load_ext persistlab\n%persist --restore', home=fresh, PERSISTLAB_STORAGE=keep)  # the next instance
+    out = r.stdout + r.stderr
+    assert (fresh/'.ssh/id_ed25519').read_bytes() == (sb.home/'.ssh/id_ed25519').read_bytes(), out
+    assert os.readlink(fresh/'.gitconfig') == str(keep/'.gitconfig'), out
+
+def test_to_another_storage_than_the_one_env_or_config_names_is_refused(sb):
+    "PERSISTLAB_STORAGE or %config names keep1, which keeps .local: `--to keep2` is refused (nothing there), --switch persists there"
+    keep1, keep2 = sb.base/'keep1', sb.base/'keep2'
+    make_tree(sb.home/'.local', 5); (sb.home/'.bashrc').write_text('# mine\n'); (sb.home/'.vimrc').write_text('set nu\n')
+    r = ipython(sb, f'''
+        %load_ext persistlab
+        %persist .local
+        %persist .bashrc --to {keep2}
+        ''', PERSISTLAB_STORAGE=keep1)
+    out = r.stdout + r.stderr
+    assert f'storage in use is {keep1} (PERSISTLAB_STORAGE), which keeps .local; --to {keep2}' in out and 'Traceback' not in out, out
+    assert 'Set PERSISTLAB_STORAGE to' in out and not keep2.exists() and not (sb.home/'.bashrc').is_symlink(), out
+    r = ipython(sb, f'''
+        %load_ext persistlab
+        %config PersistlabMagics.storage = '{keep1}'
+        %persist .bashrc --to {keep2}
+        %persist .vimrc --to {keep2} --switch
+        ''', **NOENV)
+    out = r.stdout + r.stderr
+    assert f'storage in use is {keep1} (%config), which keeps .local; --to {keep2}' in out and 'Traceback' not in out, out
+    assert not (sb.home/'.bashrc').is_symlink() and os.readlink(sb.home/'.vimrc') == str(keep2/'.vimrc'), out
