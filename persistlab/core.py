@@ -14,8 +14,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['Row', 'NAME_MAX', 'OLD', 'NEW', 'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp',
            'human', 'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'tree_sig',
-           'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'remove',
-           'Polled', 'copy_verified', 'drop', 'swap', 'move', 'link', 'loops', 'storage_lock']
+           'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill',
+           'remove', 'Polled', 'copy_verified', 'drop', 'swap', 'move', 'link', 'loops', 'storage_lock']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -248,6 +248,22 @@ def _copy_wait(p):
 def copy_plain(src, dst):
     "Copy `src` to a new `dst` keeping links, modes and times (no verification: for small merges)"
     _copy_wait(_copy_start(src, dst))
+
+def fill(src, # a folder
+         dst, # a folder: what it has already is never overwritten
+        ) -> int:
+    "Copy into `dst` what only `src` has (links as links); the number of entries copied"
+    src, dst, n = Path(src), Path(dst), 0
+    for root, dirs, files in os.walk(src):
+        d = dst/Path(root).relative_to(src)
+        if d.is_symlink() or not d.is_dir(): dirs[:] = []; continue  # `dst` has a file there: its own wins
+        for name in dirs + files:
+            a, b = Path(root)/name, d/name
+            if exists(b): continue
+            if name in dirs and not a.is_symlink(): b.mkdir(); shutil.copystat(a, b)
+            else: copy_plain(a, b)
+            n += 1
+    return n
 
 def remove(p):
     "Remove `p`: a link (never followed), a file or a tree (`rm -rf`, which never follows links inside)"

@@ -11,7 +11,7 @@ from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, copy_plain, move, drop, remove, link, NAME_MAX,
-    failpoint, storage_lock, work_dir, sibling, swap, OLD, NEW)
+    failpoint, storage_lock, work_dir, sibling, swap, fill, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
     record, put_entry, forget, want, wanted, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
@@ -150,7 +150,8 @@ def _persist_copy(rel, h, s, hk, sk, home, storage, stamp, out, merge):
         out.append((rel, 'copied', f'to {s}'))
     else:  # storage's replaces home's, which goes to the backup folder only once storage's copy is complete in home
         if merge and hk == sk == 'dir': _merge(h, s, out, rel)
-        replace_verified(s, h, storage, home, rel, stamp, out); out.append((rel, 'copied', f'from {s}'))
+        if replace_verified(s, h, storage, home, rel, stamp, out, keep=True): out.append((rel, 'copied', f'from {s}'))
+        else: out.append((rel, 'already persisted', f'home has everything {s} has'))
     if s.is_dir(): ssh_modes(s)
     fixed = ssh_modes(h) if h.is_dir() else []
     if fixed: out.append((rel, 'modes fixed', ', '.join(fixed)))
@@ -158,14 +159,7 @@ def _persist_copy(rel, h, s, hk, sk, home, storage, stamp, out, merge):
 
 def _merge(h, s, out, rel):
     "Copy into storage `s` what only home's `h` has (nothing in storage is overwritten)"
-    n = 0
-    for root, dirs, files in os.walk(h):
-        r = Path(root).relative_to(h)
-        for name in dirs + files:
-            a, b = Path(root)/name, Path(s)/r/name
-            if exists(b): continue
-            if name in dirs and not a.is_symlink(): b.mkdir(); shutil.copystat(a, b); continue
-            copy_plain(a, b); n += 1
+    n = fill(h, s)
     out.append((rel, 'merged', f'{n} entries that only home had were copied into storage'))
 
 # %% ../nbs/01_persist.ipynb #b6ced69a

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, atomic_write, check_rel, exists, work_dir, move, remove, same_fs,
-    inside, sibling, swap, covered, copy_verified, failpoint, OLD, NEW)
+    inside, sibling, swap, covered, copy_verified, failpoint, fill, same_content, OLD, NEW)
 
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
@@ -412,7 +412,15 @@ _finish() {  # a verified copy that an interrupted save left beside its place, w
     mv "$S/$1.persistlab-new" "$S/$1" && say "$1: put in place the verified copy an interrupted save left"
   fi
 }
-_copy() {  # a real copy with strict modes (sshd refuses keys behind links or loose modes), complete before home's goes aside
+_keephome() {  # copy into the new copy $2 what only home's folder $1 has (storage's files win): a provider's authorized_keys stays
+  case $2 in /*) ;; *) set -- "$1" "$PWD/$2";; esac
+  (cd "$1" && find . ! -name . -exec sh -c 'for f; do p="$0/${f%/*}"
+    if [ -d "$p" ] && [ ! -L "$p" ] && [ ! -e "$0/$f" ] && [ ! -L "$0/$f" ]; then
+      if [ -d "$f" ] && [ ! -L "$f" ]; then mkdir "$0/$f" || exit 1; else cp -Pp "$f" "$0/$f" || exit 1; fi
+    fi; done' "$2" {} +)
+}
+_copy() {  # a real copy with strict modes (sshd refuses keys behind links or loose modes), complete before home's goes aside;
+  # what only home's folder has is kept in the new one (the box's own authorized_keys: without it ssh locks the user out)
   _check "$1" || return 1
   _finish "$1"
   if [ -L "$S/$1" ]; then say "$1: $S/$1 is a symlink, not copying from it (it could point anywhere)"; return 1; fi
@@ -421,10 +429,17 @@ _copy() {  # a real copy with strict modes (sshd refuses keys behind links or lo
   else
     _t="$H/.persistlab/tmp"
     if [ -L "$H/.persistlab" ] || [ -L "$_t" ]; then say "$1: $_t is a symlink, not copying through it"; return 1; fi
-    _new="$_t/copy$$"; rm -rf "$_new"
+    _new="$_t/copy$$"; rm -rf "$_new"; _kept=
     if ! { mkdir -p "$_t" && cp -Rp "$S/$1" "$_new"; }; then rm -rf "$_new"; say "$1: copying $S/$1 failed, ~/$1 is as it was"; return 1; fi
-    if [ -e "$H/$1" ] || [ -L "$H/$1" ]; then _aside "$H/$1" "$1" || { rm -rf "$_new"; return 1; }; fi
-    _mkparent "$H/$1" && mv "$_new" "$H/$1" && say "$1: copied from $S/$1" || return 1
+    if [ -d "$_new" ] && [ ! -L "$_new" ] && [ -d "$H/$1" ] && [ ! -L "$H/$1" ]; then
+      _keephome "$H/$1" "$_new" || { rm -rf "$_new"; say "$1: keeping what only ~/$1 has failed, ~/$1 is as it was"; return 1; }
+      _kept=" (with the files only ~/$1 had, such as authorized_keys)"
+    fi
+    if [ -n "$_kept" ] && diff -r "$_new" "$H/$1" >/dev/null 2>&1; then rm -rf "$_new"; say "$1: in sync"
+    else
+      if [ -e "$H/$1" ] || [ -L "$H/$1" ]; then _aside "$H/$1" "$1" || { rm -rf "$_new"; return 1; }; fi
+      _mkparent "$H/$1" && mv "$_new" "$H/$1" && say "$1: copied from $S/$1$_kept" || return 1
+    fi
   fi
   if [ -d "$H/$1" ]; then _modes "$H/$1"; fi
 }
@@ -565,12 +580,20 @@ def aside(p, # what is in the way
 
 def replace_verified(src, # what to copy: home's (a save) or storage's (a restore)
                      dst, # what it replaces; that goes to the backup folder
-                     storage, home, rel, ts, out, what='home'):
-    "Copy `src` over `dst`: every copy complete and verified first (the new one, and the old one's backup), then one swap"
+                     storage, home, rel, ts, out, what='home',
+                     keep:bool=False, # folders: what only `dst` has stays in it (storage's `.ssh` restored: the box's authorized_keys)
+                    ) -> bool:
+    "Copy `src` over `dst`: every copy complete and verified first (the new one, and the old one's backup), then one swap; False: `dst` already matched"
     dst, new = Path(dst), sibling(dst, NEW)
     if exists(new): remove(new)
     copy_verified(src, new, tmp_for(dst, storage, home), rel)
-    if not exists(dst): os.rename(new, dst); return
+    if not exists(dst): os.rename(new, dst); return True
+    if keep and new.is_dir() and not new.is_symlink() and dst.is_dir() and not dst.is_symlink():
+        try: n = fill(dst, new)
+        except OSError as e:
+            remove(new); raise PersistError(f"keeping what only {dst} has failed ({e.strerror or e}); it is as it was") from None
+        if same_content(new, dst): remove(new); return False
+        if n: out.append((rel, 'kept', f'{n} entries only {dst} had (such as authorized_keys) stay in it'))
     try:
         b = work_dir(storage, f'{BACKUP}/{ts}')/rel; b.parent.mkdir(parents=True, exist_ok=True)
         here = same_fs(dst, b.parent)
@@ -582,6 +605,7 @@ def replace_verified(src, # what to copy: home's (a save) or storage's (a restor
         raise PersistError(f"replacing {dst} failed ({getattr(e, 'strerror', None) or e}); it is as it was") from None
     if exists(old := sibling(dst, OLD)): remove(old)  # its verified copy is in the backup folder
     out.append((rel, 'backed up', f'what was in {what} is now in {b}'))
+    return True
 
 def finish_replace(root, rel, storage, ts, out):
     "After a crash inside `replace_verified`: a verified new copy with nothing at its place goes there; one beside it is kept"
