@@ -10,7 +10,7 @@ import os, re, errno, hashlib, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists,
-    remove, failpoint, tied, Polled, human, ssh_modes, same_content, sibling, fill)
+    remove, failpoint, tied, Polled, human, ssh_modes, same_content, sibling, fill, AUTHORIZED)
 from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
@@ -110,7 +110,7 @@ def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
                         f'not lib/python{python}; reinstall packages, then save again'))
         h = home/rel
         if rel == '.ssh' or rel.startswith('.ssh/'):
-            if src.is_dir() and h.is_dir() and not h.is_symlink(): fill(h, src)  # home-only files stay: the box's authorized_keys
+            if src.is_dir() and h.is_dir() and not h.is_symlink(): fill(h, src, AUTHORIZED)  # home-only files stay: the box's authorized_keys
             ssh_modes(src)  # sshd and ssh refuse keys with loose modes
         sub = os.path.relpath(RUNTIME, rel) if rel == '.local' else None
         if sub and (h/sub).is_dir() and not (h/sub).is_symlink():  # the running Jupyter's files stay with this VM

@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['Row', 'NAME_MAX', 'OLD', 'NEW', 'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp',
-           'human', 'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'tree_sig',
+__all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'OLD', 'NEW', 'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write',
+           'stamp', 'human', 'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'tree_sig',
            'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill',
            'remove', 'Polled', 'copy_verified', 'drop', 'swap', 'move', 'link', 'loops', 'storage_lock']
 
@@ -249,21 +249,33 @@ def copy_plain(src, dst):
     "Copy `src` to a new `dst` keeping links, modes and times (no verification: for small merges)"
     _copy_wait(_copy_start(src, dst))
 
+AUTHORIZED = ('authorized_keys', 'authorized_keys2')  # sshd's lists of keys let in: merged line by line, never replaced
+
 def fill(src, # a folder
          dst, # a folder: what it has already is never overwritten
+         lines=(), # file names whose lines only `src` has are added to `dst`'s copy (AUTHORIZED: both boxes' keys get in)
         ) -> int:
-    "Copy into `dst` what only `src` has (links as links); the number of entries copied"
+    "Copy into `dst` what only `src` has (links as links); the number of entries copied or extended"
     src, dst, n = Path(src), Path(dst), 0
     for root, dirs, files in os.walk(src):
         d = dst/Path(root).relative_to(src)
         if d.is_symlink() or not d.is_dir(): dirs[:] = []; continue  # `dst` has a file there: its own wins
         for name in dirs + files:
             a, b = Path(root)/name, d/name
-            if exists(b): continue
+            if exists(b):
+                if name in lines and all(x.is_file() and not x.is_symlink() for x in (a, b)): n += _add_lines(a, b)
+                continue
             if name in dirs and not a.is_symlink(): b.mkdir(); shutil.copystat(a, b)
             else: copy_plain(a, b)
             n += 1
     return n
+
+def _add_lines(a, b) -> int:
+    "Append to file `b` the non-blank lines of `a` it lacks; 1 if it changed"
+    old = b.read_text(errors='surrogateescape')
+    add = [l for l in a.read_text(errors='surrogateescape').splitlines() if l.strip() and l not in set(old.splitlines())]
+    if add: b.write_text(old + ('' if not old or old.endswith('\n') else '\n') + ''.join(l + '\n' for l in add), errors='surrogateescape')
+    return int(bool(add))
 
 def remove(p):
     "Remove `p`: a link (never followed), a file or a tree (`rm -rf`, which never follows links inside)"

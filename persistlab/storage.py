@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, atomic_write, check_rel, exists, work_dir, move, remove, same_fs,
-    inside, sibling, swap, covered, copy_verified, failpoint, fill, same_content, OLD, NEW)
+    inside, sibling, swap, covered, copy_verified, failpoint, fill, AUTHORIZED, same_content, OLD, NEW)
 
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
@@ -417,7 +417,14 @@ _keephome() {  # copy into the new copy $2 what only home's folder $1 has (stora
   (cd "$1" && find . ! -name . -exec sh -c 'for f; do p="$0/${f%/*}"
     if [ -d "$p" ] && [ ! -L "$p" ] && [ ! -e "$0/$f" ] && [ ! -L "$0/$f" ]; then
       if [ -d "$f" ] && [ ! -L "$f" ]; then mkdir "$0/$f" || exit 1; else cp -Pp "$f" "$0/$f" || exit 1; fi
-    fi; done' "$2" {} +)
+    fi; done' "$2" {} +) || return 1
+  for _k in authorized_keys authorized_keys2; do  # both boxes' keys get in: home's lines storage's copy lacks are added
+    if [ -f "$1/$_k" ] && [ ! -L "$1/$_k" ] && [ -f "$2/$_k" ] && [ ! -L "$2/$_k" ]; then
+      while IFS= read -r _l || [ -n "$_l" ]; do
+        [ -z "$(printf '%s' "$_l" | tr -d ' \t')" ] || grep -qxF -- "$_l" "$2/$_k" || printf '%s\n' "$_l" >> "$2/$_k" || return 1
+      done < "$1/$_k"
+    fi
+  done
 }
 _copy() {  # a real copy with strict modes (sshd refuses keys behind links or loose modes), complete before home's goes aside;
   # what only home's folder has is kept in the new one (the box's own authorized_keys: without it ssh locks the user out)
@@ -589,7 +596,7 @@ def replace_verified(src, # what to copy: home's (a save) or storage's (a restor
     copy_verified(src, new, tmp_for(dst, storage, home), rel)
     if not exists(dst): os.rename(new, dst); return True
     if keep and new.is_dir() and not new.is_symlink() and dst.is_dir() and not dst.is_symlink():
-        try: n = fill(dst, new)
+        try: n = fill(dst, new, AUTHORIZED)
         except OSError as e:
             remove(new); raise PersistError(f"keeping what only {dst} has failed ({e.strerror or e}); it is as it was") from None
         if same_content(new, dst): remove(new); return False

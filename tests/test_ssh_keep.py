@@ -72,3 +72,25 @@ def test_remote_restore_keeps_authorized_keys(sb, monkeypatch):
     r = remote_restore(url, h)
     assert ('.ssh', 'restored') in [x[:2] for x in r], r
     kept(h)
+
+LAPTOP2 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIfirstbox first-box-provider\n'
+
+@pytest.mark.parametrize('how', ['sh', 'restore', 'archive'])
+def test_authorized_keys_from_both_boxes_get_in(sb, monkeypatch, how):
+    "Storage's authorized_keys (saved on the first box) and the next box's own: every line of both, so no box locks the user out"
+    keys(sb.home); (sb.home/'.ssh/authorized_keys').write_text(LAPTOP2)
+    h = box(sb)
+    if how == 'archive':
+        from persistlab.archive import archive_persist
+        from persistlab.persist import restore
+        colab = lambda x: detect(env=dict(HOME=str(x), COLAB_RELEASE_TAG='release', PERSISTLAB_STORAGE=str(sb.storage)), colab_importable=True)
+        monkeypatch.setenv('PERSISTLAB_RUN', str(sb.base/'run1')); archive_persist('.ssh', home=sb.home, platform=colab(sb.home))
+        monkeypatch.setenv('PERSISTLAB_RUN', str(sb.base/'run2')); restore(home=h, platform=colab(h))
+    else:
+        sb.py(PERSIST)
+        if how == 'sh': r = subprocess.run(['sh', str(sb.storage/SCRIPT)], env=dict(HOME=str(h), PATH='/usr/bin:/bin'), capture_output=True, text=True)
+        else: r = sb.py(RESTORE, home=h, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+    got = (h/'.ssh/authorized_keys').read_text().splitlines()
+    assert sorted(got) == sorted([LAPTOP2.strip(), AUTH.strip()]), got
+    assert mode(h/'.ssh/authorized_keys') == '0o600' and (h/'.ssh/id_ed25519').read_text() == 'the key\n'
