@@ -93,3 +93,16 @@ def test_undo_on_a_mount_point_is_one_line_and_keeps_the_link(sb):
         assert (sb.home/'.local/f').read_text() == '1'
         if r.returncode: assert os.readlink(sb.home/'.local') == str(s)  # refused: as it was
     finally: subprocess.run(['umount', '-l', str(s)])
+
+def test_thirty_thousand_recorded_wheels_fit_the_command_line(tmp_path):
+    "Fetching wheels for 30,000 recorded packages: the requirements go through a file, so pip starts (argv has no E2BIG)"
+    from persistlab.packages import fetch_wheels
+    pip = tmp_path/'python'  # a stand-in interpreter whose `-m pip wheel -r FILE -w DEST` writes one wheel per requirement line
+    pip.write_text('#!/bin/sh\nwhile [ $# -gt 0 ]; do case $1 in -w) d=$2; shift;; -r) r=$2; shift;; esac; shift; done\n'
+                   'sed "s/==/-/; s/$/-py3-none-any.whl/" "$r" | (cd "$d" && xargs touch)\n')
+    pip.chmod(0o755)
+    name = lambda i: f'a_package_name_as_long_as_some_real_ones_are_on_the_index_{i:05d}'  # 30,000 of these: 2.4 MB of argv
+    dists = {name(i).replace('_', '-'): dict(name=name(i), version='1.0') for i in range(30000)}
+    dest = tmp_path/'wh'; dest.mkdir()
+    got = fetch_wheels(dict(executable=str(pip), pip=True), dists, dest, quiet=True)
+    assert len(got) == 30000 and got[name(29999).replace('_', '-')].name == f'{name(29999)}-1.0-py3-none-any.whl'
