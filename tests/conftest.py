@@ -117,6 +117,14 @@ def start_sshd(d, force_command:str|None, authorized:str='', timeout=10):
         except OSError: time.sleep(0.05)
     p.kill(); raise AssertionError('the stand-in sshd did not start: ' + (d/'log').read_text())
 
+def wait_for(f, timeout=20, every=0.1):
+    "Poll `f` until it gives something truthy (bounded: a test never hangs); returns that or None"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if (v := f()): return v
+        time.sleep(every)
+    return None
+
 WAIT_FOR_CLIENT = 'while kill -0 $PPID 2>/dev/null; do sleep 1; done'
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 import os, re, sys, json, time, signal, getpass, subprocess, textwrap
 from pathlib import Path
 import pytest, requests
-from conftest import ROOT, start_sshd
+from conftest import ROOT, start_sshd, wait_for
 from persistlab import procs
 
 CS = Path(os.environ.get('PERSISTLAB_TEST_CODE_SERVER', '/opt/persistlab-test/code-server/node_modules/.bin/code-server'))
@@ -10,14 +10,6 @@ SSHD = '/usr/sbin/sshd'
 STANDINS = Path(__file__).parent/'standins'
 pytestmark = pytest.mark.skipif(not Path(SSHD).exists() or not CS.exists(),
                                 reason=f'needs OpenSSH sshd and a real code-server at {CS} (.ci/run installs both)')
-
-def wait_for(f, timeout=20, every=0.1):
-    "Poll `f` until it gives something truthy (bounded); returns that or None"
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if (v := f()): return v
-        time.sleep(every)
-    return None
 
 def ipython(code, env, timeout=180):
     "A real IPython process (a kernel) that runs `code` and exits"

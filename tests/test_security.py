@@ -3,15 +3,7 @@ import os, sys, re, json, time, pwd, shutil, signal, socket, subprocess, tempfil
 from pathlib import Path
 import pytest
 from persistlab import procs, tunnel as T
-from conftest import IS_ROOT, ROOT
-
-def wait_for(f, timeout=20, every=0.1):
-    "Poll `f` until it gives something truthy (bounded); returns that or None"
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if (v := f()): return v
-        time.sleep(every)
-    return None
+from conftest import IS_ROOT, ROOT, wait_for
 
 @pytest.fixture
 def rt(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 from persistlab import procs, tunnel as T
 from persistlab.platforms import detect
 from persistlab.fetch import FetchError
-from conftest import start_sshd, WAIT_FOR_CLIENT
+from conftest import start_sshd, WAIT_FOR_CLIENT, wait_for
 
 STANDINS = Path(__file__).parent/'standins'
 SSHD = shutil.which('sshd') or '/usr/sbin/sshd'
@@ -66,14 +66,6 @@ def session_children(sshd_pid):
                 if int((p/'stat').read_text().rsplit(')', 1)[1].split()[1]) == sshd_pid: out.append(int(p.name))
             except (OSError, ValueError, IndexError): pass
     return out
-
-def wait_for(f, timeout=20, every=0.1):
-    "Poll `f` until it gives something truthy (bounded: a test never hangs); returns that or None"
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if (v := f()): return v
-        time.sleep(every)
-    return None
 
 @needs_sshd
 def test_ssh_provider_url_forward_reconnect_and_stop(env, web, standin):
