@@ -4,6 +4,15 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Sandbox
 
+_CODE = []
+def code_path() -> str:
+    """A folder holding only this checkout's package, for PYTHONPATH: the checkout itself may hold a build's
+    persistlab.egg-info (`pip install -e .` leaves one), a second `persistlab` distribution older than the VM's"""
+    if not _CODE:
+        import tempfile
+        d = Path(tempfile.mkdtemp(prefix='persistlab-code-')); (d/'persistlab').symlink_to(ROOT/'persistlab'); _CODE.append(d)
+    return str(_CODE[0])
+
 IMAGE_TIME = 1_600_000_000  # 2020: the image's files are older than this machine, as on a real VM image
 
 # --- tiny distributions, built here --------------------------------------------------------------------------------
@@ -124,7 +133,7 @@ class VM(Sandbox):
         self.started = time.time()  # this machine boots now: the image's files (and this machine's uv) are older
     def env(self, home=None, **kw):
         e = super().env(home, **kw)
-        e.update(PYTHONPATH=str(ROOT), PIP_CONFIG_FILE=os.devnull, PIP_RETRIES='1', PIP_TIMEOUT='3', PIP_DISABLE_PIP_VERSION_CHECK='1',
+        e.update(PYTHONPATH=code_path(), PIP_CONFIG_FILE=os.devnull, PIP_RETRIES='1', PIP_TIMEOUT='3', PIP_DISABLE_PIP_VERSION_CHECK='1',
                  PATH=f"{Path(sys.executable).parent}:{e['PATH']}", UV_CACHE_DIR=str(self.base/'cache/uv'), UV_NO_PROGRESS='1',
                  PERSISTLAB_RUN=str(self.base/'run'), PERSISTLAB_IMAGE_TIME=str(self.started))  # this VM's /run, its boot
         e.update({k: str(v) for k, v in kw.items()})
@@ -274,7 +283,7 @@ def test_bad_input_is_one_line_and_changes_nothing(world, tmp_path, tmpfs):
     vm.pip('install', '--no-index', '--find-links', world['local'], 'plab-big')
     err = one_line_error(vm.run(sys.executable, CLI, '--save',
                                 '--python', vm.py, '--to', small, PIP_FIND_LINKS=f"{world['local']} {world['index']/'files'}",
-                                PIP_NO_INDEX='1', check=False))
+                                PIP_NO_INDEX='1', PERSISTLAB_STORAGE=small, check=False))  # the variable names it too: no switch
     assert 'storage is full' in err and 'nothing changed' in err, err
     assert os.listdir(small) == [], os.listdir(small)  # not even a lock file
     assert not (small/'persistlab.json').exists()
