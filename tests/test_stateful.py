@@ -17,7 +17,10 @@ from persistlab.core import PersistlabError, loops
 from persistlab.persist import persist, restore, status, undo, save
 from persistlab.storage import BACKUP, SCRIPT, TMP, read_manifest, valid_entries, find_entry
 
-EXAMPLES = int(os.environ.get('PERSISTLAB_STATEFUL_EXAMPLES', '300'))
+EXAMPLES = int(os.environ.get('PERSISTLAB_STATEFUL_EXAMPLES', '200'))
+# CI runs the same sequences every time (a red CI is a bug, not luck); PERSISTLAB_STATEFUL_RANDOM=1 explores new ones
+# (that found the two switch cases the invariants now model: what a left storage keeps stays there, and says so)
+RANDOM = os.environ.get('PERSISTLAB_STATEFUL_RANDOM') == '1'
 PATHS = ['.local', '.local/share/jupyter', '.ssh', '.config', '.gitconfig', '.cache/pip']
 FILES = {'.gitconfig'}
 FAILPOINTS = ['copied', 'renamed', 'set-aside', 'linked', 'moved', 'replace-ready', 'swapped', 'brought']
@@ -196,6 +199,10 @@ class Journeys(RuleBasedStateMachine):
         reach = _contents(self.home, True)
         for s in (*self.storages, self.snaps):
             if (s/BACKUP).is_dir(): reach |= _contents(s/BACKUP, False)
+        for s in self.storages:  # what a storage left behind by a switch keeps is not lost (the switch says it stays there)
+            for e in valid_entries(read_manifest(s)) if (s/'persistlab.json').exists() else []:
+                if (s/e['path']).is_file(): reach.add((s/e['path']).read_text(errors='replace'))
+                elif (s/e['path']).is_dir(): reach |= _contents(s/e['path'], False)
         lost = [f'{t}' for t in self.expect if t not in reach]
         assert not lost, f'lost: {lost}'
 
@@ -215,13 +222,15 @@ class Journeys(RuleBasedStateMachine):
         if not hasattr(self, 'home') or not (self.storage/'persistlab.json').exists(): return
         for r in status(home=self.home, platform=self.pl()):
             h, s = self.home/r.path, self.storage/r.path
+            others = [str(o) for o in self.storages if o != self.storage]
+            if r.what.startswith('skipped') and any(f'(to {o}/' in r.what for o in others): continue  # a path switched to the other storage shadows this one's nested entry: it stays here, and --list says why
             assert not r.what.startswith(('lost', 'broken', 'skipped')), r
             if r.what == 'linked': assert os.readlink(h) == str(s) and s.exists() and not s.is_symlink(), r
             elif r.what == 'copied': assert h.is_dir() and not h.is_symlink(), r
             elif r.what.startswith('missing'): assert not os.path.lexists(h), r
         assert not (self.storage/TMP).is_symlink()
 
-Journeys.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=12, deadline=None,
+Journeys.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=12, deadline=None, derandomize=not RANDOM,
                                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 @pytest.mark.skipif(not os.access('/dev/shm', os.W_OK), reason='needs /dev/shm (tmpfs) as a second filesystem')
