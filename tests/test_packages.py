@@ -230,11 +230,12 @@ def other_python():
     "A CPython of another minor version on this machine (pyenv's, the system's, a CI runner's), for the new-image case"
     import glob
     pats = ['/root/.pyenv/versions/3.*/bin/python3', '/usr/bin/python3.*', '/usr/local/bin/python3.*', '/opt/hostedtoolcache/Python/3.*/x64/bin/python3']
-    for c in sorted({p for pat in pats for p in glob.glob(pat) if p[-1].isdigit() or p.endswith('python3')}, reverse=True):
+    found = []
+    for c in {p for pat in pats for p in glob.glob(pat) if p[-1].isdigit() or p.endswith('python3')}:
         r = subprocess.run([c, '-c', 'import sys, venv; print("%d.%d" % sys.version_info[:2])'], capture_output=True, text=True)
         v = tuple(map(int, r.stdout.split('.'))) if r.returncode == 0 and r.stdout.strip() else ()
-        if v >= (3, 8) and v != sys.version_info[:2]: return Path(c)
-    return None
+        if v >= (3, 10) and v != sys.version_info[:2]: found.append((v, c))  # a Python persistlab supports (requires-python)
+    return Path(max(found)[1]) if found else None  # the newest by version number (as strings, 3.9 sorts after 3.13)
 
 def test_a_new_python_gets_what_fits_and_is_told_what_to_reinstall(world, tmp_path):
     "Saved on Python 3.11 (two pure wheels, one for CPython 3.11 only); a new image with another Python installs the pure ones"
