@@ -6,14 +6,14 @@ Docs: https://persistlab.github.io/persistlab/persist.html.md"""
 
 # %% ../nbs/01_persist.ipynb #ab2222d6
 from __future__ import annotations
-import os, errno, shutil, bisect, hashlib, subprocess, contextlib
+import os, errno, bisect, hashlib, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
-    kind, tree_size, same_content, covered, loops, same_fs, copy_verified, copy_plain, move, drop, remove, link, NAME_MAX,
+    kind, tree_size, same_content, covered, loops, same_fs, copy_verified, drop, remove, link, NAME_MAX,
     failpoint, storage_lock, work_dir, sibling, swap, fill, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, put_entry, forget, want, wanted, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
+    record, put_entry, forget, want, wanted, write_manifest, valid_entries, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
 from . import procs
 from . import archive as snapshots
