@@ -11,7 +11,7 @@ from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists,
     remove, failpoint, tied, Polled, human, ssh_modes, same_content, sibling, fill, AUTHORIZED)
-from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, Storage, resolve_storage, check_storage, remember,
+from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, near, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
 
@@ -199,7 +199,7 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                     continue
                 if not exists(h):
                     if not save: want(storage, rel)  # `%sshsetup` saves keys and .gitconfig it writes later in this session
-                    out.append((rel, 'skipped', f'~/{rel} does not exist here and storage has no snapshot of it'
+                    out.append((rel, 'skipped', f'~/{rel} does not exist here{near(home, rel)} and storage has no snapshot of it'
                                 + ('' if save else '; kept once it exists: %sshsetup saves the keys and .gitconfig it writes, '
                                    'or run this again'))); continue
                 named, leave = _private(h, rel), []

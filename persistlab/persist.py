@@ -13,7 +13,7 @@ from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_mode
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, drop, remove, link, NAME_MAX,
     failpoint, storage_lock, work_dir, sibling, swap, fill, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, put_entry, forget, want, wanted, write_manifest, valid_entries, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
+    record, put_entry, forget, want, wanted, near, write_manifest, valid_entries, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
 from . import procs
 from . import archive as snapshots
@@ -121,7 +121,7 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
         if not create:
             want(storage, rel)  # `%sshsetup` persists the keys and .gitconfig it writes later
             how = '%sshsetup saves the keys and .gitconfig it writes, or run this again' if rel in ('.ssh', '.gitconfig') else 'run this again'
-            out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists: nothing to persist yet; kept once it exists: {how} '
+            out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists{near(home, rel)}: nothing to persist yet; kept once it exists: {how} '
                         '(--create makes an empty one now)'))
             return
         _create(s, rel); sk = kind(s)

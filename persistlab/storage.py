@@ -16,11 +16,11 @@ from .core import (PersistError, PersistlabError, atomic_write, check_rel, exist
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
            'BEGIN', 'END', 'LINKED', 'read_manifest', 'write_manifest', 'find_entry', 'put_entry', 'record', 'wanted',
-           'want', 'forget', 'overlap', 'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage',
-           'resolve_storage', 'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage',
-           'existing_storage', 'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version',
-           'python_for', 'tmp_for', 'hollow', 'aside', 'replace_verified', 'finish_replace', 'fix_live_python',
-           'live_rows', 'vm_dir', 'linked_here', 'mark_linked']
+           'want', 'near', 'forget', 'overlap', 'valid_entries', 'is_url', 'Storage', 'remembered_storage',
+           'remember_storage', 'resolve_storage', 'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember',
+           'check_storage', 'existing_storage', 'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish',
+           'python_version', 'python_for', 'tmp_for', 'hollow', 'aside', 'replace_verified', 'finish_replace',
+           'fix_live_python', 'live_rows', 'vm_dir', 'linked_here', 'mark_linked']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -88,6 +88,15 @@ def want(storage, rel):
     "Remember that `rel` was asked for before it existed"
     m = read_manifest(storage)
     if rel not in wanted(m) and not find_entry(m, rel): m['wanted'] = wanted(m) + [rel]; write_manifest(storage, m)
+
+def near(home, rel) -> str:
+    "' (did you mean ~/X?)' when a path asked for does not exist and a sibling's name is close to it (`.locla`)"
+    import difflib
+    p = Path(home)/rel
+    try: names = [c.name for c in p.parent.iterdir()] if p.parent.is_dir() else []
+    except OSError: names = []
+    m = difflib.get_close_matches(p.name, [n for n in names if n != p.name], n=1, cutoff=0.75)
+    return f' (did you mean ~/{(Path(rel).parent/m[0]).as_posix()}?)' if m else ''
 
 def forget(storage, rel):
     "Drop `rel`'s manifest entry"

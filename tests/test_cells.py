@@ -27,7 +27,7 @@ CELLS = dict(  # one kernel for every test here: a kernel's start is most of the
     assigned='l = %persist --list\nl',
     values='print(type(r).__name__, len(l), l[0][:2])',
     help='%persist --help', h='%tunnel -h', plhelp='%persistlab --help', plbad='%persistlab bogus',
-    lsit='%persist --lsit', key=f'%sshsetup --key {KEY}', undo='%persist --undo', stop='%tunnel --stop', stopbad='%tunnel --stop abc',
+    lsit='%persist --lsit', typo='%persist .locla', key=f'%sshsetup --key {KEY}', undo='%persist --undo', stop='%tunnel --stop', stopbad='%tunnel --stop abc',
     offline='%codeserver -p none',
     dsmlp='%sshsetup --forward http://dsmlp-login.ucsd.edu:12733/user/ada/?token=abc123',
     bare='%sshsetup --forward dsmlp-login.ucsd.edu',
@@ -79,6 +79,7 @@ def test_help_and_mistakes_say_how(cells):
     assert '%sshsetup --help' in t['plhelp'] and 'Start sshd `%sshsetup --server`' in t['plhelp']
     assert 'valid: nothing (the form)' in t['plbad']
     assert 'unrecognized arguments: --lsit; did you mean --list?' in t['lsit']
+    assert 'exists (did you mean ~/.local?): nothing to persist yet' in t['typo'], t['typo']  # a path typo
     assert re.search(r'unrecognized arguments: AAAA\S+ me@laptop; --key takes one value: quote it, --key "ssh-ed25519 AAAA\S+ me@laptop"', t['key']), t['key']
     assert '--undo needs PATH: bring PATH back into home' in t['undo'] and '--stop needs PORT|all' in t['stop']
     assert "port 'abc' is not a number; use 1-65535, or all" in t['stopbad']
