@@ -59,6 +59,8 @@ def restore_cli(to:_To=None, # storage (default: the one in use: $PERSISTLAB_STO
     _run(restore, st, switch=switch)
     from persistlab import packages as P
     if st.local and P.recorded(st.local): _run(P.restore_packages, st, quiet=not sys.stderr.isatty())  # for the Python running this script
+    from persistlab.dotfiles import autorestore_dotfiles
+    if (r := autorestore_dotfiles(storage=st, progress=sys.stderr.isatty())) is not None: print(r)  # once per machine
 
 @call_parse
 def status_cli(to:_To=None): # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)

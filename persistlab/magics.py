@@ -163,6 +163,14 @@ def _with_packages(r, st, args=None):
     if not P.recorded(storage) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
     return r + (P.status_rows(storage) if args is None else P.restore_packages(st, args.python, force=args.force))
 
+def _with_dotfiles(r, st, apply=False):
+    "Add the remembered dotfiles repository to a `--list` report, or apply it after a `--restore` (once per machine)"
+    if st.url or not (st.local/'persistlab.json').exists(): return r
+    from persistlab import dotfiles as D
+    if not apply: return r + D.status_rows(st.local)
+    x = D.autorestore_dotfiles(storage=st, progress=True)
+    return r if x is None else r + (x if not isinstance(x, str) else [('dotfiles', 'not applied', x.removeprefix('persistlab: dotfiles not applied: '))])
+
 def _revoke_risk():
     "`--revoke-risk`: forget the remembered opt-in to remote access on this platform"
     from persistlab.platforms import detect
@@ -223,6 +231,8 @@ class PersistlabMagics(Magics):
     @argument('--extra-index-url', metavar='URL', help="with --packages: one more index, as pip's (for packages you installed from it)")
     @argument('--kernel', metavar='NAME', help="with --venv: the kernel's name (default: the folder's name)")
     @argument('--venv', metavar='DIR', help='make the venv or conda env in DIR a Jupyter kernel, fixing its paths (after a move) first')
+    @argument('--dotfiles', metavar='REPO', help="clone your dotfiles repository (OWNER/REPO, an https or ssh git URL) and run its "
+              "install.sh, bootstrap, setup... (or link its dot files), once per machine, and on every new one; 'off' forgets it")
     def persist(self, line=''):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)
@@ -237,6 +247,7 @@ class PersistlabMagics(Magics):
             if args.venv:
                 from persistlab.packages import venv_kernel
                 return venv_kernel(os.path.expanduser(args.venv), args.kernel)
+            if args.dotfiles is not None: return self._dotfiles(args)
             st = self._storage(args.to)  # resolved once; every engine below takes it
             if args.to is not None and self.storage:  # engines see PERSISTLAB_STORAGE and the remembered one, not %config
                 from persistlab.storage import check_switch
@@ -245,13 +256,24 @@ class PersistlabMagics(Magics):
             if args.packages: return _packages(args, st)
             if args.sync is not None or args.fetch or args.now or args.stop: return _sync(args, st)
             if args.save: return save(args.paths or None, st, force=args.force)
-            if args.list: return _with_packages(status(st), st)
-            if args.restore: return _with_packages(restore(st, switch=args.switch), st, args)
+            if args.list: return _with_dotfiles(_with_packages(status(st), st), st)
+            if args.restore: return _with_dotfiles(_with_packages(restore(st, switch=args.switch), st, args), st, apply=True)
             if args.undo: return undo(args.undo, st)
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
             return _persist_paths(args, st)
+
+    def _dotfiles(self, args):
+        "`%persist --dotfiles REPO` (with --force: again on this machine), `--dotfiles off`: forget it"
+        from persistlab import dotfiles as D
+        if args.paths or args.list or args.restore or args.undo: raise UsageError("--dotfiles REPO goes alone (or with --to, --force)")
+        st = self._storage(args.to, required=args.dotfiles == 'off')  # no storage here (a hub's home persists): applied, not remembered
+        if args.to is not None and self.storage:
+            from persistlab.storage import check_switch
+            check_switch(st, switch=args.switch, config=self.storage)
+        if args.dotfiles == 'off': return D.forget_dotfiles(st)
+        return D.apply_dotfiles(args.dotfiles, st, force=args.force)
 
     @no_var_expand
     @line_magic
@@ -408,6 +430,8 @@ def _autorestore(storage=None):
             if (line := not_here(st, p.home, p)): print(line)
         from persistlab.packages import autorestore_packages
         with _usage(): _show(autorestore_packages(p, storage=st))
+        from persistlab.dotfiles import autorestore_dotfiles
+        with _usage(): _show(autorestore_dotfiles(p, storage=st, progress=True))  # once per machine, after the packages
 
 def _when_mounted(ip, where, storage=None):
     "Drive mounted the user's own way (`drive.mount(...)` in a cell): restore right after that cell, once"

@@ -405,7 +405,8 @@ def restore(to=None, # storage directory (default: the platform's)
         _take_edits(storage, home, ts, out)  # before the script: it would back up home's newer file and link the older one
         finish(storage)
         valid_entries(m, out)
-        env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_STORAGE': str(storage), 'PERSISTLAB_NO_PACKAGES': '1'}  # packages: below, not under this lock
+        env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_STORAGE': str(storage), 'PERSISTLAB_NO_PACKAGES': '1',
+               'PERSISTLAB_NO_DOTFILES': '1'}  # packages and dotfiles: by the caller, not under this lock
         r = subprocess.run(['sh', str(storage/SCRIPT)], env=env, capture_output=True, text=True)
         for l in r.stdout.splitlines():
             if l.startswith('persistlab: ') and ': ' in l[12:]: out.append((*l[12:].split(': ', 1), ''))

@@ -481,6 +481,19 @@ if [ -z "${PERSISTLAB_NO_PACKAGES:-}" ] && grep -qs '"sets"' "$S/persistlab.json
   done
 fi'''
 
+_DOTFILES_STEP = r'''# the dotfiles repository kept with `%persist --dotfiles`: cloned and set up once per machine, after the paths above
+# are back (a private repository's clone needs the .ssh keys), by the same Python; %load_ext does it where this never ran
+if [ -z "${PERSISTLAB_NO_DOTFILES:-}" ] && grep -qs '"dotfiles"' "$S/persistlab.json"; then
+  cd / || exit $rc
+  for _py in python3 python; do
+    if command -v "$_py" >/dev/null 2>&1 && PYTHONSAFEPATH=1 "$_py" -c 'import persistlab' 2>/dev/null; then
+      PYTHONSAFEPATH=1 PERSISTLAB_STORAGE="$S" "$_py" -c 'from persistlab.dotfiles import autorestore_dotfiles as a; r = a(); r is None or print(r)' \
+        || say "dotfiles: not applied, see above; %persist --dotfiles REPO --force tries again"
+      break
+    fi
+  done
+fi'''
+
 def restore_script(m:dict, storage, out=None) -> str:
     "The POSIX sh restore script for manifest `m` in `storage`"
     lines = [_SCRIPT_HEAD.replace('@STORAGE@', _q(storage))]
@@ -488,7 +501,7 @@ def restore_script(m:dict, storage, out=None) -> str:
         if e['strategy'] not in ('link', 'copy'): continue
         lines.append(f"{'_copy' if e['strategy'] == 'copy' else '_link'} {_q(e['path'])} || rc=1")
         if e['path'] == '.local' and e['strategy'] == 'link': lines.append(f"_realdir {_q(RUNTIME)}")
-    lines.append(_PACKAGES_STEP)
+    lines += [_PACKAGES_STEP, _DOTFILES_STEP]
     lines.append('exit $rc\n')
     return '\n'.join(lines)
 
