@@ -246,3 +246,42 @@ def test_bogus_provider_is_one_line_before_any_download(tmp_path):
     assert "unknown provider 'bogus'; valid: none (local only), " in out and 'cloudflared' in out and 'Traceback' not in out, out
     assert not (sb.storage/'cache').exists() and not (sb.home/'.cache/persistlab').exists()  # nothing was downloaded
     assert not (tmp_path/'run').exists() or not list((tmp_path/'run').glob('*.json'))  # nothing was started
+
+def vsix(path, name='hello', publisher='persistlab-test', version='0.0.1') -> Path:
+    "A VS Code extension package: a zip holding extension/package.json (the marketplaces are not reachable here)"
+    import zipfile
+    pkg = dict(name=name, publisher=publisher, version=version, engines={'vscode': '^1.60.0'},
+               contributes={'configuration': {'properties': {f'{name}.greeting': {'type': 'string', 'default': 'hi'}}}})
+    with zipfile.ZipFile(path, 'w') as z: z.writestr('extension/package.json', json.dumps(pkg))
+    return Path(path)
+
+def cs_dirs() -> list:
+    "The --user-data-dir and --extensions-dir arguments of the running code-server, from its command line"
+    a = Path(f"/proc/{procs.get('code-server').pid}/cmdline").read_bytes().decode().split('\0')
+    return [a[a.index('--user-data-dir') + 1], a[a.index('--extensions-dir') + 1]]
+
+@needs_cs
+def test_settings_and_extensions_follow_to_the_next_instance(env):
+    "An extension installed and a setting changed on one instance are there on the next: a new, empty home, the same storage"
+    cs = C.start_code_server(env/'proj', provider='none', platform=env.plat)
+    base, s = f"http://127.0.0.1:{procs.get('code-server').info['port']}", requests.Session()  # the user opens it: logs in, the workbench loads
+    assert s.post(base + '/login', data={'password': str(cs.password())}, allow_redirects=False, timeout=10).status_code == 302
+    assert s.get(base + f"/?folder={env/'proj'}", timeout=20).status_code == 200
+    ud, ext = cs_dirs()
+    cli = lambda home, *a: subprocess.run([str(CS), '--user-data-dir', ud, '--extensions-dir', ext, *a], capture_output=True, text=True,
+                                          timeout=60, env={**os.environ, 'HOME': str(home), 'XDG_CONFIG_HOME': str(home/'.config'),
+                                                           'XDG_DATA_HOME': str(home/'.local/share')})
+    r = cli(env/'home', '--install-extension', str(vsix(env/'hello.vsix')))  # what the Extensions view does on this server
+    assert r.returncode == 0 and 'successfully installed' in r.stdout, r.stdout + r.stderr
+    (Path(ud)/'User').mkdir(parents=True, exist_ok=True)
+    (Path(ud)/'User/settings.json').write_text('{"hello.greeting": "from the first instance", "editor.fontSize": 17}\n')  # what Settings writes
+    C.stop_code_server()
+
+    home2 = env/'home2'; home2.mkdir()  # the next instance: nothing in home, the storage as it was
+    plat2 = detect(env=dict(HOME=str(home2), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(env/'storage')))
+    C.start_code_server(env/'proj', provider='none', home=home2, platform=plat2)
+    assert cs_dirs() == [ud, ext] and Path(ud).is_relative_to(env/'storage'), cs_dirs()
+    r = cli(home2, '--list-extensions', '--show-versions')
+    assert 'persistlab-test.hello@0.0.1' in r.stdout.split(), r.stdout + r.stderr
+    assert json.loads((Path(cs_dirs()[0])/'User/settings.json').read_text())['hello.greeting'] == 'from the first instance'
+    C.stop_code_server(home2)
