@@ -60,8 +60,8 @@ def _summary(reps, most=6) -> tuple:
 class _Engine:
     "The engine functions the form calls, imported on first use (tests swap in spies)"
     def __getattr__(self, k):
-        from persistlab import persist, archive, ssh, tunnel, codeserver, secrets, packages
-        for m in (persist, archive, ssh, tunnel, codeserver, secrets, packages):
+        from persistlab import persist, archive, keys, ssh, tunnel, codeserver, secrets, packages
+        for m in (persist, archive, keys, ssh, tunnel, codeserver, secrets, packages):
             if hasattr(m, k): return getattr(m, k)
         raise AttributeError(k)
 

@@ -302,7 +302,7 @@ class PersistlabMagics(Magics):
         "SSH keys done right (generate or import, modes, GitHub check), and a key-only sshd you can reach"
         args = _args(self.sshsetup, line)
         with _usage():
-            from persistlab import ssh
+            from persistlab import ssh, keys
             if args.revoke_risk: return _revoke_risk()
             if args.stop: return ssh.stop_server()
             if args.status: return ssh.server_status()
@@ -310,16 +310,19 @@ class PersistlabMagics(Magics):
             if args.server:
                 port = None if args.port is None else ssh.procs.check_port(args.port)
                 live = {}  # a tunnel back at a new address: this output shows the new one
+                opener = None
+                if args.tunnel:  # ssh and tunnel are siblings: composed here, the provider checked before sshd starts
+                    from persistlab.tunnel import sshd_opener
+                    opener = sshd_opener(args.tunnel, on_url=lambda url: _moved(live, url))
                 r = ssh.start_server(port, github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
-                                     accept_risk=args.accept_risk, listen=args.listen, tunnel=args.tunnel,
-                                     alias=args.alias, forward_agent=args.forward_agent, storage=self._storage(required=False),
-                                     **(dict(on_url=lambda url: _moved(live, url)) if args.tunnel else {}))
+                                     accept_risk=args.accept_risk, listen=args.listen, tunnel=opener,
+                                     alias=args.alias, forward_agent=args.forward_agent, storage=self._storage(required=False))
                 return _showing(r, self.shell, live) if args.tunnel and self.shell else r
             pw = None
             if args.passphrase:
                 import getpass
                 pw = getpass.getpass('passphrase for the new key: ')
-            return ssh.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email,
+            return keys.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email,
                                   passphrase=pw, storage=self._storage(required=False))
 
     @no_var_expand

@@ -1,4 +1,4 @@
-"""Keys done right for GitHub, and a key-only sshd you can reach from your laptop
+"""A key-only sshd you can reach from your laptop (keys: `persistlab.keys`)
 
 Docs: https://persistlab.github.io/persistlab/ssh.html.md"""
 
@@ -6,279 +6,21 @@ Docs: https://persistlab.github.io/persistlab/ssh.html.md"""
 
 # %% ../nbs/07_ssh.ipynb #dedc4bb3
 from __future__ import annotations
-import os, re, sys, pwd, stat, time, shutil, socket, getpass, hashlib, ipaddress, tempfile, subprocess
+import os, re, sys, pwd, stat, time, shutil, socket, getpass, hashlib, ipaddress, subprocess
 from urllib.parse import urlparse
 from fastcore.basics import patch
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_servers, usable_storage
-from .core import PersistlabError, Report, Row, ssh_modes, stamp, atomic_write
-from .storage import read_manifest, find_entry, wanted, storage_folder, Storage, BACKUP, MANIFEST
+from .core import PersistlabError, Report, Row, atomic_write
+from .storage import storage_folder
+from .keys import (SSHError, GITHUB_HOST_KEYS, KEY_NAMES, run_tool, fingerprint, Keys, find_key, generate_key, import_key,
+                             github_check, git_identity, setup_keys, parse_keys, github_keys)  # the keys layer; these names stay importable here
 from . import procs
 
 # %% auto #0
-__all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'CLOUDFLARED_PROXY', 'CLOUDFLARED_PROXY_WINDOWS', 'FORWARD_AGENT_RISK', 'SSHError',
-           'fingerprint', 'Keys', 'find_key', 'generate_key', 'import_key', 'github_check', 'git_identity',
-           'setup_keys', 'parse_keys', 'github_keys', 'session_env', 'listen_address', 'sshd_config',
+__all__ = ['CLOUDFLARED_PROXY', 'CLOUDFLARED_PROXY_WINDOWS', 'FORWARD_AGENT_RISK', 'session_env', 'listen_address', 'sshd_config',
            'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'start_server', 'server_status',
            'stop_server', 'forward_hint']
-
-# %% ../nbs/07_ssh.ipynb #3cb76c90
-class SSHError(PersistlabError):
-    "A clear SSH setup failure; nothing was left running"
-
-# https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/githubs-ssh-key-fingerprints
-GITHUB_HOST_KEYS = '''github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl
-github.com ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=
-github.com ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQCj7ndNxQowgcQnjshcLrqPEiiphnt+VTTvDP6mHBL9j1aNUkY4Ue1gvwnGLVlOhGeYrnZaMgRK6+PKCUXaDbC7qtbW8gIkhL7aGCsOr/C56SJMy/BCZfxd1nWzAOxSDPgVsmerOBYfNqltV9/hWCqBywINIR+5dIg6JTJ72pcEpEjcYgXkE2YEFXV1JHnsKgbLWNlhScqb2UmyRkQyytRLtL+38TGxkxCflmO+5Z8CSSNY7GidjMIZ7Q4zMjA2n1nGrlTDkzwDCsw+wqFPGQA179cnfGWOWRVruj16z6XyvxvjJwbz0wQZ75XK5tKSb7FNyeIEs4TT4jk+S4dhPeAUC5y+bDYirYgM4GC7uEnztnZyaVWQ7B381AK4Qdrwt51ZqExKbQpTUNn+EjqoTwvqNj4kqx5QUCI0ThS/YkOxJCXmPUWZbhjpCg56i+2aB6CmK2JGhn57K5mj0MNdBXA4/WnwH6XoPWJzK5Nyu2zB3nAZp+S5hpQs+p1vN1/wsjk=
-'''
-KEY_NAMES = ('id_ed25519', 'id_ecdsa', 'id_rsa')
-
-def _run(argv, timeout=30, **kw):
-    try: return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
-    except FileNotFoundError: raise SSHError(f"{argv[0]} is not installed (apt-get install -y openssh-client)") from None
-    except subprocess.TimeoutExpired: raise SSHError(f"{Path(argv[0]).name} did not answer within {timeout}s") from None
-
-# %% ../nbs/07_ssh.ipynb #55cfd937
-def fingerprint(pubkey_file) -> str:
-    "`ssh-keygen -l` fingerprint of a public key file"
-    r = _run(['ssh-keygen', '-l', '-f', str(pubkey_file)])
-    if r.returncode: raise SSHError(f"{Path(pubkey_file).name}: not a valid public key")
-    return r.stdout.split()[1]
-
-# %% ../nbs/07_ssh.ipynb #e64db4fd
-class Keys(Report):
-    "What `setup_keys` did, plus the public key to copy (never the private one)"
-    def __init__(self, rows, pub=None, key=None, github=None):
-        super().__init__(rows, 'ssh keys'); self.pub, self.key, self.github = pub, key, github
-    def __repr__(self):
-        s = super().__repr__()
-        if self.pub: s += f'\n\npublic key ({self.key.name}.pub), add it at https://github.com/settings/keys:\n{self.pub}'
-        return s
-    def _repr_markdown_(self):
-        s = super()._repr_markdown_()
-        if self.pub: s += (f'\n\nPublic key `{self.key.name}.pub` (add it at [github.com/settings/keys]'
-                           f'(https://github.com/settings/keys)):\n\n```\n{self.pub}\n```')
-        return s
-
-def find_key(home) -> Path|None:
-    "The first private key in `~/.ssh`"
-    return next((Path(home)/'.ssh'/n for n in KEY_NAMES if (Path(home)/'.ssh'/n).exists()), None)
-
-# %% ../nbs/07_ssh.ipynb #c59d1ecc
-def _keygen_tty(argv, passphrase, timeout=30):
-    "Run ssh-keygen on a pseudo-terminal and type `passphrase` at its prompts (never in argv or the environment)"
-    import pty, select, time
-    pid, fd = pty.fork()
-    if pid == 0:
-        try: os.execvp(argv[0], argv)
-        finally: os._exit(127)
-    buf, t0, status = b'', time.monotonic(), None
-    try:
-        while time.monotonic() - t0 < timeout:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try: chunk = os.read(fd, 1024)
-                except OSError: break
-                if not chunk: break
-                buf += chunk
-                if buf.rstrip().endswith(b':') and b'passphrase' in buf.splitlines()[-1].lower():
-                    os.write(fd, passphrase.encode() + b'\n'); buf = b''
-            done, st = os.waitpid(pid, os.WNOHANG)
-            if done: status = st; break
-        else: os.kill(pid, 9)
-    finally: os.close(fd)
-    if status is None: _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-# %% ../nbs/07_ssh.ipynb #3c4ceb1c
-def generate_key(home, comment=None,
-                 passphrase:str|None=None, # typed at ssh-keygen's prompt; default: no passphrase
-                ) -> Path:
-    "A new ed25519 key at `~/.ssh/id_ed25519` (`ssh-keygen -t ed25519 -a 100`)"
-    d = Path(home)/'.ssh'; d.mkdir(mode=0o700, exist_ok=True)
-    k = d/'id_ed25519'
-    comment = comment or f'{getpass.getuser()}@{socket.gethostname()}'
-    argv = ['ssh-keygen', '-q', '-t', 'ed25519', '-a', '100', '-C', comment, '-f', str(k)]
-    if passphrase:
-        if _keygen_tty(argv, passphrase) or not k.exists(): raise SSHError("ssh-keygen failed to make a key with a passphrase")
-        return k
-    r = _run(argv[:1] + ['-N', ''] + argv[1:])
-    if r.returncode: raise SSHError(f"ssh-keygen failed: {r.stderr.strip()}")
-    return k
-
-# %% ../nbs/07_ssh.ipynb #8cb67482
-def _key_bytes(src) -> bytes:
-    "The bytes of key file `src`: a regular file of at most 64 kB (not /dev/zero, not a folder), else one line"
-    p = Path(src).expanduser()
-    try:
-        if not p.is_file(): raise SSHError(f"{p}: {'not a regular file' if p.exists() else 'no such file'}; pass a private key file")
-        with open(p, 'rb') as f: data = f.read((1 << 16) + 1)
-    except OSError as e: raise SSHError(f"{p}: cannot read it ({e.strerror})") from None
-    if len(data) > 1 << 16: raise SSHError(f"{p}: larger than 64 kB, so not a private key")
-    return data
-
-def import_key(src, # a private key file, or its bytes (an upload)
-               home, name=None) -> Path:
-    "Copy a private key into `~/.ssh` (600) with its `.pub` (644), after checking that it is a key"
-    d = Path(home)/'.ssh'; d.mkdir(mode=0o700, exist_ok=True)
-    data = src if isinstance(src, (bytes, bytearray)) else _key_bytes(src)
-    with tempfile.TemporaryDirectory() as t:
-        tmp = Path(t)/'k'; tmp.write_bytes(data); os.chmod(tmp, 0o600)
-        r = _run(['ssh-keygen', '-y', '-P', '', '-f', str(tmp)])
-        if r.returncode:
-            why = 'it has a passphrase (persistlab cannot type it; run `ssh-keygen -p` in a terminal to remove it)' \
-                  if 'passphrase' in r.stderr.lower() or 'incorrect' in r.stderr.lower() else 'not a private key'
-            raise SSHError(f"{'the upload' if isinstance(src, (bytes, bytearray)) else Path(src).name}: {why}")
-        kind = r.stdout.split()[0]
-    name = name or {'ssh-ed25519': 'id_ed25519', 'ssh-rsa': 'id_rsa'}.get(kind, 'id_ecdsa')
-    k = d/name
-    if k.exists() and k.read_bytes() != data:  # the old key keeps a name of its own (a hard link) before the new one replaces it whole
-        b = k.with_name(f'{name}.persistlab-{stamp()}'); os.link(k, b)
-        if (pub := k.with_name(name+'.pub')).exists(): os.link(pub, b.with_name(b.name+'.pub'))
-    atomic_write(k, bytes(data), 0o600); atomic_write(k.with_name(name+'.pub'), r.stdout.strip() + '\n', 0o644)
-    return k
-
-# %% ../nbs/07_ssh.ipynb #b32153e7
-def github_check(home, # whose key to use
-                 host='github.com', port=22, user='git', # parameters so tests can point at a stand-in
-                 known_hosts:str=GITHUB_HOST_KEYS, # pinned host keys (not trust-on-first-use)
-                 timeout=10) -> str:
-    "The GitHub user the key authenticates as (`ssh -T git@github.com`), or an `SSHError` saying why not"
-    key = find_key(home)
-    if not key: raise SSHError("no key in ~/.ssh to check")
-    with tempfile.TemporaryDirectory() as t:
-        kh = Path(t)/'known_hosts'; kh.write_text(known_hosts)
-        argv = ['ssh', '-T', '-F', '/dev/null', '-i', str(key), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
-                '-o', 'StrictHostKeyChecking=yes', '-o', f'UserKnownHostsFile={kh}', '-o', f'ConnectTimeout={timeout}',
-                '-p', str(port), f'{user}@{host}']
-        r = _run(argv, timeout=timeout + 5)
-    out = r.stdout + r.stderr
-    if m := re.search(r'Hi ([\w.-]+)!', out): return m.group(1)
-    if 'Host key verification failed' in out or 'REMOTE HOST IDENTIFICATION HAS CHANGED' in out:
-        raise SSHError(f"{host} did not present GitHub's published host key: not connecting (check your network)")
-    if 'Permission denied' in out: raise SSHError("GitHub does not know this key yet: add the public key at https://github.com/settings/keys")
-    raise SSHError(f"cannot reach {host}:{port} ({out.strip().splitlines()[-1] if out.strip() else 'no answer'}); offline? use --no-check")
-
-# %% ../nbs/07_ssh.ipynb #e1800e5e
-def git_identity(name=None, email=None, home=None) -> list:
-    "`git config --global user.name/user.email`, for the ones given"
-    env = {**os.environ, 'HOME': str(home)} if home else None
-    done = []
-    for k, v in (('user.name', name), ('user.email', email)):
-        if v:
-            r = _run(['git', 'config', '--global', k, v], env=env)
-            if r.returncode: raise SSHError(f"git config {k} failed: {r.stderr.strip()}")
-            done.append(f'{k} = {v}')
-    return done
-
-# %% ../nbs/07_ssh.ipynb #e8a9c974
-def _pick_key(home, storage, import_from, generate, passphrase, rows) -> Path:
-    "The key to use: the one given, else the one in `~/.ssh`, else one persisted in storage, else a new one"
-    if import_from is not None:
-        k = import_key(import_from, home); rows.append((k.name, 'imported', ''))
-    elif (k := find_key(home)): rows.append((k.name, 'kept', 'existing key'))
-    elif storage and (sk := find_key(storage)):  # keys persisted in storage (a `.ssh` kept there)
-        k = import_key(sk, home); rows.append((k.name, 'imported', f'from {sk}'))
-    elif generate:
-        k = generate_key(home, passphrase=passphrase)
-        rows.append((k.name, 'generated', 'ed25519, ' + ('with a passphrase' if passphrase else 'no passphrase')))
-    else: raise SSHError("no key in ~/.ssh; import one or allow generating")
-    return k
-
-def _public_half(k, rows) -> Path:
-    "`k`'s `.pub`, derived with `ssh-keygen -y` when only the private key was copied here"
-    pub = k.with_name(k.name+'.pub')
-    if not pub.exists():
-        r = _run(['ssh-keygen', '-y', '-P', '', '-f', str(k)])
-        if r.returncode: raise SSHError(f"{k.name}: cannot derive its public key (a passphrase?)")
-        pub.write_text(r.stdout.strip()+'\n'); rows.append((pub.name, 'derived', ''))
-    return pub
-
-# %% ../nbs/07_ssh.ipynb #f3046a69
-def _save_back(home, storage, rows, snap:bool=False, platform=None):
-    "If `.ssh` is persisted by copy, bring storage's copy up to date (changed files backed up first); persist what was wanted"
-    if not storage or not (Path(storage)/MANIFEST).exists(): return
-    m = read_manifest(storage)
-    if not snap and (want := [r for r in ('.gitconfig', '.ssh') if r in wanted(m) and (Path(home)/r).exists()]):
-        from persistlab.persist import persist  # link/copy storage: asked for before it existed, kept now the way `%persist` keeps it
-        try: rows.extend((r, 'saved to storage' if w in ('copied', 'linked') else w, d)
-                         for r, w, d in persist(want, Storage(Path(storage), 'in use'), home=home, platform=platform))
-        except PersistlabError as e: rows.append((', '.join(want), 'not saved', f'{e}; run `%persist {" ".join(want)}` again'))
-        m = read_manifest(storage)
-    for rel in ('.gitconfig', '.ssh'):  # Colab, Kaggle: refresh the snapshot, or make the one asked for before it existed
-        e = find_entry(m, rel)
-        if (e and e.get('strategy') == 'archive' or snap and rel in wanted(m)) and (Path(home)/rel).exists():
-            from persistlab.archive import save_entry
-            f, _ = save_entry(rel, home, storage)
-            rows.append((rel, 'saved to storage', f'snapshot {f.name}'))
-    e = find_entry(m, '.ssh')
-    if not e or e.get('strategy') != 'copy': return
-    h, s = Path(home)/'.ssh', Path(storage)/'.ssh'
-    s.mkdir(mode=0o700, exist_ok=True); n = 0; ts = stamp()
-    for f in h.iterdir():
-        if not f.is_file() or f.is_symlink(): continue
-        t = s/f.name
-        if t.exists() and t.read_bytes() == f.read_bytes(): continue
-        if t.exists():
-            b = Path(storage)/BACKUP/ts/'.ssh'/f.name; b.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(t, b)
-        shutil.copy2(f, t); n += 1
-    ssh_modes(s)
-    if n: rows.append(('.ssh', 'saved to storage', f'{n} changed file(s) copied to {s}'))
-
-# %% ../nbs/07_ssh.ipynb #76211735
-def setup_keys(home=None, # home directory (default: the platform's)
-               import_from=None, # a private key file or uploaded bytes to use
-               generate:bool=True, # generate an ed25519 key when there is none
-               check:bool=True, # check GitHub auth (needs network)
-               name:str|None=None, email:str|None=None, # git identity to set
-               passphrase:str|None=None, # for a generated key (from a prompt, never a magic argument)
-               storage=None, # storage whose persisted .ssh gets the changes (default: the one in use)
-               platform:Platform|None=None, **check_kw) -> Keys:
-    "Keys for GitHub: keep, import or generate; fix modes; show the public key; check GitHub"
-    p = platform or detect(); home = Path(home or p.home); rows = []
-    snap = storage.kind == 'snapshot' if isinstance(storage, Storage) else p.strategy == 'archive'
-    storage = storage_folder(storage, home, p)
-    d = home/'.ssh'
-    if not d.exists(): d.mkdir(mode=0o700); rows.append(('.ssh', 'created', str(d)))
-    k = _pick_key(home, storage, import_from, generate, passphrase, rows)
-    pub = _public_half(k, rows)
-    fixed = ssh_modes(d)
-    if fixed: rows.append(('.ssh', 'modes fixed', ', '.join(fixed)))
-    for l in git_identity(name, email, home): rows.append(('git', 'configured', l))
-    gh = None
-    if check:
-        try: gh = github_check(home, **check_kw); rows.append(('github', 'authenticated', f'as {gh}'))
-        except SSHError as e: rows.append(('github', 'not yet', str(e)))
-    _save_back(home, storage, rows, snap, p)
-    return Keys(rows, pub.read_text().strip(), k, gh)
-
-# %% ../nbs/07_ssh.ipynb #fb747356
-_KEY_RE = re.compile(r'^(?:[\w,="-]+ )?((?:ssh|ecdsa|sk-)[\w@.-]+) ([A-Za-z0-9+/=]+)(?: (.*))?$')
-
-def parse_keys(text:str, source='pasted keys') -> list:
-    "Valid public key lines of `text` (each checked by `ssh-keygen -l`); bad ones rejected by line and name"
-    good, bad = [], []
-    for i, l in enumerate(text.splitlines(), 1):
-        l = l.strip()
-        if not l or l.startswith('#'): continue
-        with tempfile.NamedTemporaryFile('w', suffix='.pub') as f:
-            f.write(l + '\n'); f.flush()
-            ok = _KEY_RE.match(l) and _run(['ssh-keygen', '-l', '-f', f.name]).returncode == 0
-        (good if ok else bad).append(l if ok else f"line {i} ({(l[:30] + '...') if len(l) > 30 else l})")
-    if bad: raise SSHError(f"{source}: not valid public keys: {'; '.join(bad)}")
-    if not good: raise SSHError(f"{source}: no public keys found")
-    return good
-
-def github_keys(user, base='https://github.com', timeout=10) -> list:
-    "The public keys GitHub publishes for `user` (`https://github.com/USER.keys`)"
-    import requests
-    if not re.fullmatch(r'[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})', user or ''): raise SSHError(f"{user!r} is not a GitHub user name")
-    try: r = requests.get(f'{base}/{user}.keys', timeout=timeout)
-    except requests.RequestException as e: raise SSHError(f"cannot fetch {base}/{user}.keys: {type(e).__name__}; offline?") from None
-    if r.status_code == 404: raise SSHError(f"GitHub has no user {user!r} ({base}/{user}.keys: 404)")
-    if r.status_code != 200: raise SSHError(f"{base}/{user}.keys answered {r.status_code}")
-    if not r.text.strip(): raise SSHError(f"GitHub user {user!r} has no public keys; add one at https://github.com/settings/keys")
-    return parse_keys(r.text, f'{base}/{user}.keys')
 
 # %% ../nbs/07_ssh.ipynb #85ffeeb0
 _ENV_KEEP = re.compile(r'^(PATH|LD_LIBRARY_PATH|LIBRARY_PATH|CUDA_\w+|NVIDIA_\w+|CUDNN_\w+|NCCL_\w+|PYTHONPATH|CONDA_\w+|VIRTUAL_ENV|'
@@ -476,7 +218,7 @@ def _host_key(d) -> Path:
     "sshd's ed25519 host key in `d`: made once, then kept (the fingerprint a laptop remembers stays the same)"
     hk = d/'ssh_host_ed25519_key'
     if not hk.exists():
-        r = _run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'persistlab-host', '-f', str(hk)])
+        r = run_tool(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'persistlab-host', '-f', str(hk)])
         if r.returncode: raise SSHError(f"cannot make a host key: {r.stderr.strip()}")
     os.chmod(hk, 0o600)
     return hk
@@ -489,15 +231,17 @@ def _write_config(rd, port, hk, lines, listen, strict_modes, sshd, root) -> Path
     cfg = rd/'sshd_config'
     atomic_write(cfg, sshd_config(port, [hk], ak, rd/'sshd.pid', listen, session_env(), strict_modes), mode=0o600)
     if root: _privsep_dir()
-    r = _run([sshd, '-t', '-f', str(cfg)])
+    r = run_tool([sshd, '-t', '-f', str(cfg)])
     if r.returncode: raise SSHError(f"sshd -t rejected the config: {r.stderr.strip()}")
     return cfg
 
 # %% ../nbs/07_ssh.ipynb #8c8a5a36
-def _via_tunnel(port, tunnel, accept_risk, home, p, tunnel_kw) -> tuple:
-    "(host, port, proxy, row): the laptop's way in through a tunnel to sshd; sshd is stopped when the tunnel fails"
-    from persistlab.tunnel import open_tunnel
-    try: t = open_tunnel(port, tunnel, tcp=True, accept_risk=accept_risk, home=home, platform=p, **tunnel_kw)
+def _via_tunnel(port, opener, accept_risk, home, p) -> tuple:
+    "(host, port, proxy, row): the laptop's way in through the tunnel `opener` opens to sshd; sshd is stopped when it fails"
+    if not callable(opener):
+        procs.stop('sshd', home)
+        raise SSHError(f"tunnel={opener!r}: pass an opener, e.g. persistlab.tunnel.sshd_opener({opener!r}) (or use `%sshsetup --server --tunnel`)")
+    try: t = opener(port, accept_risk=accept_risk, home=home, platform=p)
     except PersistlabError as e:
         procs.stop('sshd', home); raise SSHError(f"sshd was stopped: its tunnel failed: {e}") from None
     if t.provider == 'cloudflared':  # a quick tunnel carries ssh over https: the laptop's cloudflared is the ProxyCommand
@@ -516,11 +260,11 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
                  install:bool=True, # apt-get install openssh-server when sshd is missing (root only)
                  home=None, storage=None, platform:Platform|None=None,
                  github_base='https://github.com', strict_modes=True, timeout=15,
-                 tunnel:str|None=None, # also open a tunnel to it: 'cloudflared', 'ngrok' or 'ssh://[user@]host[:port]'
+                 tunnel=None, # also open a tunnel to it: an opener, `persistlab.tunnel.sshd_opener('cloudflared')` (or ngrok, ssh://...)
                  alias:str|None=None, # the laptop's `Host` name (default: platform and a short id from the host key)
                  identity_file:str|None=None, # the laptop's private key path (default: by the authorized key's type)
                  forward_agent:bool=False, # put `ForwardAgent yes` in the printed block (see `FORWARD_AGENT_RISK`)
-                 **tunnel_kw) -> Server:
+                ) -> Server:
     "Start a key-only sshd for incoming SSH; returns how to connect"
     p = platform or detect(); home = Path(home or p.home)
     if accept_risk: p.accept_risk()
@@ -548,7 +292,7 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
             ('host key', 'kept in', str(hk.parent))]
     proxy = None
     if tunnel:  # the public address: the tunnel's host (and port) replace this machine's
-        host, port, proxy, row = _via_tunnel(port, tunnel, accept_risk, home, p, tunnel_kw); rows.append(row); note = None
+        host, port, proxy, row = _via_tunnel(port, tunnel, accept_risk, home, p); rows.append(row); note = None
     if note: rows.append(('address', host, note))
     alias = alias or f"{p.name}-{hashlib.sha256(fp.encode()).hexdigest()[:6]}"
     return Server(rows, port, fp, user, host, identity_file or _key_file(lines[0]), alias, login_home(), proxy, forward_agent)
@@ -564,9 +308,8 @@ def server_status(home=None) -> Report:
 def stop_server(home=None) -> Report:
     "Stop the sshd persistlab started (no other sshd is touched), and the tunnel that led to it"
     pr = procs.get('sshd', home); rows = []
-    if pr and procs.Proc.load(f"tunnel-{pr.info.get('port')}", procs.runtime_dir(home)):  # a tunnel to nothing helps nobody
-        from persistlab.tunnel import close_tunnel
-        rows += [('tunnel', r[1], r[2]) for r in close_tunnel(pr.info['port'], home)]
+    if pr and (t := procs.Proc.load(f"tunnel-{pr.info.get('port')}", procs.runtime_dir(home))):  # a tunnel to nothing helps nobody
+        t.stop(); rows.append(('tunnel', 'stopped', t.info.get('provider', '')))  # its record, through procs: ssh does not import tunnel
     return Report([('sshd', 'stopped' if procs.stop('sshd', home) else 'was not running', '')] + rows, 'sshd')
 
 # %% ../nbs/07_ssh.ipynb #c61d7e11

@@ -19,7 +19,7 @@ from . import procs
 __all__ = ['SSH_PROVIDERS', 'PROXIES', 'PROVIDERS', 'CLOUDFLARED_URL', 'NGROK_TCP_CAVEAT', 'TunnelError', 'check_url',
            'ssh_tunnel_cmd', 'parse_ssh_spec', 'Tunnel', 'SSHTunnel', 'cloudflared_bin', 'named_tunnel_host',
            'CloudflaredTunnel', 'NgrokTunnel', 'ProxyTunnel', 'restart', 'TunnelInfo', 'default_providers',
-           'check_provider', 'make_tunnel', 'open_tunnel', 'tunnels', 'close_tunnel']
+           'check_provider', 'make_tunnel', 'open_tunnel', 'sshd_opener', 'tunnels', 'close_tunnel']
 
 # %% ../nbs/10_tunnel.ipynb #f23e0af6
 class TunnelError(PersistlabError):
@@ -331,7 +331,7 @@ def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identi
     "The `Tunnel` for a provider name or `ssh://[user@]host[:port]`"
     if provider.startswith('ssh://'):
         u, h, p = parse_ssh_spec(provider)
-        from persistlab.ssh import find_key
+        from persistlab.keys import find_key  # the keys layer: tunnel does not import ssh
         identity = identity or find_key(home or Path.home())  # the key %sshsetup made, in $HOME (ssh itself looks in passwd's home)
         return SSHTunnel(port, h, p, u, '0', None, identity, name=provider, home=home, session=False, supervise=supervise)
     if provider in SSH_PROVIDERS:
@@ -423,6 +423,16 @@ def open_tunnel(port, # local port to expose
         rows += _opened(name, url, port)
         return TunnelInfo(rows, url, port, name)
     raise TunnelError(f"no tunnel to port {port}: " + '; '.join(errs))
+
+# %% ../nbs/10_tunnel.ipynb #b1c0a011
+def sshd_opener(provider:str|None=None, # as `open_tunnel` takes it (None: the platform's order for TCP)
+                **kw, # more for `open_tunnel`: on_url, identity, timeout, ...
+               ):
+    "An opener for `ssh.start_server(tunnel=...)`: a raw TCP tunnel to sshd's port, the provider checked now"
+    if provider: check_provider(provider)
+    def opener(port, **more): return open_tunnel(port, provider, tcp=True, **{**kw, **more})
+    opener.provider = provider
+    return opener
 
 # %% ../nbs/10_tunnel.ipynb #b9b3e73a
 def tunnels(home=None) -> Report:

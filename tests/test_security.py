@@ -203,7 +203,7 @@ def test_sshd_behind_a_tunnel_listens_on_loopback_only(env, monkeypatch, tmp_pat
     plat = detect(env=dict(HOME=str(env/'home'), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(storage)))
     key = keygen(tmp_path/'laptop')
     s = start_server(procs.free_port(), keys=(tmp_path/'laptop.pub').read_text(), install=False, home=env/'home',
-                     storage=storage, platform=plat, strict_modes=False, tunnel='cloudflared', identity_file=str(key))
+                     storage=storage, platform=plat, strict_modes=False, tunnel=T.sshd_opener('cloudflared'), identity_file=str(key))
     try:
         assert _listening(s.port) == {'0100007F'}  # 127.0.0.1, not 0.0.0.0 or ::
         cfg = tmp_path/'laptop_ssh_config'; cfg.write_text(s.config_block)

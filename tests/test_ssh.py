@@ -7,6 +7,7 @@ from conftest import Sandbox, start_sshd, WAIT_FOR_CLIENT
 from persistlab.platforms import detect
 from persistlab import procs, ssh
 from persistlab.ssh import SSHError, setup_keys, start_server, stop_server, server_status, github_check, import_key
+from persistlab.tunnel import sshd_opener
 
 SSHD = shutil.which('sshd') or '/usr/sbin/sshd'
 pytestmark = pytest.mark.skipif(not Path(SSHD).exists() or not shutil.which('ssh'),
@@ -265,7 +266,7 @@ def test_server_through_a_tunnel_prints_the_public_address(env):
         key = keygen(env.base/'laptop')
         s = start_server(procs.free_port(), keys=(env.base/'laptop.pub').read_text(), listen='127.0.0.1', install=False,
                          home=env.home, storage=env.storage, platform=env.plat, strict_modes=False,
-                         tunnel=f'ssh://{getpass.getuser()}@127.0.0.1:{rport}', identity=ck)
+                         tunnel=sshd_opener(f'ssh://{getpass.getuser()}@127.0.0.1:{rport}', identity=ck))
         assert s.host == '127.0.0.1' and ('tunnel', f'ssh://{getpass.getuser()}@127.0.0.1:{rport}', f'127.0.0.1:{s.port}') in list(s)
         assert ssh_cmd(key, s.port, 'echo', 'through-the-tunnel').stdout.strip() == 'through-the-tunnel'  # the relay's port
     finally:
@@ -376,7 +377,7 @@ def test_ssh_from_anywhere_through_cloudflared(env, monkeypatch, tmp_path):
     key = keygen(env.base/'laptop')
     try:
         s = start_server(procs.free_port(), keys=(env.base/'laptop.pub').read_text(), listen='127.0.0.1', install=False, home=env.home,
-                         storage=env.storage, platform=env.plat, strict_modes=False, tunnel='cloudflared', identity_file=str(key))
+                         storage=env.storage, platform=env.plat, strict_modes=False, tunnel=sshd_opener('cloudflared'), identity_file=str(key))
         assert s.host.endswith('.trycloudflare.com') and 'ProxyCommand cloudflared access ssh --hostname %h' in s.config_block
         assert 'ProxyCommand "C:\\Program Files (x86)\\cloudflared\\cloudflared.exe" access ssh --hostname %h' in s.windows_block and 'On Windows' in s._repr_markdown_()
         cfg = tmp_path/'laptop_ssh_config'; cfg.write_text(s.config_block)
