@@ -445,6 +445,9 @@ def status(to=None, # storage directory (default: the platform's)
     if st.url:
         from persistlab.remote import remote_status
         return _remote(remote_status(st.url, home), st)
+    s = st.path
+    if st.source == 'platform default' and not os.path.lexists(s) and s.parent.is_dir():  # the platform's disk is there, and the first persist makes the folder: nothing yet, not an error
+        return Report([], f'{p.name}: persisted in {st.label} (made at the first persist)', heads=('path', 'state', 'kept'))
     st, storage, home, p = _where(st, home, p, create=False)  # looking creates nothing
     rows = []
     m = read_manifest(storage); ok = valid_entries(m, rows)

@@ -204,3 +204,15 @@ def test_create_makes_a_file_for_file_names(sb):
     assert (sb.storage/'.gitconfig').is_file() and os.readlink(sb.home/'.gitconfig') == str(sb.storage/'.gitconfig')
     r = subprocess.run(['git', 'config', '--file', str(sb.home/'.gitconfig'), 'user.name', 'Ada Lovelace'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+def test_list_before_the_first_persist_on_the_platform_disk(sb, tmp_path):
+    "A fresh Paperspace: /storage is there, /storage/cfg is made by the first persist; looking says nothing yet, not 'is it mounted?'"
+    from persistlab.storage import Storage
+    from persistlab.persist import status
+    disk = tmp_path/'storage'; disk.mkdir(exist_ok=True)
+    r = status(Storage(disk/'cfg', 'platform default'), home=sb.home, platform=plat(sb))
+    assert len(r) == 0 and 'made at the first persist' in r.title and not (disk/'cfg').exists()
+    with pytest.raises(PersistError, match='does not exist, so nothing is persisted there'):  # a folder the user named: a typo is said
+        status(Storage(disk/'cfgg', '--to'), home=sb.home, platform=plat(sb))
+    with pytest.raises(PersistError, match='is it mounted'):  # the platform's disk itself missing: still said
+        status(Storage(tmp_path/'nodisk/cfg', 'platform default'), home=sb.home, platform=plat(sb))
