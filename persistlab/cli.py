@@ -46,8 +46,15 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
                 force:bool=False, # replace a symlink or mismatched type in home (kept in the backup folder)
                 create:bool=False, # create an empty persisted directory when neither exists
                 switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
+                dotfiles:Annotated[str, {'metavar': 'REPO'}]=None, # your dotfiles repository (OWNER/REPO, an https or ssh git URL): cloned and set up once per machine, and on every new one
                ):
-    "Keep home paths in persistent storage, linked back into home"
+    "Keep home paths in persistent storage, linked back into home; or apply your dotfiles repository (`--dotfiles REPO`)"
+    if dotfiles:
+        if paths: _fail(f"--dotfiles REPO goes alone (or with --to, --force), not with paths: {' '.join(paths)}")
+        from persistlab.dotfiles import apply_dotfiles
+        try: st = resolve_storage(to, required=False)  # none here (a hub's home persists): applied, not remembered
+        except PersistlabError as e: _fail(e)
+        return _run(apply_dotfiles, dotfiles, st, force=force, progress=sys.stderr.isatty())
     _run(persist, paths, _storage(to), merge=merge, force=force, create=create, switch=switch)
 
 @call_parse

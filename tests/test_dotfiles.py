@@ -100,6 +100,26 @@ def test_a_failed_clone_leaves_what_was_there(box):
     r = apply(url)  # a folder that is not this clone goes to the backup folder, then the clone takes its place
     assert [p.read_text() for p in (st/'.persistlab-backup').glob('*/.dotfiles/notes')] == ['mine'] and r[0].what == 'backed up'
 
+def test_storage_that_is_not_there_is_said_and_not_made(box, monkeypatch):
+    "Colab before Drive is mounted: the dotfiles are applied here, and the result says they are not remembered, and why"
+    base, home, st = box
+    monkeypatch.setenv('PERSISTLAB_STORAGE', str(base/'drive/MyDrive/persistlab'))
+    r = apply('file://' + str(bare(base, 'd', {'.vimrc': 'x', '.bashrc': 'y'})))
+    assert (home/'.vimrc').resolve() == home/'.dotfiles/.vimrc' and not (base/'drive').exists()
+    row = next(x for x in r if x.path == 'storage')
+    assert row.what == 'not remembered' and 'mount Google Drive first' in row.detail, r
+
+def test_the_console_script(box):
+    "persistlab-persist --dotfiles REPO: the same engine from a shell; a bad name is one line on stderr and exit 1"
+    import sys
+    base, home, st = box
+    f = base/'persist_cli.py'; f.write_text('import sys\nfrom persistlab.cli import persist_cli\nsys.exit(persist_cli())\n')  # as its entry point
+    run = lambda *a: subprocess.run([sys.executable, f, *a], capture_output=True, text=True, timeout=120)
+    r = run('--dotfiles', 'file://' + str(bare(base, 'c', {'bootstrap': '#!/bin/sh\necho boot > "$HOME/b"\n'})))
+    assert r.returncode == 0 and 'bootstrap  ran: exit 0' in r.stdout and (home/'b').read_text() == 'boot\n', r.stdout + r.stderr
+    r = run('--dotfiles', 'ext::sh -c id')
+    assert r.returncode == 1 and r.stderr.startswith('persistlab: --dotfiles') and 'valid forms' in r.stderr and r.stdout == '', r
+
 # --- two machines, one storage: replicas ---
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason='replicas need root (mount namespaces)')
