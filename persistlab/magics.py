@@ -291,7 +291,7 @@ class PersistlabMagics(Magics):
     @argument('--key', metavar='PUBKEY', help='allow this public key (quoted: --key "ssh-ed25519 AAAA... me@laptop")')
     @argument('--listen', default=None, help='address sshd listens on (default 0.0.0.0; 127.0.0.1 with --tunnel)')
     @argument('--tunnel', metavar='PROVIDER', help="also open a tunnel to sshd: cloudflared (no account), ngrok, or ssh://[user@]host[:port]")
-    @argument('--alias', help="the Host name in the printed ~/.ssh/config block (default: platform and a short id)")
+    @argument('--alias', help="the Host name in the printed ~/.ssh/config block (default: platform and a short id); on Colab's own sshd also the `colab ssh -s` session name")
     @argument('--forward-agent', action='store_true', help="put ForwardAgent yes in the printed block (root here can use your agent)")
     @argument('--accept-risk', action='store_true', help="start sshd even where the platform's rules forbid it (remembered in storage)")
     @argument('--revoke-risk', action='store_true', help="forget a remembered --accept-risk")
@@ -308,6 +308,10 @@ class PersistlabMagics(Magics):
             if args.status: return ssh.server_status()
             if args.forward: return ssh.forward_hint(args.forward)
             if args.server:
+                from persistlab import colabdoor
+                if not (args.tunnel or args.port or args.listen) and colabdoor.door_open():  # Colab's own sshd and /colab/ssh route
+                    return colabdoor.open_door(github=args.github, keys=args.key, authorized_keys=args.authorized_keys,
+                                               alias=args.alias, storage=self._storage(required=False))
                 port = None if args.port is None else ssh.procs.check_port(args.port)
                 live = {}  # a tunnel back at a new address: this output shows the new one
                 opener = None

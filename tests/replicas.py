@@ -27,6 +27,10 @@ Platforms and their persistent folders (keyword arguments; default: one folder p
 replica of that platform in a test shares it):
 - `colab`: `drive=` appears at /content/drive only when `google.colab.drive.mount('/content/drive')` runs (a fake
   `google.colab` on PYTHONPATH bind-mounts it, as Colab's does); `google.colab.userdata.get` serves `secrets=`.
+  `sshd=True`: a runtime made with SSH on (Colab's image has openssh-server since 2026-05 and starts its sshd when
+  `COLAB_ENABLE_SSH=1`): the VM's own /etc/ssh (a private folder over the host's: `SSHD_CONFIG`, the image's host
+  keys made fresh for each VM), `COLAB_ENABLE_SSH=1`, and that sshd started as the runtime starts, on 127.0.0.1
+  (`vm.sshd_port`), before any kernel.
 - `kaggle`: `working=` is /kaggle/working (cwd), `input=` is /kaggle/input, read-only (default: empty);
   a fake `kaggle_secrets.UserSecretsClient().get_secret` serves `secrets=`.
 - `deepnote`: `work=` is /work (cwd). This machine's project lives under /work too: the replica sees the host's
@@ -101,6 +105,21 @@ class UserSecretsClient:
         if label not in d: raise BackendError(f'Unexpected response from the service. Response: {{"errors": ["No user secrets exist for kernel id 1 and label {label}"]}}')
         return d[label]
 '''
+# Colab's image adds "an sshd_config tuned for the runtime environment" (googlecolab/backend-info, 2026-05-22) that is
+# not published: this one is Debian's default (an Include, no HostKey lines: the three default host keys, the default
+# AuthorizedKeysFile), root by key only, on loopback (the /colab/ssh route is the runtime's only way in), no PAM
+SSHD_CONFIG = '''Include /etc/ssh/sshd_config.d/*.conf
+ListenAddress 127.0.0.1:{port}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+X11Forwarding no
+PrintMotd no
+PrintLastLog no
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+'''
 RUN_SH = '''#!/bin/bash
 # What Gradient's image does when a notebook starts, before Jupyter: source the user's /storage/pre-run.sh
 if [ -f /storage/pre-run.sh ]; then source /storage/pre-run.sh; fi
@@ -138,7 +157,7 @@ def _q(p): return "'" + str(p).replace("'", "'\\''") + "'"
 
 class VM:
     "One replica VM (see the module docstring)"
-    def __init__(self, platform, base, dirs, env=None, secrets=None, boot=True, timeout=60, stack='default', checkout=True):
+    def __init__(self, platform, base, dirs, env=None, secrets=None, boot=True, timeout=60, stack='default', checkout=True, sshd=False):
         if platform not in PLATFORMS: raise ValueError(f'platform {platform!r}: one of {PLATFORMS}')
         if os.geteuid() != 0: raise RuntimeError('replicas need root (mount namespaces)')
         self.platform, self.base, self.timeout = platform, Path(base), timeout
@@ -182,6 +201,17 @@ class VM:
                   'mkdir -p "$R"/root/.config "$R"/root/.cache "$R"/root/.local/share/jupyter/runtime']  # the image's Jupyter runs as root
         if self.stack:  # the image's packages are its system site-packages; the VM writes into its own upper layer
             setup.append(f'mount -t overlay overlay -o lowerdir={img},upperdir={ov/"u"},workdir={ov/"w"} "$R"{_q(purelib)}')
+        self.sshd_port = None
+        if sshd:
+            if platform != 'colab': raise ValueError('sshd=True: a Colab runtime made with SSH on')
+            import socket
+            with socket.socket() as s: s.bind(('127.0.0.1', 0)); self.sshd_port = s.getsockname()[1]
+            img = self.base/'image'; (img/'etc/ssh/sshd_config.d').mkdir(parents=True)
+            subprocess.run(['ssh-keygen', '-q', '-A', '-f', str(img)], check=True, capture_output=True)  # this VM's host keys
+            (img/'etc/ssh/sshd_config').write_text(SSHD_CONFIG.format(port=self.sshd_port))
+            if Path('/etc/ssh/moduli').exists(): shutil.copy('/etc/ssh/moduli', img/'etc/ssh/moduli')
+            setup.append(f'mount --bind {_q(img/"etc/ssh")} "$R"/etc/ssh')  # the VM's own /etc/ssh: the host's is never touched
+            env = {'COLAB_ENABLE_SSH': '1', **(env or {})}
         if platform == 'colab':
             setup += ['mkdir -m 755 "$R"/content "$R"/content/sample_data',
                       'echo "This directory includes a few sample datasets to get you started." > "$R"/content/sample_data/README.md']
@@ -222,6 +252,13 @@ class VM:
         self.pid = self._holder.pid
         self.ns = os.readlink(f'/proc/{self.pid}/ns/mnt')
         self.boot = None
+        if self.sshd_port:  # the runtime starts the image's sshd (it daemonizes; close() stops it with the VM)
+            self.exec(['sh', '-c', 'mkdir -p -m 0755 /run/sshd && /usr/sbin/sshd'])
+            import socket
+            for _ in range(100):
+                try: socket.create_connection(('127.0.0.1', self.sshd_port), timeout=1).close(); break
+                except OSError: time.sleep(0.1)
+            else: self.close(); raise RuntimeError("the replica's sshd did not start")
         if platform == 'paperspace':
             self.runsh = self.base/'run.sh'; self.runsh.write_text(RUN_SH); self.runsh.chmod(0o755)
             if boot: self._boot()
