@@ -18,9 +18,9 @@ from .keys import (SSHError, GITHUB_HOST_KEYS, KEY_NAMES, run_tool, fingerprint,
 from . import procs
 
 # %% auto #0
-__all__ = ['CLOUDFLARED_PROXY', 'CLOUDFLARED_PROXY_WINDOWS', 'FORWARD_AGENT_RISK', 'session_env', 'listen_address', 'sshd_config',
-           'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'start_server', 'server_status',
-           'stop_server', 'forward_hint']
+__all__ = ['CLOUDFLARED_PROXY', 'CLOUDFLARED_PROXY_WINDOWS', 'FORWARD_AGENT_RISK', 'EDITORS', 'session_env', 'listen_address',
+           'sshd_config', 'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'start_server',
+           'server_status', 'stop_server', 'forward_hint']
 
 # %% ../nbs/07_ssh.ipynb #85ffeeb0
 _ENV_KEEP = re.compile(r'^(PATH|LD_LIBRARY_PATH|LIBRARY_PATH|CUDA_\w+|NVIDIA_\w+|CUDNN_\w+|NCCL_\w+|PYTHONPATH|CONDA_\w+|VIRTUAL_ENV|'
@@ -91,8 +91,13 @@ FORWARD_AGENT_RISK = ("ForwardAgent lets commands here use your laptop's keys (g
                       "connected; anyone with root on this machine can use them too. Add it only on a machine you trust.")
 
 # %% ../nbs/07_ssh.ipynb #c6a29c2e
+# the editors that open a folder over SSH from a link: (name, URL scheme, what does the SSH part); all take the
+# `vscode-remote/ssh-remote+HOST/PATH` form of VS Code's Remote - SSH, with the config block's Host as HOST
+EDITORS = (('VS Code', 'vscode', 'Remote - SSH'), ('Cursor', 'cursor', 'its own Remote-SSH'),
+           ('VSCodium', 'vscodium', 'the Open Remote - SSH extension (jeanp413.open-remote-ssh, on Open VSX)'))
+
 class Server(Report):
-    "A running sshd and how to reach it from a laptop: ssh command, `~/.ssh/config` block, VS Code link"
+    "A running sshd and how to reach it from a laptop: ssh command, `~/.ssh/config` block, VS Code, Cursor and VSCodium links"
     def __init__(self, rows, port=None, fp=None, user=None, host=None, key_hint='~/.ssh/id_ed25519', alias='persistlab',
                  remote_home='~', proxy:str|None=None, forward_agent=False):
         super().__init__(rows, 'sshd'); self.port, self.fingerprint, self.user, self.host = port, fp, user, host
@@ -114,13 +119,18 @@ class Server(Report):
     @property
     def windows_block(self): return self.block(CLOUDFLARED_PROXY_WINDOWS) if self.proxy == CLOUDFLARED_PROXY else None
     @property
-    def vscode(self): return f'vscode://vscode-remote/ssh-remote+{self.alias}{self.remote_home}'
+    def vscode(self): return self.links['VS Code']
+    @property
+    def links(self) -> dict:
+        "Each editor's link that opens home here over SSH: VS Code, Cursor, VSCodium (`EDITORS`)"
+        return {name: f'{scheme}://vscode-remote/ssh-remote+{self.alias}{self.remote_home}' for name, scheme, _ in EDITORS}
 
 # %% ../nbs/07_ssh.ipynb #31b22ad6
 @patch
 def _notes(self:Server):
     n = []
     if self.proxy == CLOUDFLARED_PROXY: n.append('needs cloudflared on the laptop: https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/')
+    n.append('the editor links open through ' + '; '.join(f'{w} in {e}' for e, _, w in EDITORS))
     if not self.forward_agent: n.append(f'to use your laptop\'s keys here, add `ForwardAgent yes` (or pass --forward-agent). {FORWARD_AGENT_RISK}')
     return n
 
@@ -130,7 +140,7 @@ def __repr__(self:Server):
     if self.port:
         s += (f'\n\nhost key {self.fingerprint}\n{self.command}\n\n~/.ssh/config on your laptop:\n{self.config_block}')
         if self.windows_block: s += f'\non Windows (~/.ssh/config):\n{self.windows_block}'
-        s += f'\nVS Code: {self.vscode}\n' + ''.join(f'\nnote: {x}' for x in self._notes())
+        s += '\n' + ''.join(f'{n}: {u}\n' for n, u in self.links.items()) + ''.join(f'\nnote: {x}' for x in self._notes())
     return s
 
 @patch
@@ -140,7 +150,7 @@ def _repr_markdown_(self:Server):
         s += (f'\n\nHost key `{self.fingerprint}`. From your laptop:\n\n```\n{self.command}\n```\n\n'
               f'`~/.ssh/config`:\n\n```\n{self.config_block}```\n\n')
         if self.windows_block: s += f'On Windows, `%USERPROFILE%\\.ssh\\config`:\n\n```\n{self.windows_block}```\n\n'
-        s += f'VS Code Remote-SSH: [{self.vscode}]({self.vscode})\n\n' + ''.join(f'- {x}\n' for x in self._notes())
+        s += 'Open it in ' + ', '.join(f'[{n}]({u})' for n, u in self.links.items()) + '\n\n' + ''.join(f'- {x}\n' for x in self._notes())
     return s
 
 # %% ../nbs/07_ssh.ipynb #e63528fa

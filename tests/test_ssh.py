@@ -299,6 +299,10 @@ def test_fresh_root_vm_without_run_sshd(replica, tmp_path):
     c, login, stop = vm.run([f'%load_ext persistlab\n%sshsetup --server --accept-risk --listen 127.0.0.1 --port {port} --authorized-keys {laptop}.pub',
                              f"!{ssh} 'echo \"logged in as $(id -un), /run/sshd $(stat -c %a /run/sshd)\"'", '%sshsetup --stop'])
     assert c.ok and re.search(r'Host colab-[0-9a-f]{6}', c.out), c
+    alias = re.search(r'Host (colab-[0-9a-f]{6})', c.out)[1]  # the printed links open the config block's Host in each editor
+    for name, scheme in (('VS Code', 'vscode'), ('Cursor', 'cursor'), ('VSCodium', 'vscodium')):
+        assert f'{name}: {scheme}://vscode-remote/ssh-remote+{alias}/root\n' in c.out, c
+    assert 'jeanp413.open-remote-ssh' in c.out, c  # what VSCodium needs for it
     assert 'logged in as root, /run/sshd 755' in login.out, login
     assert 'stopped' in stop.out and not procs.port_open(port), stop
     assert not vm.p('/content/drive').exists()  # nothing created where Drive gets mounted
@@ -356,6 +360,9 @@ def test_laptop_side_alias_host_identity_and_vscode(env):
     assert re.fullmatch(r'local-[0-9a-f]{6}', s.alias) and s.host == '127.0.0.1' and s.host != socket.gethostname()
     assert '  IdentityFile ~/.ssh/id_rsa\n' in s.config_block and 'ForwardAgent yes' in s.config_block
     assert s.vscode == f'vscode://vscode-remote/ssh-remote+{s.alias}{home}'
+    assert s.links == {e: f'{x}://vscode-remote/ssh-remote+{s.alias}{home}' for e, x in (('VS Code', 'vscode'), ('Cursor', 'cursor'), ('VSCodium', 'vscodium'))}
+    md = s._repr_markdown_()
+    assert all(f'[{e}]({u})' in md and f'{e}: {u}' in repr(s) for e, u in s.links.items()), md
     stop_server()
     other = Sandbox(env.base/'other'); other.plat = detect(env=dict(HOME=str(other.home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(other.storage)))
     s2 = start_server(procs.free_port(), keys=(env.base/'laptop_rsa.pub').read_text(), listen='127.0.0.1', install=False, home=other.home,
