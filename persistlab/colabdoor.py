@@ -10,6 +10,7 @@ import os, re, pwd, shutil, signal, hashlib, time
 from pathlib import Path
 from .platforms import detect, Platform, usable_storage
 from .core import Report, atomic_write
+from .storage import storage_folder
 from .keys import SSHError, run_tool, fingerprint, parse_keys, github_keys
 from . import procs
 
@@ -187,7 +188,8 @@ def open_door(github:str|None=None, # GitHub user whose published keys may log i
               github_base='https://github.com', sshd=SSHD, config=SSHD_CONFIG, user='root', timeout=10) -> Door:
     "Colab's own sshd with your authorized keys and a host key kept in storage; the laptop side through Google's `colab ssh`"
     p = platform or detect(); home = Path(home or p.home); rows = []
-    d = (usable_storage(storage) or home/'.persistlab')/'sshd'; d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = usable_storage(storage_folder(storage, home, p))  # Drive not mounted yet: None
+    d = (st or home/'.persistlab')/'sshd'; d.mkdir(parents=True, exist_ok=True, mode=0o700)
     kept, lines = d/'authorized_keys', given_keys(github, keys, authorized_keys, github_base)
     if not lines:
         if not kept.exists(): raise SSHError("say who may log in: --github USER, --authorized-keys FILE, or --key PUBKEY "
@@ -199,7 +201,7 @@ def open_door(github:str|None=None, # GitHub user whose published keys may log i
     f = authorized_file(s, pwd.getpwnam(user).pw_dir, user, pwd.getpwnam(user).pw_uid)
     n = add_authorized(lines, f)
     rows.append(('authorized keys', f'{n} added' if n else 'present', f'{len(lines)} key(s) in {f}, {src}'))
-    if not usable_storage(storage):
+    if not st:
         rows.append(('storage', 'not mounted', "host keys and authorized keys kept in this VM only: mount Drive first (`%persist --mount`) to keep them"))
     hk = keep_host_keys(s.get('hostkey', []), d); rows += hk
     if any(r[1] != 'kept' for r in hk):

@@ -1,6 +1,12 @@
 """Colab's own SSH door, end to end: a Colab replica whose image has sshd and COLAB_ENABLE_SSH=1, its /colab/ssh route
 played by tests/standins/colab_ssh_route.py (written from google-colab-cli's client), and on the laptop the real OpenSSH
-`ssh` with Google's real `colab ssh --proxy-mode` (tools/install-colab-cli.sh) as its ProxyCommand. 127.0.0.1 only."""
+`ssh` with Google's real `colab ssh --proxy-mode` (tools/install-colab-cli.sh) as its ProxyCommand. 127.0.0.1 only.
+
+The seam that points Google's client at the stand-in is its own session store, unpatched: `colab ssh --proxy-mode -s
+NAME` reads NAME's runtime-proxy `url` and `token` from `~/.config/colab-cli/sessions.json` (what `colab new` writes;
+`colab --config FILE` names another) and opens `ws://<url's host>/colab/ssh?colab-runtime-proxy-token=<token>`. With
+`token_expires_at` in the future it asks Google nothing (no sign-in, no refresh), and `"enable_update_check": false`
+in `~/.config/colab-cli/settings.json` stops its daily PyPI check."""
 import os, re, json, signal, secrets, subprocess
 from pathlib import Path
 import pytest
