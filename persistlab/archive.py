@@ -6,10 +6,10 @@ Docs: https://persistlab.github.io/persistlab/archive.html.md"""
 
 # %% ../nbs/05_archive.ipynb #8335cebb
 from __future__ import annotations
-import os, re, errno, hashlib, subprocess, contextlib
+import os, re, errno, hashlib, functools, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists,
+from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists, together, failures,
     remove, failpoint, tied, Polled, human, ssh_modes, same_content, sibling, fill, AUTHORIZED)
 from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, near, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
@@ -87,7 +87,7 @@ def _keep(h, new) -> bool:
 
 def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
     "Unpack `snap` into home through a temp dir; home's differing copy goes to the backup folder. False: nothing changed"
-    home = Path(home); x = tmp_for(home, storage, home)/f'x{os.getpid()}'
+    home = Path(home); x = tmp_for(home, storage, home)/f'x{os.getpid()}-{hashlib.sha256(os.fsencode(rel)).hexdigest()[:12]}'  # one per path: restores run at once
     if exists(x): remove(x)
     x.mkdir()
     try:
@@ -240,14 +240,27 @@ def save(paths=None, # paths to save again (default: every archive entry)
         out += list(archive_persist(rel, st, home, p, python, save=True, allow_public=allow_public))
     return Report(out, f'snapshots in {st.label}')
 
-def archive_restore(storage, home, out, python=None, once=False):
-    "Unpack every archive entry of `storage`'s manifest into `home` (under the storage lock); `once`: skip what this VM restored"
-    ts, done = stamp(), restored(storage, home) if once else set()
+def archive_restore(storage, home, out,
+                    python=None, # the Python `.local`'s snapshot is chosen for (default: this one)
+                    once=False, # skip what this VM restored already
+                    also:dict|None=None, # more independent parts to run at the same time: {name: f(rows)}, f adds its report rows
+                    quiet=False, # no progress bar
+                    before:dict|None=None, # like `also`, their rows shown before the snapshots' (the linked paths)
+                   ) -> list:
+    "Unpack every archive entry of `storage`'s manifest into `home` at the same time (under the storage lock, held by the caller); the names of the parts that failed"
+    ts, done, cur = stamp(), restored(storage, home) if once else set(), python or python_version()
+    parts, rows, also = {}, {}, {**(before or {}), **(also or {})}
+    for n in before or {}: parts[n] = None  # their place in the report
     for e in valid_entries(read_manifest(storage)):
         if e.get('strategy') != 'archive' or e['path'] in done: continue
         snap, py = _snap_for(storage, e, python)
         if not snap.exists(): out.append((e['path'], 'not in storage', f'no snapshot {snap.name}, skipped')); continue
-        if _extract(snap, e['path'], home, storage, ts, out, py, python or python_version()): _mark(storage, home, [e['path']])
+        rows[e['path']] = r = []
+        parts[e['path']] = functools.partial(_extract, snap, e['path'], home, storage, ts, r, py, cur)
+    for n, f in also.items(): rows[n] = r = []; parts[n] = functools.partial(f, r)
+    got = together(parts, quiet=quiet)
+    _mark(storage, home, [n for n, x in got.items() if x is True and n not in also])  # once, for all that were restored
+    return failures(got, rows, out)
 
 # %% ../nbs/05_archive.ipynb #a1d0c0e1
 # keys and tokens by where tools keep them: a folder (everything in it), or a file
@@ -297,6 +310,7 @@ def _missing(p, s) -> str:
 def autorestore(platform:Platform|None=None, # default: `detect()`
                 home=None, # home directory (default: the platform's)
                 storage:Storage|None=None, # the storage in use (default: resolved here)
+                also:dict|None=None, # more parts to run at the same time (`archive_restore`): the saved packages
                ) -> Report|str|None:
     "What `%load_ext persistlab` (and `%persist --mount`) does on an archive platform: restore the snapshots this VM has not restored yet"
     p = platform or detect(); home = Path(home or p.home)
@@ -308,8 +322,8 @@ def autorestore(platform:Platform|None=None, # default: `detect()`
     if not (s/MANIFEST).exists(): return None
     out = []
     try:
-        with storage_lock(s): archive_restore(s, home, out, once=True)
+        with storage_lock(s): failed = archive_restore(s, home, out, once=True, also=also)
     except PersistlabError as e: return f'persistlab: restore failed: {e}'
     if not out: return None  # a kernel restart on a VM that restored already: nothing to say
     if any(r[0] == '.local' and r[1] == 'restored' for r in out): out += live_rows(home)
-    return Report(out, f'restored from {st.label}')
+    return Report(out, f'restored from {st.label}' + (f"; {', '.join(failed)} failed, the rest is back" if failed else ''))

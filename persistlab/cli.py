@@ -63,9 +63,8 @@ def restore_cli(to:_To=None, # storage (default: the one in use: $PERSISTLAB_STO
                ):
     "Re-create every persisted path in home, then install the packages kept with `--packages` (for startup hooks)"
     st = _storage(to)
-    _run(restore, st, switch=switch)
-    from persistlab import packages as P
-    if st.local and P.recorded(st.local): _run(P.restore_packages, st, quiet=not sys.stderr.isatty())  # for the Python running this script
+    # the paths, the snapshots and the packages (for the Python running this script) at once; progress for people, not startup logs
+    _run(restore, st, switch=switch, packages=True, quiet=not sys.stderr.isatty())
     from persistlab.dotfiles import autorestore_dotfiles
     if (r := autorestore_dotfiles(storage=st, progress=sys.stderr.isatty())) is not None: print(r)  # once per machine
 

@@ -15,7 +15,8 @@ from pathlib import Path
 __all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'OLD', 'NEW', 'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write',
            'stamp', 'human', 'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'tree_sig',
            'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill',
-           'remove', 'Polled', 'copy_verified', 'drop', 'swap', 'move', 'link', 'loops', 'storage_lock']
+           'remove', 'Polled', 'together', 'failures', 'copy_verified', 'drop', 'swap', 'move', 'link', 'loops',
+           'storage_lock']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -211,17 +212,23 @@ def failpoint(name):
     "Crash here (SIGKILL) when the fault-injection tests ask for it"
     if os.environ.get('PERSISTLAB_FAILPOINT') == name: os.kill(os.getpid(), signal.SIGKILL)
 
-def _pdeathsig(parent):
-    "In the child: die when the parent dies (Linux), so a killed kernel leaves no copy running"
+@functools.cache
+def _prctl():
     try:
         import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None).prctl
+    except Exception: return None
+
+def _pdeathsig(parent, prctl):
+    "In the child: die when the parent dies (Linux), so a killed kernel leaves no copy running"
+    try: prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception: pass
     if os.getppid() != parent: os._exit(1)  # the parent died before prctl took effect
 
 def tied():
     "A `preexec_fn` that ties a child's life to this process"
-    return functools.partial(_pdeathsig, os.getpid())
+    # prctl is looked up here, before the fork: a child forked while other threads run (restores run parts at once) must not dlopen
+    return functools.partial(_pdeathsig, os.getpid(), _prctl())
 
 def same_fs(a, b) -> bool:
     "Are paths `a` and `b` (or their nearest existing parents) on one filesystem?"
@@ -297,6 +304,45 @@ class Polled:
                 while not self.stop.wait(0.25): bar.update(max(0, self.done() - bar.n))
         self.t = threading.Thread(target=poll, daemon=True); self.t.start(); return self
     def __exit__(self, *a): self.stop.set(); self.t.join()
+
+# %% ../nbs/00_core.ipynb #161eacc9
+def together(parts:dict, # {name: a function of no arguments}, each independent of the others
+             desc:str='restoring', # the progress bar's label
+             quiet:bool=False, # no progress bar
+            ) -> dict:
+    "Run independent `parts` at the same time (threads) under one progress bar; {name: what it returned, or the exception it raised}"
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    if not parts: return {}
+    if len(parts) == 1:  # nothing to overlap: no thread, no bar
+        (n, f), = parts.items()
+        try: return {n: f()}
+        except Exception as e: return {n: e}
+    from tqdm.auto import tqdm
+    got = {}
+    with ThreadPoolExecutor(len(parts), thread_name_prefix='persistlab') as ex, \
+         tqdm(total=len(parts), desc=desc, unit='part', leave=False, disable=quiet) as bar:
+        fs = {ex.submit(f): n for n, f in parts.items()}
+        bar.set_postfix_str(', '.join(parts), refresh=True)
+        for f in as_completed(fs):
+            try: got[fs[f]] = f.result()
+            except Exception as e: got[fs[f]] = e  # one part's failure is its own: the others finish and keep their results
+            bar.update(); bar.set_postfix_str(', '.join(n for n in parts if n not in got))
+    return {n: got[n] for n in parts}  # in the order given, whatever order they finished in
+
+def failures(got:dict, # what `together` returned
+             rows:dict, # {name: the report rows that part added}
+             out:list, # report rows to add to: each part's, in the order given, then a `failed` row for each that raised
+            ) -> list:
+    "The names of the parts that failed (persistlab's errors and OSErrors); anything else is a bug, raised once every part's rows are in `out`"
+    failed, bug = [], None
+    for n, x in got.items():
+        out += rows.get(n, [])
+        if not isinstance(x, BaseException): continue
+        if isinstance(x, (PersistlabError, OSError)): failed.append(n); out.append((n, 'failed', str(x)))
+        else: bug = bug or x
+    if bug: raise bug
+    return failed
+
 
 # %% ../nbs/00_core.ipynb #553b75e7
 def _no_clobber(dst):

@@ -257,7 +257,8 @@ class PersistlabMagics(Magics):
             if args.sync is not None or args.fetch or args.now or args.stop: return _sync(args, st)
             if args.save: return save(args.paths or None, st, force=args.force)
             if args.list: return _with_dotfiles(_with_packages(status(st), st), st)
-            if args.restore: return _with_dotfiles(_with_packages(restore(st, switch=args.switch), st, args), st, apply=True)
+            if args.restore:  # the paths and the packages at once, then the dotfiles
+                return _with_dotfiles(restore(st, switch=args.switch, packages=True, python=args.python, force=args.force), st, apply=True)
             if args.undo: return undo(args.undo, st)
             if not args.paths:
                 if args.mount: return
@@ -427,7 +428,7 @@ def _autorestore(storage=None):
         return
     if p.strategy == 'archive':
         from persistlab.persist import autorestore
-        with _usage(): _show(autorestore(p, storage=st))
+        with _usage(): _show(autorestore(p, storage=st, packages=True))  # the snapshots and the saved packages at once
         if not st.local.parent.is_dir(): return st.local.parent  # Drive not mounted yet
     if (st.local/'persistlab.json').exists():  # the engines are imported only then
         from persistlab.persist import take_edits
@@ -435,6 +436,7 @@ def _autorestore(storage=None):
         from persistlab.persist import not_here
         with _usage():
             if (line := not_here(st, p.home, p)): print(line)
+        if p.strategy == 'archive': return  # the packages came back with the snapshots
         from persistlab.packages import autorestore_packages
         with _usage(): _show(autorestore_packages(p, storage=st))
         from persistlab.dotfiles import autorestore_dotfiles

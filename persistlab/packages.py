@@ -733,6 +733,7 @@ def restore_packages(to=None, # storage directory (default: the platform's)
                      force:bool=False, # install your version even where the image has another
                      tool=None, # 'uv' or 'pip' (default: uv when there is one)
                      quiet:bool=False, # no progress bars
+                     held:bool=False, # the caller holds the storage's lock (a restore installing these while it unpacks snapshots)
                     ) -> Report:
     "Install the recorded packages from the wheelhouse, with no index; what the image already has is skipped or reported"
     if tool not in (None, 'uv', 'pip'): raise PackagesError(f"unknown tool {tool!r}: choose uv or pip")
@@ -740,7 +741,7 @@ def restore_packages(to=None, # storage directory (default: the platform's)
     st = resolve_storage(to, platform=p); storage = check_storage(st)
     info = probe(python)
     uv = None if tool == 'pip' else find_uv()
-    with storage_lock(storage):
+    with contextlib.nullcontext() if held else storage_lock(storage):
         sets = _checked(storage, doing='installed')
         if not sets: raise PackagesError(f"no packages recorded in {storage}; `%persist --packages` keeps the ones you installed")
         recs, whs, out = _chosen(storage, sets, info)
@@ -758,6 +759,8 @@ def _marker(storage):
 
 def autorestore_packages(platform:Platform|None=None,
                          storage:Storage|None=None, # the storage in use (default: resolved here)
+                         held:bool=False, # the caller holds the storage's lock, and is told of a failure by an exception
+                         quiet:bool=False, # no progress bars
                         ) -> Report|str|None:
     "What `%load_ext persistlab` does: install the recorded packages, once per machine"
     p = platform or detect()
@@ -767,8 +770,10 @@ def autorestore_packages(platform:Platform|None=None,
     if (storage := st.local) is None: return None  # remote storage: the remote transport brings the wheelhouse back
     try:
         if _marker(storage).exists() or not (storage/MANIFEST).exists() or not _sets(read_manifest(storage)): return None
-        r = restore_packages(st, platform=p)
-    except PersistlabError as e: return f'persistlab: restoring packages failed: {e}'
+        r = restore_packages(st, platform=p, quiet=quiet, held=held)
+    except PersistlabError as e:
+        if held: raise
+        return f'persistlab: restoring packages failed: {e}'
     m = _marker(storage); m.parent.mkdir(mode=0o700, parents=True, exist_ok=True); m.touch()
     # a later load on a machine that has them all says nothing (the image and Python rows matter only next to an install)
     if all(x.what in ('already installed', 'changed') for x in r): return None

@@ -6,14 +6,14 @@ Docs: https://persistlab.github.io/persistlab/persist.html.md"""
 
 # %% ../nbs/01_persist.ipynb #ab2222d6
 from __future__ import annotations
-import os, errno, bisect, hashlib, subprocess, contextlib
+import os, errno, bisect, hashlib, functools, subprocess, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, drop, remove, link, NAME_MAX,
     failpoint, storage_lock, work_dir, sibling, swap, fill, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, put_entry, forget, want, wanted, near, write_manifest, valid_entries, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
+    record, put_entry, forget, want, wanted, near, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
 from . import procs
 from . import archive as snapshots
@@ -384,12 +384,53 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
     return Report(out, f'persisted into {st.label}')
 
 # %% ../nbs/01_persist.ipynb #a1ea96e6
+def _script(storage, home, rows):
+    "Run the restore script (the linked and copied paths) into `home`, its lines becoming report `rows`"
+    env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_STORAGE': str(storage), 'PERSISTLAB_NO_PACKAGES': '1',
+           'PERSISTLAB_NO_DOTFILES': '1'}  # packages: a part of their own; dotfiles: by the caller, not under this lock
+    r = subprocess.run(['sh', str(Path(storage)/SCRIPT)], env=env, capture_output=True, text=True)
+    for l in r.stdout.splitlines():
+        if l.startswith('persistlab: ') and ': ' in l[12:]: rows.append((*l[12:].split(': ', 1), ''))
+    if r.returncode and not any(x[1] == 'skipped' for x in rows):
+        raise PersistError(f"restore failed: {r.stderr.strip() or r.stdout.strip()}")
+
+def _uses_cache(es, home) -> bool:
+    "Does an entry restore the cache folder a package install may unpack uv into (so the install waits for it)?"
+    c = os.path.relpath(os.environ.get('XDG_CACHE_HOME') or Path(home)/'.cache', home)
+    return not c.startswith('..') and any(overlap(e['path'], c) for e in es)
+
+def _with_install(restore_parts, # f(also) -> the names of the failed parts: restores the paths with the parts in `also`
+                  install, # f(rows) installing the saved packages, or None
+                  es, home, out) -> list:
+    "Restore the paths and install the packages at the same time, or one after the other when a path restores the cache uv goes to"
+    if install is None or _uses_cache(es, home): failed = restore_parts({})
+    else: return restore_parts({'packages': install})
+    if install is None: return failed
+    rows = []
+    return failed + failures(together({'packages': functools.partial(install, rows)}), {'packages': rows}, out)
+
+def _installer(st, p, python=None, force=False):
+    "The part installing the packages kept in `st` (the caller holds its lock), or None when none are"
+    if not st.local: return None
+    from persistlab import packages as P
+    if not P.recorded(st.local): return None
+    return lambda rows: rows.extend(P.restore_packages(st, python, p, force=force, quiet=True, held=True))
+
+def _autoinstaller(st, p):
+    "The part `%load_ext` runs to install the kept packages once per machine (the caller holds the lock)"
+    from persistlab import packages as P
+    return lambda rows: rows.extend(P.autorestore_packages(p, st, held=True, quiet=True) or [])
+
 def restore(to=None, # storage directory (default: the platform's)
             home=None, # home directory (default: the platform's)
             platform:Platform|None=None, # default: `detect()`
             switch:bool=False, # a `to` other than the storage in use (which keeps things) becomes the one in use
+            packages:bool=False, # also install the packages kept with `--packages`, at the same time as the paths come back
+            python=None, # with `packages`: the interpreter to install into (default: this one)
+            force:bool=False, # with `packages`: install your version even where the image has another
+            quiet:bool=False, # no progress bar
            ) -> Report:
-    "Re-create every persisted path in home now (what a fresh instance's startup does); a given `to` is remembered"
+    "Re-create every persisted path in home now (what a fresh instance's startup does), the independent parts at once; a given `to` is remembered"
     p = platform or detect(); home = Path(home or p.home)
     st = resolve_storage(to, home, p)
     check_switch(st, home, p, switch)
@@ -404,18 +445,18 @@ def restore(to=None, # storage directory (default: the platform's)
         _recover(storage, home, ts := stamp(), out)
         _take_edits(storage, home, ts, out)  # before the script: it would back up home's newer file and link the older one
         finish(storage)
-        valid_entries(m, out)
-        env = {**os.environ, 'HOME': str(home), 'PERSISTLAB_STORAGE': str(storage), 'PERSISTLAB_NO_PACKAGES': '1',
-               'PERSISTLAB_NO_DOTFILES': '1'}  # packages and dotfiles: by the caller, not under this lock
-        r = subprocess.run(['sh', str(storage/SCRIPT)], env=env, capture_output=True, text=True)
-        for l in r.stdout.splitlines():
-            if l.startswith('persistlab: ') and ': ' in l[12:]: out.append((*l[12:].split(': ', 1), ''))
-        if r.returncode and not any(x[1] == 'skipped' for x in out):
-            raise PersistError(f"restore failed: {r.stderr.strip() or r.stdout.strip()}")
-        if any(e['strategy'] == 'archive' for e in valid_entries(m)): snapshots.archive_restore(storage, home, out)
+        es = valid_entries(m, out)
+        # the independent parts at once, under this one lock: the linked and copied paths (the script), each snapshot, the packages
+        links = {'links': functools.partial(_script, storage, home)} if any(e['strategy'] in ('link', 'copy') for e in es) else {}
+        go = lambda also: snapshots.archive_restore(storage, home, out, before=links, also=also, quiet=quiet)
+        failed = _with_install(go, _installer(st, p, python, force) if packages else None, es, home, out)
+    done = sorted({r[0] for r in out if r[1].startswith(('linked', 'copied', 'restored', 'in sync', 'installed'))})  # the script says 'linked to ...'
+    if failed:  # what did come back stays; the message names each part that did not, and why
+        why = [f'{r[0]}: {r[2]}' for r in out if r[1] == 'failed']
+        raise PersistError(' | '.join(why) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
     remember(st, home)  # `%sshsetup --server` and the rest use it from now on
     watch_files(storage, home)
-    if any(e['path'] == '.local' for e in valid_entries(m)): out += live_rows(home)
+    if any(e['path'] == '.local' for e in es): out += live_rows(home)
     return Report(out, f'restored from {st.label}')
 
 # %% ../nbs/01_persist.ipynb #8aa7a72b
@@ -553,6 +594,19 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
     return Report(out, f'saved into {st.label}')
 
 # %% ../nbs/01_persist.ipynb #68265881
-def autorestore(platform:Platform|None=None, storage:Storage|None=None) -> Report|str|None:
+def autorestore(platform:Platform|None=None, storage:Storage|None=None,
+                packages:bool=False, # also install the packages kept with `--packages` (once per machine), at the same time
+               ) -> Report|str|None:
     "What `%load_ext persistlab` does on an archive platform: restore the snapshots (off with PERSISTLAB_AUTORESTORE=0)"
-    return snapshots.autorestore(platform, storage=storage)  # at most once per VM: a kernel restart keeps what was done since
+    p = platform or detect()
+    if not packages or p.strategy != 'archive': return snapshots.autorestore(p, storage=storage)  # once per VM: a kernel restart keeps what was done since
+    st = storage or resolve_storage(None, p.home, p, required=False)
+    if st is None or st.local is None: return None
+    es = valid_entries(read_manifest(st.local)) if (st.local/MANIFEST).exists() else []
+    if not _uses_cache(es, p.home): return snapshots.autorestore(p, storage=st, also={'packages': _autoinstaller(st, p)})  # snapshots and wheels at once
+    r = snapshots.autorestore(p, storage=st)  # a snapshot restores the cache uv is unpacked into: the packages wait for it
+    if isinstance(r, str) or not st.local.parent.is_dir(): return r
+    from persistlab.packages import autorestore_packages
+    q = autorestore_packages(p, storage=st)
+    out = list(r or []) + ([('packages', 'failed', q)] if isinstance(q, str) else list(q or []))
+    return Report(out, f'restored from {st.label}') if out else None
