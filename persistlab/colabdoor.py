@@ -12,6 +12,7 @@ from .platforms import detect, Platform, usable_storage
 from .core import Report, atomic_write
 from .storage import storage_folder
 from .keys import SSHError, run_tool, fingerprint, parse_keys, github_keys
+from .ssh import EDITORS
 from . import procs
 
 # %% auto #0
@@ -135,12 +136,15 @@ class Door(Report):
         return (f'Host {self.alias}\n  HostName colab-runtime\n  User root\n  HostKeyAlias {self.alias}\n'
                 f'  IdentityFile {self.key_hint}\n  IdentitiesOnly yes\n  ProxyCommand {self.proxy}\n')
     @property
-    def vscode(self): return f'vscode://vscode-remote/ssh-remote+{self.alias}/content'
+    def links(self) -> dict:
+        "Each editor's link that opens /content (Colab's working folder) over SSH: VS Code, Cursor, VSCodium (`ssh.EDITORS`)"
+        return {name: f'{scheme}://vscode-remote/ssh-remote+{self.alias}/content' for name, scheme, _ in EDITORS}
     @property
     def notes(self):
         n = ["the laptop needs Google's client: `pip install google-colab-cli` (Python 3.12+), signed in with the Google "
              "account that owns this runtime; write colab's absolute path (`which colab`) in the ProxyCommand, which ssh "
              "runs without your login shell's PATH"]
+        n.append('the editor links open through ' + '; '.join(f'{w} in {e}' for e, _, w in EDITORS))
         if self.session == 'SESSION':
             n.append("SESSION: this runtime's name in `colab sessions` on your laptop (the one you gave `colab new -s`; "
                      "`--alias NAME` prints it here). A name colab does not know makes it create a new runtime")
@@ -150,7 +154,7 @@ class Door(Report):
         if self.hostkey:
             s += (f'\n\nhost key {self.fingerprint} (kept in storage: the same on the next VM)\n'
                   f'from your laptop: {self.command}\n\n~/.ssh/config on your laptop:\n{self.config_block}'
-                  f'\n~/.ssh/known_hosts on your laptop:\n{self.known_hosts}\n\nVS Code: {self.vscode}\n'
+                  f'\n~/.ssh/known_hosts on your laptop:\n{self.known_hosts}\n\n' + ''.join(f'{k}: {u}\n' for k, u in self.links.items())
                   + ''.join(f'\nnote: {x}' for x in self.notes))
         return s
     def _repr_markdown_(self):
@@ -159,7 +163,8 @@ class Door(Report):
             s += (f'\n\nHost key `{self.fingerprint}` (kept in storage: the same on the next VM). From your laptop:\n\n'
                   f'```\n{self.command}\n```\n\n`~/.ssh/config`:\n\n```\n{self.config_block}```\n\n'
                   f'`~/.ssh/known_hosts`:\n\n```\n{self.known_hosts}\n```\n\n'
-                  f'VS Code Remote-SSH: [{self.vscode}]({self.vscode})\n\n' + ''.join(f'- {x}\n' for x in self.notes))
+                  'Open /content in ' + ', '.join(f'[{k}]({u})' for k, u in self.links.items()) + '\n\n'
+                  + ''.join(f'- {x}\n' for x in self.notes))
         return s
 
 # %% ../nbs/07d_colabdoor.ipynb #151f8574
