@@ -11,8 +11,7 @@ from pathlib import Path
 from .platforms import detect, Platform, usable_storage
 from .core import Report, atomic_write
 from .storage import storage_folder
-from .keys import SSHError, run_tool, fingerprint, parse_keys, github_keys
-from .ssh import EDITORS
+from .keys import SSHError, run_tool, fingerprint, parse_keys, github_keys, editor_links, editors_note
 from . import procs
 
 # %% auto #0
@@ -137,14 +136,14 @@ class Door(Report):
                 f'  IdentityFile {self.key_hint}\n  IdentitiesOnly yes\n  ProxyCommand {self.proxy}\n')
     @property
     def links(self) -> dict:
-        "Each editor's link that opens /content (Colab's working folder) over SSH: VS Code, Cursor, VSCodium (`ssh.EDITORS`)"
-        return {name: f'{scheme}://vscode-remote/ssh-remote+{self.alias}/content' for name, scheme, _ in EDITORS}
+        "Each editor's link that opens /content (Colab's working folder) over SSH: VS Code, Cursor, VSCodium (`keys.EDITORS`)"
+        return editor_links(self.alias, '/content')
     @property
     def notes(self):
         n = ["the laptop needs Google's client: `pip install google-colab-cli` (Python 3.12+), signed in with the Google "
              "account that owns this runtime; write colab's absolute path (`which colab`) in the ProxyCommand, which ssh "
              "runs without your login shell's PATH"]
-        n.append('the editor links open through ' + '; '.join(f'{w} in {e}' for e, _, w in EDITORS))
+        n.append(editors_note())
         if self.session == 'SESSION':
             n.append("SESSION: this runtime's name in `colab sessions` on your laptop (the one you gave `colab new -s`; "
                      "`--alias NAME` prints it here). A name colab does not know makes it create a new runtime")

@@ -13,8 +13,9 @@ from .core import PersistlabError, Report, ssh_modes, stamp, atomic_write
 from .storage import read_manifest, find_entry, wanted, storage_folder, Storage, BACKUP, MANIFEST
 
 # %% auto #0
-__all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'SSHError', 'run_tool', 'fingerprint', 'Keys', 'find_key', 'generate_key',
-           'import_key', 'github_check', 'git_identity', 'setup_keys', 'parse_keys', 'github_keys']
+__all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'EDITORS', 'SSHError', 'run_tool', 'fingerprint', 'Keys', 'find_key', 'generate_key',
+           'import_key', 'github_check', 'git_identity', 'setup_keys', 'editor_links', 'editors_note', 'parse_keys',
+           'github_keys']
 
 # %% ../nbs/07a_keys.ipynb #3cb76c90
 class SSHError(PersistlabError):
@@ -246,6 +247,19 @@ def setup_keys(home=None, # home directory (default: the platform's)
         except SSHError as e: rows.append(('github', 'not yet', str(e)))
     _save_back(home, storage, rows, snap, p)
     return Keys(rows, pub.read_text().strip(), k, gh)
+
+# %% ../nbs/07a_keys.ipynb #8044b224
+# (name, URL scheme, what does the SSH part in it)
+EDITORS = (('VS Code', 'vscode', 'Remote - SSH'), ('Cursor', 'cursor', 'its own Remote-SSH'),
+           ('VSCodium', 'vscodium', 'the Open Remote - SSH extension (jeanp413.open-remote-ssh, on Open VSX)'))
+
+def editor_links(alias, path) -> dict:
+    "Each editor's link that opens `path` on SSH host `alias` (a `~/.ssh/config` Host): name -> URL"
+    return {name: f'{scheme}://vscode-remote/ssh-remote+{alias}{path}' for name, scheme, _ in EDITORS}
+
+def editors_note() -> str:
+    "What each editor needs for its link"
+    return 'the editor links open through ' + '; '.join(f'{w} in {e}' for e, _, w in EDITORS)
 
 # %% ../nbs/07a_keys.ipynb #fb747356
 _KEY_RE = re.compile(r'^(?:[\w,="-]+ )?((?:ssh|ecdsa|sk-)[\w@.-]+) ([A-Za-z0-9+/=]+)(?: (.*))?$')

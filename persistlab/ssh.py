@@ -14,13 +14,13 @@ from .platforms import detect, Platform, jupyter_servers, usable_storage
 from .core import PersistlabError, Report, Row, atomic_write
 from .storage import storage_folder
 from .keys import (SSHError, GITHUB_HOST_KEYS, KEY_NAMES, run_tool, fingerprint, Keys, find_key, generate_key, import_key,
-                             github_check, git_identity, setup_keys, parse_keys, github_keys)  # the keys layer; these names stay importable here
+                             github_check, git_identity, setup_keys, parse_keys, github_keys, EDITORS, editor_links, editors_note)  # the keys layer; these names stay importable here
 from . import procs
 
 # %% auto #0
-__all__ = ['CLOUDFLARED_PROXY', 'CLOUDFLARED_PROXY_WINDOWS', 'FORWARD_AGENT_RISK', 'EDITORS', 'session_env', 'listen_address',
-           'sshd_config', 'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'start_server',
-           'server_status', 'stop_server', 'forward_hint']
+__all__ = ['CLOUDFLARED_PROXY', 'CLOUDFLARED_PROXY_WINDOWS', 'FORWARD_AGENT_RISK', 'session_env', 'listen_address', 'sshd_config',
+           'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'start_server', 'server_status',
+           'stop_server', 'forward_hint']
 
 # %% ../nbs/07_ssh.ipynb #85ffeeb0
 _ENV_KEEP = re.compile(r'^(PATH|LD_LIBRARY_PATH|LIBRARY_PATH|CUDA_\w+|NVIDIA_\w+|CUDNN_\w+|NCCL_\w+|PYTHONPATH|CONDA_\w+|VIRTUAL_ENV|'
@@ -91,11 +91,6 @@ FORWARD_AGENT_RISK = ("ForwardAgent lets commands here use your laptop's keys (g
                       "connected; anyone with root on this machine can use them too. Add it only on a machine you trust.")
 
 # %% ../nbs/07_ssh.ipynb #c6a29c2e
-# the editors that open a folder over SSH from a link: (name, URL scheme, what does the SSH part); all take the
-# `vscode-remote/ssh-remote+HOST/PATH` form of VS Code's Remote - SSH, with the config block's Host as HOST
-EDITORS = (('VS Code', 'vscode', 'Remote - SSH'), ('Cursor', 'cursor', 'its own Remote-SSH'),
-           ('VSCodium', 'vscodium', 'the Open Remote - SSH extension (jeanp413.open-remote-ssh, on Open VSX)'))
-
 class Server(Report):
     "A running sshd and how to reach it from a laptop: ssh command, `~/.ssh/config` block, VS Code, Cursor and VSCodium links"
     def __init__(self, rows, port=None, fp=None, user=None, host=None, key_hint='~/.ssh/id_ed25519', alias='persistlab',
@@ -123,14 +118,14 @@ class Server(Report):
     @property
     def links(self) -> dict:
         "Each editor's link that opens home here over SSH: VS Code, Cursor, VSCodium (`EDITORS`)"
-        return {name: f'{scheme}://vscode-remote/ssh-remote+{self.alias}{self.remote_home}' for name, scheme, _ in EDITORS}
+        return editor_links(self.alias, self.remote_home)
 
 # %% ../nbs/07_ssh.ipynb #31b22ad6
 @patch
 def _notes(self:Server):
     n = []
     if self.proxy == CLOUDFLARED_PROXY: n.append('needs cloudflared on the laptop: https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/')
-    n.append('the editor links open through ' + '; '.join(f'{w} in {e}' for e, _, w in EDITORS))
+    n.append(editors_note())
     if not self.forward_agent: n.append(f'to use your laptop\'s keys here, add `ForwardAgent yes` (or pass --forward-agent). {FORWARD_AGENT_RISK}')
     return n
 

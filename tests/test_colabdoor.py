@@ -87,6 +87,7 @@ def test_colab_door_key_from_storage_and_same_host_key_on_next_vm(replica, route
     assert c.ok, c
     block, kh = laptop_side(c.out)
     assert 'ProxyCommand colab ssh --proxy-mode -s gpu1 -i ~/.ssh/id_ed25519' in block and 'HostKeyAlias gpu1' in block, block
+    assert all(f'{e}: {x}://vscode-remote/ssh-remote+gpu1/content\n' in c.out for e, x in (('VS Code', 'vscode'), ('Cursor', 'cursor'), ('VSCodium', 'vscodium'))), c.out
     assert sshds(vm) == [int(sshd_pid)]  # Colab's sshd only, reloaded in place (SIGHUP): no second one
     vm.sh('echo vm1 > /content/where')
     route = routes(vm); laptop.session('gpu1', route)
