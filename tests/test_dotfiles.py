@@ -82,6 +82,14 @@ def test_a_failing_script_is_said_with_its_code_and_log_and_the_rest_goes_on(box
     assert recorded_dotfiles(st) == url and 'failed' in repr(r) and 'exit 7' in r._repr_markdown_()
     assert apply(url)[0].what == 'already applied'  # it ran on this machine: not again at every kernel start
 
+def test_a_script_that_hangs_is_stopped(box, monkeypatch):
+    "A script waiting on something forever (a prompt with a terminal, a server) does not hold a machine's start: stopped, said"
+    base, home, st = box
+    monkeypatch.setenv('PERSISTLAB_DOTFILES_TIMEOUT', '1')
+    r = apply('file://' + str(bare(base, 'hangs', {'install.sh': '#!/bin/sh\necho waiting\nsleep 60\n'})))
+    assert r.code == 'timeout' and not r.ok and 'stopped after 1s' in next(x.detail for x in r if x.path == 'install.sh'), r
+    assert 'persistlab: stopped after 1s' in r.log.read_text()
+
 def test_names_are_checked_before_anything_runs(box):
     base, home, st = box
     for bad in ('-uhttps://x/y', 'ext::sh -c touch% /tmp/pwned', 'http://example.org/me/dot.git', 'git://example.org/d.git',
@@ -173,8 +181,10 @@ def test_load_ext_applies_it_once_per_machine(replica, tmp_path):
     vm2 = replica('vm', env=env)  # a new box: empty home, the same storage
     r = vm2.run_cell('%load_ext persistlab')
     assert r.ok and 'install.sh  ran: exit 0' in r.out and vm2.p('/root/.i-was-here').exists(), r.out
-    r, bad = vm2.run(['%load_ext persistlab', "%persist --dotfiles 'ext::sh -c id'"])
+    r, bad, off, listed = vm2.run(['%load_ext persistlab', "%persist --dotfiles 'ext::sh -c id'", '%persist --dotfiles off', '%persist --list'])
     assert r.ok and 'dotfiles' not in r.out and count.read_text() == '/root\n' * 2, r.out
+    assert off.ok and 'dotfiles  forgotten' in off.out and 'dotfiles' not in listed.out, (off, listed)
+    assert 'dotfiles' not in json.loads((tmp_path/'keep/persistlab.json').read_text())  # the next box gets none
     assert bad.error.startswith('UsageError') and 'valid forms: OWNER/REPO' in bad.error, bad
 
 @needs_root
