@@ -129,6 +129,8 @@ def find_script(d) -> str|None:
 def run_script(d, s, home, log, out, timeout=None) -> int|str:
     "Run setup script `s` of clone `d` in it, as dev containers do (made executable if it was not); its exit code"
     f = Path(d)/s
+    if not Path(os.path.realpath(f)).is_relative_to(os.path.realpath(d)):  # a link out of the clone: never chmod or run that
+        out.append((s, 'not run', f'it links outside the repository, to {os.path.realpath(f)}')); return 'refused'
     if not os.access(f, os.X_OK): os.chmod(f, f.stat().st_mode | 0o100); out.append((s, 'made executable', 'as Codespaces does'))
     timeout = timeout or int(os.environ.get('PERSISTLAB_DOTFILES_TIMEOUT', 1800))
     env = {**os.environ, 'HOME': str(home)}
