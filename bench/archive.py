@@ -1,5 +1,5 @@
-"Archive snapshots of a 20k-file .local: persistlab's save/restore vs plain `tar` with the same compression"
-import os, sys, shutil, tempfile, statistics, subprocess
+"Archive snapshots of a 20k-file .local: persistlab's save/restore (zstd by the zstd program, by Python's zstandard as on Colab, gzip where neither is) vs plain `tar | gzip -1`"
+import os, sys, shutil, tempfile, statistics, subprocess, contextlib
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import pip_like_tree, timed, report
@@ -7,33 +7,64 @@ from persistlab.platforms import detect
 from persistlab.persist import restore
 from persistlab.archive import archive_persist
 from persistlab.storage import SNAPDIR
+from persistlab.core import zstd_via
+
+ZSTD_TOOLS = ('zstd', 'unzstd', 'zstdcat', 'zstdmt', 'pzstd')
+
+def path_without_zstd(d) -> str:
+    "A PATH with every program of this one but the zstd tools"
+    d.mkdir()
+    for p in os.environ['PATH'].split(os.pathsep):
+        if os.path.isdir(p):
+            for n in os.listdir(p):
+                f = os.path.join(p, n)
+                if n not in ZSTD_TOOLS and not (d/n).exists() and os.access(f, os.X_OK) and not os.path.isdir(f): os.symlink(f, d/n)
+    return str(d)
+
+@contextlib.contextmanager
+def machine(kind, nozstd):
+    "This process as a machine with the zstd program (`tool`), only Python's zstandard (`module`, Colab), or neither (`gzip`)"
+    path, mod = os.environ['PATH'], sys.modules.get('zstandard')
+    if kind != 'tool': os.environ['PATH'] = nozstd
+    if kind == 'gzip': sys.modules['zstandard'] = None
+    try: yield
+    finally:
+        os.environ['PATH'] = path
+        if kind == 'gzip':
+            if mod is None: del sys.modules['zstandard']
+            else: sys.modules['zstandard'] = mod
+
+def can(kind, nozstd) -> bool:
+    "Can this machine be that one (`module`: is zstandard installed)?"
+    with machine(kind, nozstd): return zstd_via() == (None if kind == 'gzip' else kind)
 
 if __name__ == '__main__':
     base = Path(tempfile.mkdtemp(prefix='plbench-')); home = base/'home'
     pip_like_tree(home/'.local', large_mb=4)
     tree_bytes = sum(f.stat().st_size for f in (home/'.local').rglob('*') if f.is_file() and not f.is_symlink())
-    zstd = subprocess.run(['tar', '--zstd', '-cf', '/dev/null', '--files-from', '/dev/null'], capture_output=True).returncode == 0
-    so, sp, ro, rp, zs, zr = [], [], [], [], [], []
-    for i in range(3):
-        st = base/f'st{i}'; st.mkdir()
-        pl = detect(env=dict(HOME=str(home), PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=str(st)))
-        plain = base/f'plain{i}.tar.gz'
+    nozstd = path_without_zstd(base/'bin')
+    kinds = [k for k in ('tool', 'module', 'gzip') if can(k, nozstd)]
+    so, ro, size, sp, rp = {k: [] for k in kinds}, {k: [] for k in kinds}, {}, [], []
+    for i in range(3):  # interleaved: each round times every arm once, so a busy moment hits them all
+        plain, f1 = base/f'plain{i}.tar.gz', base/f'f1-{i}'; f1.mkdir()
         sp.append(timed(lambda: subprocess.run(['tar', '--use-compress-program', 'gzip -1', '-cf', str(plain), '.local'], cwd=home, check=True)))
-        so.append(timed(lambda: archive_persist('.local', home=home, platform=pl)))
-        f1, f2 = base/f'f1-{i}', base/f'f2-{i}'; f1.mkdir(); f2.mkdir()
-        rp.append(timed(lambda: subprocess.run(['tar', '--use-compress-program', 'gzip -1', '-xpf', str(plain), '-C', str(f1)], check=True)))
-        ro.append(timed(lambda: restore(home=f2, platform=pl)))
-        snap = next((st/SNAPDIR).iterdir())
-        if zstd:  # the same tree through tar's zstd (level 3): what a zstd snapshot would cost and save
-            z, f3 = base/f'plain{i}.tar.zst', base/f'f3-{i}'; f3.mkdir()
-            zs.append(timed(lambda: subprocess.run(['tar', '--zstd', '-cf', str(z), '.local'], cwd=home, check=True)))
-            zr.append(timed(lambda: subprocess.run(['tar', '--zstd', '-xpf', str(z), '-C', str(f3)], check=True)))
-    report('save: persistlab vs tar -c (gzip -1)', statistics.median(so), statistics.median(sp), 1.2)
-    report('restore: persistlab vs tar -x (gzip -1)', statistics.median(ro), statistics.median(rp), 1.2)
-    print(f'tree {tree_bytes/1e6:.1f} MB in 20k files; snapshot {snap.stat().st_size/1e6:.1f} MB, plain tar.gz {plain.stat().st_size/1e6:.1f} MB')
-    if zstd:
-        print(f'zstd (tar --zstd, plain): save {statistics.median(zs)*1000:.0f} ms, restore {statistics.median(zr)*1000:.0f} ms, '
-              f'{z.stat().st_size/1e6:.1f} MB; vs gzip -1 save {statistics.median(zs)/statistics.median(sp):.2f}x, '
-              f'restore {statistics.median(zr)/statistics.median(rp):.2f}x, size {z.stat().st_size/plain.stat().st_size:.2f}x')
-    else: print('zstd: tar --zstd does not work here (apt-get install zstd)')
+        rp.append(timed(lambda: subprocess.run(['tar', '-xpf', str(plain), '-C', str(f1)], check=True)))
+        shutil.rmtree(f1)
+        for k in kinds:
+            st, f2 = base/f'st-{k}{i}', base/f'f2-{k}{i}'; st.mkdir(); f2.mkdir()
+            os.environ['PERSISTLAB_RUN'] = str(base/f'run-{k}{i}')  # a new VM each time
+            pl = detect(env=dict(HOME=str(home), PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=str(st)))
+            with machine(k, nozstd):
+                so[k].append(timed(lambda: archive_persist('.local', home=home, platform=pl)))
+                ro[k].append(timed(lambda: restore(home=f2, platform=pl)))
+            snap = next((st/SNAPDIR).iterdir()); size[k] = (snap.name, snap.stat().st_size)
+            shutil.rmtree(f2); shutil.rmtree(st)
+    med = statistics.median
+    print(f'tree {tree_bytes/1e6:.1f} MB in 20k files (4 random 4 MB files); plain tar.gz {plain.stat().st_size/1e6:.1f} MB; '
+          f'median of 3 interleaved rounds')
+    for k in kinds:
+        print(f'persistlab on a machine with {dict(tool="the zstd program", module="only zstandard (Colab)", gzip="neither")[k]}: '
+              f'{size[k][0]}, {size[k][1]/1e6:.1f} MB')
+        report(f'  save ({k}) vs tar | gzip -1', med(so[k]), med(sp), 0.5)
+        report(f'  restore ({k}) vs tar -x (gzip -1)', med(ro[k]), med(rp), 1.0)
     shutil.rmtree(base)

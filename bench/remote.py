@@ -25,9 +25,9 @@ if __name__ == '__main__':
     try:
         import boto3
         s3 = boto3.client('s3'); s3.create_bucket(Bucket='bench')
-        from persistlab.remote import remote_persist, remote_restore, codec
+        from persistlab.remote import remote_persist, remote_restore
         import s3fs  # imported once, as boto3 is (each side makes its client inside the timed part)
-        prog, ext = codec()
+        prog, ext = ('zstd -1 -T0 -q', '.tar.zst') if shutil.which('zstd') else ('gzip -1', '.tar.gz')  # as persistlab's snapshots
         so, sp, ro, rp = [], [], [], []
         for i in range(3):
             url = f's3://bench/ours{i}'

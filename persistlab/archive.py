@@ -6,11 +6,11 @@ Docs: https://persistlab.github.io/persistlab/archive.html.md"""
 
 # %% ../nbs/05_archive.ipynb #8335cebb
 from __future__ import annotations
-import os, re, errno, hashlib, functools, subprocess, contextlib
+import os, re, errno, hashlib, functools, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists, together, failures,
-    remove, failpoint, tied, Polled, human, ssh_modes, same_content, sibling, fill, AUTHORIZED)
+    remove, failpoint, Polled, human, ssh_modes, same_content, sibling, fill, AUTHORIZED, Tarring, untar, snap_ext, SNAP_EXTS)
 from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, near, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
@@ -20,24 +20,18 @@ __all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'unpack', 'restored', 'sav
            'archive_restore', 'secret_files', 'mount_drive', 'autorestore']
 
 # %% ../nbs/05_archive.ipynb #35db7fe3
-_TAR = ['tar', '--use-compress-program', 'gzip -1']
-
-def snapshot_name(rel, python=None) -> str:
-    "File name of `rel`'s snapshot; `.local` is keyed by the Python version its packages were built for"
+def snapshot_name(rel, python=None, ext=None) -> str:
+    "File name of `rel`'s snapshot (`ext`: `.tar.zst` or `.tar.gz`, by default what this machine writes); `.local` is keyed by its Python"
     key = rel.replace('/', '%2F')
     if len(os.fsencode(key)) > 200: key = 'pl-' + hashlib.sha256(os.fsencode(key)).hexdigest()[:40]  # a name must fit NAME_MAX
     key += f'@py{python}' if rel == '.local' and python else ''
-    return f'{key}.tar.gz'
+    return key + (ext or snap_ext())
+
+def _stem(name) -> str:
+    "A snapshot's name without its suffix: the same path and Python, whichever way it was compressed"
+    return next((name[:-len(x)] for x in SNAP_EXTS if name.endswith(x)), name)
 
 # %% ../nbs/05_archive.ipynb #5a6e5e0d
-def _tar(args, cwd=None, both=False):
-    # unpacking: tar tells gzip from zstd by the file's magic (remote storage's snapshots are zstd where it is installed)
-    r = subprocess.run((['tar'] if args[0].startswith('-x') else _TAR) + args, cwd=cwd, capture_output=True, text=True, preexec_fn=tied())
-    if r.returncode:
-        lines = [l for l in r.stderr.strip().splitlines() if l.strip() and 'Exiting with failure' not in l and 'Child returned' not in l]
-        raise OSError(errno.ENOSPC if 'No space' in r.stderr else errno.EIO, '; '.join(dict.fromkeys(lines)) or 'tar failed')
-    return (r.stdout, r.stderr) if both else r.stdout
-
 def save_snapshot(rel, home, storage, python=None, exclude=()) -> tuple:
     "Write `~/rel` as a verified 0600 snapshot into storage, replacing the previous one only once complete; (path, bytes)"
     h, python = Path(home)/rel, python or python_version()
@@ -47,18 +41,14 @@ def save_snapshot(rel, home, storage, python=None, exclude=()) -> tuple:
     part = sibling(tmpd/dst.name, f'.{os.getpid()}')
     skip = RUNTIME if rel == '.local' else None
     try:
-        os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600 from the start: keys live in snapshots
         size = lambda: part.stat().st_size if part.exists() else 0
-        args = ['-cf', str(part), '--totals'] + ([f'--exclude={skip}'] if skip else [])
+        args = [f'--exclude={skip}'] if skip else []
         if exclude: args += ['--anchored', '--no-wildcards', *(f'--exclude={x}' for x in exclude)]  # these exact files
         args += ['--', rel]
-        with Polled(size, f'saving ~/{rel}', after=1.0): out, err = _tar(args, cwd=home, both=True)  # fails on any unreadable file
+        tz = Tarring(args, part, cwd=home)  # 0600 from the start: keys live in snapshots
+        # fails on any unreadable file, and unless the file is complete on disk (zstd's last block, gzip's trailer length)
+        with Polled(size, f'saving ~/{rel}', after=1.0): tz.wait()
         failpoint('archived')
-        # complete on disk: the gzip trailer's length field matches what tar wrote (a cut-off file has no trailer)
-        total = int(re.search(r'Total bytes written: (\d+)', err).group(1))
-        with open(part, 'rb') as f:
-            f.seek(-4, 2)
-            if int.from_bytes(f.read(4), 'little') != total % 2**32: raise OSError(errno.EIO, 'the snapshot is cut off')
         os.chmod(part, 0o600)
         with open(part, 'rb') as f: os.fsync(f.fileno())
     except OSError as e:
@@ -91,12 +81,13 @@ def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
     if exists(x): remove(x)
     x.mkdir()
     try:
-        args = ['-xpf', str(snap), '-C', str(x)]
+        args = ['-C', str(x)]
         if rel == '.local' and python and python != current:  # packages built for another Python must not load here
             args += ['--exclude', '.local/lib/python*']
-        try: _tar(args)
+        try: untar(snap, args)  # zstd or gzip, by its first bytes
         except OSError as e:
             what = (f'a member would land outside ~/{rel}' if "contains '..'" in str(e) or 'outside' in str(e)
+                    else f'cannot be read here: {e.strerror}' if e.errno == errno.ENOPROTOOPT
                     else f"cannot be unpacked (cut off, or not a snapshot: {(e.strerror or '').split('; ')[0]})")
             out.append((rel, 'bad snapshot', f'{snap} {what}; ~/{rel} left as it is')); return False
         src, strays = x/rel, _strays(x, rel)
@@ -151,19 +142,23 @@ def _mark(storage, home, rels):
 
 # %% ../nbs/05_archive.ipynb #ea21f291
 def _snap_for(storage, e, python=None):
+    "Entry `e`'s snapshot file (zstd or gzip: the newest, as a save swaps one for the other) and the Python of its `.local`"
     d = Path(storage)/SNAPDIR
-    if e['path'] != '.local': return d/snapshot_name(e['path']), None
+    newest = lambda fs: max(fs, key=lambda f: (f.stat().st_mtime, f.name == e.get('snapshot')), default=None)
+    named = lambda name: newest([f for x in SNAP_EXTS if (f := d/(_stem(name) + x)).exists()]) or d/name
+    if e['path'] != '.local': return named(snapshot_name(e['path'])), None
     py = python or python_version()
-    if (d/snapshot_name('.local', py)).exists(): return d/snapshot_name('.local', py), py
-    olds = sorted(d.glob('.local@py*.tar.gz'), key=lambda p: p.stat().st_mtime)
-    if olds: return olds[-1], olds[-1].name.split('@py')[1][:-len('.tar.gz')]
-    return d/snapshot_name('.local', py), py
+    if (f := named(snapshot_name('.local', py))).exists(): return f, py
+    if old := newest([f for x in SNAP_EXTS for f in d.glob(f'.local@py*{x}')]): return old, _stem(old.name).split('@py')[1]
+    return f, py
 
 def save_entry(rel, home, storage, python=None, exclude=()) -> tuple:
     "Snapshot `~/rel` (but the home-relative paths in `exclude`) and record it in the manifest (archive strategy); (snapshot path, bytes)"
     py = (python or python_version()) if rel == '.local' else None
     snap, size = save_snapshot(rel, home, storage, py, exclude)
     ts = stamp(); record(storage, rel, ts, strategy='archive', snapshot=snap.name, saved=ts[:15] + 'Z', python=py)
+    for x in SNAP_EXTS:  # the one it replaces, compressed the other way (gzip before zstd was here): the manifest names the new one now
+        if (old := snap.parent/(_stem(snap.name) + x)) != snap: old.unlink(missing_ok=True)
     return snap, size
 
 def _snapshot_of(storage, rel, python=None):

@@ -12,11 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'OLD', 'NEW', 'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write',
-           'stamp', 'human', 'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'tree_sig',
-           'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill',
-           'remove', 'Polled', 'together', 'failures', 'copy_verified', 'drop', 'swap', 'move', 'link', 'loops',
-           'storage_lock']
+__all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'OLD', 'NEW', 'ZSTD_MAGIC', 'GZIP_MAGIC', 'SNAP_EXTS', 'PersistlabError',
+           'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp', 'human', 'ssh_modes', 'plain_rel', 'check_rel',
+           'inside', 'work_dir', 'exists', 'kind', 'tree_sig', 'tree_size', 'same_bytes', 'same_content', 'covered',
+           'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill', 'remove', 'Polled', 'together', 'failures',
+           'copy_verified', 'drop', 'swap', 'move', 'link', 'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete',
+           'Tarring', 'untar']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -455,3 +456,113 @@ def storage_lock(storage, timeout=120, name='.persistlab.lock'):
                 time.sleep(0.1)
         yield
     finally: os.close(fd)
+
+# %% ../nbs/00_core.ipynb #f307243e
+ZSTD_MAGIC, GZIP_MAGIC = b'\x28\xb5\x2f\xfd', b'\x1f\x8b'
+SNAP_EXTS = ('.tar.zst', '.tar.gz')
+
+def zstd_via() -> str|None:
+    "How this machine writes and reads zstd: `tool` (the zstd program), `module` (Python's zstandard), or None"
+    if shutil.which('zstd'): return 'tool'
+    try: import zstandard
+    except ImportError: return None
+    return 'module'
+
+def snap_ext() -> str:
+    "The suffix of the snapshots this machine writes: `.tar.zst` where it has zstd, else `.tar.gz`"
+    return SNAP_EXTS[0] if zstd_via() else SNAP_EXTS[1]
+
+def _zstd_whole(fh, size) -> bool:
+    "Do the zstd frames in open file `fh` end exactly at `size`, each with its last block (and checksum) there?"
+    pos = frames = 0
+    while pos < size:
+        fh.seek(pos); h = fh.read(14)
+        if len(h) >= 8 and 0x184D2A50 <= int.from_bytes(h[:4], 'little') <= 0x184D2A5F:  # a skippable frame
+            pos += 8 + int.from_bytes(h[4:8], 'little'); continue
+        if len(h) < 6 or h[:4] != ZSTD_MAGIC: return False
+        d = h[4]; single, csum = d >> 5 & 1, d >> 2 & 1
+        pos += 5 + (0 if single else 1) + (0, 1, 2, 4)[d & 3] + ((1 if single else 0), 2, 4, 8)[d >> 6]
+        while True:  # blocks: a 3-byte header (last flag, type, size); an RLE block holds one byte
+            fh.seek(pos); b = fh.read(3)
+            if len(b) < 3: return False
+            v = int.from_bytes(b, 'little')
+            if v >> 1 & 3 == 3: return False  # reserved type: not zstd
+            pos += 3 + (1 if v >> 1 & 3 == 1 else v >> 3)
+            if v & 1: break
+        pos += 4 * csum; frames += 1
+    return frames > 0 and pos == size
+
+def complete(f, # a compressed tar
+             total:int, # the bytes tar wrote into it (tar's --totals)
+            ) -> bool:
+    "Is compressed tar `f` whole: zstd frames that end at its end, or a gzip trailer holding `total`?"
+    with open(f, 'rb') as fh:
+        size = os.fstat(fh.fileno()).st_size; magic = fh.read(4)
+        if magic == ZSTD_MAGIC: return _zstd_whole(fh, size)
+        if magic[:2] != GZIP_MAGIC or size < 18: return False
+        fh.seek(-4, 2); return int.from_bytes(fh.read(4), 'little') == total % 2**32
+
+def _tar_error(err) -> OSError:
+    lines = [l for l in err.strip().splitlines() if l.strip() and 'Exiting with failure' not in l and 'Child returned' not in l]
+    return OSError(errno.ENOSPC if 'No space' in err else errno.EIO, '; '.join(dict.fromkeys(lines)) or 'tar failed')
+
+class Tarring:
+    "`tar -c ARGS` run in `cwd` into a new 0600 file `dst`, zstd where this machine has it (else gzip -1), in the background"
+    def __init__(self, args, dst, cwd=None):
+        self.dst, self.via, self.err, self.t = Path(dst), zstd_via(), None, None
+        os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # keys live in snapshots: private from the start
+        kw = dict(cwd=cwd, stderr=subprocess.PIPE, preexec_fn=tied())
+        if self.via == 'module':  # tar's stream through zstandard in a thread (it compresses outside the GIL, on every core)
+            self.p = subprocess.Popen(['tar', '-cf', '-', '--totals', *args], stdout=subprocess.PIPE, **kw)
+            self.t = threading.Thread(target=self._compress, daemon=True); self.t.start()
+        else:
+            prog = 'zstd -1 -T0 -q' if self.via else 'gzip -1'
+            self.p = subprocess.Popen(['tar', '--use-compress-program', prog, '-cf', str(dst), '--totals', *args], stdout=subprocess.DEVNULL, **kw)
+    def _compress(self):
+        import zstandard
+        try:
+            with open(self.dst, 'wb') as f:
+                zstandard.ZstdCompressor(level=1, threads=-1, write_checksum=True).copy_stream(self.p.stdout, f, read_size=1 << 20, write_size=1 << 20)
+                f.flush()
+        except Exception as e: self.err = e  # a full disk: tar is stopped by the closed pipe, and this is the reason given
+        finally: self.p.stdout.close()
+    def wait(self) -> int:
+        "The bytes tar wrote, once `dst` is whole; an `OSError` if tar or the compressor failed, or the file is cut off"
+        err = self.p.stderr.read().decode(errors='replace'); self.p.wait()
+        if self.t: self.t.join()
+        if self.err: raise self.err if isinstance(self.err, OSError) else OSError(errno.EIO, f'zstandard: {self.err}')
+        if self.p.returncode: raise _tar_error(err)
+        total = int(re.search(r'Total bytes written: (\d+)', err).group(1))
+        if not complete(self.dst, total): raise OSError(errno.EIO, 'the snapshot is cut off')
+        return total
+    def kill(self):
+        "Stop tar and drop what it wrote"
+        if self.p.poll() is None: self.p.kill()
+        self.p.wait(); self.p.stderr.close()
+        if self.t: self.t.join()
+        self.dst.unlink(missing_ok=True)
+
+def untar(snap, # a snapshot: a zstd or gzip tar, told by its first bytes
+          args=(), # more of tar's arguments: `-C DIR`, `--exclude PATTERN`
+          cwd=None):
+    "`tar -x` of `snap` with `args`, keeping modes; an `OSError` with tar's reason if it fails"
+    with open(snap, 'rb') as f: zst = f.read(4) == ZSTD_MAGIC
+    via = zstd_via() if zst else None
+    if zst and not via:
+        raise OSError(errno.ENOPROTOOPT, f'{Path(snap).name} is zstd, and this machine has neither `zstd` (apt-get install zstd) '
+                      'nor `zstandard` (pip install zstandard) to read it')
+    if via != 'module':  # tar runs gzip or zstd itself, by the same first bytes
+        r = subprocess.run(['tar', '-xpf', str(snap), *args], cwd=cwd, capture_output=True, text=True, preexec_fn=tied())
+        if r.returncode: raise _tar_error(r.stderr)
+        return
+    import zstandard, tempfile
+    with open(snap, 'rb') as f, tempfile.TemporaryFile() as e:
+        p = subprocess.Popen(['tar', '-xpf', '-', *args], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=e, preexec_fn=tied())
+        bad = None
+        try: zstandard.ZstdDecompressor().copy_stream(f, p.stdin, read_size=1 << 20, write_size=1 << 20)
+        except zstandard.ZstdError as x: bad = f'zstd: {x}'
+        except BrokenPipeError: pass  # tar stopped early: its own message says why
+        finally:
+            with contextlib.suppress(BrokenPipeError): p.stdin.close()
+        p.wait(); e.seek(0); err = e.read().decode(errors='replace')
+    if bad or p.returncode: raise _tar_error('\n'.join(x for x in (bad, err) if x))

@@ -6,9 +6,9 @@ Docs: https://persistlab.github.io/persistlab/magics.html.md"""
 
 # %% ../nbs/02_magics.ipynb #806868a7
 from __future__ import annotations
-import contextlib, difflib, dis, functools, inspect, itertools, os, re, shlex, sys
+import argparse, contextlib, difflib, dis, functools, inspect, itertools, os, re, shlex, sys
 from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
-from IPython.core.magic_arguments import magic_arguments, argument, construct_parser
+from IPython.core.magic_arguments import magic_arguments, argument, construct_parser, MagicHelpFormatter
 from IPython.core.error import UsageError
 from traitlets import Unicode, Bool
 
@@ -16,9 +16,14 @@ from traitlets import Unicode, Bool
 __all__ = ['PersistlabMagics', 'register', 'unregister']
 
 # %% ../nbs/02_magics.ipynb #23ea999f
+class _Help(MagicHelpFormatter):
+    "IPython's help layout, with arguments shown as argparse does (`--sync [FOLDER]`, `--to DIR|URL`), not `<[FOLDER]>` for RST"
+    _format_action_invocation = argparse.HelpFormatter._format_action_invocation
+
 def _lazy_arguments(f):
     "IPython's `magic_arguments()`, but the parser and its help text are built on first use, not at `%load_ext`"
     f.decorators.append(magic_arguments())  # what `magic_arguments()` records, without building anything yet
+    f.argcmd_kwds = dict(formatter_class=_Help)
     f.getdoc = lambda: _parser(f) and f.__doc__  # `%persist?` asks for `getdoc()` first
     return f
 

@@ -10,15 +10,16 @@ import os, re, sys, json, time, uuid, stat, shutil, socket, hashlib, tempfile, s
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 from concurrent.futures import ThreadPoolExecutor
-from .core import PersistError, PersistlabError, Report, plain_rel, stamp, human, exists, remove, storage_lock, tied, work_dir
+from .core import (PersistError, PersistlabError, Report, plain_rel, stamp, human, exists, remove, storage_lock, tied, work_dir,
+    Tarring, snap_ext)
 from .storage import RUNTIME, python_version, live_rows, valid_entries, find_entry, vm_dir
 from .secrets import get_secret
 from . import archive
 
 # %% auto #0
 __all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError', 'is_remote', 'split_url',
-           'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'codec', 'snap_name', 'content_sig', 'Packing', 'pack',
-           'head', 'publish', 'upload', 'prune', 'local_dir', 'known', 'restored', 'remote_persist', 'remote_save',
+           'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name', 'content_sig', 'Packing', 'pack', 'head',
+           'publish', 'upload', 'prune', 'local_dir', 'known', 'restored', 'remote_persist', 'remote_save',
            'remote_restore', 'remote_status', 'remote_undo', 'autorestore', 'every_seconds', 'sync_key', 'sync_folder',
            'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
 
@@ -74,26 +75,32 @@ _HINT = {'s3': 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (environment, Co
          'file': 'check the folder'}
 _EXTRA = {'s3': ('s3fs', 's3'), 'gs': ('gcsfs', 'gcs'), 'sftp': ('sshfs', 'sftp')}
 
+def _clip(s, n=200) -> str:
+    "`s` for a one-line message: URLs without their query strings, and past `n` characters cut after a whole word"
+    s = re.sub(r'(\w+://[^\s"\'?]*)\?[^\s"\']*', r'\1', s).strip()
+    return s if len(s) <= n else s[:n].rsplit(' ', 1)[0].rstrip(' ,;:') + ' ...'
+
 def _explain(url, scheme, e) -> str:
     "One line for exception `e` from a transport: what went wrong with which storage, and what to set"
-    s, name = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, type(e).__name__
+    s, name = _clip(str(e).strip().splitlines()[0]) if str(e).strip() else type(e).__name__, type(e).__name__
     low = f'{name} {s}'.lower()
-    ep = os.environ.get('AWS_ENDPOINT_URL_S3') or os.environ.get('AWS_ENDPOINT_URL')
+    var = {'s3': 'AWS_ENDPOINT_URL', 'gs': 'STORAGE_EMULATOR_HOST'}.get(scheme)
+    ep = (scheme == 's3' and os.environ.get('AWS_ENDPOINT_URL_S3')) or (var and os.environ.get(var))
     if any(w in low for w in ('could not connect', 'connect call failed', 'connection refused', 'cannot connect', 'name or service',
                               'timed out', 'timeout', 'unreachable', 'endpointconnection', 'no route')):
-        where = (f'the endpoint {ep} (AWS_ENDPOINT_URL)' if scheme == 's3' and ep else 'its server')
-        fix = 'check AWS_ENDPOINT_URL' if scheme == 's3' else 'check the host and port, and the network'
-        return f"storage {url}: cannot reach {where} ({s[:120]}); {fix}"
+        where = f'the endpoint {ep} ({var})' if ep else 'its server'
+        fix = f'check {var}' if ep else 'check the host and port, and the network'
+        return f"storage {url}: cannot reach {where} ({s}); {fix}"
     if 'host key' in low and scheme == 'sftp':
         h = split_url(url)
         return (f"storage {url}: the server's host key is not known here; add it to ~/.ssh/known_hosts "
                 f"(`ssh-keyscan -p {h['port'] or 22} {h['host']}`, then check the fingerprint) or set PERSISTLAB_SFTP_KNOWN_HOSTS")
     if any(w in low for w in ('accessdenied', 'access denied', 'forbidden', 'invalidaccesskeyid', 'signaturedoesnotmatch', 'permission',
-                              'credentials', 'unauthorized', 'expiredtoken', 'invalidtoken', 'auth', '403', '401')):
-        return f"storage {url}: access denied ({s[:120]}); {_HINT.get(scheme, 'check the credentials')}"
+                              'credentials', 'unauthorized', 'expiredtoken', 'invalidtoken', 'auth', 'invalid_grant', 'refresherror', '403', '401')):
+        return f"storage {url}: access denied ({s}); {_HINT.get(scheme, 'check the credentials')}"
     if 'nosuchbucket' in low or 'bucket does not exist' in low or 'specified bucket' in low:
         return f"storage {url}: the bucket {split_url(url)['host']} does not exist; create it first (or check the name)"
-    return f"storage {url}: {name}: {s[:200]}"
+    return f"storage {url}: {name}: {s}"
 
 @contextlib.contextmanager
 def _errors(url, scheme, ok=()):
@@ -110,7 +117,7 @@ def _errors(url, scheme, ok=()):
 def _secret(name): return None if os.environ.get(name) else get_secret(name)
 
 _ENV = ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_PROFILE',
-        'AWS_DEFAULT_REGION', 'GOOGLE_APPLICATION_CREDENTIALS', 'PERSISTLAB_SFTP_KEY', 'PERSISTLAB_SFTP_PASSWORD', 'PERSISTLAB_SFTP_KNOWN_HOSTS', 'HOME')
+        'AWS_DEFAULT_REGION', 'GOOGLE_APPLICATION_CREDENTIALS', 'STORAGE_EMULATOR_HOST', 'PERSISTLAB_SFTP_KEY', 'PERSISTLAB_SFTP_PASSWORD', 'PERSISTLAB_SFTP_KNOWN_HOSTS', 'HOME')
 _CLIENTS = {}  # fsspec filesystems by server and the variables that choose credentials
 
 def _known_hosts():
@@ -138,15 +145,36 @@ def _fs(url, u):
         return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, **kw,
                                  config_kwargs=dict(connect_timeout=5, read_timeout=60, retries=dict(max_attempts=2)))
     if s == 'gs':
-        import gcsfs
-        tok = _secret('GOOGLE_APPLICATION_CREDENTIALS')
-        return gcsfs.GCSFileSystem(skip_instance_cache=True, use_listings_cache=False, **({'token': json.loads(tok)} if tok and str(tok).lstrip().startswith('{') else {}))
+        # gcsfs's plain filesystem: its default one also asks Google's gRPC control plane for each bucket's layout, which
+        # an emulator does not serve and a network that passes only HTTPS does not reach (a minute's wait per call)
+        from gcsfs.core import GCSFileSystem
+        _gcs_reach()  # gcsfs retries a dead endpoint for half a minute: one bounded connect says it at once
+        tok = get_secret('GOOGLE_APPLICATION_CREDENTIALS')  # a key file, or its JSON text as a secret
+        if tok: tok = json.loads(str(tok)) if str(tok).lstrip().startswith('{') else os.path.expanduser(str(tok))
+        elif os.environ.get('STORAGE_EMULATOR_HOST'): tok = 'anon'  # an emulator checks none (and no metadata server is asked)
+        try: fs = GCSFileSystem(skip_instance_cache=True, use_listings_cache=False, token=tok)
+        except (ValueError, KeyError, OSError) as e:  # the key is read here
+            raise RemoteError(f"storage {url}: GOOGLE_APPLICATION_CREDENTIALS is not a service account key ({_clip(str(e) or type(e).__name__)}); "
+                              + _HINT['gs']) from None
+        try: fs.credentials.maybe_refresh()  # a refused key, now and once (each call would retry it for half a minute)
+        except Exception as e:
+            why = e.__cause__ or e
+            if 'RefreshError' not in type(why).__name__ and getattr(e, 'code', None) != 401: raise
+            raise RemoteError(f"storage {url}: the key in GOOGLE_APPLICATION_CREDENTIALS was refused ({_clip(str(why.args[0] if why.args else why))}); "
+                              + _HINT['gs']) from None
+        return fs
     import sshfs, asyncssh, getpass
     kw = dict(port=u['port'] or 22, username=u['user'] or getpass.getuser(), known_hosts=_known_hosts(), connect_timeout=10)
     if key := get_secret('PERSISTLAB_SFTP_KEY'):
         kw['client_keys'] = [asyncssh.import_private_key(str(key)) if 'PRIVATE KEY' in key else os.path.expanduser(str(key))]
     if pw := get_secret('PERSISTLAB_SFTP_PASSWORD'): kw['password'] = str(pw)
     return sshfs.SSHFileSystem(u['host'], skip_instance_cache=True, **kw)
+
+def _gcs_reach(timeout=5):
+    "Connect once to the GCS endpoint (STORAGE_EMULATOR_HOST, else Google's); an `OSError` if it does not answer in `timeout` s"
+    ep = os.environ.get('STORAGE_EMULATOR_HOST', '')
+    u = urlsplit(ep if '://' in ep else f'http://{ep}') if ep not in ('', 'default') else urlsplit('https://storage.googleapis.com')
+    socket.create_connection((u.hostname, u.port or (443 if u.scheme == 'https' else 80)), timeout).close()
 
 class FsRemote(Remote):
     "A `Remote` through fsspec: s3fs, gcsfs, sshfs, or a local folder"
@@ -237,7 +265,7 @@ class RcloneRemote(Remote):
         return r
     def _why(self, err) -> str:
         lines = [l.split(' : ', 1)[-1].strip() for l in err.splitlines() if 'ERROR' in l or 'Failed' in l or 'error' in l.lower()] or [err.strip() or 'rclone failed']
-        why = lines[-1][:200]
+        why = _clip(re.sub(r'^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (?:[A-Z]+ *: *)?', '', lines[-1]))  # no log stamp
         if "didn't find section in config" in err or 'not found in config' in err:
             return (f"storage {self.url}: rclone has no remote named {self.parts['host']}; make it with `rclone config`, "
                     f"or set RCLONE_CONFIG_{self.parts['host'].upper()}_TYPE and its other RCLONE_CONFIG_* variables")
@@ -283,10 +311,6 @@ GEN, SNAPS, TMPK = 'gen', 'snapshots', 'tmp'
 KEEP = 3        # generation records kept: the current one and the two before it
 STALE = 3600    # seconds after which an upload no record names was left by a killed save, not one in progress
 
-def codec() -> tuple:
-    "How snapshots are compressed here: zstd where its tool is installed, else gzip; (tar's program, suffix)"
-    return ('zstd -1 -T0 -q', '.tar.zst') if shutil.which('zstd') else ('gzip -1', '.tar.gz')
-
 def snap_name(rel, python=None) -> str:
     "The folder of `rel`'s snapshots; `.local` is keyed by the Python its packages were built for"
     return rel.replace('/', '%2F') + (f'@py{python}' if python else '')
@@ -327,22 +351,19 @@ def _sha(f) -> str:
 
 class Packing:
     "`~/rel` being packed into `dst` by tar in the background (started while home is compared with the storage's record)"
-    def __init__(self, rel, home, dst):
+    def __init__(self, rel, home, dst):  # zstd or gzip as the archive strategy's snapshots (`core.Tarring`), 0600 from the start
         self.rel, self.dst = rel, Path(dst)
-        os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # keys live in snapshots: private from the start
-        args = ['tar', '--use-compress-program', codec()[0], '-cf', str(dst)] + ([f'--exclude={RUNTIME}'] if rel == '.local' else []) + ['--', rel]
-        self.p = subprocess.Popen(args, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=tied())
+        self.tz = Tarring(([f'--exclude={RUNTIME}'] if rel == '.local' else []) + ['--', rel], dst, cwd=home)
     def result(self) -> tuple:
-        "(sha256, bytes) of the finished snapshot, or a `PersistError`"
-        err = self.p.communicate()[1].decode(errors='replace').strip()
-        if self.p.returncode:
-            raise PersistError(f"packing ~/{self.rel} failed ({(err.splitlines() or ['tar failed'])[0]}); nothing was uploaded, "
-                               "the previous snapshot stays current")
+        "(sha256, bytes) of the finished, complete snapshot, or a `PersistError`"
+        try: self.tz.wait()
+        except OSError as e:
+            raise PersistError(f"packing ~/{self.rel} failed ({(e.strerror or str(e)).split('; ')[0]}); nothing was uploaded, "
+                               "the previous snapshot stays current") from None
         return _sha(self.dst), os.path.getsize(self.dst)
     def cancel(self):
         "Not needed after all (unchanged, or restored instead): stop tar and drop what it wrote"
-        if self.p.poll() is None: self.p.kill()
-        self.p.communicate(); self.dst.unlink(missing_ok=True)
+        self.tz.kill()
 
 def pack(rel, home, dst) -> tuple:
     "Write `~/rel` as a 0600 compressed tar at `dst` (Jupyter's live files left out of `.local`); (sha256, bytes)"
@@ -455,7 +476,7 @@ def _tmp(loc) -> Path:
     return t
 
 # %% ../nbs/01b_remote.ipynb #4b4582d6
-def _snapfile(tmp, rel) -> Path: return tmp/f"{snap_name(rel, python_version() if rel == '.local' else None)}{codec()[1]}"
+def _snapfile(tmp, rel) -> Path: return tmp/f"{snap_name(rel, python_version() if rel == '.local' else None)}{snap_ext()}"
 
 def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None, sigs=None, packs=None) -> dict:
     "Pack and upload the paths in `rels` that changed since record `base` (or since this box restored them); their new entries"
@@ -475,7 +496,7 @@ def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None, sigs=
         f = _snapfile(tmp, rel)
         try:
             sha, size = (pk or Packing(rel, home, f)).result()
-            key = f'{SNAPS}/{snap_name(rel, py)}/{sha}{codec()[1]}'
+            key = f'{SNAPS}/{snap_name(rel, py)}/{sha}{"".join(f.suffixes[-2:])}'  # .tar.zst or .tar.gz, as packed
             upload(r, f, key, size)
         finally: f.unlink(missing_ok=True)
         new[rel] = dict(path=rel, strategy='archive', snapshot=key, sha256=sha, size=size, sig=sig, python=py, saved=stamp()[:15] + 'Z')

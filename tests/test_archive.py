@@ -49,7 +49,7 @@ def test_persist_on_archive_platform_routes_to_snapshots_and_list_undo(sb):
     (row,) = status(home=sb.home, platform=colab(sb))
     assert row[1].startswith('saved ') and 'snapshot' in row[2]
     undo('.local', home=sb.home, platform=colab(sb))
-    assert read_manifest(sb.storage)['entries'] == [] and (sb.home/'.local').is_dir() and list((sb.storage/BACKUP).rglob('*.tar.gz'))
+    assert read_manifest(sb.storage)['entries'] == [] and (sb.home/'.local').is_dir() and list((sb.storage/BACKUP).rglob('*.tar.*'))
 
 def test_restore_over_existing_data_backs_it_up(sb):
     make_tree(sb.home/'.local', 10); archive_persist('.local', home=sb.home, platform=colab(sb))
@@ -167,7 +167,7 @@ def test_storage_wins_restore_once_and_save_is_the_one_overwrite(sb, tmp_path, m
     assert not (fresh/'.local/bin/mine').exists() and list((sb.storage/BACKUP).glob('*/.local/bin/mine'))
     (fresh/'.local/bin/mine2').write_text('y')
     save('.local', home=fresh, platform=colab(sb))  # --save: the one way to replace the snapshot
-    assert b'mine2' in subprocess.run(['tar', '-tzf', str(snap)], capture_output=True).stdout
+    assert b'mine2' in subprocess.run(['tar', '-tf', str(snap)], capture_output=True).stdout
 
 def test_an_empty_image_copy_is_replaced_without_a_backup(sb, tmp_path, monkeypatch):
     make_tree(sb.home/'.local', 5); archive_persist('.local', home=sb.home, platform=colab(sb))
@@ -182,7 +182,7 @@ def test_ssh_snapshot_restores_strict_modes(sb):
         (s/n).write_text(n); os.chmod(s/n, m)
     os.chmod(s, 0o755)
     archive_persist('.ssh', home=sb.home, platform=colab(sb))
-    assert mode(sb.storage/SNAPDIR/'.ssh.tar.gz') == '0o600'
+    assert mode(sb.storage/SNAPDIR/snapshot_name('.ssh')) == '0o600'
     fresh = sb.base/'fresh'; fresh.mkdir()
     restore(home=fresh, platform=colab(sb))
     f = fresh/'.ssh'
@@ -228,9 +228,9 @@ def test_kaggle_working_is_public_keys_refused_without_opt_in(replica):
     vm.sh('mkdir -m 700 ~/.ssh && ssh-keygen -q -t ed25519 -N "" -f ~/.ssh/id_ed25519')
     c1, c2 = vm.run(['%load_ext persistlab\n%persist .local', '%persist .ssh'])
     assert c1.ok and "saved as this notebook's output" in c1.out, c1
-    assert not c2.ok and 'Kaggle Secrets' in c2.error and not (vm.working/'persistlab/snapshots/.ssh.tar.gz').exists(), c2
+    assert not c2.ok and 'Kaggle Secrets' in c2.error and not list((vm.working/'persistlab/snapshots').glob('.ssh.tar.*')), c2
     c3 = vm.run_cell('%load_ext persistlab\n%persist .ssh --allow-public')
-    assert c3.ok and mode(vm.working/'persistlab/snapshots/.ssh.tar.gz') == '0o600', c3
+    assert c3.ok and [mode(f) for f in (vm.working/'persistlab/snapshots').glob('.ssh.tar.*')] == ['0o600'], c3
     c4 = vm.run_cell('%load_ext persistlab\n%persist --save')  # refreshing what the user opted in to needs no second opt-in
     assert c4.ok and c4.out.count('saved') >= 2, c4
     c = vm.run_cell('from persistlab.secrets import save_secret\nsave_secret("NGROK_AUTHTOKEN", "t", "/kaggle/working/persistlab")')
@@ -243,3 +243,51 @@ def test_deepnote_storage_missing_says_nothing_about_drive(tmp_path):
     assert 'nowhere' in msg and 'Drive' not in msg and 'drive' not in msg
     c = detect(env=dict(HOME=str(tmp_path), COLAB_RELEASE_TAG='x', PERSISTLAB_STORAGE=str(tmp_path/'drive/MyDrive/persistlab')))
     assert '%persist --mount' in ar(c)
+
+ZSTD_TOOLS = ('zstd', 'unzstd', 'zstdcat', 'zstdmt', 'pzstd')
+
+def _path_without_zstd(d) -> str:
+    "A PATH with every program of this one but the zstd tools (links in folder `d`)"
+    d.mkdir()
+    for p in os.environ['PATH'].split(os.pathsep):
+        if not os.path.isdir(p): continue
+        for n in os.listdir(p):
+            f = os.path.join(p, n)
+            if n not in ZSTD_TOOLS and not (d/n).exists() and os.access(f, os.X_OK) and not os.path.isdir(f): os.symlink(f, d/n)
+    return str(d)
+
+def test_zstd_and_gzip_snapshots_restore_on_any_machine(sb):
+    "Three machines share a Drive: one with the zstd program, one with only Python's zstandard (Colab), one with neither; "
+    "each restores what the others saved where it can read it, and says what to install where it cannot"
+    import shutil
+    if not shutil.which('zstd'): pytest.skip('needs the zstd program: apt-get install zstd')
+    pytest.importorskip('zstandard')
+    nozstd = _path_without_zstd(sb.base/'bin')
+    machines = dict(tool={}, module=dict(PATH=nozstd), none=dict(PATH=nozstd, BLOCK='1'))
+    def on(m, vm, body, home):
+        code = "import os, sys\nif os.environ.get('BLOCK'): sys.modules['zstandard'] = None  # import zstandard fails\n" + textwrap.dedent(body)
+        return sb.py(code, home=home, COLAB_RELEASE_TAG='r', PERSISTLAB_PLATFORM='colab', PERSISTLAB_RUN=sb.base/f'run-{vm}', **machines[m])
+    def fresh(n): (sb.base/n).mkdir(); return sb.base/n
+    magic = lambda: {f.name: f.read_bytes()[:4] for f in (sb.storage/SNAPDIR).iterdir()}
+    want = snapshot(make_tree(sb.home/'.local', 40))
+    on('tool', 'a', "from persistlab.persist import persist; print(persist(['.local']))", sb.home)
+    assert magic() == {snapshot_name('.local', f'{sys.version_info.major}.{sys.version_info.minor}', '.tar.zst'): b'\x28\xb5\x2f\xfd'}
+    # zstandard alone reads it, and writes zstd too
+    hm = fresh('m'); on('module', 'm', "from persistlab.persist import restore; print(restore())", hm)
+    assert snapshot(hm/'.local') == want
+    (hm/'.local/bin/from-module').write_text('m\n')
+    on('module', 'm', "from persistlab.persist import save; print(save())", hm)
+    assert list(magic().values()) == [b'\x28\xb5\x2f\xfd']
+    # neither: the zstd snapshot is one row saying what to install, home stays as it is; a save there writes gzip
+    hn = fresh('n'); (hn/'.local').mkdir(); (hn/'.local/mine').write_text('n\n')
+    r = on('none', 'n', "from persistlab.persist import restore; print(restore())", hn)
+    assert 'bad snapshot' in r.stdout and 'pip install zstandard' in r.stdout and 'apt-get install zstd' in r.stdout, r.stdout
+    assert (hn/'.local/mine').read_text() == 'n\n' and not (hn/'.local/bin/tool').exists(), r.stdout
+    on('none', 'n', "from persistlab.persist import save; print(save())", hn)
+    (name, m), = magic().items()
+    assert name.endswith('.tar.gz') and m[:2] == b'\x1f\x8b'  # the zstd one it replaced is gone
+    assert [e['snapshot'] for e in read_manifest(sb.storage)['entries']] == [name]
+    # and each machine restores the gzip one
+    for m in machines:
+        h = fresh(f'g-{m}'); on(m, f'g-{m}', "from persistlab.persist import restore; print(restore())", h)
+        assert snapshot(h/'.local') == snapshot(hn/'.local'), m

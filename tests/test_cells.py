@@ -75,6 +75,7 @@ def test_every_magic_in_a_cell_shows_once_and_stays_a_value(cells):
 def test_help_and_mistakes_say_how(cells):
     t = {k: text(v) for k, v in cells.items() if k != 'run'}
     assert t['help'].startswith('usage: %persist [--to ') and '-u PATH, --undo PATH' in t['help'] and 'Error' not in t['help']
+    assert '--sync [FOLDER] ' in t['help'] and '--to DIR|URL ' in t['help'] and not re.search(r'--[\w-]+ <', t['help'])
     assert t['h'].startswith('usage: %tunnel') and '--stop PORT|all' in t['h']
     assert '%sshsetup --help' in t['plhelp'] and 'Start sshd `%sshsetup --server`' in t['plhelp']
     assert 'valid: nothing (the form)' in t['plbad']
