@@ -297,6 +297,7 @@ class PersistlabMagics(Magics):
     @argument('--key', metavar='PUBKEY', help='allow this public key (quoted: --key "ssh-ed25519 AAAA... me@laptop")')
     @argument('--listen', default=None, help='address sshd listens on (default 0.0.0.0; 127.0.0.1 with --tunnel)')
     @argument('--tunnel', metavar='PROVIDER', help="also open a tunnel to sshd: cloudflared (no account), ngrok, or ssh://[user@]host[:port]")
+    @argument('--hub', metavar='URL', help="on a JupyterHub: the hub's address as your browser has it, for the printed ProxyCommand (default: from the server's environment)")
     @argument('--alias', help="the Host name in the printed ~/.ssh/config block (default: platform and a short id); on Colab's own sshd also the `colab ssh -s` session name")
     @argument('--forward-agent', action='store_true', help="put ForwardAgent yes in the printed block (root here can use your agent)")
     @argument('--accept-risk', action='store_true', help="start sshd even where the platform's rules forbid it (remembered in storage)")
@@ -310,9 +311,20 @@ class PersistlabMagics(Magics):
         with _usage():
             from persistlab import ssh, keys
             if args.revoke_risk: return _revoke_risk()
-            if args.stop: return ssh.stop_server()
+            from persistlab.platforms import detect
+            on_hub = detect().name == 'jupyterhub' and bool(os.environ.get('JUPYTERHUB_SERVICE_PREFIX'))  # a hub's server: its own door
+            if args.stop:
+                r = ssh.stop_server()
+                if on_hub:  # the door too: jupyter-server-proxy's listener stays, and refuses new connections
+                    from persistlab.hubdoor import close_door
+                    r.rows += close_door().rows
+                return r
             if args.status: return ssh.server_status()
             if args.forward: return ssh.forward_hint(args.forward)
+            if args.server and on_hub and not (args.port or args.listen or args.tunnel):  # the hub's own door: no port, no tunnel
+                from persistlab.hubdoor import open_door
+                return open_door(github=args.github, keys=args.key, authorized_keys=args.authorized_keys, hub=args.hub, alias=args.alias,
+                                 storage=self._storage(required=False))
             if args.server:
                 from persistlab import colabdoor
                 if not (args.tunnel or args.port or args.listen) and colabdoor.door_open():  # Colab's own sshd and /colab/ssh route

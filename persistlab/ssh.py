@@ -19,8 +19,8 @@ from . import procs
 
 # %% auto #0
 __all__ = ['CLOUDFLARED_PROXY', 'CLOUDFLARED_PROXY_WINDOWS', 'FORWARD_AGENT_RISK', 'session_env', 'listen_address', 'sshd_config',
-           'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'start_server', 'server_status',
-           'stop_server', 'forward_hint']
+           'strict_modes_problem', 'login_home', 'Server', 'reachable_host', 'laptop_key_file', 'authorized_lines',
+           'sshd_files', 'start_server', 'server_status', 'stop_server', 'forward_hint']
 
 # %% ../nbs/07_ssh.ipynb #85ffeeb0
 _ENV_KEEP = re.compile(r'^(PATH|LD_LIBRARY_PATH|LIBRARY_PATH|CUDA_\w+|NVIDIA_\w+|CUDNN_\w+|NCCL_\w+|PYTHONPATH|CONDA_\w+|VIRTUAL_ENV|'
@@ -43,7 +43,7 @@ def listen_address(listen, port) -> str:
     return f'[{h}]:{port}' if ':' in h else f'{h}:{port}'
 
 # %% ../nbs/07_ssh.ipynb #c6a496f2
-def sshd_config(port:int, # port to listen on
+def sshd_config(port:int|None, # port to listen on; None: inetd mode (`sshd -i`, one connection on stdin), no ListenAddress
                 host_keys:list, # host private key files
                 authorized_keys, # the authorized keys file
                 pidfile, # sshd's pid file
@@ -52,7 +52,7 @@ def sshd_config(port:int, # port to listen on
                 strict_modes=True, # sshd's StrictModes (tests under /tmp need it off)
                ) -> str:
     "A key-only sshd_config; paths and values quoted, so spaces, `#`, quotes and backslashes survive"
-    lines = [f'ListenAddress {listen_address(listen, port)}', *[f'HostKey {_q(k)}' for k in host_keys], f'PidFile {_q(pidfile)}',
+    lines = ([f'ListenAddress {listen_address(listen, port)}'] if port else []) + [*[f'HostKey {_q(k)}' for k in host_keys], f'PidFile {_q(pidfile)}',
              f"AuthorizedKeysFile {_q(str(authorized_keys).replace('%', '%%'))}", 'PubkeyAuthentication yes', 'PasswordAuthentication no',
              'KbdInteractiveAuthentication no', 'PermitRootLogin prohibit-password', 'PermitEmptyPasswords no',
              'UsePAM no', f"StrictModes {'yes' if strict_modes else 'no'}", 'AllowTcpForwarding yes', 'GatewayPorts no',
@@ -200,13 +200,13 @@ def reachable_host(listen='0.0.0.0') -> tuple:
                     "address (set PERSISTLAB_PUBLIC_HOST) or --tunnel cloudflared")
     return ip, None
 
-def _key_file(pub_line) -> str:
+def laptop_key_file(pub_line) -> str:
     "The laptop's usual private key file for an authorized public key's type"
     t = pub_line.split()[0] if pub_line else ''
     return '~/.ssh/' + ('id_rsa' if t == 'ssh-rsa' else 'id_ecdsa' if t.startswith('ecdsa') else 'id_ed25519')
 
 # %% ../nbs/07_ssh.ipynb #29b01539
-def _authorized(github, keys, authorized_keys, github_base) -> list:
+def authorized_lines(github=None, keys=None, authorized_keys=None, github_base='https://github.com') -> list:
     "Public key lines that may log in: the ones GitHub publishes for `github`, pasted `keys`, an `authorized_keys` file"
     lines = []
     if github: lines += github_keys(github, github_base)
@@ -239,6 +239,17 @@ def _write_config(rd, port, hk, lines, listen, strict_modes, sshd, root) -> Path
     r = run_tool([sshd, '-t', '-f', str(cfg)])
     if r.returncode: raise SSHError(f"sshd -t rejected the config: {r.stderr.strip()}")
     return cfg
+
+def sshd_files(lines:list, # public key lines that may log in (`authorized_lines`)
+               port:int|None=None, # None: inetd mode (`sshd -i`), no port at all
+               listen='127.0.0.1', rd=None, # the address (with a port), and where config and authorized keys go (default: the runtime dir)
+               install=True, home=None, storage=None, platform:Platform|None=None, strict_modes=True) -> tuple:
+    "(sshd, config, host key): a key-only sshd's files written and checked by `sshd -t`, the host key kept in storage"
+    p = platform or detect(); home = Path(home or p.home)
+    sshd = _sshd_bin(install)
+    hk = _host_key(_sshd_dir(storage_folder(storage, home, p), home))  # the storage in use keeps the host key: the fingerprint stays
+    rd = Path(rd) if rd else procs.runtime_dir(home)
+    return sshd, _write_config(rd, port, hk, lines, listen, strict_modes, sshd, os.geteuid() == 0), hk
 
 # %% ../nbs/07_ssh.ipynb #8c8a5a36
 def _via_tunnel(port, opener, accept_risk, home, p) -> tuple:
@@ -280,11 +291,8 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
     probe = {'0.0.0.0': '127.0.0.1', '::': '::1', '[::]': '::1'}.get(listen, str(listen).strip('[]'))  # where this machine reaches sshd
     if procs.port_open(port, probe):
         raise SSHError(f"port {port} is in use; pick another with --port")
-    lines = _authorized(github, keys, authorized_keys, github_base)
-    sshd = _sshd_bin(install)
-    d = _sshd_dir(storage_folder(storage, home, p), home)  # the storage in use keeps the host key: the fingerprint stays
-    hk = _host_key(d)
-    cfg = _write_config(procs.runtime_dir(home), port, hk, lines, listen, strict_modes, sshd, root)
+    lines = authorized_lines(github, keys, authorized_keys, github_base)
+    sshd, cfg, hk = sshd_files(lines, port, listen, None, install, home, storage, p, strict_modes)
     old = procs.get('sshd', home)
     if old: raise SSHError(f"persistlab's sshd is already running (pid {old.pid}); `%sshsetup --stop` first")
     try: pr = procs.start('sshd', [sshd, '-D', '-e', '-f', str(cfg)], home=home, timeout=timeout,
@@ -300,7 +308,7 @@ def start_server(port=None, # port (default 2222 as root, else a free high port)
         host, port, proxy, row = _via_tunnel(port, tunnel, accept_risk, home, p); rows.append(row); note = None
     if note: rows.append(('address', host, note))
     alias = alias or f"{p.name}-{hashlib.sha256(fp.encode()).hexdigest()[:6]}"
-    return Server(rows, port, fp, user, host, identity_file or _key_file(lines[0]), alias, login_home(), proxy, forward_agent)
+    return Server(rows, port, fp, user, host, identity_file or laptop_key_file(lines[0]), alias, login_home(), proxy, forward_agent)
 
 # %% ../nbs/07_ssh.ipynb #9b8e87a7
 def server_status(home=None) -> Report:

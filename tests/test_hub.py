@@ -16,8 +16,9 @@ TOKEN = 'persistlab-hub-test-service-token-5c1e'  # a test service's token, for 
 USER = 'ada'
 
 class Hub:
-    def __init__(self, d, public):
-        self.d, self.public, self.port = Path(d), public, procs.free_port()
+    def __init__(self, d, public, env=None, users=(USER,), servers=None):
+        self.d, self.public, self.port, self.env, self.users = Path(d), public, procs.free_port(), dict(env or {}), tuple(users)
+        self.servers = tuple(users if servers is None else servers)  # the users whose server starts (the others only log in)
         self.url = f'http://127.0.0.1:{self.port}'
         self.h = {'Authorization': f'token {TOKEN}'}
     def start(self):
@@ -35,11 +36,11 @@ c.JupyterHub.spawner_class = 'simple'
 c.SimpleLocalProcessSpawner.home_dir_template = '{self.d}/home/{{username}}'
 c.Spawner.cmd = [{sys.executable!r}, '-m', 'jupyterhub.singleuser']
 c.Spawner.args = ['--allow-root'] if {os.geteuid() == 0} else []
-c.Spawner.environment = {{'PYTHONPATH': {os.environ.get('PYTHONPATH', '')!r}, 'PERSISTLAB_CODE_SERVER': {str(CS)!r}}}
+c.Spawner.environment = {{'PYTHONPATH': {os.environ.get('PYTHONPATH', '')!r}, 'PERSISTLAB_CODE_SERVER': {str(CS)!r}, **{self.env!r}}}
 c.Spawner.start_timeout = 60; c.Spawner.http_timeout = 60
 c.JupyterHub.services = [{{'name': 'persistlab-test', 'api_token': {TOKEN!r}}}]
 c.JupyterHub.load_roles = [{{'name': 'persistlab-test', 'services': ['persistlab-test'],
-                            'scopes': ['admin:users', 'admin:servers', 'access:servers']}}]
+                            'scopes': ['admin:users', 'admin:servers', 'access:servers', 'tokens']}}]
 c.JupyterHub.allow_named_servers = False
 c.Authenticator.allow_all = True
 ''' + (f"c.JupyterHub.public_url = '{self.url}/'\n" if self.public else '')
@@ -49,10 +50,12 @@ c.Authenticator.allow_all = True
         self.p = subprocess.Popen([sys.executable, '-m', 'jupyterhub', '-f', str(self.d/'jupyterhub_config.py')], cwd=self.d, env=env,
                                   stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait(lambda: self.api('get', 'users').status_code == 200, 60, 'the hub did not start')
-        self.api('post', f'users/{USER}')
-        r = self.api('post', f'users/{USER}/server', timeout=90)
-        assert r.status_code in (201, 202), r.text
-        self.wait(lambda: (self.api('get', f'users/{USER}').json().get('servers', {}).get('', {}).get('ready')), 60, 'the server did not start')
+        for u in self.users: self.api('post', f'users/{u}')
+        for u in self.servers:
+            r = self.api('post', f'users/{u}/server', timeout=90)
+            assert r.status_code in (201, 202), r.text
+        for u in self.servers:
+            self.wait(lambda: (self.api('get', f'users/{u}').json().get('servers', {}).get('', {}).get('ready')), 60, 'the server did not start')
         return self
     def api(self, verb, path, timeout=10, **kw):
         try: return getattr(requests, verb)(f'{self.url}/hub/api/{path}', headers=self.h, timeout=timeout, **kw)
@@ -67,14 +70,14 @@ c.Authenticator.allow_all = True
             except (requests.RequestException, ValueError): pass
             time.sleep(0.2)
         raise AssertionError(f"{what}:\n{(self.d/'hub.log').read_text()[-3000:]}")
-    def server_env(self) -> dict:
+    def server_env(self, user=USER) -> dict:
         "The single-user server's environment: what its kernels inherit"
-        pid = self.api('get', f'users/{USER}').json()['servers']['']['state']['pid']
+        pid = self.api('get', f'users/{user}').json()['servers']['']['state']['pid']
         raw = Path(f'/proc/{pid}/environ').read_bytes().split(b'\0')
         return dict(x.decode().split('=', 1) for x in raw if b'=' in x)
     def stop(self):
         if not hasattr(self, 'p'): return
-        self.api('delete', f'users/{USER}/server', timeout=30)
+        for u in self.servers: self.api('delete', f'users/{u}/server', timeout=30)
         os.killpg(self.p.pid, signal.SIGTERM)
         try: self.p.wait(20)
         except subprocess.TimeoutExpired: os.killpg(self.p.pid, signal.SIGKILL); self.p.wait()

@@ -39,3 +39,9 @@ def test_keys_sit_below_ssh_and_tunnel():
 def test_engines_never_import_front_ends():
     bad = {m: imports(m) & FRONT for m in MODS if m not in FRONT and m != '__init__' and imports(m) & FRONT}
     assert not bad, bad
+
+def test_the_hub_door_stands_beside_tunnel_and_the_laptop_client_alone():
+    "hubdoor builds on ssh and keys, never on tunnel, and nothing below it imports it; the laptop's client imports no persistlab"
+    assert 'tunnel' not in imports('hubdoor') and {'ssh', 'keys', 'connect'} <= imports('hubdoor')
+    assert not any('hubdoor' in imports(m) for m in ('ssh', 'tunnel', 'keys', 'connect', 'core', 'procs', 'platforms'))
+    assert imports('connect') == set()

@@ -539,7 +539,7 @@ def tools_index(world):
     d = world['base']/'tools'; d.mkdir(exist_ok=True)
     deps = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']['dependencies']
     needs = {'persistlab': deps, 'ipython': ['decorator', 'traitlets', 'plab-b; extra == "test"'], 'ipywidgets': ['traitlets'],
-             'fastcore': ['packaging'], 'requests': ['urllib3', 'idna'], 'tqdm': [], 'decorator': [], 'traitlets': [], 'urllib3': [],
+             'fastcore': ['packaging'], 'requests': ['urllib3', 'idna'], 'tqdm': [], 'websocket-client': [], 'decorator': [], 'traitlets': [], 'urllib3': [],
              'idna': [], 'packaging': [], 'wheel': [], 'uv': []}
     for n, reqs in needs.items():
         v = '99.0' if n != 'persistlab' else '0.99'
