@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from .platforms import detect, Platform
 from .core import Report, atomic_write
 from .keys import SSHError, fingerprint
-from .ssh import authorized_lines, sshd_files, laptop_key_file, login_home
+from .ssh import authorized_lines, sshd_files, laptop_key_file, login_home, EDITORS
 from .connect import ENTRY, TOKEN_ENV, TOKEN_FILE
 from . import procs
 
@@ -95,15 +95,17 @@ class Door(Report):
                 f"(`mkdir -p ~/.config/persistlab && (umask 077; cat > {TOKEN_FILE})`, paste, Ctrl-D), or set {TOKEN_ENV}; "
                 "never in the config block or on a command line")
     @property
-    def vscode(self): return f'vscode://vscode-remote/ssh-remote+{self.alias}{self.remote_home}'
+    def links(self) -> dict:
+        "Each editor's link that opens home there over SSH: VS Code, Cursor, VSCodium (`ssh.EDITORS`)"
+        return {name: f'{scheme}://vscode-remote/ssh-remote+{self.alias}{self.remote_home}' for name, scheme, _ in EDITORS}
     def __repr__(self):
         s = super().__repr__() + f'\n\nhost key {self.fingerprint}\n\n~/.ssh/config on your laptop (pip install persistlab there):\n{self.config_block}'
-        s += '\n' + '\n'.join(self.commands) + f'\n\nVS Code: {self.vscode}\n\ntoken: {self.token_help}\n'
+        s += '\n' + '\n'.join(self.commands) + '\n\n' + ''.join(f'{k}: {v}\n' for k, v in self.links.items()) + f'\ntoken: {self.token_help}\n'
         return s + ('' if self.hub else '\nnote: the hub\'s address is not known here: put your browser\'s hub address in --hub (or set PERSISTLAB_HUB_URL)\n')
     def _repr_markdown_(self):
         s = super()._repr_markdown_() + (f'\n\nHost key `{self.fingerprint}`. On your laptop, `pip install persistlab`, then in `~/.ssh/config`:'
                                          f'\n\n```\n{self.config_block}```\n\n```\n' + '\n'.join(self.commands) + '\n```\n\n')
-        s += f'VS Code Remote-SSH: [{self.vscode}]({self.vscode})\n\n- token: {self.token_help}\n'
+        s += ' · '.join(f'[{k}]({v})' for k, v in self.links.items()) + f'\n\n- token: {self.token_help}\n'
         return s + ('' if self.hub else "- the hub's address is not known here: put your browser's hub address in `--hub` (or set `PERSISTLAB_HUB_URL`)\n")
 
 # %% ../nbs/07b_hubdoor.ipynb #ff5c6afe
