@@ -98,6 +98,11 @@ def _storage_rows(st, p, home, env, rows, problems):
         rows.append(('entry', str(r[0]), f'{r[1]} ({r[2]})' if r[2] else r[1]))
         if r[1].startswith('missing'): problems.append((f'{r[0]} is not in home', '`%persist --restore`'))
         elif r[1].split(':')[0] in ('lost', 'broken', 'conflict', 'differs', 'skipped'): problems.append((f'{r[0]}: {r[1]}', 'see `%persist --list`; `%persist --undo PATH` stops persisting it'))
+    from persistlab.dotfiles import status_rows as dotfiles_rows
+    for r in dotfiles_rows(d, home):
+        rows.append(('dotfiles', r[2], r[1]))
+        if not r[1].startswith('applied here') or 'failed' in r[1]:
+            problems.append((f'dotfiles {r[2]}: {r[1]}', '`%persist --restore` applies it; `%persist --dotfiles REPO --force` runs it again'))
     local_bin = Path(home)/'.local/bin'
     if any(str(r[0]) == '.local' for r in entries) and str(local_bin) not in env.get('PATH', '').split(os.pathsep):
         problems.append(('~/.local/bin is not on PATH: console scripts of `pip install --user` are "command not found"',

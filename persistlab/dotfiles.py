@@ -248,9 +248,13 @@ def autorestore_dotfiles(platform:Platform|None=None,
 def status_rows(storage, home=None) -> list:
     "Rows for `%persist --list`: the dotfiles repository storage keeps, and whether this machine has it"
     if not (url := recorded_dotfiles(storage)): return []
-    try: here = _marker(parse_repo(url), Path(home or detect().home)).exists()
+    home = Path(home or detect().home)
+    try: m = _marker(parse_repo(url), home)
     except PersistlabError as e: return [('dotfiles', 'skipped', str(e))]
-    return [('dotfiles', 'applied here' if here else 'not applied here yet: %persist -r applies it', url)]
+    if not m.exists(): return [('dotfiles', 'not applied here yet: %persist -r applies it', url)]
+    said = m.read_text().strip()  # `when, script, exit N`
+    if said.endswith(', exit 0') or ', exit ' not in said: return [('dotfiles', 'applied here', url)]
+    return [('dotfiles', f"applied here, its script failed ({said.split(', ', 1)[-1]}): see {home/LOG}", url)]
 
 def forget_dotfiles(to=None, home=None, platform:Platform|None=None) -> Report:
     "Stop applying the remembered dotfiles repository on new machines (the clone and links here stay)"

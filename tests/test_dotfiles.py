@@ -81,6 +81,9 @@ def test_a_failing_script_is_said_with_its_code_and_log_and_the_rest_goes_on(box
     assert 'half done' in r.log.read_text() and 'broken' in r.log.read_text()
     assert recorded_dotfiles(st) == url and 'failed' in repr(r) and 'exit 7' in r._repr_markdown_()
     assert apply(url)[0].what == 'already applied'  # it ran on this machine: not again at every kernel start
+    from persistlab.doctor import doctor
+    assert 'its script failed (install.sh, exit 7)' in D.status_rows(st)[0][1]
+    assert f'dotfiles {url}: applied here, its script failed' in repr(doctor())  # the report to paste says so, with the fix
 
 def test_a_script_that_hangs_is_stopped(box, monkeypatch):
     "A script waiting on something forever (a prompt with a terminal, a server) does not hold a machine's start: stopped, said"
