@@ -17,7 +17,8 @@ from .connect import ENTRY, TOKEN_ENV, TOKEN_FILE
 from . import procs
 
 # %% auto #0
-__all__ = ['door_dir', 'jupyter_server_proxy_config', 'serve', 'hub_address', 'Door', 'open_door', 'close_door']
+__all__ = ['door_dir', 'jupyter_server_proxy_config', 'serve', 'hub_address', 'Door', 'door_served', 'open_door', 'close_door',
+           'door_status']
 
 # %% ../nbs/07b_hubdoor.ipynb #cc4d7c12
 def door_dir(home=None) -> Path:
@@ -109,7 +110,7 @@ class Door(Report):
         return s + ('' if self.hub else "- the hub's address is not known here: put your browser's hub address in `--hub` (or set `PERSISTLAB_HUB_URL`)\n")
 
 # %% ../nbs/07b_hubdoor.ipynb #ff5c6afe
-def _door_loaded(env) -> bool|None:
+def door_served(env) -> bool|None:
     "Does this server serve the door? (None: cannot tell) Asked of the server itself: 404 means its proxy has no such entry"
     url = env.get('JUPYTERHUB_SERVICE_URL')
     if not url: return None
@@ -137,7 +138,7 @@ def open_door(github:str|None=None, # GitHub user whose published keys may log i
     name, server = env.get('JUPYTERHUB_USER') or pwd.getpwuid(os.geteuid()).pw_name, env.get('JUPYTERHUB_SERVER_NAME') or ''
     rows = [('door', 'open', f"{env['JUPYTERHUB_SERVICE_PREFIX']}{ENTRY}/: behind the hub's login, sshd -i per connection on a private unix socket, no TCP port"),
             ('keys', 'authorized', f'{len(lines)} key(s), key-only'), ('host key', 'kept in', str(hk.parent))]
-    if _door_loaded(env) is False:
+    if door_served(env) is False:
         rows.append(('door', 'not served yet', "this server started before persistlab was installed: restart it (hub home: Stop My Server, Start)"))
     hub = (hub or hub_address(env) or '').rstrip('/') or None
     return Door(rows, fp, pwd.getpwuid(os.geteuid()).pw_name, hub, name, server, identity_file or laptop_key_file(lines[0]),
@@ -148,3 +149,10 @@ def close_door(home=None) -> Report:
     d = procs.runtime_dir(home)/'hubdoor'; was = (d/'sshd_config').exists()
     for f in ('sshd_config', 'sshd'): (d/f).unlink(missing_ok=True)
     return Report([('door', 'closed' if was else 'was not open', '')], 'ssh door')
+
+def door_status(home=None) -> Report:
+    "Is the door open (its files written), how many keys may log in, and where its log is"
+    d = procs.runtime_dir(home)/'hubdoor'
+    if not (d/'sshd_config').exists(): return Report([('door', 'closed', '`%sshsetup --server` opens it')], 'ssh door')
+    ak = d/'sshd_authorized_keys'; n = len(ak.read_text().split('\n')) - 1 if ak.exists() else 0
+    return Report([('door', 'open', f'{n} authorized key(s), log {d/"door.log"}')], 'ssh door')

@@ -319,7 +319,12 @@ class PersistlabMagics(Magics):
                     from persistlab.hubdoor import close_door
                     r.rows += close_door().rows
                 return r
-            if args.status: return ssh.server_status()
+            if args.status:
+                r = ssh.server_status()
+                if on_hub:
+                    from persistlab.hubdoor import door_status
+                    r.rows += door_status().rows
+                return r
             if args.forward: return ssh.forward_hint(args.forward)
             if args.server and on_hub and not (args.port or args.listen or args.tunnel):  # the hub's own door: no port, no tunnel
                 from persistlab.hubdoor import open_door

@@ -1,6 +1,6 @@
 """The JupyterHub door, end to end: a real JupyterHub (configurable-http-proxy, dummy login, two users), user A's
 `%sshsetup --server` in a real IPython with the server's environment, and the real OpenSSH client on the "laptop" with
-`persistlab-connect` as ProxyCommand: login, scp both ways, sftp, rsync, `ssh -L` to a port on A's server; B's token and
+`persistlab-connect` as ProxyCommand: login, scp both ways, sftp, rsync, `ssh -L` to a port on A's server, `ssh -R`; B's token and
 no token are refused; no TCP port listens for the door; the token is in no process's argv"""
 import os, sys, re, pwd, time, shutil, signal, tomllib, tempfile, subprocess, textwrap
 from pathlib import Path
@@ -82,11 +82,13 @@ def test_ssh_through_the_hub_door(hub, tmp_path):
 
     # user A, in a real IPython with A's server environment: the cell the docs print
     env_a = {**hub.server_env(A), 'PYTHONPATH': hub.env['PYTHONPATH']}
-    cell = f'%load_ext persistlab\n%sshsetup --server --authorized-keys {laptop}/id_door.pub\n'
+    cell = (f'%load_ext persistlab\n%sshsetup --server --authorized-keys {laptop}/id_door.pub\n'
+            'import os; from persistlab.hubdoor import door_served; print("SERVED", door_served(os.environ))\n')
     r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
                        input=cell, env=env_a, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert 'ProxyCommand persistlab-connect --hub ' + hub.url + ' --user ada' in out and 'not served yet' not in out, out
+    assert 'SERVED True' in out, out  # the server's own proxy has the entry (read from the entry point at its start)
     block = re.search(r'(Host hub-ada\n(?:  .+\n)+)', out).group(1)
     assert 'token' not in block.replace('persistlab-connect', '')
     cfg = laptop/'ssh_config'; cfg.write_text(block)
@@ -147,6 +149,19 @@ def test_ssh_through_the_hub_door(hub, tmp_path):
     finally:
         for pr in (fwd, web): os.killpg(pr.pid, signal.SIGTERM); pr.wait(10)
 
+    # ssh -R: a port on the laptop, reached from A's server (sshd -i listens on the server's loopback for that session only)
+    lweb = subprocess.Popen([sys.executable, '-m', 'http.server', '--bind', '127.0.0.1', str(wport), '--directory', str(laptop)],
+                            env=lenv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    rport = procs.free_port()
+    rev = subprocess.Popen(['ssh', *opts, '-N', '-o', 'ExitOnForwardFailure=yes', '-R', f'{rport}:127.0.0.1:{wport}', 'hub-ada'],
+                           env=lenv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        t = time.monotonic()
+        while not (procs.port_open(rport) and procs.port_open(wport)) and rev.poll() is None and time.monotonic() - t < 30: time.sleep(0.2)
+        assert requests.get(f'http://127.0.0.1:{rport}/up.txt', timeout=20).text == 'from the laptop\n'
+    finally:
+        for pr in (rev, lweb): os.killpg(pr.pid, signal.SIGTERM); pr.wait(10)
+
     # B's token is refused (by A's server's login, before anything of ours), and so is no token at all
     r = run('ssh', *opts, 'hub-ada', 'echo should-not-run', env={**lenv, 'PERSISTLAB_HUB_TOKEN': tok_b})
     assert r.returncode != 0 and 'should-not-run' not in r.stdout and 'persistlab-connect: the hub refused the token' in r.stderr, r.stderr
@@ -167,8 +182,9 @@ def test_ssh_through_the_hub_door(hub, tmp_path):
     # %sshsetup --stop closes the door: the next connection gets nothing (A's own token, mode fixed)
     os.chmod(tf, 0o600)
     r = subprocess.run([sys.executable, '-m', 'IPython', '--quick', '--no-banner', '--simple-prompt', '--colors=NoColor'],
-                       input='%load_ext persistlab\n%sshsetup --stop\n', env=env_a, capture_output=True, text=True, timeout=120)
-    assert 'closed' in r.stdout, r.stdout + r.stderr
+                       input='%load_ext persistlab\n%sshsetup --status\n%sshsetup --stop\n%sshsetup --status\n', env=env_a,
+                       capture_output=True, text=True, timeout=120)
+    assert re.search(r'door +open: 1 authorized key', r.stdout) and re.search(r'door +closed', r.stdout), r.stdout + r.stderr
     r = run('ssh', *opts, 'hub-ada', 'echo should-not-run')
     assert r.returncode != 0 and 'should-not-run' not in r.stdout
     assert 'door is closed' in (hub.rt/'hubdoor/door.log').read_text()
