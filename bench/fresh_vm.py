@@ -21,7 +21,9 @@ By hand is USERS.md's way on the same kind of fresh VM: `pip install` of the sam
 CPU build from /opt/wheels, standing in for download.pytorch.org/whl/cpu), `pip install --user httpie`, the key and
 .gitconfig copied back from storage with chmod, code-server downloaded (the same local stand-in) and unpacked, the
 extension installed again from the kept .vsix, code-server started with a password; then the same checks.
-Rounds alternate which arm goes first. `python bench/fresh_vm.py [ROUNDS] [colab,paperspace]`"""
+`paperspace-user` is USERS.md's Paperspace ritual instead: the same packages with `pip install --user` into ~/.local, which
+`%persist .local` keeps linked in /storage (no `--packages`), against `pip install --user` from PyPI by hand.
+Rounds alternate which arm goes first. `python bench/fresh_vm.py [ROUNDS] [paperspace,paperspace-user,colab]`"""
 import os, sys, json, time, shutil, zipfile, hashlib, tempfile, statistics, subprocess, threading, functools, http.server
 from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,31 +133,34 @@ def main(rounds=2, platforms=('paperspace', 'colab')):
         tgz = code_server_tarball(); sha = hashlib.sha256(tgz.read_bytes()).hexdigest()
         keep = tmp/'keep'; keep.mkdir(); ext = vsix(keep)
         url = serve(CACHE) + f'/{tgz.name}'
-        for plat in platforms:
-            tag, pkgs, imports = SETS[plat]; wh = wheels(tag, pkgs)
+        for case in platforms:
+          try:
+            plat, user = case.split('-')[0], case.endswith('-user')  # `paperspace-user`: the packages go to ~/.local (USERS.md 1)
+            tag, pkgs, imports = SETS[plat]; wh = wheels(tag, pkgs); U = '--user ' if user else ''
             env = dict(PIP_FIND_LINKS=str(wh), PERSISTLAB_CODE_SERVER_URL=url, PERSISTLAB_CODE_SERVER_SHA256=sha)
-            where = dict(paperspace=dict(storage=tmp/f'{plat}-storage'), colab=dict(drive=tmp/f'{plat}-drive'))[plat]
+            where = dict(paperspace=dict(storage=tmp/f'{case}-storage'), colab=dict(drive=tmp/f'{case}-drive'))[plat]
             mk = lambda **kw: replica(plat, stack=STACK[plat], env=env, **where, **kw)
             # session 1: a day's work, then one cell persists it all
             day = mk()
-            day.sh(f'pip install -q persistlab && pip install -q {" ".join(pkgs)} && pip install -q --user {TOOL} && mkdir -p -m 700 ~/.ssh && '
+            day.sh(f'pip install -q persistlab && pip install -q {U}{" ".join(pkgs)} && pip install -q --user {TOOL} && mkdir -p -m 700 ~/.ssh && '
                    'ssh-keygen -q -t ed25519 -N "" -f ~/.ssh/id_ed25519 && git config --global user.name bench', timeout=1200)
             csp = free_port()
             mount = '%persist --mount .local .ssh .gitconfig' if plat == 'colab' else '%persist .local .ssh .gitconfig'
-            c = day.run_cell(f'%load_ext persistlab\n{mount}\n%persist --packages\n%codeserver -p none --port {csp}', timeout=1200)
+            pk = '' if user else '%persist --packages\n'
+            c = day.run_cell(f'%load_ext persistlab\n{mount}\n{pk}%codeserver -p none --port {csp}', timeout=1200)
             assert c.ok, c.out + c.error
             st = '/content/drive/MyDrive/persistlab' if plat == 'colab' else '/storage/cfg'
             cs_bin, ext_dir = f'{st}/cache/{CS}/bin/code-server', f'{st}/code-server/extensions'
             day.sh(f'mkdir -p {ext_dir} && {cs_bin} --install-extension {ext} --extensions-dir {ext_dir}')  # /tmp is the host's in a replica
             day.close()
             # by hand: the same key and .gitconfig kept in storage (Drive, /storage), and the .vsix
-            hk = (tmp/f'{plat}-keep'); (hk/'.ssh').mkdir(parents=True)
+            hk = (tmp/f'{case}-keep'); (hk/'.ssh').mkdir(parents=True)
             sh(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(hk/'.ssh/id_ed25519')]); shutil.copy(ext, hk/'ext.vsix')
             (hk/'.gitconfig').write_text('[user]\n\tname = bench\n')
-            mine = Path(where.get('storage', tmp/f'{plat}-drive'))
-            (tmp/plat).mkdir()
-            pub = mine/'cfg/.ssh/id_ed25519.pub' if plat == 'paperspace' else _drive_pub(mine, tmp/plat)
-            sshp, p = sshd(tmp/plat, [hk/'.ssh/id_ed25519.pub', pub])
+            mine = Path(where.get('storage', tmp/f'{case}-drive'))
+            (tmp/case).mkdir()
+            pub = mine/'cfg/.ssh/id_ed25519.pub' if plat == 'paperspace' else _drive_pub(mine, tmp/case)
+            sshp, p = sshd(tmp/case, [hk/'.ssh/id_ed25519.pub', pub])
             procs.append(p)
             kept = dict(paperspace='/storage/keep', colab='/content/drive/MyDrive/keep')[plat]
             dst = mine/'keep' if plat == 'paperspace' else mine/'MyDrive/keep'
@@ -168,37 +173,45 @@ def main(rounds=2, platforms=('paperspace', 'colab')):
                 t0 = time.perf_counter()
                 port = free_port()
                 mount = 'python -c "from google.colab import drive; drive.mount(\'/content/drive\')" >/dev/null && ' if plat == 'colab' else ''
-                v.sh(f'''{mount}pip install -q {" ".join(pkgs)} && pip install -q --user {TOOL}
+                v.sh(f'''set -e
+{mount}pip install -q {U}{" ".join(pkgs)} && pip install -q --user {TOOL}
 mkdir -p ~/.ssh && cp {kept}/.ssh/id_ed25519 {kept}/.ssh/id_ed25519.pub ~/.ssh/ && chmod 700 ~/.ssh && chmod 600 ~/.ssh/id_ed25519 && chmod 644 ~/.ssh/id_ed25519.pub
 cp {kept}/.gitconfig ~/
 curl -sfL {url} -o /tmp/cs-$$.tgz && tar -xzf /tmp/cs-$$.tgz -C ~ && rm /tmp/cs-$$.tgz
 ~/{CS}/bin/code-server --install-extension {kept}/ext.vsix >/dev/null 2>&1
 PASSWORD=bench-password-not-secret setsid ~/{CS}/bin/code-server --bind-addr 127.0.0.1:{port} --auth password --disable-telemetry --disable-update-check ~ >/tmp/cs.log 2>&1 < /dev/null &
 ''', env=hand_env, timeout=1800)
+                t1 = time.perf_counter()
                 v.sh(check(imports, sshp, port, f'~/{CS}/bin/code-server', '~/.local/share/code-server/extensions'), timeout=300)
-                dt = time.perf_counter() - t0; v.close(); return dt
+                dt = time.perf_counter() - t0; v.close()
+                print(f'  by hand: the commands {t1-t0:.1f} s, the checks {dt-t1+t0:.1f} s', flush=True)
+                return dt
             def ours():
                 v = mk(boot=False) if plat == 'paperspace' else mk()
                 port = free_port()
                 t0 = time.perf_counter()
                 if plat == 'paperspace': v._boot()  # the image's run.sh sources /storage/pre-run.sh as the VM starts
+                t1 = time.perf_counter()
                 cs = v.run([doc_cell(GUIDE[plat]), f'%codeserver -p none --port {port}'], timeout=900)
                 assert all(x.ok for x in cs), cs
+                t2 = time.perf_counter()
                 v.sh(check(imports, sshp, port, cs_bin, ext_dir), timeout=300)
                 dt = time.perf_counter() - t0
+                print(f'  persistlab: start {t1-t0:.1f} s, the cells {t2-t1:.1f} s, the checks {dt-t2+t0:.1f} s', flush=True)
                 out = (v.boot.stdout + v.boot.stderr if v.boot else '') + ''.join(x.out for x in cs)
                 v.close(); return dt, out
             a, b = [], []
             for i in range(rounds):
                 if i % 2: b.append(by_hand()); r = ours(); a.append(r[0])
                 else: r = ours(); a.append(r[0]); b.append(by_hand())
-                print(f'{plat} round {i+1}: persistlab {a[-1]:.1f} s, by hand {b[-1]:.1f} s (load average {os.getloadavg()[0]:.1f})', flush=True)
+                print(f'{case} round {i+1}: persistlab {a[-1]:.1f} s, by hand {b[-1]:.1f} s (load average {os.getloadavg()[0]:.1f})', flush=True)
                 if i == 0: print('  persistlab session 2 said:\n    ' + '\n    '.join(r[1].strip().splitlines()[-25:]), flush=True)
-            results[plat] = (statistics.median(a), statistics.median(b))
+            results[case] = (statistics.median(a), statistics.median(b))
+          except Exception as e: print(f'{case}: failed: {e}'[:3000], flush=True)  # the other cases still run
         l1, l5, l15 = os.getloadavg()
         print(f'\nload average {l1:.1f} {l5:.1f} {l15:.1f} (2 cores, shared); {rounds} rounds interleaved; medians')
-        for plat, (o, p) in results.items():
-            print(f'{plat:10} fresh VM until usable: persistlab {o:.1f} s   by hand {p:.1f} s   {p/o:.1f}x faster (targets: under 30 s, 5x)')
+        for case, (o, p) in results.items():
+            print(f'{case:15} fresh VM until usable: persistlab {o:.1f} s   by hand {p:.1f} s   {p/o:.1f}x faster (targets: under 30 s, 5x)')
     finally:
         for p in procs: p.terminate(); p.wait()
         gen.close(); shutil.rmtree(tmp, ignore_errors=True)

@@ -61,7 +61,7 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
 def restore_cli(to:_To=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
                 switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
                ):
-    "Re-create every persisted path in home, then install the packages kept with `--packages` (for startup hooks)"
+    "Re-create every persisted path in home and install the packages kept with `--packages`, at the same time (for startup hooks)"
     st = _storage(to)
     # the paths, the snapshots and the packages (for the Python running this script) at once; progress for people, not startup logs
     _run(restore, st, switch=switch, packages=True, quiet=not sys.stderr.isatty())
