@@ -60,8 +60,8 @@ def _summary(reps, most=6) -> tuple:
 class _Engine:
     "The engine functions the form calls, imported on first use (tests swap in spies)"
     def __getattr__(self, k):
-        from persistlab import persist, archive, keys, ssh, tunnel, codeserver, secrets, packages
-        for m in (persist, archive, keys, ssh, tunnel, codeserver, secrets, packages):
+        from persistlab import persist, archive, keys, ssh, tunnel, codeserver, secrets, packages, colabdoor
+        for m in (persist, archive, keys, ssh, tunnel, codeserver, secrets, packages, colabdoor):
             if hasattr(m, k): return getattr(m, k)
         raise AttributeError(k)
 
@@ -339,7 +339,14 @@ def do_upload(self:Setup):
 # %% ../nbs/12_forms.ipynb #e3bf883e
 @patch
 def do_sshd(self:Setup):
-    "**Start sshd** for the GitHub user's or the pasted keys; the laptop side under the buttons"
+    "**Start sshd** for the GitHub user's or the pasted keys (Colab's own sshd where the runtime has it on); the laptop side under the buttons"
+    from persistlab.colabdoor import door_open
+    if door_open(self.p):  # as `%sshsetup --server` does: Colab's sshd behind its /colab/ssh route, no second sshd, no opt-in
+        d = self.e.open_door(github=self.gh_user.value.strip() or None, keys=self.pasted.value.strip() or None,
+                             home=self.home, storage=self.storage, platform=self.p)
+        self.snippet.value = (f'<pre>{html.escape(d.command)}\n\n{html.escape(d.config_block)}\n{html.escape(d.known_hosts)}</pre>'
+                              f'host key {html.escape(str(d.fingerprint))} (known_hosts line above)')
+        return self._say("Colab's sshd: your keys let in, its host key kept in storage", tab='SSH')
     s = self.e.start_server(github=self.gh_user.value.strip() or None, keys=self.pasted.value.strip() or None,
                             accept_risk=self.accept.value, home=self.home, storage=self.storage, platform=self.p)
     self.snippet.value = f'<pre>{html.escape(s.command)}\n\n{html.escape(s.config_block)}</pre>host key {html.escape(str(s.fingerprint))}'

@@ -81,10 +81,10 @@ def test_colab_door_key_from_storage_and_same_host_key_on_next_vm(replica, route
     laptop = Laptop(tmp_path)
     vm = replica('colab', sshd=True)
     sshd_pid = vm.sh('cat /run/sshd.pid').stdout.strip()
-    cell = doc_cell('21_guide_colab.ipynb', must='%sshsetup --server')  # as the guide prints it
+    first, cell = doc_cell('21_guide_colab.ipynb'), doc_cell('21_guide_colab.ipynb', must='%sshsetup --server')  # as the guide prints them
     assert '--github YOUR_GITHUB_USER' in cell
-    c = vm.run_cell(cell.replace('--github YOUR_GITHUB_USER', f'--authorized-keys {laptop.key}.pub'))  # GitHub's keys: offline here
-    assert c.ok, c
+    b, c = vm.run([first, cell.replace('--github YOUR_GITHUB_USER', f'--authorized-keys {laptop.key}.pub')])  # GitHub's keys: offline here
+    assert b.ok and c.ok, (b, c)
     block, kh = laptop_side(c.out)
     assert 'ProxyCommand colab ssh --proxy-mode -s gpu1 -i ~/.ssh/id_ed25519' in block and 'HostKeyAlias gpu1' in block, block
     assert all(f'{e}: {x}://vscode-remote/ssh-remote+gpu1/content\n' in c.out for e, x in (('VS Code', 'vscode'), ('Cursor', 'cursor'), ('VSCodium', 'vscodium'))), c.out
@@ -102,8 +102,8 @@ def test_colab_door_key_from_storage_and_same_host_key_on_next_vm(replica, route
     vm2 = replica('colab', sshd=True)  # the next session: a new VM, its image's own host keys, the same Drive
     image_key = vm2.p('/etc/ssh/ssh_host_ed25519_key.pub').read_text().split()[1]
     assert image_key not in kh  # so a strict check against the first VM's key fails unless the kept key is restored
-    c2 = vm2.run_cell(cell.replace('--github YOUR_GITHUB_USER ', ''))  # the same cell, no keys named: the ones kept in storage
-    assert c2.ok, c2
+    b2, c2 = vm2.run([first, cell.replace('--github YOUR_GITHUB_USER ', '')])  # the same cells, no keys named: the ones kept in storage
+    assert b2.ok and c2.ok, (b2, c2)
     block2, kh2 = laptop_side(c2.out)
     assert kh2 == kh and block2 == block
     vm2.sh('echo vm2 > /content/where')

@@ -136,6 +136,22 @@ def test_status_table_has_headings(form):
     f, spy = form
     assert '<th style="text-align:left">path</th>' in f.state.value and '<td>linked</td>' in f.state.value
 
+def test_colab_door_from_the_form(tmp_path, monkeypatch):
+    "On a Colab runtime made with SSH on, Start sshd sets up Colab's own sshd as %sshsetup --server does: no sshd of ours, no opt-in"
+    import persistlab.colabdoor as cd
+    monkeypatch.setattr(cd, 'door_open', lambda p: p.name == 'colab')  # the runtime's COLAB_ENABLE_SSH=1 and the image's sshd
+    class DoorSpy(Spy):
+        def open_door(self, **k):
+            self._rec('open_door', **k)
+            return cd.Door([], 'SHA256:abc', 'ssh-ed25519 AAAAC3Nz', 'colab-abc123')
+    spy = DoorSpy()
+    f = Setup(detect(env=dict(HOME=str(tmp_path), PERSISTLAB_PLATFORM='colab', PERSISTLAB_STORAGE=str(tmp_path))), engine=spy)
+    f.gh_user.value = 'octocat'; f.sshd_btn.click(); f.wait()
+    (_, _, k), = [c for c in spy.calls if c[0] == 'open_door']
+    assert k['github'] == 'octocat' and not [c for c in spy.calls if c[0] == 'start_server']
+    assert 'ProxyCommand colab ssh --proxy-mode -s SESSION' in f.snippet.value and 'colab-abc123 ssh-ed25519 AAAAC3Nz' in f.snippet.value
+    assert "Colab&#x27;s sshd: your keys let in" in f.msgs['SSH'].value
+
 def test_risky_platform_shows_warning_and_opt_in(tmp_path):
     spy = Spy()
     f = Setup(detect(env=dict(HOME=str(tmp_path), PERSISTLAB_PLATFORM='kaggle', PERSISTLAB_STORAGE=str(tmp_path))), engine=spy)
