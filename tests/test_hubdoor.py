@@ -188,3 +188,28 @@ def test_ssh_through_the_hub_door(hub, tmp_path):
     r = run('ssh', *opts, 'hub-ada', 'echo should-not-run')
     assert r.returncode != 0 and 'should-not-run' not in r.stdout
     assert 'door is closed' in (hub.rt/'hubdoor/door.log').read_text()
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (shutil.which('unshare') and shutil.which('setpriv')), reason='needs root, unshare and setpriv (util-linux)')
+def test_a_normal_users_sshd_takes_the_doors_files(tmp_path, monkeypatch):
+    """A hub's servers run as a normal user (jovyan, its password locked as useradd leaves it, /etc/shadow unreadable to it):
+    that user's own `sshd -i` reads the files `open_door` wrote, and the key logs in. (A private mount namespace holds the
+    user; the test hub above runs its servers as root.)"""
+    from persistlab.hubdoor import open_door, door_dir
+    from persistlab.platforms import detect
+    base = Path(tempfile.mkdtemp(prefix='plab-door-')); os.chmod(base, 0o755)  # not under pytest's 0700 root folder
+    try:
+        home = base/'home'; home.mkdir(); key = keygen(base/'k')
+        monkeypatch.setenv('PERSISTLAB_RUNTIME', str(home/'.persistlab/run'))
+        env = dict(JUPYTERHUB_SERVICE_PREFIX='/user/jovyan/', JUPYTERHUB_USER='jovyan', HOME=str(home), PERSISTLAB_PLATFORM='jupyterhub')
+        open_door(keys=(base/'k.pub').read_text(), install=False, strict_modes=False, env=env, home=home, platform=detect(env))
+        d = door_dir(home); sshd = (d/'sshd').read_text().strip()
+        subprocess.run(['chown', '-R', '4242:4242', str(home)], check=True)
+        (base/'passwd').write_text(Path('/etc/passwd').read_text() + f'jovyan:x:4242:4242::{home}:/bin/sh\n'); os.chmod(base/'passwd', 0o644)
+        (base/'shadow').write_text(Path('/etc/shadow').read_text() + 'jovyan:!:19000:0:99999:7:::\n'); os.chmod(base/'shadow', 0o640)
+        proxy = f"setpriv --reuid=4242 --regid=4242 --clear-groups {sshd} -i -e -f {d/'sshd_config'}"
+        script = (f"mount --bind {base/'passwd'} /etc/passwd && mount --bind {base/'shadow'} /etc/shadow && exec ssh -F /dev/null -i {key} "
+                  f"-o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                  f"-o 'ProxyCommand={proxy}' jovyan@door 'id -u; echo $HOME'")
+        r = subprocess.run(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script], capture_output=True, text=True, timeout=60)
+        assert r.stdout.split() == ['4242', str(home)], r.stdout + r.stderr
+    finally: shutil.rmtree(base, ignore_errors=True)
