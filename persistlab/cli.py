@@ -75,7 +75,7 @@ def status_cli(to:_To=None): # storage (default: the one in use: $PERSISTLAB_STO
 
 # %% ../nbs/04_cli.ipynb #ef245da3
 @call_parse
-def doctor_cli(to:_Dir=None): # storage (default: the one in use)
+def doctor_cli(to:_To=None): # storage: a folder or a URL (default: the one in use)
     "One report to paste into a bug report: platform, storage health, what is kept and running, versions, problems and fixes"
     from persistlab.doctor import doctor
     _run(doctor, to)

@@ -78,7 +78,7 @@ def _storage_rows(st, p, home, env, rows, problems):
         if p.strategy == 'none': return rows.append(('storage', 'none needed', p.hint or 'nothing persists here'))
         return rows.append(('storage', 'not chosen yet', '`%persist --to DIR PATHS` (or PERSISTLAB_STORAGE) chooses one'))
     rows.append(('storage', str(st.where), f'{st.kind}, from {st.source}'))
-    if st.url: return rows.append(('entries', 'remote', '`%persist --list` reads them from the remote storage'))
+    if st.url: return _remote_rows(st.url, home, rows, problems)
     d = Path(st.where)
     if not d.is_dir():
         fix = '`%persist --mount` mounts Drive first' if p.name == 'colab' else 'the first `%persist PATHS` makes it'
@@ -107,6 +107,19 @@ def _storage_rows(st, p, home, env, rows, problems):
     if any(str(r[0]) == '.local' for r in entries) and str(local_bin) not in env.get('PATH', '').split(os.pathsep):
         problems.append(('~/.local/bin is not on PATH: console scripts of `pip install --user` are "command not found"',
                          'export PATH="$HOME/.local/bin:$PATH" (in ~/.bashrc); in a notebook, `%persist --restore` adds it'))
+
+def _remote_rows(url, home, rows, problems):
+    "Remote storage asked once, with a deadline: the generation it is at and each path's state here; or the problem and what to set"
+    from persistlab.remote import probe
+    try: rep = probe(url, home)
+    except PersistlabError as e:
+        what, _, fix = str(e).rpartition('; ')  # its messages end with what to do
+        rows.append(('remote', 'not usable', 'see the problems below'))
+        return problems.append((what, fix) if what else (str(e), 'see the message'))
+    rows.append(('remote', 'reachable', rep.title.replace(f'snapshots in {url}: ', '')))
+    for r in rep:
+        rows.append(('entry', str(r[0]), f'{r[1]} ({r[2]})'))
+        if r[1].startswith('not here'): problems.append((f'{r[0]} is not in home', '`%persist --restore`'))
 
 def _service_rows(home, rows, problems):
     "Each service persistlab started: running or being brought back, with its URL or port"

