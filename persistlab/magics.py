@@ -162,11 +162,11 @@ def _persist_paths(args, st):
 
 def _with_packages(r, st, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
-    if st.url: return r  # packages stay in a local storage folder
     from persistlab import packages as P
-    storage = P.check_storage(st)
+    storage = st if st.url else P.check_storage(st)  # remote storage: its current record
     if not P.recorded(storage) or any(x[0] == 'wheelhouse' or x[1] == 'installed' for x in r): return r
-    return r + (P.status_rows(storage) if args is None else P.restore_packages(st, args.python, force=args.force))
+    if args is None: return r + (list(P.packages_status(st)) if st.url else P.status_rows(storage))
+    return r + P.restore_packages(st, args.python, force=args.force)
 
 def _with_dotfiles(r, st, apply=False):
     "Add the remembered dotfiles repository to a `--list` report, or apply it after a `--restore` (once per machine)"
@@ -447,6 +447,8 @@ def _autorestore(storage=None):
     if st.url:  # remote storage: what this box has not restored yet, through its transport
         from persistlab.remote import autorestore
         with _usage(): _show(autorestore(st.url))
+        from persistlab.packages import autorestore_packages
+        with _usage(): _show(autorestore_packages(p, storage=st))
         return
     if p.strategy == 'archive':
         from persistlab.persist import autorestore

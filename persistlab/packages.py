@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, re, sys, json, time, errno, base64, shutil, socket, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove
+from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove, work_dir
 from .storage import (MANIFEST, TMP, read_manifest, write_manifest, Storage, resolve_storage, check_storage, existing_storage,
     check_switch, remember, vm_dir)
 
@@ -318,7 +318,10 @@ def _sets(m) -> dict:
     return s if isinstance(s, dict) else {}
 
 def recorded(storage) -> bool:
-    "Are packages recorded in `storage`'s manifest?"
+    "Are packages recorded in `storage`'s manifest (a remote `Storage`: in its current record)?"
+    if isinstance(storage, Storage) and storage.url:
+        from persistlab.remote import remote, head
+        return bool(_sets(head(remote(storage.url))[1]))
     return bool(_sets(read_manifest(storage)))
 
 # %% ../nbs/13_packages.ipynb #750cb4ae
@@ -500,6 +503,9 @@ def save_packages(to=None, # storage directory (default: the platform's)
     "Keep wheels of the packages you installed (added or changed vs the image) in storage, recorded in the manifest"
     p = platform or detect()
     st = resolve_storage(to, platform=p); check_switch(st, p.home, p, switch)
+    if st.url:  # remote storage: this function on the box's copy, then what changed goes up
+        rep = _on_remote(st, p, lambda ms, get: save_packages(ms, python, p, index_url, since, quiet, extra_index_url, keep_uv), pull=True)
+        remember(st, p.home); return rep
     storage = check_storage(st)
     info = probe(python); base = baseline(info, since)
     mine = yours(info, base); out = _not_kept(mine, storage)
@@ -734,11 +740,14 @@ def restore_packages(to=None, # storage directory (default: the platform's)
                      tool=None, # 'uv' or 'pip' (default: uv when there is one)
                      quiet:bool=False, # no progress bars
                      held:bool=False, # the caller holds the storage's lock (a restore installing these while it unpacks snapshots)
+                     get=None, # `get(todo, wheelhouses, uv)` brings the wheels about to be installed (remote storage downloads them)
                     ) -> Report:
     "Install the recorded packages from the wheelhouse, with no index; what the image already has is skipped or reported"
     if tool not in (None, 'uv', 'pip'): raise PackagesError(f"unknown tool {tool!r}: choose uv or pip")
     p = platform or detect()
-    st = resolve_storage(to, platform=p); storage = check_storage(st)
+    st = resolve_storage(to, platform=p)
+    if st.url: return _on_remote(st, p, lambda ms, get: restore_packages(ms, python, p, force, tool, quiet, get=get), publish=False)
+    storage = check_storage(st)
     info = probe(python)
     uv = None if tool == 'pip' else find_uv()
     with contextlib.nullcontext() if held else storage_lock(storage):
@@ -747,6 +756,7 @@ def restore_packages(to=None, # storage directory (default: the platform's)
         recs, whs, out = _chosen(storage, sets, info)
         todo, rows = plan(info, recs, force, constraints())
         out += _one_line(rows)
+        if todo and get: get(todo, whs, not uv and tool != 'pip')
         if todo and not uv and tool != 'pip': uv, rows = _uv_here(storage, info, p.home); out += rows  # an image without uv
         if tool == 'uv' and not uv: raise PackagesError("uv is not installed (`pip install uv`), or use pip")
         if todo: out += _install(info, whs, todo, uv, quiet)
@@ -767,9 +777,12 @@ def autorestore_packages(platform:Platform|None=None,
     if os.environ.get('PERSISTLAB_AUTORESTORE', '1') == '0': return None
     try: st = storage or resolve_storage(None, platform=p)  # the platform's, $PERSISTLAB_STORAGE, %config's, or one an earlier --to chose
     except PersistlabError: return None  # nowhere to look: nothing was saved
-    if (storage := st.local) is None: return None  # remote storage: the remote transport brings the wheelhouse back
+    storage = st.local or st.url
     try:
-        if _marker(storage).exists() or not (storage/MANIFEST).exists() or not _sets(read_manifest(storage)): return None
+        if _marker(storage).exists(): return None
+        if st.url:  # remote storage: its record says whether packages were saved (then this box does not ask again)
+            if not recorded(st): m = _marker(storage); m.parent.mkdir(mode=0o700, parents=True, exist_ok=True); m.touch(); return None
+        elif not (storage/MANIFEST).exists() or not _sets(read_manifest(storage)): return None
         r = restore_packages(st, platform=p, quiet=quiet, held=held)
     except PersistlabError as e:
         if held: raise
@@ -798,18 +811,24 @@ def _when(st) -> str:
     return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC" if m else str(st)
 
 # %% ../nbs/13_packages.ipynb #5eb239fb
-def status_rows(storage) -> list:
+def status_rows(storage, # the storage folder (or a box's copy of remote storage's record)
+                have:set|None=None, # remote storage: the wheel keys it holds
+               ) -> list:
     "Rows for `%persist --list`: each recorded package with its version, then each wheelhouse's size, then wheels no record names"
     try: sets = _checked(storage)
     except PackagesError as e: return [('packages', 'manifest', str(e))]
     rows = []
     for t, s in sets.items():
         wh = Path(storage)/WHEELHOUSE/t
+        if have is None: ok = lambda r: (wh/r['wheel']).is_file()
+        else:
+            from persistlab.remote import wheel_key
+            ok = lambda r: wheel_key(t, r) in have
         for n, r in s['packages'].items():
-            ok = (wh/r['wheel']).is_file()
-            rows.append((n, f"package {r['version']}", f"{human(r['size'])}" + ('' if ok else ', wheel missing: save again')))
-        size = sum((wh/r['wheel']).stat().st_size for r in s['packages'].values() if (wh/r['wheel']).is_file())
+            rows.append((n, f"package {r['version']}", f"{human(r['size'])}" + ('' if ok(r) else ', wheel missing: save again')))
+        size = sum(r['size'] for r in s['packages'].values() if ok(r))
         rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {_when(s.get('saved'))}"))
+    if have is not None: return rows  # (wheels no record names go from remote storage with the old records)
     if uv := _uv_record(storage):
         rows.append(('uv', f"tool {uv['version']}", f"{human(uv['size'])} in {Path(storage)/WHEELHOUSE/TOOLDIR}: installed first where a machine has no uv"))
     for d, fs in _orphans(storage, sets).items():  # the exact command that deletes these and nothing else
@@ -820,7 +839,12 @@ def status_rows(storage) -> list:
 
 def packages_status(to=None, platform:Platform|None=None) -> Report:
     "The recorded packages and wheelhouse sizes, as a report"
-    st = resolve_storage(to, platform=platform); storage = existing_storage(st)  # looking creates nothing
+    st = resolve_storage(to, platform=platform)
+    if st.url:
+        from persistlab.remote import remote, WHEELS
+        rep = _on_remote(st, platform or detect(), lambda ms, get: Report(status_rows(ms, {x['key'] for x in remote(st.url).ls(WHEELS)})), publish=False)
+        rep.title = f'packages in {st.label}'; return rep
+    storage = existing_storage(st)  # looking creates nothing
     return Report(status_rows(storage), f'packages in {st.label}')
 
 # %% ../nbs/13_packages.ipynb #21bcf9d7
@@ -830,7 +854,10 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
                     wheels:bool=False, # also delete their wheels from the wheelhouse (with all: the wheels no record names too)
                    ) -> Report:
     "Stop restoring `names` (all recorded packages by default); with `wheels`, delete their wheels too"
-    st = resolve_storage(to, platform=platform); storage = check_storage(st)
+    st = resolve_storage(to, platform=platform)
+    if st.url:  # a wheel no kept record names goes from remote storage with the old records
+        return _on_remote(st, platform or detect(), lambda ms, get: forget_packages(names, ms, platform, wheels=False))
+    storage = check_storage(st)
     want = None if not names or names in ('all', ['all']) else {_norm(n) for n in ([names] if isinstance(names, str) else names)}
     out = []
     with storage_lock(storage):
@@ -856,6 +883,70 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
                 for f in fs: f.unlink(missing_ok=True)
                 out.append((str(d), 'deleted', f"{len(fs)} wheels no record named"))
     return Report(out, f'packages in {st.label}')
+
+# %% ../nbs/13_packages.ipynb #c7e477c9
+def _wheel_files(pk, mir) -> dict:
+    "Remote key -> (this box's file, its record) for each wheel the packages record `pk` names (the uv wheel too)"
+    from persistlab.remote import wheel_key
+    out = {wheel_key(t, x): (Path(mir)/WHEELHOUSE/t/x['wheel'], x) for t, s in ((pk or {}).get('sets') or {}).items() for x in s['packages'].values()}
+    uv = (pk or {}).get('uv')
+    if isinstance(uv, dict) and _WHEEL.fullmatch(str(uv.get('wheel'))) and re.fullmatch(r'[0-9a-f]{64}', str(uv.get('sha256'))):
+        out[wheel_key(TOOLDIR, uv)] = (Path(mir)/WHEELHOUSE/TOOLDIR/uv['wheel'], uv)
+    return out
+
+def _pull(r, files:dict, quiet=True):
+    "Download the wheels of `files` (key -> (file, record)) this box does not have, each checked against its sha256 before it is in place"
+    from tqdm.auto import tqdm
+    from concurrent.futures import ThreadPoolExecutor
+    todo = {k: (f, x) for k, (f, x) in files.items() if not (f.is_file() and f.stat().st_size == x['size'])}
+    if not todo: return
+    def one(k, f, x, bar):
+        f.parent.mkdir(parents=True, exist_ok=True); part = f.with_name(f'.{f.name}.{os.getpid()}.part')
+        try:
+            r.get(k, part)
+            if _copy_hash(part) != x['sha256']: raise PackagesError(f"{r.url}/{k} does not match its sha256; nothing installed. Save the packages again")
+            os.replace(part, f); bar.update(x['size'])
+        finally: part.unlink(missing_ok=True)
+    with tqdm(total=sum(x['size'] for f, x in todo.values()), desc='wheels from storage', unit='B', unit_scale=True, leave=False, disable=quiet) as bar, \
+         ThreadPoolExecutor(4) as ex:
+        for fut in [ex.submit(one, k, f, x, bar) for k, (f, x) in todo.items()]: fut.result()
+
+def _push(r, files:dict) -> int:
+    "Upload the wheels of `files` that remote storage does not hold yet (a wheel's key is its content: never replaced); how many went up"
+    from persistlab.remote import upload, WHEELS
+    have = {x['key'] for x in r.ls(WHEELS)}
+    new = [(k, f, x) for k, (f, x) in files.items() if k not in have]
+    for k, f, x in new:
+        upload(r, f, k, x['size'])
+        failpoint('wheel-uploaded')
+    return len(new)
+
+def _unstamped(pk):
+    return {**pk, 'sets': {t: {k: v for k, v in s.items() if k != 'saved'} for t, s in (pk.get('sets') or {}).items()}} if pk else pk
+
+def _on_remote(st, p, f, pull=False, publish=True) -> Report:
+    "Run `f(mirror, get)` on this box's copy of remote storage `st`'s packages (their record, and with `pull` every wheel); then make what it changed current there"
+    from persistlab import remote as R
+    r, loc = R.remote(st.url), R.local_dir(st.url, p.home)
+    with storage_lock(loc):  # one save or restore at a time on this box; machines are kept apart by the records
+        mir = work_dir(loc, 'packages'); n, m = R.head(r); old = m.get('packages')
+        write_manifest(mir, dict(version=1, entries=[], **({'packages': old} if old else {})))
+        say = lambda s: str(s).replace(str(mir/MANIFEST), f'the record in {st.url}').replace(str(mir), st.url)
+        try:
+            _checked(mir, doing='changed')
+            if pull: _pull(r, _wheel_files(old, mir))
+            rep = f(Storage(mir, 'this box', 'link'), lambda todo, whs, uv=False: _pull(r, {
+                **{R.wheel_key(whs[k].name, x): (whs[k]/x['wheel'], x) for k, x in todo.items()},
+                **({k: v for k, v in _wheel_files(old, mir).items() if k.startswith(f'{R.WHEELS}/{TOOLDIR}/')} if uv else {})}))
+            new = read_manifest(mir).get('packages')
+            if publish and _unstamped(new) != _unstamped(old):  # (a save of nothing new stamps the set again: no new record for that)
+                up = _push(r, _wheel_files(new, mir))
+                n, m = R.publish(r, n, m, {}, extra=dict(packages=new))
+                rep = Report(list(rep) + [('storage', 'current', f'generation {n}: {up} new wheels uploaded')], rep.title)
+                R.prune(r, n, m)
+        except PackagesError as e: raise PackagesError(say(e)) from None
+    return Report([(a, b, say(c)) for a, b, c in rep], say(rep.title).replace('(this box)', f'({st.source})'), rep.heads)
+
 
 # %% ../nbs/13_packages.ipynb #ce727c3c
 def _old_place(venv):

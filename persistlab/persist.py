@@ -436,7 +436,9 @@ def restore(to=None, # storage directory (default: the platform's)
     check_switch(st, home, p, switch)
     if st.url:
         from persistlab.remote import remote_restore
-        return _remote(remote_restore(st.url, home), st, home, remembers=True)
+        r = _remote(remote_restore(st.url, home), st, home, remembers=True)
+        from persistlab import packages as P  # then the packages, which may need what the snapshots brought back (uv's cache)
+        return r + P.restore_packages(st, python, p, force=force, quiet=quiet) if packages and P.recorded(st) else r
     st, storage, home, p = _where(st, home, p, create=False)  # restoring from a storage that is not there creates nothing
     if not (storage/MANIFEST).exists(): raise PersistError(f"nothing persisted in {storage} yet (no {MANIFEST}); persist something first")
     out = []

@@ -17,11 +17,11 @@ from .secrets import get_secret
 from . import archive
 
 # %% auto #0
-__all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError', 'is_remote', 'split_url',
-           'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name', 'content_sig', 'Packing', 'pack', 'head',
-           'publish', 'upload', 'prune', 'local_dir', 'known', 'restored', 'remote_persist', 'remote_save',
-           'remote_restore', 'remote_status', 'remote_undo', 'autorestore', 'probe', 'every_seconds', 'sync_key',
-           'sync_folder', 'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
+__all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'WHEELS', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError', 'is_remote',
+           'split_url', 'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name', 'content_sig', 'Packing', 'pack',
+           'head', 'publish', 'upload', 'wheel_key', 'prune', 'local_dir', 'known', 'restored', 'remote_persist',
+           'remote_save', 'remote_restore', 'remote_status', 'remote_undo', 'autorestore', 'probe', 'every_seconds',
+           'sync_key', 'sync_folder', 'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
 
 # %% ../nbs/01b_remote.ipynb #d7cf6c23
 class RemoteError(PersistError):
@@ -307,7 +307,7 @@ def remote(url) -> Remote:
     return RcloneRemote(url) if url.startswith('rclone:') else FsRemote(url)
 
 # %% ../nbs/01b_remote.ipynb #442b29d6
-GEN, SNAPS, TMPK = 'gen', 'snapshots', 'tmp'
+GEN, SNAPS, TMPK, WHEELS = 'gen', 'snapshots', 'tmp', 'wheelhouse'
 KEEP = 3        # generation records kept: the current one and the two before it
 STALE = 3600    # seconds after which an upload no record names was left by a killed save, not one in progress
 
@@ -330,6 +330,14 @@ def _walk_sig(p, skip) -> list:
     if one(str(p), os.lstat(p), p) == 'd': walk(p, str(p))
     return lines
 
+def _ssh_mode(l:bytes, top:bytes) -> bytes:
+    "A `content_sig` line of `.ssh` with the mode a restore gives it (`ssh_modes`): a restored, untouched `.ssh` is the one saved"
+    k, t, *rest = l.split(b'\0')
+    if t == b'l': return l
+    name = k.rsplit(b'/', 1)[-1] or top  # (`top`: the name of the saved path itself)
+    m = b'700' if t == b'd' else b'644' if name.endswith(b'.pub') or name.startswith(b'known_hosts') else b'600'
+    return b'\0'.join([k, t, m, *rest[1:]])
+
 def content_sig(p, rel='') -> str:
     "A hash of what `p` holds (paths, types, modes, sizes, whole-second mtimes, link targets): did it change since the last save?"
     p = Path(p); skip = str(p/os.path.relpath(RUNTIME, '.local')) if rel == '.local' else None  # the live Jupyter's files are not saved
@@ -340,8 +348,9 @@ def content_sig(p, rel='') -> str:
     if r.returncode == 0 and r.stdout:
         lines = re.sub(rb'(\0f\0[0-7]+\0\d+\0\d+)\.\d+$', rb'\1', r.stdout, flags=re.M).split(b'\n')  # whole seconds, as tar keeps them
     else: lines = [l.encode() for l in _walk_sig(p, skip)]
-    n = len(str(p))
-    return hashlib.sha256(b'\n'.join(sorted(l[n:] for l in lines if l))).hexdigest()[:32]
+    n = len(str(p)); lines = [l[n:] for l in lines if l]
+    if rel == '.ssh' or rel.startswith('.ssh/'): lines = [_ssh_mode(l, os.fsencode(p.name)) for l in lines]
+    return hashlib.sha256(b'\n'.join(sorted(lines))).hexdigest()[:32]
 
 def _sha(f) -> str:
     h = hashlib.sha256()
@@ -400,14 +409,20 @@ def _when_str(at) -> str:
     "A record's stamp as people read it"
     return f'{at[:4]}-{at[4:6]}-{at[6:8]} {at[9:11]}:{at[11:13]} UTC' if isinstance(at, str) and len(at) > 13 else str(at)
 
-def publish(r, base_n, base, new:dict) -> tuple:
-    "Make the entries in `new` (path -> entry, or None to drop it) current over record `base`: the next record, create-only; (number, record)"
-    target = base_n + 1
+_OWN = ('version', 'generation', 'parent', 'host', 'at', 'entries')  # a record's own fields; the others (packages) are carried over
+
+def publish(r, base_n, base, new:dict, extra:dict|None=None) -> tuple:
+    "Make the entries in `new` (path -> entry, or None to drop it) and the parts in `extra` (`packages`) current over record `base`: the next record, create-only; (number, record)"
+    target, extra = base_n + 1, extra or {}
     for _ in range(20):
         es = [new.get(e['path'], e) for e in base['entries']] + [e for p, e in new.items() if not find_entry(base, p)]
-        rec = dict(version=1, generation=target, parent=base_n, host=socket.gethostname(), at=stamp(), entries=[e for e in es if e])
+        more = {k: v for k, v in {**{k: v for k, v in base.items() if k not in _OWN}, **extra}.items() if v is not None}
+        rec = dict(version=1, generation=target, parent=base_n, host=socket.gethostname(), at=stamp(), entries=[e for e in es if e], **more)
         if r.create(_gen_key(target), json.dumps(rec, indent=1).encode()): return target, rec
         n2, m2 = head(r)  # another machine saved meanwhile: theirs stays; ours goes on top unless it is the same path
+        if n2 != base_n and (part := next((k for k in extra if m2.get(k) != base.get(k)), None)):
+            raise ConflictError(f"storage {r.url}: {m2.get('host', 'another machine')} saved its {part} at {_when_str(m2.get('at'))} "
+                                f"while this machine was saving them; nothing was overwritten: theirs are current. Save again to add this machine's")
         if n2 != base_n and (clash := [p for p in new if find_entry(m2, p) != find_entry(base, p)]):
             mine = new[clash[0]]
             raise ConflictError(f"storage {r.url}: {m2.get('host', 'another machine')} saved ~/{clash[0]} at {_when_str(m2.get('at'))} "
@@ -428,19 +443,32 @@ def upload(r, local, key, size):
     if not st or st['size'] != size:
         raise RemoteError(f"storage {r.url}: {key} arrived with {st and st['size']} of {size} bytes; the previous snapshot stays current")
 
+def wheel_key(tag, rec) -> str:
+    "Where a wheel of the packages record is kept: by its Python's tag and sha256, so each one is uploaded once and never replaced"
+    return f"{WHEELS}/{tag}/{rec['sha256']}/{rec['wheel']}"
+
+def _names(m) -> set:
+    "The objects record `m` names: its snapshots and its wheels"
+    out = {e.get('snapshot') for e in m.get('entries', []) if isinstance(e, dict)}
+    pk = m.get('packages') if isinstance(m.get('packages'), dict) else {}
+    with contextlib.suppress(AttributeError, KeyError, TypeError):
+        out |= {wheel_key(t, x) for t, s in (pk.get('sets') or {}).items() for x in s['packages'].values()}
+        if pk.get('uv'): out.add(wheel_key('tools', pk['uv']))
+    return out
+
 def prune(r, n, rec=None) -> int:
     "Drop records older than the last `KEEP` and old snapshots no kept record names (`rec`: record `n`, if at hand); how many objects went"
     every = r.ls(''); old = time.time() - STALE
     gens = sorted((int(m.group(1)) for x in every if (m := re.fullmatch(rf'{GEN}/(\d+)\.json', x['key']))), reverse=True)
-    named = {e.get('snapshot') for e in (rec or {}).get('entries', [])}
-    gone = lambda: [x['key'] for x in every if x['key'].startswith((f'{SNAPS}/', f'{TMPK}/')) and x['key'] not in named and 0 < x['mtime'] < old]
+    named = _names(rec or {})
+    gone = lambda: [x['key'] for x in every if x['key'].startswith((f'{SNAPS}/', f'{TMPK}/', f'{WHEELS}/')) and x['key'] not in named and 0 < x['mtime'] < old]
     drop = [_gen_key(g) for g in gens if g <= n - KEEP]
     if not drop and not gone(): return 0  # the usual case: one listing, nothing to read
     for g in (g for g in gens if g > n - KEEP and (rec is None or g != n)):
         try: m = json.loads(r.read(_gen_key(g)))
         except ValueError: continue
         except (RemoteError, FileNotFoundError): return 0  # a record that cannot be read now might name anything: keep everything
-        named |= {e.get('snapshot') for e in m.get('entries', []) if isinstance(e, dict)}
+        named |= _names(m)
     ks = gone() + drop
     for k in ks: r.rm(k)
     return len(ks)
