@@ -11,13 +11,13 @@ from urllib.parse import quote
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_proxy_base, jupyter_servers
 from .fetch import machine_arch, cache_dir
-from .storage import storage_folder
+from .storage import storage_folder, Storage
 from .secrets import write_private
-from .core import Report, PersistlabError
+from .core import Report, PersistlabError, work_dir
 from . import procs
 
 # %% auto #0
-__all__ = ['VERSION', 'RELEASE_URL', 'SHA256', 'ICON', 'CodeServerError', 'code_server_bin', 'yaml_str', 'CodeServer',
+__all__ = ['VERSION', 'RELEASE_URL', 'SHA256', 'KEPT', 'ICON', 'CodeServerError', 'code_server_bin', 'yaml_str', 'CodeServer',
            'start_code_server', 'code_server_status', 'stop_code_server', 'jupyter_server_proxy_config']
 
 # %% ../nbs/11_codeserver.ipynb #7f5c8391
@@ -179,6 +179,22 @@ def _check_provider(provider):
     try: check_provider(provider, more=('none (local only)',))
     except TunnelError as e: raise CodeServerError(str(e)) from None
 
+# %% ../nbs/11_codeserver.ipynb #22962e77
+KEPT = '.persistlab/code-server'  # on remote storage: the box's folder for the release and the settings, snapshots in storage
+
+def _from_remote(url, home) -> list:
+    "Bring back code-server's snapshots remote storage `url` has and this box has not restored; report rows"
+    from persistlab.remote import remote, head, remote_persist
+    rels = [e['path'] for e in head(remote(url))[1]['entries'] if e['path'].startswith(KEPT + '/')]
+    return [r for r in remote_persist(rels, url, home, upload=False) if r[0] != '.local'] if rels else []
+
+def _to_remote(url, home, b, data) -> list:
+    "Upload the release `b` came from (when it is the one in the box's cache) and the settings folder `data`, where storage lacks them"
+    from persistlab.remote import remote_persist
+    for d in ('user-data', 'extensions'): (data/d).mkdir(parents=True, exist_ok=True)
+    rels = [str(x.relative_to(home)) for x in (Path(b).parent.parent, data) if x.is_relative_to(home/KEPT)]
+    return [r for r in remote_persist(rels, url, home) if r[1] not in ('kept', 'restored')]
+
 # %% ../nbs/11_codeserver.ipynb #77c888bc
 def start_code_server(folder=None, # folder to open (default: home)
                       port=None, # local port (default: a free one)
@@ -187,7 +203,9 @@ def start_code_server(folder=None, # folder to open (default: home)
                       home=None, storage=None, platform:Platform|None=None, timeout=90, **fetch_kw) -> CodeServer:
     "Start code-server on 127.0.0.1 with a password, then expose it (Jupyter's proxy, else a tunnel)"
     _check_provider(provider)
-    p = platform or detect(); home = Path(home or p.home); storage = storage_folder(storage, home, p)
+    p = platform or detect(); home = Path(home or p.home)
+    url = storage.url if isinstance(storage, Storage) else None  # remote storage: the cache and settings are snapshots there
+    storage = storage_folder(storage, home, p)
     port = procs.check_port(port) if port is not None else procs.free_port()
     folder = Path(folder or home).expanduser()
     if not folder.is_dir(): raise CodeServerError(f"{folder}: no such folder")
@@ -199,15 +217,19 @@ def start_code_server(folder=None, # folder to open (default: home)
     if procs.port_open(port): raise CodeServerError(f"port {port} is in use; pick another with --port")
     if procs.get('code-server', home): raise CodeServerError("code-server is already running; `%codeserver --stop` first")
     pw = _password(storage)  # a password that cannot log in stops here, before any download
-    b = code_server_bin(storage, home, **fetch_kw)
-    rd = procs.runtime_dir(home); data = (Path(storage) if storage and Path(storage).is_dir() else home/'.local/share')/'code-server'
+    keep, kept = (work_dir(home, KEPT), _from_remote(url, home)) if url else (storage, [])
+    b = code_server_bin(keep, home, **fetch_kw)
+    rd = procs.runtime_dir(home); data = (Path(keep) if keep and Path(keep).is_dir() else home/'.local/share')/'code-server'
+    if url: kept += _to_remote(url, home, b, data)
     pwfile, cfg = _write_config(rd, port, pw)
     argv = [str(b), '--config', str(cfg), '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
             '--user-data-dir', str(data/'user-data'), '--extensions-dir', str(data/'extensions'), str(folder)]
     env = {k: v for k, v in os.environ.items() if k not in ('PASSWORD', 'HASHED_PASSWORD')}
-    try: pr = procs.start('code-server', argv, env=env, ready=lambda: _healthz(port), timeout=timeout, home=home, info=dict(port=port))
+    try: pr = procs.start('code-server', argv, env=env, ready=lambda: _healthz(port), timeout=timeout, home=home,
+                          info=dict(port=port, **(dict(url=url, data=str(data.relative_to(home))) if url else {})))
     except procs.ProcError as e: raise CodeServerError(_redact(str(e), pw)) from None
-    rows = [('code-server', 'running', f'pid {pr.pid}, 127.0.0.1:{port}, folder {folder}'), ('settings', 'kept in', str(data))]
+    rows = [('code-server', 'running', f'pid {pr.pid}, 127.0.0.1:{port}, folder {folder}'),
+            ('settings', 'kept in', f'{data}' + (f', saved to {url} at `%codeserver --stop` and `%persist --save`' if url else ''))] + kept
     url = _expose(rows, port, base, provider, accept_risk, home, storage, p)
     rows.append(('password', 'in a 0600 file', f'cat {pwfile}'))
     return CodeServer(rows, url, pwfile)
@@ -226,7 +248,12 @@ def stop_code_server(home=None) -> Report:
     "Stop code-server (its whole process group: the file watcher too) and its tunnel"
     pr = procs.get('code-server', home)
     if pr and 'persistlab.tunnel' in sys.modules: sys.modules['persistlab.tunnel'].close_tunnel(pr.info.get('port'))
-    return Report([('code-server', 'stopped' if procs.stop('code-server', home) else 'was not running', '')], 'code-server')
+    rows = [('code-server', 'stopped' if procs.stop('code-server', home) else 'was not running', '')]
+    if pr and pr.info.get('url'):  # its settings and extensions, now that nothing writes them, to remote storage
+        from persistlab.remote import remote_save
+        try: rows += [r for r in remote_save([pr.info['data']], pr.info['url'], home) if r[0] != '.local']
+        except PersistlabError as e: rows.append(('settings', 'not saved', str(e)))
+    return Report(rows, 'code-server')
 
 # %% ../nbs/11_codeserver.ipynb #171f2d57
 ICON = Path(__file__).parent/'code-server.svg' if '__file__' in globals() else None  # code-server's own icon (MIT, Coder)

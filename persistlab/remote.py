@@ -560,6 +560,7 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
                    home=None, # home directory (default: the platform's)
                    save:bool=False, # upload what changed, even where storage has a snapshot
                    force:bool=False, # with save: upload even what looks unchanged
+                   upload:bool=True, # upload the paths storage has no snapshot of (else only restore what it has)
                   ) -> Report:
     "Storage wins: restore each path the storage has a snapshot of (once per box), upload the others; `save`: upload what changed"
     home = _home(home)
@@ -569,7 +570,7 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
         tmp = _tmp(loc)
         # tar packs, the storage's record comes over the network and home is looked at, all at once; a pack turning out
         # not to be needed (unchanged, or restored instead) is stopped
-        packs = {x: Packing(x, home, _snapfile(tmp, x)) for x in rels if exists(home/x) and not (home/x).is_symlink()}
+        packs = {x: Packing(x, home, _snapfile(tmp, x)) for x in rels if upload and exists(home/x) and not (home/x).is_symlink()}
         try:
             with ThreadPoolExecutor(1) as ex:
                 f = ex.submit(head, r)
@@ -583,7 +584,7 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
                     if pk := packs.pop(rel, None): pk.cancel()
                     if rel in done: out.append((rel, 'kept', 'already restored on this box; `%persist --save` uploads what changed since'))
                     elif _download(r, e, home, loc, tmp, out): _mark(url, home, {rel: {**e, 'sig': content_sig(home/rel, rel)}})
-                else: todo.append(rel)
+                elif upload or e: todo.append(rel)
             new = _upload_changed(r, todo, home, m, tmp, out, force, done, sigs, packs)
         finally:
             for pk in packs.values(): pk.cancel()

@@ -109,3 +109,54 @@ def test_a_restored_ssh_is_in_sync_until_edited(s3, sb, box):
     assert [r[1] for r in box(remote_save, None, url, box2, env={**env, 'PERSISTLAB_RUN': sb.base/'vm2-rebooted'}) if r[0] == '.ssh'] == ['unchanged']
     (box2/'.ssh/config').write_text('Host gh\n  User git\n')
     assert state('vm2') == state('vm2-rebooted') == 'changed here: --save uploads it'
+
+# ---------------------------------------------------------------------------------------------------------------- code-server
+from test_codeserver import CS, needs_cs, _Files
+
+def _release(version):
+    "A release tarball shaped like coder's whose bin/code-server runs the real code-server the tests use (npm's has no bundled node)"
+    from persistlab.fetch import machine_arch
+    name = f'code-server-{version}-linux-{machine_arch()}'; b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode='w:gz') as t:
+        for n, data, mode in ((f'{name}/bin/code-server', f'#!/bin/sh\nexec {CS} "$@"\n'.encode(), 0o755),
+                              (f'{name}/lib/bulk.bin', os.urandom(1 << 20), 0o644)):
+            ti = tarfile.TarInfo(n); ti.size = len(data); ti.mode = 0o755 if n.endswith('code-server') else 0o644
+            t.addfile(ti, io.BytesIO(data))
+    return b.getvalue()
+
+@needs_cs
+def test_code_server_comes_back_on_a_fresh_box_without_a_download(s3, sb, box, monkeypatch):
+    "Box 1: `%codeserver` on s3:// downloads the release (checked), keeps it and the settings in the bucket; the user's "
+    "setting is saved at --stop. Box 2, with the download server gone: code-server starts from the bucket's copy, with that setting"
+    import requests
+    from persistlab import codeserver as C, procs
+    from persistlab.codeserver import VERSION
+    from persistlab.storage import Storage
+    from persistlab.platforms import detect
+    env, bucket = s3; url = f's3://{bucket}/cs-{sb.base.name}'; st = Storage(url, '--to', 'snapshot')
+    tgz = _release(VERSION); _Files.files = {'/cs.tgz': tgz}; _Files.hits = []
+    srv = HTTPServer(('127.0.0.1', 0), _Files); threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.delenv('PERSISTLAB_CODE_SERVER', raising=False); monkeypatch.delenv('CODE_SERVER_PASSWORD', raising=False)
+    monkeypatch.setenv('PATH', '/usr/bin:/bin')  # no code-server on it
+    run = lambda home, n: {**env, 'HOME': home, 'PERSISTLAB_RUNTIME': sb.base/f'rt{n}', 'PERSISTLAB_RUN': sb.base/f'vm{n}',
+                           'PERSISTLAB_CODE_SERVER_URL': f'http://127.0.0.1:{srv.server_port}/cs.tgz',
+                           'PERSISTLAB_CODE_SERVER_SHA256': hashlib.sha256(tgz).hexdigest()}
+    plat = lambda home: detect(env=dict(HOME=str(home), PERSISTLAB_PLATFORM='local'))
+    try:
+        cs = box(C.start_code_server, sb.home, provider='none', storage=st, platform=plat(sb.home), env=run(sb.home, 1))
+        assert _Files.hits == ['/cs.tgz'] and re.search(r'uploaded', repr(cs)), repr(cs)
+        user = sb.home/'.persistlab/code-server/code-server/user-data/User'; user.mkdir(parents=True, exist_ok=True)
+        (user/'settings.json').write_text('{"editor.fontSize": 17}\n')  # what the user set in the editor
+        r = box(C.stop_code_server, sb.home, env=run(sb.home, 1))
+        assert re.search(r'persistlab/code-server/code-server +uploaded', repr(r)), repr(r)
+        srv.shutdown(); srv.server_close()  # the download is gone for good
+        box2 = sb.base/'box2'; box2.mkdir()
+        cs = box(C.start_code_server, box2, provider='none', storage=st, platform=plat(box2), env=run(box2, 2))
+        port = box(procs.get, 'code-server', box2, env=run(box2, 2)).info['port']
+        assert requests.get(f'http://127.0.0.1:{port}/healthz', timeout=10).status_code == 200 and _Files.hits == ['/cs.tgz']
+        assert (box2/'.persistlab/code-server/code-server/user-data/User/settings.json').read_text() == '{"editor.fontSize": 17}\n'
+        assert 'restored' in repr(cs) and 'uploaded' not in repr(cs), repr(cs)
+        r = box(C.stop_code_server, box2, env=run(box2, 2))
+        assert re.search(r'code-server +stopped', repr(r)) and 'cache/code-server-' not in repr(r), repr(r)  # the release: uploaded once
+    finally:
+        for h, n in ((sb.home, 1), (sb.base/'box2', 2)): box(procs.stop_all, h, env=run(h, n))
