@@ -60,9 +60,14 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
 @call_parse
 def restore_cli(to:_To=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
                 switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
+                backup:Annotated[str, {'metavar': 'KEY'}]=None, # remote storage: put back only this backup of what a restore replaced (backups/...)
                ):
     "Re-create every persisted path in home and install the packages kept with `--packages`, at the same time (for startup hooks)"
     st = _storage(to)
+    if backup:
+        if not st.url: _fail(f"--backup is for remote storage; a storage folder keeps its backups in {st.where}/.persistlab-backup")
+        from persistlab.remote import remote_restore_backup
+        return _run(remote_restore_backup, backup, st.url)
     # the paths, the snapshots and the packages (for the Python running this script) at once; progress for people, not startup logs
     _run(restore, st, switch=switch, packages=True, quiet=not sys.stderr.isatty())
     from persistlab.dotfiles import autorestore_dotfiles

@@ -182,18 +182,23 @@ def _check_provider(provider):
 # %% ../nbs/11_codeserver.ipynb #22962e77
 KEPT = '.persistlab/code-server'  # on remote storage: the box's folder for the release and the settings, snapshots in storage
 
-def _from_remote(url, home) -> list:
-    "Bring back code-server's snapshots remote storage `url` has and this box has not restored; report rows"
+def _from_remote(url, home, name) -> list:
+    "Bring back the release `name` and the settings, when remote storage `url` has them and this box has not restored them; report rows"
     from persistlab.remote import remote, head, remote_persist
-    rels = [e['path'] for e in head(remote(url))[1]['entries'] if e['path'].startswith(KEPT + '/')]
-    return [r for r in remote_persist(rels, url, home, upload=False) if r[0] != '.local'] if rels else []
+    want = {f'{KEPT}/cache/{name}', f'{KEPT}/code-server'}
+    rels = [e['path'] for e in head(remote(url))[1]['entries'] if e['path'] in want]
+    return list(remote_persist(rels, url, home, upload=False)) if rels else []
 
 def _to_remote(url, home, b, data) -> list:
     "Upload the release `b` came from (when it is the one in the box's cache) and the settings folder `data`, where storage lacks them"
-    from persistlab.remote import remote_persist
+    from persistlab.remote import remote, head, remote_persist, remote_undo
     for d in ('user-data', 'extensions'): (data/d).mkdir(parents=True, exist_ok=True)
     rels = [str(x.relative_to(home)) for x in (Path(b).parent.parent, data) if x.is_relative_to(home/KEPT)]
-    return [r for r in remote_persist(rels, url, home) if r[1] not in ('kept', 'restored')]
+    out = [r for r in remote_persist(rels, url, home) if r[1] not in ('kept', 'restored')]
+    if any(r.startswith(f'{KEPT}/cache/') for r in rels):  # another version's release is not brought back again
+        for e in head(remote(url))[1]['entries']:
+            if e['path'].startswith(f'{KEPT}/cache/') and e['path'] not in rels: out += remote_undo(e['path'], url, home)
+    return out
 
 # %% ../nbs/11_codeserver.ipynb #77c888bc
 def start_code_server(folder=None, # folder to open (default: home)
@@ -217,7 +222,8 @@ def start_code_server(folder=None, # folder to open (default: home)
     if procs.port_open(port): raise CodeServerError(f"port {port} is in use; pick another with --port")
     if procs.get('code-server', home): raise CodeServerError("code-server is already running; `%codeserver --stop` first")
     pw = _password(storage)  # a password that cannot log in stops here, before any download
-    keep, kept = (work_dir(home, KEPT), _from_remote(url, home)) if url else (storage, [])
+    name = f"code-server-{fetch_kw.get('version', VERSION)}-linux-{machine_arch()}"
+    keep, kept = (work_dir(home, KEPT), _from_remote(url, home, name)) if url else (storage, [])
     b = code_server_bin(keep, home, **fetch_kw)
     rd = procs.runtime_dir(home); data = (Path(keep) if keep and Path(keep).is_dir() else home/'.local/share')/'code-server'
     if url: kept += _to_remote(url, home, b, data)

@@ -10,18 +10,19 @@ import os, re, sys, json, time, uuid, stat, shutil, socket, hashlib, tempfile, t
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 from concurrent.futures import ThreadPoolExecutor
-from .core import (PersistError, PersistlabError, Report, plain_rel, stamp, human, exists, remove, storage_lock, tied, work_dir,
-    Tarring, snap_ext)
-from .storage import RUNTIME, python_version, live_rows, valid_entries, find_entry, vm_dir
+from .core import (PersistError, PersistlabError, Report, check_rel, plain_rel, stamp, human, exists, remove, storage_lock, tied,
+    work_dir, Tarring, snap_ext)
+from .storage import RUNTIME, BACKUP, python_version, live_rows, valid_entries, find_entry, vm_dir
 from .secrets import get_secret
 from . import archive
 
 # %% auto #0
-__all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'WHEELS', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError', 'is_remote',
-           'split_url', 'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name', 'content_sig', 'Packing', 'pack',
-           'head', 'publish', 'upload', 'wheel_key', 'prune', 'local_dir', 'known', 'restored', 'remote_persist',
-           'remote_save', 'remote_restore', 'remote_status', 'remote_undo', 'autorestore', 'probe', 'every_seconds',
-           'sync_key', 'sync_folder', 'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
+__all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'WHEELS', 'BACKUPS', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError',
+           'is_remote', 'split_url', 'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name', 'content_sig',
+           'Packing', 'pack', 'head', 'publish', 'upload', 'wheel_key', 'prune', 'local_dir', 'known', 'restored',
+           'remote_persist', 'remote_save', 'remote_restore', 'remote_status', 'remote_undo', 'remote_restore_backup',
+           'autorestore', 'probe', 'every_seconds', 'sync_key', 'sync_folder', 'fetch_folder', 'sync_loop',
+           'start_sync', 'syncs', 'sync_now', 'stop_sync']
 
 # %% ../nbs/01b_remote.ipynb #d7cf6c23
 class RemoteError(PersistError):
@@ -307,7 +308,7 @@ def remote(url) -> Remote:
     return RcloneRemote(url) if url.startswith('rclone:') else FsRemote(url)
 
 # %% ../nbs/01b_remote.ipynb #442b29d6
-GEN, SNAPS, TMPK, WHEELS = 'gen', 'snapshots', 'tmp', 'wheelhouse'
+GEN, SNAPS, TMPK, WHEELS, BACKUPS = 'gen', 'snapshots', 'tmp', 'wheelhouse', 'backups'
 KEEP = 3        # generation records kept: the current one and the two before it
 STALE = 3600    # seconds after which an upload no record names was left by a killed save, not one in progress
 
@@ -532,15 +533,34 @@ def _upload_changed(r, rels, home, base, tmp, out, force=False, done=None, sigs=
     return new
 
 def _download(r, e, home, loc, tmp, out) -> bool:
-    "Fetch entry `e`'s snapshot, check its sha256, unpack it into home (home's differing copy to the box folder's backups)"
+    "Fetch entry `e`'s snapshot, check its sha256, unpack it into home (home's differing copy is backed up, on the box and in storage)"
     rel = e['path']; f = tmp/f"{snap_name(rel, e.get('python'))}{'.tar.zst' if e['snapshot'].endswith('.zst') else '.tar.gz'}"
     try:
         try: r.get(e['snapshot'], f)
         except RemoteError as x: out.append((rel, 'not restored', str(x))); return False
         if e.get('sha256') and _sha(f) != e['sha256']:
             out.append((rel, 'bad snapshot', f"{e['snapshot']} does not match its sha256; ~/{rel} left as it is")); return False
-        return archive.unpack(f, rel, home, loc, out, e.get('python'))
+        return _unpack(r, f, rel, home, loc, tmp, out, e.get('python'))
     finally: f.unlink(missing_ok=True)
+
+def _unpack(r, f, rel, home, loc, tmp, out, python=None) -> bool:
+    "`archive.unpack`, then what it moved aside from home goes to storage's `backups/` too: the box's folder goes with the box"
+    old = set(os.listdir(loc/BACKUP)) if (loc/BACKUP).is_dir() else set()
+    try: return archive.unpack(f, rel, home, loc, out, python)
+    finally:
+        for ts in sorted(set(os.listdir(loc/BACKUP)) - old) if (loc/BACKUP).is_dir() else ():
+            if exists(b := loc/BACKUP/ts/rel): out.append(_upload_backup(r, b.parent, rel, ts, tmp))
+
+def _upload_backup(r, d, rel, ts, tmp) -> tuple:
+    "Pack `d/rel` (a restore's backup) and upload it as `backups/TS-HOST/NAME`; the report row saying where it is"
+    host = re.sub(r'[^\w.-]', '_', socket.gethostname())
+    key = f"{BACKUPS}/{ts}-{host}/{snap_name(rel)}{snap_ext()}"
+    f = tmp/f'backup{snap_ext()}'
+    try:
+        sha, size = pack(rel, d, f); upload(r, f, key, size)
+    except PersistlabError as e: return (rel, 'backup not uploaded', f'{e}; it is only on this box, in {d/rel}')
+    finally: f.unlink(missing_ok=True)
+    return (rel, 'backup uploaded', f"{human(size)} as {r.url}/{key}; `persistlab-restore --to {r.url} --backup {key}` puts it back")
 
 # %% ../nbs/01b_remote.ipynb #9974fc43
 def _check_stale(r, m, rels, done, force):
@@ -548,8 +568,8 @@ def _check_stale(r, m, rels, done, force):
     stale = [x for x in rels if not force and done.get(x) and (e := find_entry(m, x)) and e['snapshot'] != done[x][0]]
     if stale:
         raise ConflictError(f"storage {r.url}: {m.get('host', 'another machine')} saved ~/{stale[0]} at {_when_str(m.get('at'))}, after this "
-                            f"box restored it; nothing was uploaded or overwritten. `%persist --restore` takes theirs (this box's copy goes "
-                            f"to the backup folder), `%persist --save --force` makes this box's current")
+                            f"box restored it; nothing was uploaded or overwritten. `%persist --restore` takes theirs (this box's copy is backed "
+                            f"up, on the box and in the storage's backups/), `%persist --save --force` makes this box's current")
 
 def _home(home):
     from persistlab.platforms import detect
@@ -627,6 +647,8 @@ def remote_status(url, home=None) -> Report:
         state = ('not here: --restore brings it' if not sig else 'in sync' if sig == e.get('sig') or done.get(e['path']) == (e['snapshot'], sig)
                  else 'changed here: --save uploads it')
         rows.append((e['path'], state, f"{human(e.get('size') or 0)}, snapshot {e['snapshot']}"))
+    if bs := sorted(x['key'] for x in remote(url).ls(BACKUPS)):
+        rows.append(('backups', f'{len(bs)} in storage', f"what restores replaced, newest {bs[-1]}: `persistlab-restore --to {url} --backup KEY` puts one back"))
     who = f"generation {n}, saved by {m.get('host')} at {_when_str(m.get('at'))}" if n else 'nothing saved yet'
     return Report(rows, f'snapshots in {url}: {who}', heads=('path', 'state', 'kept'))
 
@@ -638,6 +660,22 @@ def remote_undo(path, url, home=None) -> Report:
         if not find_entry(m, rel): raise PersistError(f"~/{rel} is not kept in {url}; see `%persist --list --to {url}`")
         n, m = publish(r, n, m, {rel: None})
     return Report([(rel, 'no longer persisted', f'home keeps its copy; generation {n}')], f'undo in {url}')
+
+def remote_restore_backup(key, # a key under `backups/`, as the restore that made it (or `%persist --list`) names it
+                          url, home=None) -> Report:
+    "Put back into home what a restore replaced, from the storage's `backups/`; what home holds now is backed up in turn"
+    home = _home(home); r, loc, out = remote(url), local_dir(url, home), []
+    m = re.fullmatch(rf'{BACKUPS}/[\w.-]+/([^/]+?)(\.tar\.zst|\.tar\.gz)', str(key))
+    rel = m and m.group(1).replace('%2F', '/')
+    if not m or check_rel(rel) or rel.startswith('.persistlab/remote'):
+        raise PersistError(f"{key}: not a backup in {url}; they are backups/TIME-HOST/NAME.tar.zst, and `%persist --list` names the newest")
+    with storage_lock(loc):
+        tmp = _tmp(loc); f = tmp/f'backup-in{m.group(2)}'
+        try:
+            r.get(key, f)
+            _unpack(r, f, rel, home, loc, tmp, out)
+        finally: f.unlink(missing_ok=True)
+    return Report(out + [(rel, 'from a backup', f'home differs from the storage\'s snapshot now: `%persist --save` makes it current')], f'backup {key} from {url}')
 
 def autorestore(url, home=None) -> Report|str|None:
     "What `%load_ext persistlab` does with a remembered or configured storage URL: restore what this box has not restored yet"
