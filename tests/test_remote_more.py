@@ -17,7 +17,7 @@ def _keys(url, env, prefix=''):
 # ---------------------------------------------------------------------------------------------------------------- packages
 @pytest.fixture(scope='module')
 def pk(tmp_path_factory):
-    "Small real wheels, and an image: a venv that sees this Python's packages (persistlab's own needs, pip) as the image's"
+    "Small real wheels, and an image: a venv that sees this Python's packages as the image's (persistlab runs in it, as in a kernel)"
     base = tmp_path_factory.mktemp('pkremote')
     files = base/'files'; files.mkdir()
     make_wheel(files, 'plab-b', '1.0', {'plab_b/__init__.py': 'v = "b1.0"\n'})
@@ -25,7 +25,10 @@ def pk(tmp_path_factory):
     make_wheel(files, 'plab-d', '2.0', {'plab_d/__init__.py': 'v = "d2.0"\n'})
     make_wheel(files, 'plab-big', '1.0', {'plab_big/__init__.py': 'v = "big1.0"\n', 'plab_big/data.bin': os.urandom(2 << 20)})
     image = base/'image'
-    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', '--without-pip', str(image)], check=True)
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(image)], check=True)
+    # this Python's packages (persistlab's own needs, pip) seen from the image, whether this Python is a venv or not
+    site = next(image.glob('lib/python*/site-packages'))
+    (site/'runner.pth').write_text(''.join(f'{p}\n' for p in sys.path if p.endswith('site-packages') and os.path.isdir(p)))
     backdate(image)
     return dict(files=files, image=image)
 
