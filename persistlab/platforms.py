@@ -65,7 +65,7 @@ class Platform:
     "Where we run: home, persistent storage, how to keep things there, and the platform's rules"
     name: str           # one of `NAMES`
     home: Path          # the user's home directory
-    storage: Path|None  # persistent storage root (None: not known, or nothing to do)
+    storage: Path|str|None  # persistent storage root (None: not known, or nothing to do); a URL (`s3://...`) stays a string
     strategy: str       # 'link', 'archive' or 'none'
     hook: Path|None = None  # startup hook that persistlab edits (None: no hook)
     hint: str|None = None   # how a fresh instance gets restored here
@@ -139,7 +139,8 @@ def detect(env=None, # environment to inspect (default `os.environ`)
     if env.get('PERSISTLAB_STORAGE'): storage = env['PERSISTLAB_STORAGE']
     if env.get('PERSISTLAB_HOOK'): hook = env['PERSISTLAB_HOOK']
     home = Path(env.get('HOME') or Path.home())
-    return Platform(name, home, Path(storage) if storage else None, strategy, Path(hook) if hook else None,
+    url = isinstance(storage, str) and (storage.split('://')[0].isalnum() and '://' in storage or storage.startswith('rclone:'))  # a URL is no path: Path() folds its //
+    return Platform(name, home, storage if url else Path(storage) if storage else None, strategy, Path(hook) if hook else None,
                     hint, _POLICY.get(name, ''), 'env' if env.get('PERSISTLAB_STORAGE') else 'default')
 
 # %% ../nbs/00_platforms.ipynb #b3c7e79e
