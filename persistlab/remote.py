@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/remote.html.md"""
 
 # %% ../nbs/01b_remote.ipynb #9835adf6
 from __future__ import annotations
-import os, re, sys, json, time, uuid, stat, shutil, socket, hashlib, tempfile, threading, subprocess, contextlib
+import os, re, sys, json, time, uuid, stat, random, shutil, socket, hashlib, threading, subprocess, contextlib
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +17,12 @@ from .secrets import get_secret
 from . import archive
 
 # %% auto #0
-__all__ = ['SCHEMES', 'GEN', 'SNAPS', 'TMPK', 'WHEELS', 'BACKUPS', 'KEEP', 'STALE', 'SYNC', 'RemoteError', 'ConflictError',
-           'is_remote', 'split_url', 'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name', 'content_sig',
-           'Packing', 'pack', 'head', 'publish', 'upload', 'wheel_key', 'prune', 'local_dir', 'known', 'restored',
-           'remote_persist', 'remote_save', 'remote_restore', 'remote_status', 'remote_undo', 'remote_restore_backup',
-           'autorestore', 'probe', 'every_seconds', 'sync_key', 'sync_folder', 'fetch_folder', 'sync_loop',
-           'start_sync', 'syncs', 'sync_now', 'stop_sync']
+__all__ = ['SCHEMES', 'CLAIM', 'CLAIM_STALE', 'GEN', 'SNAPS', 'TMPK', 'WHEELS', 'BACKUPS', 'KEEP', 'STALE', 'SYNC', 'RemoteError',
+           'ConflictError', 'is_remote', 'split_url', 'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name',
+           'content_sig', 'Packing', 'pack', 'head', 'publish', 'upload', 'wheel_key', 'prune', 'local_dir', 'known',
+           'restored', 'remote_persist', 'remote_save', 'remote_restore', 'remote_status', 'remote_undo',
+           'remote_restore_backup', 'autorestore', 'probe', 'every_seconds', 'sync_key', 'sync_folder', 'fetch_folder',
+           'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
 
 # %% ../nbs/01b_remote.ipynb #d7cf6c23
 class RemoteError(PersistError):
@@ -247,6 +247,8 @@ class FsRemote(Remote):
             else: self.fs.mv(self._p(a), self._p(b))
 
 # %% ../nbs/01b_remote.ipynb #9867760f
+CLAIM, CLAIM_STALE = '.claim-', 120  # a claim this much older than ours, with no record beside it, was left by a killed save
+
 class RcloneRemote(Remote):
     "A `Remote` through the rclone program (any remote in its config)"
     atomic = False
@@ -297,11 +299,22 @@ class RcloneRemote(Remote):
     def rm(self, key): self._run('deletefile', self._p(key), ok=True)
     def mv(self, a, b): self._run('moveto', self._p(a), self._p(b))
     def create(self, key, data:bytes) -> bool:
+        "Write `key` only if it does not exist yet; False if it does, or another writer is creating it (see the claims below)"
         if self.stat(key): return False
-        with tempfile.NamedTemporaryFile() as f:
-            f.write(data); f.flush()
-            if self._run('copyto', '--immutable', f.name, self._p(key), ok=True).returncode: return False
-        return self.read(key) == data  # the other writer's, if both got past the check: they are told, not we
+        mine = f'{key}{CLAIM}{uuid.uuid4().hex}'
+        self.write(mine, b'')
+        try:
+            claims = {x['key']: x['mtime'] for x in self.ls(key.rpartition('/')[0]) if x['key'].startswith(key + CLAIM)}
+            t = claims.get(mine) or time.time()
+            if any(k != mine and m > t - CLAIM_STALE for k, m in claims.items()) or self.stat(key):
+                self.rm(mine); time.sleep(random.uniform(0, 0.5))  # two that saw each other both step back, then not in step
+                return False
+            tmp = f'{TMPK}/{uuid.uuid4().hex}'
+            self.write(tmp, data); self.mv(tmp, key)  # whole or not at all; our claim stays, so a late writer still sees it
+        except BaseException:
+            with contextlib.suppress(Exception): self.rm(mine)
+            raise
+        return True
 
 def remote(url) -> Remote:
     "The `Remote` for storage URL `url`"
@@ -464,6 +477,7 @@ def prune(r, n, rec=None) -> int:
     named = _names(rec or {})
     gone = lambda: [x['key'] for x in every if x['key'].startswith((f'{SNAPS}/', f'{TMPK}/', f'{WHEELS}/')) and x['key'] not in named and 0 < x['mtime'] < old]
     drop = [_gen_key(g) for g in gens if g <= n - KEEP]
+    drop += [x['key'] for x in every if (m := re.fullmatch(rf'{GEN}/(\d+)\.json{CLAIM}\w+', x['key'])) and int(m.group(1)) <= n - KEEP]  # rclone's
     if not drop and not gone(): return 0  # the usual case: one listing, nothing to read
     for g in (g for g in gens if g > n - KEEP and (rec is None or g != n)):
         try: m = json.loads(r.read(_gen_key(g)))

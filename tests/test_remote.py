@@ -238,6 +238,32 @@ def test_two_writers_at_once(server, sb, box):
     box(remote_restore, url, fresh2, env={**env, 'PERSISTLAB_RUN': sb.base/'vm-g'})
     assert (fresh2/'.cfg/app.toml').read_text() == (h/'.cfg/app.toml').read_text()
 
+def test_rclone_writers_racing_for_one_record(rclone, sb):
+    "rclone has no create-only write: six writers create the same record at the same moment, three times over; at most one "
+    "is told it wrote it, and the record holds that one's bytes (the others were told it is taken, and left nothing behind)"
+    env, url = rclone
+    code = textwrap.dedent('''
+        import sys, time
+        from persistlab.remote import remote
+        r = remote(sys.argv[1]); r.stat('warm-up')  # rclone started once before the race
+        while time.time() < float(sys.argv[2]): pass
+        print(r.create(f'gen/{sys.argv[3]}.json', sys.argv[4].encode()))''')
+    r = None
+    for rnd in range(3):
+        start = time.time() + 2
+        ps = [subprocess.Popen([sys.executable, '-c', code, url, str(start), str(rnd), f'writer {i}'], env=sb.env(**env),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(6)]
+        res = [p.communicate(timeout=120) for p in ps]
+        assert all(p.returncode == 0 for p in ps), res
+        won = [i for i, (o, _) in enumerate(res) if o.strip() == 'True']
+        from persistlab.remote import remote
+        with pytest.MonkeyPatch.context() as m:
+            for k, v in env.items(): m.setenv(k, v)
+            r = remote(url); keys = [x['key'] for x in r.ls('gen') if x['key'].startswith(f'gen/{rnd}.json')]
+            assert len(won) <= 1, (rnd, won)
+            if won: assert r.read(f'gen/{rnd}.json') == f'writer {won[0]}'.encode() and len(keys) == 2, keys  # the record and its claim
+            else: assert keys == [], keys  # all stepped back (each saw another's claim): nothing written, all told
+
 # ---------------------------------------------------------------------------------------------------------------- errors
 def _one_line(sb, url, env):
     r = _py(sb, f'from persistlab.remote import remote_restore as r; r({url!r})', sb.home, env, check=False)
