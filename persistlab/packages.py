@@ -499,12 +499,13 @@ def save_packages(to=None, # storage directory (default: the platform's)
                   extra_index_url=None, # more indexes, as pip's `--extra-index-url` (a URL, several separated by spaces, or a list)
                   keep_uv:bool|None=None, # also keep a uv wheel, installed first where a machine has no uv (default: unless this image has uv)
                   switch:bool=False, # a `to` other than the storage in use (which keeps things) becomes the one in use
+                  get=None, # `get(records, wheelhouses, uv)` brings the wheels storage has of what is installed (remote storage downloads them)
                  ) -> Report:
     "Keep wheels of the packages you installed (added or changed vs the image) in storage, recorded in the manifest"
     p = platform or detect()
     st = resolve_storage(to, platform=p); check_switch(st, p.home, p, switch)
     if st.url:  # remote storage: this function on the box's copy, then what changed goes up
-        rep = _on_remote(st, p, lambda ms, get: save_packages(ms, python, p, index_url, since, quiet, extra_index_url, keep_uv), pull=True)
+        rep = _on_remote(st, p, lambda ms, get: save_packages(ms, python, p, index_url, since, quiet, extra_index_url, keep_uv, get=get))
         remember(st, p.home); return rep
     storage = check_storage(st)
     info = probe(python); base = baseline(info, since)
@@ -512,6 +513,9 @@ def save_packages(to=None, # storage directory (default: the platform's)
     if own := sorted(info['dists'][n]['name'] for n in tools(info) if base.get(n) != info['dists'][n]['version']):
         out.append(('tools', 'not kept', f"{_few(own)}: the installers and persistlab with what it needs come with persistlab's install, not from storage"))
     wh = Path(storage)/WHEELHOUSE/info['tag']
+    if get:  # only the wheels of what is installed here at the version storage has: those are not fetched again
+        have = {n: r for n, r in _checked(storage).get(info['tag'], {}).get('packages', {}).items() if n in mine and r['version'] == mine[n]['version']}
+        get(have, {n: wh for n in have}, True)
     old, new, need = _split(storage, read_manifest(storage), info['tag'], wh, mine)
     if not (old or need):
         return Report(out + [('packages', 'nothing to keep', f'no package was installed or changed in {info["executable"]} since this machine started')],
@@ -924,8 +928,8 @@ def _push(r, files:dict) -> int:
 def _unstamped(pk):
     return {**pk, 'sets': {t: {k: v for k, v in s.items() if k != 'saved'} for t, s in (pk.get('sets') or {}).items()}} if pk else pk
 
-def _on_remote(st, p, f, pull=False, publish=True) -> Report:
-    "Run `f(mirror, get)` on this box's copy of remote storage `st`'s packages (their record, and with `pull` every wheel); then make what it changed current there"
+def _on_remote(st, p, f, publish=True) -> Report:
+    "Run `f(mirror, get)` on this box's copy of remote storage `st`'s packages (their record; `get` downloads the wheels it asks for); then make what it changed current there"
     from persistlab import remote as R
     r, loc = R.remote(st.url), R.local_dir(st.url, p.home)
     with storage_lock(loc):  # one save or restore at a time on this box; machines are kept apart by the records
@@ -934,7 +938,6 @@ def _on_remote(st, p, f, pull=False, publish=True) -> Report:
         say = lambda s: str(s).replace(str(mir/MANIFEST), f'the record in {st.url}').replace(str(mir), st.url)
         try:
             _checked(mir, doing='changed')
-            if pull: _pull(r, _wheel_files(old, mir))
             rep = f(Storage(mir, 'this box', 'link'), lambda todo, whs, uv=False: _pull(r, {
                 **{R.wheel_key(whs[k].name, x): (whs[k]/x['wheel'], x) for k, x in todo.items()},
                 **({k: v for k, v in _wheel_files(old, mir).items() if k.startswith(f'{R.WHEELS}/{TOOLDIR}/')} if uv else {})}))

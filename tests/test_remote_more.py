@@ -74,11 +74,13 @@ def test_packages_kept_in_a_bucket_come_back_offline_on_a_fresh_box(pk, s3, tmp_
     assert re.search(r'plab-e +forgotten', r.stdout) and 'generation 3' in r.stdout, r.stdout
     # a third box whose storage is set (PERSISTLAB_STORAGE): `%load_ext` installs them into the kernel's Python, once
     vm3 = _vm(tmp_path, 'vm3', pk)
-    cells = '%load_ext persistlab\nimport plab_b, plab_d; print("GOT", plab_b.v, plab_d.v)\n%persist --list\nexit\n'
+    cells = '%load_ext persistlab\nimport plab_b, plab_d; print("GOT", plab_b.v, plab_d.v)\n%persist --list\n%persist --packages\nexit\n'
     r = subprocess.run([str(vm3.py), '-m', 'IPython', '--no-banner', '--simple-prompt', '--colors=NoColor'], input=cells, text=True,
                        capture_output=True, timeout=180, cwd=vm3.home, env=vm3.env(**{**env, 'PERSISTLAB_STORAGE': url, 'IPYTHONDIR': vm3.home/'.ipython'}))
     assert 'GOT b1.0 d2.0' in r.stdout and re.search(r'plab-d +installed', r.stdout), r.stdout + r.stderr
     assert re.search(r'plab-b +package 1\.0', r.stdout) and 'plab-e' not in r.stdout, r.stdout  # --list: the bucket's packages
+    # its save takes the bucket's wheels of what it has (no index answers here): nothing new, no new record
+    assert re.search(r'plab-d +already saved', r.stdout) and _keys(url, env, 'gen') == {f'gen/000000000{i}.json' for i in (1, 2, 3)}, r.stdout + r.stderr
 
 def test_sigkill_during_a_wheelhouse_upload_leaves_the_previous_packages(pk, s3, tmp_path):
     "A save killed after its first new wheel is uploaded: the bucket's record still names the previous packages, a "
