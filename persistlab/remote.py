@@ -87,7 +87,7 @@ def _explain(url, scheme, e) -> str:
     low = f'{name} {s}'.lower()
     var = {'s3': 'AWS_ENDPOINT_URL', 'gs': 'STORAGE_EMULATOR_HOST'}.get(scheme)
     ep = (scheme == 's3' and os.environ.get('AWS_ENDPOINT_URL_S3')) or (var and os.environ.get(var))
-    if any(w in low for w in ('could not connect', 'connect call failed', 'connection refused', 'cannot connect', 'name or service',
+    if any(w in low for w in ('could not connect', 'connect call failed', 'connection refused', 'cannot connect', 'name or service', 'name resolution',
                               'timed out', 'timeout', 'unreachable', 'endpointconnection', 'no route')):
         where = f'the endpoint {ep} ({var})' if ep else 'its server'
         fix = f'check {var}' if ep else 'check the host and port, and the network'
