@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'OLD', 'NEW', 'ZSTD_MAGIC', 'GZIP_MAGIC', 'SNAP_EXTS', 'PersistlabError',
-           'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp', 'human', 'ssh_modes', 'plain_rel', 'check_rel',
-           'inside', 'work_dir', 'exists', 'kind', 'tree_sig', 'tree_size', 'same_bytes', 'same_content', 'covered',
-           'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill', 'remove', 'Polled', 'together', 'failures',
-           'copy_verified', 'drop', 'swap', 'move', 'link', 'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete',
-           'Tarring', 'untar']
+__all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'EUID', 'EGID', 'OLD', 'NEW', 'ZSTD_MAGIC', 'GZIP_MAGIC', 'SNAP_EXTS',
+           'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp', 'human', 'ssh_modes',
+           'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'stats', 'sig_of', 'tree_sig', 'tree_size',
+           'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill', 'remove',
+           'plain_tree', 'copy_tree', 'Polled', 'together', 'failures', 'copy_verified', 'drop', 'swap', 'move', 'link',
+           'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete', 'Tarring', 'untar']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -166,15 +166,10 @@ def kind(p) -> str:
     if os.path.islink(p): return 'link'
     return 'dir' if os.path.isdir(p) else 'file'
 
-def tree_sig(p) -> dict:
-    "Relative path -> (type, mode, size, link target) for everything under `p` (or `p` itself)"
-    p = Path(p); out = {}
-    def one(q, st):
-        if stat.S_ISLNK(st.st_mode): return ('l', 0, 0, os.readlink(q))
-        if stat.S_ISDIR(st.st_mode): return ('d', stat.S_IMODE(st.st_mode), 0, None)
-        return ('f', stat.S_IMODE(st.st_mode), st.st_size, None)
-    out['.'] = one(p, os.lstat(p))
-    if out['.'][0] != 'd': return out
+def stats(p) -> dict:
+    "Relative path -> `lstat` result for everything under `p` (or `p` itself), parents before children"
+    p = Path(p); out = {'.': os.lstat(p)}
+    if not stat.S_ISDIR(out['.'].st_mode): return out
     todo = [(str(p), '')]  # relative names built as it goes: `os.walk` + `relpath` cost more than the lstat on 20k files
     while todo:
         d, rel = todo.pop()
@@ -182,10 +177,21 @@ def tree_sig(p) -> dict:
         except OSError: continue  # unreadable: left out, as `os.walk` does (the copy's signature then differs)
         with it:
             for x in it:
-                st = x.stat(follow_symlinks=False); r = rel + x.name
-                out[r] = one(x.path, st)
+                st = x.stat(follow_symlinks=False); r = rel + x.name; out[r] = st
                 if stat.S_ISDIR(st.st_mode): todo.append((x.path, r + '/'))
     return out
+
+def sig_of(p, sts) -> dict:
+    "`tree_sig` from `stats(p)`"
+    def one(r, st):
+        if stat.S_ISLNK(st.st_mode): return ('l', 0, 0, os.readlink(p if r == '.' else os.path.join(p, r)))
+        if stat.S_ISDIR(st.st_mode): return ('d', stat.S_IMODE(st.st_mode), 0, None)
+        return ('f', stat.S_IMODE(st.st_mode), st.st_size, None)
+    return {r: one(r, st) for r, st in sts.items()}
+
+def tree_sig(p) -> dict:
+    "Relative path -> (type, mode, size, link target) for everything under `p` (or `p` itself)"
+    return sig_of(p, stats(p))
 
 def tree_size(p) -> int: return sum(v[2] for v in tree_sig(p).values())
 
@@ -239,9 +245,11 @@ def same_fs(a, b) -> bool:
         return os.lstat(p).st_dev
     return dev(a) == dev(b)
 
+def _has_cp() -> bool: return bool(shutil.which('cp')) and sys.platform.startswith('linux')
+
 def _copy_start(src, dst):
     "Start copying `src` to a new `dst` keeping links, modes and times: a running `cp -a`, or None (copied in Python)"
-    if shutil.which('cp') and sys.platform.startswith('linux'):
+    if _has_cp():
         return subprocess.Popen(['cp', '-a', '--', str(src), str(dst)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, preexec_fn=tied())
     if os.path.islink(src): os.symlink(os.readlink(src), dst)
@@ -290,6 +298,74 @@ def remove(p):
     if os.path.islink(p) or not os.path.isdir(p): os.unlink(p)
     elif shutil.which('rm') and subprocess.run(['rm', '-rf', '--', str(p)], preexec_fn=tied()).returncode == 0: pass
     else: shutil.rmtree(p)
+
+# %% ../nbs/00_core.ipynb #3a2cc0d1
+EUID, EGID = os.geteuid(), os.getegid()
+
+def plain_tree(sts) -> bool:
+    "Only folders, symlinks and regular files with one link and no holes: what `copy_tree` copies as `cp -a` would"
+    for st in sts.values():
+        m = st.st_mode
+        if stat.S_ISREG(m):
+            if st.st_nlink > 1 or st.st_blocks * 512 < st.st_size - 4096: return False  # a hard link; a sparse file
+        elif not (stat.S_ISDIR(m) or stat.S_ISLNK(m)): return False
+    return True
+
+def _umask() -> int:
+    "This process's umask, read without changing it (threads may be creating files)"
+    try: return int(next(l for l in open('/proc/self/status') if l.startswith('Umask:')).split()[1], 8)
+    except (OSError, StopIteration): return 0o777  # unknown: every file gets its mode set
+
+def _xattrs(a, b, follow=True):
+    "Copy `a`'s extended attributes (fds or paths) to `b`, as `cp -a` does: skipped where the filesystem or rights refuse"
+    try: names = os.listxattr(a, follow_symlinks=follow)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EPERM, errno.EACCES): return
+        raise
+    for n in names:
+        try: os.setxattr(b, n, os.getxattr(a, n, follow_symlinks=follow), follow_symlinks=follow)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.ENODATA, errno.EINVAL, errno.EACCES): raise
+
+def _owner(b, st, follow=True):
+    if (st.st_uid, st.st_gid) != (EUID, EGID):
+        with contextlib.suppress(PermissionError): os.chown(b, st.st_uid, st.st_gid, follow_symlinks=follow)  # as `cp -a`
+
+def _file(a, b, st, umask) -> tuple:
+    "Copy regular file `a` to a new `b` with `st`'s owner, mode, times; the copy's signature from its `fstat`"
+    fi = os.open(a, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        mode = stat.S_IMODE(st.st_mode)
+        fo = os.open(b, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o777)
+        try:
+            n, off = st.st_size, 0
+            while off < n and (k := os.sendfile(fo, fi, off, n - off)): off += k
+            _xattrs(fi, fo); _owner(fo, st)
+            if mode & (umask | 0o7000): os.fchmod(fo, mode)  # after chown, which clears setuid
+            os.utime(fo, ns=(st.st_atime_ns, st.st_mtime_ns))
+            now, got = os.fstat(fi), os.fstat(fo)
+        finally: os.close(fo)
+    finally: os.close(fi)
+    if (now.st_size, now.st_mtime_ns) != (n, st.st_mtime_ns): raise OSError(errno.EIO, f'{a} changed while it was copied')
+    return ('f', stat.S_IMODE(got.st_mode), got.st_size, None)
+
+def copy_tree(src, # a folder
+              dst, # a new folder
+              sts, # `stats(src)`, where `plain_tree(sts)`
+             ) -> dict:
+    "Copy `src` to `dst` as `cp -a` would, from the walk's stat results; the copy's `tree_sig`, from its own stat results"
+    src, dst, dirs, out, umask = str(src), str(dst), [], {}, _umask()
+    for r, st in sts.items():  # parents before children
+        a, b = (src, dst) if r == '.' else (f'{src}/{r}', f'{dst}/{r}')
+        if stat.S_ISREG(st.st_mode): out[r] = _file(a, b, st, umask)
+        elif stat.S_ISDIR(st.st_mode): os.mkdir(b, 0o700); dirs.append((r, a, b, st))
+        else:
+            os.symlink(os.readlink(a), b); _owner(b, st, False)
+            os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False); out[r] = ('l', 0, 0, os.readlink(b))
+    for r, a, b, st in reversed(dirs):  # a read-only folder is complete before its mode is set; times after its contents
+        _xattrs(a, b); _owner(b, st); os.chmod(b, stat.S_IMODE(st.st_mode)); os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns))
+        got = os.lstat(b); out[r] = ('d', stat.S_IMODE(got.st_mode), 0, None) if stat.S_ISDIR(got.st_mode) else ('?',)
+    return out
 
 # %% ../nbs/00_core.ipynb #4555fb94
 class Polled:
@@ -357,18 +433,16 @@ def copy_verified(src, dst, tmpdir, desc=None):
     if exists(part): remove(part)
     free = shutil.disk_usage(tmpdir).free
     try:
-        p = _copy_start(src, part)  # cp runs on one core while this one walks the source for the check
-        sig = tree_sig(src)
+        sts = stats(src); sig = sig_of(src, sts)
         need = sum(v[2] for v in sig.values())
-        if need > free:
-            if p: p.kill(); p.wait()
-            with contextlib.suppress(OSError): exists(part) and remove(part)
-            raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {need/1e6:.1f} MB, "
-                               f"{free/1e6:.1f} MB free; nothing changed")
+        if need > free: raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {need/1e6:.1f} MB, "
+                                           f"{free/1e6:.1f} MB free; nothing changed")
         written = lambda: min(need, free - shutil.disk_usage(tmpdir).free)  # cp has no hook: watch the free space
-        with Polled(written, desc or src.name, need, after=1.0): _copy_wait(p)
+        with Polled(written, desc or src.name, need, after=1.0):
+            if sig['.'][0] == 'd' and sys.platform.startswith('linux') and plain_tree(sts): got = copy_tree(src, part, sts)
+            else: _copy_wait(_copy_start(src, part)); got = None  # what `copy_tree` leaves (hard links, fifos...): `cp -a`
         failpoint('copied')
-        if tree_sig(part) != sig: raise OSError(errno.EIO, f'the copy does not match {src}')
+        if (got if got is not None else tree_sig(part)) != sig: raise OSError(errno.EIO, f'the copy does not match {src}')
     except OSError as e:
         with contextlib.suppress(OSError): exists(part) and remove(part)
         why = 'storage is full' if e.errno == errno.ENOSPC or 'No space' in str(e) else (e.strerror or str(e))

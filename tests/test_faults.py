@@ -1,5 +1,5 @@
 "Nothing lost, proven: SIGKILL at every step of a cross-filesystem move, a full disk, a read-only storage"
-import os, signal, subprocess, sys, time, json
+import os, stat, signal, subprocess, sys, time, json
 from pathlib import Path
 import pytest
 from conftest import snapshot, make_tree, Sandbox
@@ -40,18 +40,40 @@ def test_sigkill_at_each_step_then_rerun(xfs, point, rerun):
 
 @pytest.mark.parametrize('delay', [0.05, 0.15, 0.3])
 def test_sigkill_during_the_copy(xfs, delay):
-    "A kernel killed while `cp` runs: the copy dies with it, and the next run starts clean"
+    "A kernel killed mid-copy (in process, or its `cp -a`, which dies with it): nothing copies on, the next run starts clean"
     sb = xfs; want = snapshot(make_tree(sb.home/'.local', 6000, big=8))
     p = subprocess.Popen([sys.executable, '-c', PERSIST], env=sb.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(delay); p.kill(); p.wait(timeout=30)
     for _ in range(40):  # the kernel's death reaches its cp at once; give the process table a moment to show it
-        ps = subprocess.run(['pgrep', '-f', f'cp -a -- {sb.home}/.local'], capture_output=True, text=True)
+        ps = subprocess.run(['pgrep', '-f', f'cp -a .*{sb.home}/.local'], capture_output=True, text=True)  # one or several
         if not ps.stdout.strip(): break
         time.sleep(0.05)
     assert not ps.stdout.strip(), 'cp outlived the killed kernel'
     sb.py(PERSIST)
     check_intact(sb, want)
     assert (sb.home/'.local').is_symlink()
+
+def test_big_tree_copied_in_process_comes_out_whole(xfs):
+    "The copy runs in this process from the walk's stat results: folders and files keep modes and times, links their targets"
+    sb = xfs; h = sb.home/'.local'; make_tree(h, 2500); site = h/'lib/python3.11/site-packages'
+    os.utime(site, ns=(1, 10**18)); os.utime(h/'bin/tool', ns=(2, 10**17)); os.chmod(site, 0o555)  # read-only: finished last
+    want, times = snapshot(h), {r: os.lstat(h/r).st_mtime_ns for r in ('lib/python3.11/site-packages', 'bin/tool', 'bin/tool-link')}
+    sb.py(PERSIST)
+    s = sb.storage/'.local'
+    assert (sb.home/'.local').is_symlink() and snapshot(s) == want and {r: os.lstat(s/r).st_mtime_ns for r in times} == times
+    os.chmod(s/'lib/python3.11/site-packages', 0o755)  # so that a non-root run can clean up
+
+@pytest.mark.parametrize('odd', ['hard link', 'fifo'])
+def test_what_the_copy_leaves_to_cp(xfs, odd):
+    "A tree with hard links (conda's package cache) or a fifo is copied by `cp -a`: the links stay one file, the fifo a fifo"
+    sb = xfs; h = sb.home/'.local'; make_tree(h, 500); far = 'lib/python3.11/site-packages/pkg0/x'
+    if odd == 'fifo': os.mkfifo(h/far)
+    else: os.link(h/'bin/tool', h/far)
+    want = snapshot(h) if odd != 'fifo' else None
+    sb.py(PERSIST)
+    s = sb.storage/'.local'
+    if odd == 'fifo': assert stat.S_ISFIFO(os.lstat(s/far).st_mode)
+    else: assert os.lstat(s/'bin/tool').st_ino == os.lstat(s/far).st_ino and snapshot(s) == want
 
 def test_same_filesystem_kill_after_rename(sb):
     want = snapshot(make_tree(sb.home/'.local', 100))
