@@ -100,6 +100,9 @@ if __name__ == '__main__':
         for k in order:
             times[k].append(arms[k](work/f'{k}{i}')); cpus[k].append(CPU[-1])
             print(f'  round {i+1} {k:<16} {times[k][-1]:6.2f} s  (cpu {cpus[k][-1]:6.2f} s)', flush=True)
+        if {'persistlab', 'uv_offline'} <= set(arms):  # this round's ratio: its two arms ran minutes apart at most
+            print(f"  round {i+1} persistlab/uv: wall {times['persistlab'][-1]/times['uv_offline'][-1]:.2f}x  "
+                  f"cpu {cpus['persistlab'][-1]/cpus['uv_offline'][-1]:.2f}x  load {os.getloadavg()[0]:.1f}", flush=True)
     med, mcpu = {k: statistics.median(v) for k, v in times.items()}, {k: statistics.median(v) for k, v in cpus.items()}
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; medians of {ROUNDS} rounds")
     med = {**dict.fromkeys(['persistlab', 'uv_offline', 'pip_index', 'persistlab_no_uv'], float('nan')), **med}
@@ -109,6 +112,10 @@ if __name__ == '__main__':
           f"in CPU seconds {mcpu['persistlab']:.2f} / {mcpu['uv_offline']:.2f} = {mcpu['persistlab']/mcpu['uv_offline']:.2f}x)")
     print(f"pip install from PyPI (fresh VM)        {med['pip_index']:6.2f} s   pip/persistlab   {med['pip_index']/med['persistlab']:5.1f}x faster  (target >= 5x)")
     print(f"restore on an image without uv          {med['persistlab_no_uv']:6.2f} s   pip/persistlab   {med['pip_index']/med['persistlab_no_uv']:5.1f}x faster  (target >= 5x; uv unpacked from the wheelhouse)")
+    if {'persistlab', 'uv_offline'} <= set(arms):
+        rw = [a/b for a, b in zip(times['persistlab'], times['uv_offline'])]; rc = [a/b for a, b in zip(cpus['persistlab'], cpus['uv_offline'])]
+        print(f"per-round persistlab/uv ratios: wall min {min(rw):.2f}x median {statistics.median(rw):.2f}x max {max(rw):.2f}x; "
+              f"cpu min {min(rc):.2f}x median {statistics.median(rc):.2f}x max {max(rc):.2f}x  (CPU: what a loaded machine distorts least)")
     if 'persistlab_pip' in med:
         print(f"restore from the wheelhouse, pip only   {med['persistlab_pip']:6.2f} s   pip/persistlab-pip {med['pip_index']/med['persistlab_pip']:5.1f}x faster")
     shutil.rmtree(work)
