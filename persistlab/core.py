@@ -166,15 +166,17 @@ def kind(p) -> str:
     if os.path.islink(p): return 'link'
     return 'dir' if os.path.isdir(p) else 'file'
 
-def stats(p) -> dict:
-    "Relative path -> `lstat` result for everything under `p` (or `p` itself), parents before children"
+def stats(p, unread=None) -> dict:
+    "Relative path -> `lstat` result for everything under `p` (or `p` itself), parents before children; `unread` (a list) gets folders it could not list"
     p = Path(p); out = {'.': os.lstat(p)}
     if not stat.S_ISDIR(out['.'].st_mode): return out
     todo = [(str(p), '')]  # relative names built as it goes: `os.walk` + `relpath` cost more than the lstat on 20k files
     while todo:
         d, rel = todo.pop()
         try: it = os.scandir(d)
-        except OSError: continue  # unreadable: left out, as `os.walk` does (the copy's signature then differs)
+        except OSError:  # unreadable: left out, as `os.walk` does (a `cp -a` copy's signature then differs)
+            if unread is not None: unread.append(rel or '.')
+            continue
         with it:
             for x in it:
                 st = x.stat(follow_symlinks=False); r = rel + x.name; out[r] = st
@@ -433,14 +435,14 @@ def copy_verified(src, dst, tmpdir, desc=None):
     if exists(part): remove(part)
     free = shutil.disk_usage(tmpdir).free
     try:
-        sts = stats(src); sig = sig_of(src, sts)
+        sts = stats(src, unread := []); sig = sig_of(src, sts)
         need = sum(v[2] for v in sig.values())
         if need > free: raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {need/1e6:.1f} MB, "
                                            f"{free/1e6:.1f} MB free; nothing changed")
         written = lambda: min(need, free - shutil.disk_usage(tmpdir).free)  # cp has no hook: watch the free space
         with Polled(written, desc or src.name, need, after=1.0):
-            if sig['.'][0] == 'd' and sys.platform.startswith('linux') and plain_tree(sts): got = copy_tree(src, part, sts)
-            else: _copy_wait(_copy_start(src, part)); got = None  # what `copy_tree` leaves (hard links, fifos...): `cp -a`
+            if sig['.'][0] == 'd' and sys.platform.startswith('linux') and not unread and plain_tree(sts): got = copy_tree(src, part, sts)
+            else: _copy_wait(_copy_start(src, part)); got = None  # what `copy_tree` leaves (hard links, fifos...; a folder it cannot read, where cp fails): `cp -a`
         failpoint('copied')
         if (got if got is not None else tree_sig(part)) != sig: raise OSError(errno.EIO, f'the copy does not match {src}')
     except OSError as e:
