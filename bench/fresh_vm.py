@@ -49,16 +49,21 @@ def sh(cmd, **kw): return subprocess.run(cmd, shell=isinstance(cmd, str), check=
 def wheels(tag, pkgs) -> Path:
     "CACHE/wheels/<tag>: the day's packages and their dependencies for that Python, fetched from PyPI once (and uv, which save keeps)"
     d = CACHE/'wheels'/tag
+    py = dict(cp311='3.11', cp313='3.13')[tag]
+    plat = [f'--platform={p}' for p in ('manylinux_2_28_x86_64', 'manylinux_2_27_x86_64', 'manylinux_2_17_x86_64', 'manylinux2014_x86_64', 'linux_x86_64')]
+    base = ['pip', 'download', '-q', '--only-binary=:all:', f'--python-version={py}', '--implementation=cp', *plat, '-d', str(d)]
     if not (d/'.complete').exists():
         d.mkdir(parents=True, exist_ok=True)
-        py = dict(cp311='3.11', cp313='3.13')[tag]
-        plat = [f'--platform={p}' for p in ('manylinux_2_28_x86_64', 'manylinux_2_27_x86_64', 'manylinux_2_17_x86_64', 'manylinux2014_x86_64', 'linux_x86_64')]
-        base = ['pip', 'download', '-q', '--only-binary=:all:', f'--python-version={py}', '--implementation=cp', *plat, '-d', str(d)]
         sh([*base, '--find-links=/opt/wheels', '--index-url=https://pypi.org/simple', *pkgs, TOOL, 'uv', *PL_DEPS], env={**os.environ, 'PIP_CONFIG_FILE': os.devnull})
         (d/'.complete').touch()
-    for w in d.glob('persistlab-*.whl'): w.unlink()
-    sh(['pip', 'wheel', '-q', '--no-deps', '-w', str(d), str(ROOT)])  # `!pip install persistlab` in the guide's cell finds this checkout's
-    shutil.rmtree(ROOT/'build', ignore_errors=True)
+    import fcntl
+    with open(CACHE/'.build.lock', 'w') as lk:  # benches running at once build in the one checkout's build/: one at a time
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        for w in d.glob('persistlab-*.whl'): w.unlink()
+        sh(['pip', 'wheel', '-q', '--no-deps', '-w', str(d), str(ROOT)])  # `!pip install persistlab` in the guide's cell finds this checkout's
+        shutil.rmtree(ROOT/'build', ignore_errors=True)
+    sh([*base, f'--find-links={d}', '--index-url=https://pypi.org/simple', str(next(d.glob('persistlab-*.whl')))],  # and what it needs today
+       env={**os.environ, 'PIP_CONFIG_FILE': os.devnull})
     return d
 
 def code_server_tarball() -> Path:
@@ -139,7 +144,9 @@ def main(rounds=2, platforms=('paperspace', 'colab')):
             tag, pkgs, imports = SETS[plat]; wh = wheels(tag, pkgs); U = '--user ' if user else ''
             env = dict(PIP_FIND_LINKS=str(wh), PERSISTLAB_CODE_SERVER_URL=url, PERSISTLAB_CODE_SERVER_SHA256=sha)
             where = dict(paperspace=dict(storage=tmp/f'{case}-storage'), colab=dict(drive=tmp/f'{case}-drive'))[plat]
-            mk = lambda **kw: replica(plat, stack=STACK[plat], env=env, **where, **kw)
+            mk = lambda where=where, **kw: replica(plat, stack=STACK[plat], env=env, **where, **kw)
+            # by hand has storage of its own: persistlab's hook in /storage/pre-run.sh must not restore things for it at boot
+            hand = dict(paperspace=dict(storage=tmp/f'{case}-hand-storage'), colab=dict(drive=tmp/f'{case}-hand-drive'))[plat]
             # session 1: a day's work, then one cell persists it all
             day = mk()
             day.sh(f'pip install -q persistlab && pip install -q {U}{" ".join(pkgs)} && pip install -q --user {TOOL} && mkdir -p -m 700 ~/.ssh && '
@@ -163,22 +170,30 @@ def main(rounds=2, platforms=('paperspace', 'colab')):
             sshp, p = sshd(tmp/case, [hk/'.ssh/id_ed25519.pub', pub])
             procs.append(p)
             kept = dict(paperspace='/storage/keep', colab='/content/drive/MyDrive/keep')[plat]
-            dst = mine/'keep' if plat == 'paperspace' else mine/'MyDrive/keep'
+            hmine = Path(next(iter(hand.values())))
+            dst = hmine/'keep' if plat == 'paperspace' else hmine/'MyDrive/keep'
             shutil.copytree(hk, dst)
             fl = '/opt/wheels' if tag == 'cp311' else str(tmp/'empty')
             (tmp/'empty').mkdir(exist_ok=True)
-            hand_env = dict(PIP_NO_INDEX='0', PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL='https://pypi.org/simple', PIP_FIND_LINKS=fl, PIP_NO_CACHE_DIR='1')
+            hand_env = dict(PIP_NO_INDEX='0', PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL='https://pypi.org/simple', PIP_FIND_LINKS=fl, PIP_NO_CACHE_DIR='1',
+                            PIP_CERT='/etc/ssl/certs/ca-certificates.crt')  # the system's CA bundle, as this machine's pip.conf says (HTTPS goes through a proxy here)
             def by_hand():
-                v = mk(boot=True) if plat == 'paperspace' else mk()
+                v = mk(hand, boot=True) if plat == 'paperspace' else mk(hand)
                 t0 = time.perf_counter()
                 port = free_port()
-                mount = 'python -c "from google.colab import drive; drive.mount(\'/content/drive\')" >/dev/null && ' if plat == 'colab' else ''
-                v.sh(f'''set -e
-{mount}pip install -q {U}{" ".join(pkgs)} && pip install -q --user {TOOL}
-mkdir -p ~/.ssh && cp {kept}/.ssh/id_ed25519 {kept}/.ssh/id_ed25519.pub ~/.ssh/ && chmod 700 ~/.ssh && chmod 600 ~/.ssh/id_ed25519 && chmod 644 ~/.ssh/id_ed25519.pub
+                mount = 'python -c "from google.colab import drive; drive.mount(\'/content/drive\')"' if plat == 'colab' else ''
+                v.sh(f'''set -e  # one command a line: a failure stops here, with what it said
+{mount}
+pip install -q {U}{" ".join(pkgs)}
+pip install -q --user {TOOL}
+mkdir -p ~/.ssh
+cp {kept}/.ssh/id_ed25519 {kept}/.ssh/id_ed25519.pub ~/.ssh/
+chmod 700 ~/.ssh; chmod 600 ~/.ssh/id_ed25519; chmod 644 ~/.ssh/id_ed25519.pub
 cp {kept}/.gitconfig ~/
-curl -sfL {url} -o /tmp/cs-$$.tgz && tar -xzf /tmp/cs-$$.tgz -C ~ && rm /tmp/cs-$$.tgz
-~/{CS}/bin/code-server --install-extension {kept}/ext.vsix >/dev/null 2>&1
+curl -sfL {url} -o /tmp/cs-$$.tgz
+tar -xzf /tmp/cs-$$.tgz -C ~
+rm /tmp/cs-$$.tgz
+~/{CS}/bin/code-server --install-extension {kept}/ext.vsix >/dev/null
 PASSWORD=bench-password-not-secret setsid ~/{CS}/bin/code-server --bind-addr 127.0.0.1:{port} --auth password --disable-telemetry --disable-update-check ~ >/tmp/cs.log 2>&1 < /dev/null &
 ''', env=hand_env, timeout=1800)
                 t1 = time.perf_counter()
@@ -217,11 +232,11 @@ PASSWORD=bench-password-not-secret setsid ~/{CS}/bin/code-server --bind-addr 127
         gen.close(); shutil.rmtree(tmp, ignore_errors=True)
 
 def _drive_pub(drive, d) -> Path:
-    "The public key session 1 saved to Drive: inside .ssh's snapshot"
-    import tarfile
-    snap = Path(drive)/'MyDrive/persistlab/snapshots/.ssh.tar.gz'
+    "The public key session 1 saved to Drive: inside .ssh's snapshot (named by the manifest; gzip or zstd, tar tells)"
+    st = Path(drive)/'MyDrive/persistlab'
+    snap = next(e['snapshot'] for e in json.loads((st/'persistlab.json').read_text())['entries'] if e['path'] == '.ssh')
     out = Path(d)/'persistlab-id.pub'
-    with tarfile.open(snap) as t: out.write_bytes(t.extractfile('.ssh/id_ed25519.pub').read())
+    out.write_bytes(subprocess.run(['tar', '-xOf', str(st/'snapshots'/snap), '.ssh/id_ed25519.pub'], capture_output=True, check=True).stdout)
     return out
 
 if __name__ == '__main__':
