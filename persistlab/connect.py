@@ -71,13 +71,19 @@ def open_door(url, token, timeout=30):
 # %% ../nbs/07c_connect.ipynb #d67bcaed
 def pipe(ws, rfd:int=0, wfd:int=1):
     "Copy bytes from `rfd` to `ws` as binary frames, and frames from `ws` to `wfd`, until either side ends"
-    import websocket
+    import websocket, socket
     def up():
         try:
             while (b := os.read(rfd, 1 << 16)): ws.send_binary(b)
         except (OSError, websocket.WebSocketException): pass
-        try: ws.close()
+        # Our side is done: say so, and keep reading below until the server's close, so nothing it already sent is lost
+        # (ws.close() here would read, and drop, those frames in this thread). A server that never answers is cut after 10 s.
+        try: ws.send_close()
         except Exception: pass
+        def cut():
+            try: ws.sock and ws.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read below (close() would not)
+            except Exception: pass
+        t = threading.Timer(10, cut); t.daemon = True; t.start()
     threading.Thread(target=up, daemon=True).start()
     while True:
         try: op, data = ws.recv_data()
