@@ -11,7 +11,7 @@ from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, drop, remove, link, NAME_MAX,
-    failpoint, storage_lock, work_dir, sibling, swap, fill, OLD, NEW)
+    failpoint, storage_lock, work_dir, sibling, swap, fill, together, failures, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
     record, put_entry, forget, want, wanted, near, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)

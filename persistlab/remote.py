@@ -689,7 +689,7 @@ def remote_restore_backup(key, # a key under `backups/`, as the restore that mad
             r.get(key, f)
             _unpack(r, f, rel, home, loc, tmp, out)
         finally: f.unlink(missing_ok=True)
-    return Report(out + [(rel, 'from a backup', f'home differs from the storage\'s snapshot now: `%persist --save` makes it current')], f'backup {key} from {url}')
+    return Report(out + [(rel, 'from a backup', 'home differs from the storage\'s snapshot now: `%persist --save` makes it current')], f'backup {key} from {url}')
 
 def autorestore(url, home=None) -> Report|str|None:
     "What `%load_ext persistlab` does with a remembered or configured storage URL: restore what this box has not restored yet"

@@ -91,3 +91,12 @@ exec {real} "$@"
     r = restore(home=fresh, platform=local(sb, fresh), quiet=True)
     assert [(x[0], x[1]) for x in r] == [('.one', 'restored'), ('.two', 'restored')], r
     assert (fresh/'.one/f').read_text() == '1' and (fresh/'.two/f').read_text() == '2' and len(list(marks.iterdir())) == 2
+
+def test_a_kept_cache_is_restored_before_the_packages(sb):
+    "uv unpacks into ~/.cache: with .cache kept, the install waits for it, and its failure is still said, not a crash"
+    h = sb.home; (h/'.cache/pip').mkdir(parents=True); (h/'.cache/pip/x').write_text('x'); (h/'notes').mkdir()
+    persist(['.cache', 'notes'], home=h, platform=local(sb)); record_package(sb)
+    fresh = sb.base/'fresh'; fresh.mkdir()
+    with pytest.raises(PersistError) as e: restore(home=fresh, platform=local(sb, fresh), packages=True, quiet=True)
+    assert str(e.value).startswith('packages: ') and 'does not match the manifest' in str(e.value), e.value
+    assert os.readlink(fresh/'.cache') == str(sb.storage/'.cache') and os.readlink(fresh/'notes') == str(sb.storage/'notes')
