@@ -222,7 +222,9 @@ def test_colab_port_proxy_with_fake_google_colab(env, tmp_path, monkeypatch):
         "import re\ndef eval_js(js):\n    p = re.search(r'proxyPort\\((\\d+)\\)', js).group(1)\n    return f'https://{p}-m-s-abc123-a.us-west1-1.prod.colab.dev'\n")
     monkeypatch.syspath_prepend(str(d))
     for m in [m for m in sys.modules if m.startswith('google')]: monkeypatch.delitem(sys.modules, m)
-    info = T.open_tunnel(8050, platform=detect(env=dict(HOME=str(env/'home'), COLAB_RELEASE_TAG='r'), colab_importable=True))
+    try: info = T.open_tunnel(8050, platform=detect(env=dict(HOME=str(env/'home'), COLAB_RELEASE_TAG='r'), colab_importable=True))
+    finally:  # the fake google.colab must not outlive this test: later tests would think they run on Colab
+        for m in [m for m in sys.modules if m.startswith('google')]: del sys.modules[m]
     assert info.provider == 'colab' and info.url == 'https://8050-m-s-abc123-a.us-west1-1.prod.colab.dev'
     assert 'no websockets' in repr(info) and procs.running() == []
 
