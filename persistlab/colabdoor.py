@@ -11,12 +11,12 @@ from pathlib import Path
 from .platforms import detect, Platform, usable_storage
 from .core import Report, atomic_write
 from .storage import storage_folder
-from .keys import SSHError, run_tool, fingerprint, parse_keys, github_keys, editor_links, editors_note
+from .keys import SSHError, run_tool, fingerprint, parse_keys, given_keys, editor_links, editors_note
 from . import procs
 
 # %% auto #0
 __all__ = ['SSHD', 'SSHD_CONFIG', 'ROUTE_KEY_TYPES', 'door_open', 'sshd_settings', 'effective', 'authorized_file',
-           'add_authorized', 'keep_host_keys', 'reload_sshd', 'Door', 'given_keys', 'open_door']
+           'add_authorized', 'keep_host_keys', 'reload_sshd', 'Door', 'open_door']
 
 # %% ../nbs/07d_colabdoor.ipynb #4338073f
 SSHD, SSHD_CONFIG = '/usr/sbin/sshd', '/etc/ssh/sshd_config'  # where Colab's image (Ubuntu's openssh-server) has them
@@ -171,17 +171,6 @@ def _key_hint(lines) -> str|None:
     "The laptop's usual key file for the first authorized key the route takes (ed25519 or ECDSA), or None"
     t = next((l.split()[0] for l in lines if l.split()[0] in ROUTE_KEY_TYPES), None)
     return None if t is None else '~/.ssh/id_ed25519' if t == 'ssh-ed25519' else '~/.ssh/id_ecdsa'
-
-def given_keys(github:str|None=None, keys:str|None=None, authorized_keys=None, github_base='https://github.com') -> list:
-    "Public key lines named for this call: GitHub's for `github`, pasted `keys`, an `authorized_keys` file"
-    lines = []
-    if github: lines += github_keys(github, github_base)
-    if keys: lines += parse_keys(keys)
-    if authorized_keys:
-        f = Path(authorized_keys).expanduser()
-        if not f.exists(): raise SSHError(f"{f}: no such file")
-        lines += parse_keys(f.read_text(), str(f))
-    return lines
 
 def open_door(github:str|None=None, # GitHub user whose published keys may log in
               keys:str|None=None, # pasted public keys

@@ -15,7 +15,7 @@ from .storage import read_manifest, find_entry, wanted, storage_folder, Storage,
 # %% auto #0
 __all__ = ['GITHUB_HOST_KEYS', 'KEY_NAMES', 'EDITORS', 'SSHError', 'run_tool', 'fingerprint', 'Keys', 'find_key', 'generate_key',
            'import_key', 'github_check', 'git_identity', 'setup_keys', 'editor_links', 'editors_note', 'parse_keys',
-           'github_keys']
+           'github_keys', 'given_keys']
 
 # %% ../nbs/07a_keys.ipynb #3cb76c90
 class SSHError(PersistlabError):
@@ -288,3 +288,14 @@ def github_keys(user, base='https://github.com', timeout=10) -> list:
     if r.status_code != 200: raise SSHError(f"{base}/{user}.keys answered {r.status_code}")
     if not r.text.strip(): raise SSHError(f"GitHub user {user!r} has no public keys; add one at https://github.com/settings/keys")
     return parse_keys(r.text, f'{base}/{user}.keys')
+
+def given_keys(github:str|None=None, keys:str|None=None, authorized_keys=None, github_base='https://github.com') -> list:
+    "Public key lines named for this call: GitHub's for `github`, pasted `keys`, an `authorized_keys` file (each door's `--github`/`--key`/`--authorized-keys`)"
+    lines = []
+    if github: lines += github_keys(github, github_base)
+    if keys: lines += parse_keys(keys)
+    if authorized_keys:
+        f = Path(authorized_keys).expanduser()
+        if not f.exists(): raise SSHError(f"{f}: no such file")
+        lines += parse_keys(f.read_text(), str(f))
+    return lines

@@ -14,7 +14,7 @@ from .platforms import detect, Platform, jupyter_servers, usable_storage
 from .core import PersistlabError, Report, Row, atomic_write
 from .storage import storage_folder
 from .keys import (SSHError, GITHUB_HOST_KEYS, KEY_NAMES, run_tool, fingerprint, Keys, find_key, generate_key, import_key,
-                             github_check, git_identity, setup_keys, parse_keys, github_keys, EDITORS, editor_links, editors_note)  # the keys layer; these names stay importable here
+                             github_check, git_identity, setup_keys, parse_keys, github_keys, given_keys, EDITORS, editor_links, editors_note)  # the keys layer; these names stay importable here
 from . import procs
 
 # %% auto #0
@@ -208,13 +208,7 @@ def laptop_key_file(pub_line) -> str:
 # %% ../nbs/07_ssh.ipynb #29b01539
 def authorized_lines(github=None, keys=None, authorized_keys=None, github_base='https://github.com') -> list:
     "Public key lines that may log in: the ones GitHub publishes for `github`, pasted `keys`, an `authorized_keys` file"
-    lines = []
-    if github: lines += github_keys(github, github_base)
-    if keys: lines += parse_keys(keys)
-    if authorized_keys:
-        f = Path(authorized_keys).expanduser()
-        if not f.exists(): raise SSHError(f"{f}: no such file")
-        lines += parse_keys(f.read_text(), str(f))
+    lines = given_keys(github, keys, authorized_keys, github_base)
     if not lines: raise SSHError("say who may log in: --github USER, --authorized-keys FILE, or pasted public keys")
     return lines
 
