@@ -14,10 +14,10 @@ from .storage import (MANIFEST, TMP, read_manifest, write_manifest, Storage, res
     check_switch, remember, vm_dir)
 
 # %% auto #0
-__all__ = ['WHEELHOUSE', 'TOOLS', 'TOOLDIR', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline', 'tools',
-           'yours', 'image_id', 'requirement', 'wheel_tags', 'fits', 'pip_failure', 'find_uv', 'uv_wheel',
-           'wheel_caches', 'cached_wheels', 'fetch_wheels', 'recorded', 'save_packages', 'install_cmd', 'install_env',
-           'constraints', 'plan', 'fstype', 'restore_packages', 'autorestore_packages', 'status_rows',
+__all__ = ['WHEELHOUSE', 'TOOLS', 'TOOLDIR', 'BYTECODE', 'venv_kernel', 'PackagesError', 'probe', 'machine_start', 'baseline',
+           'tools', 'yours', 'image_id', 'requirement', 'wheel_tags', 'fits', 'pip_failure', 'find_uv', 'uv_wheel',
+           'wheel_caches', 'cached_wheels', 'fetch_wheels', 'recorded', 'bytecode', 'save_packages', 'install_cmd',
+           'install_env', 'constraints', 'plan', 'fstype', 'restore_packages', 'autorestore_packages', 'status_rows',
            'packages_status', 'forget_packages', 'fix_venv', 'fix_conda', 'fix_env', 'env_kernel']
 
 # %% ../nbs/13_packages.ipynb #669d7135
@@ -405,6 +405,140 @@ def _gone(dists) -> str|None:
             "; nothing changed (a save keeps all your packages or none). Put it back, reinstall it from an index "
             f"(`pip install {' '.join(d['name'] + '==' + d['version'] for d, _ in g)}`) or uninstall it, then save again")
 
+# %% ../nbs/13_packages.ipynb #05e0e234
+BYTECODE = 'bytecode'  # the folder, in a set's wheelhouse, of the compiled modules kept with each wheel
+
+# run by the target interpreter: argv[1] the folder to write into; stdin {name: dist-info folder}; prints {name: [zip, modules]}
+_PYC_PACK = r'''
+import sys, os, json, zipfile, importlib.util
+from importlib import metadata
+from pathlib import Path
+out, got, magic = Path(sys.argv[1]), {}, importlib.util.MAGIC_NUMBER
+for n, p in json.loads(sys.stdin.read()).items():
+    d = metadata.PathDistribution(Path(p)); base = Path(d.locate_file('')); k = 0
+    z = out/f'{n}.pyc.zip'
+    with zipfile.ZipFile(z, 'w', zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for f in d.files or []:
+            if f.suffix != '.py' or '..' in f.parts or f.is_absolute(): continue
+            src = base/f
+            try:
+                c = Path(importlib.util.cache_from_source(str(src)))
+                with open(c, 'rb') as fh: b = fh.read()
+                st = os.stat(src)
+            except (OSError, ValueError, NotImplementedError): continue
+            if len(b) < 16 or b[:4] != magic: continue
+            flags = int.from_bytes(b[4:8], 'little')
+            if flags == 0:  # checked by time and size: valid only if they are this source's
+                if b[8:16] != (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, 'little') + (st.st_size & 0xFFFFFFFF).to_bytes(4, 'little'): continue
+            elif flags != 3: continue  # unchecked: nothing says it is this source's
+            h = importlib.util.source_hash(src.read_bytes())
+            if flags == 3 and b[8:16] != h: continue
+            zf.writestr(c.relative_to(base).as_posix(), magic + (3).to_bytes(4, 'little') + h + b[16:]); k += 1
+    if k: got[n] = [str(z), k]
+    else: z.unlink()
+print(json.dumps(got))
+'''
+
+# run by the target interpreter: stdin [its site folders, {name: zip}]; prints how many pycs it wrote (in a process per core: inflating is most of it)
+_PYC_PUT = r'''
+import sys, os, re, json, zipfile
+from importlib import metadata
+dirs, files = json.loads(sys.stdin.read())
+tag, where, todo = sys.implementation.cache_tag, {}, []
+for d in metadata.distributions(path=dirs):
+    where.setdefault(re.sub(r'[-_.]+', '-', d.metadata['Name'] or '').lower(), str(d.locate_file('')))
+for n, z in files.items():
+    base = where.get(n)
+    if base is None or tag is None: continue
+    try:
+        with zipfile.ZipFile(z) as zf: names = zf.namelist()
+    except (OSError, zipfile.BadZipFile): continue
+    for m in names:
+        parts = m.split('/')
+        if m.startswith('/') or '..' in parts or len(parts) < 2 or parts[-2] != '__pycache__' or not m.endswith(f'.{tag}.pyc'): continue
+        t = os.path.join(base, *parts); d = os.path.dirname(t)
+        if os.path.lexists(t) or not os.path.isfile(os.path.join(os.path.dirname(d), parts[-1].split('.')[0] + '.py')): continue  # one there already stands
+        todo.append((z, m, t))
+def work(mine) -> int:
+    zs, k = {}, 0
+    try:
+        for z, m, t in mine:
+            tmp = f'{t}.{os.getpid()}.part'
+            try:
+                zf = zs.get(z) or zs.setdefault(z, zipfile.ZipFile(z))
+                b = zf.read(m)
+                os.makedirs(os.path.dirname(t), exist_ok=True)
+                with open(tmp, 'xb') as f: f.write(b)
+                os.replace(tmp, t); k += 1
+            except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+                try: os.unlink(tmp)
+                except OSError: pass
+    finally:
+        for zf in zs.values(): zf.close()
+    return k
+n = max(1, min(os.cpu_count() or 1, 8, len(todo) // 500)) if hasattr(os, 'fork') else 1
+kids, k = [], 0
+for c in [todo[i::n] for i in range(1, n)]:
+    r, w = os.pipe(); pid = os.fork()
+    if pid == 0:
+        os.close(r); c = work(c); os.write(w, str(c).encode()); os._exit(0)
+    os.close(w); kids.append((pid, r))
+k = work(todo[0::n])
+for pid, r in kids:
+    with os.fdopen(r) as f: k += int(f.read() or 0)
+    os.waitpid(pid, 0)
+print(k)
+'''
+
+def bytecode(info, dists, dest) -> dict:
+    "Zip, in folder `dest`, the compiled modules `info`'s interpreter has for each of `dists` (name -> its probe record), as checked hash-based pycs; name -> (zip, modules)"
+    if not dists: return {}
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    try: r = subprocess.run([info['executable'], '-I', '-c', _PYC_PACK, str(dest)], input=json.dumps({n: d['path'] for n, d in dists.items()}),
+                            capture_output=True, text=True, timeout=900, preexec_fn=tied())
+    except (OSError, subprocess.TimeoutExpired): return {}  # they compile at first import, as without persistlab
+    try: return {n: (Path(z), k) for n, (z, k) in json.loads(r.stdout).items()} if r.returncode == 0 else {}
+    except ValueError: return {}
+
+def _bytecode_of(r, wh) -> Path|None:
+    "Where the compiled modules kept with package record `r` are (in wheelhouse `wh`), when the record of them is sound"
+    b = r.get('bytecode')
+    if not (isinstance(b, dict) and re.fullmatch(r'[\w.+!-]+\.pyc\.zip', str(b.get('file'))) and isinstance(b.get('size'), int)
+            and re.fullmatch(r'[0-9a-f]{64}', str(b.get('sha256')))): return None
+    return Path(wh)/BYTECODE/b['file']
+
+def _stage_bytecode(zips, recs, storage, wh) -> tuple:
+    "Copy the zips (name -> (zip, modules)) of the wheels just staged (`recs`) into `wh`/bytecode through storage's staging folder; (name -> record, rows)"
+    zips = {n: z for n, z in zips.items() if n in recs}
+    if not zips: return {}, []
+    stage, out = Path(storage)/TMP/f'bytecode.{os.getpid()}', {}
+    try:
+        stage.mkdir(parents=True, exist_ok=True)
+        if sum(z.stat().st_size for z, k in zips.values()) > shutil.disk_usage(stage).free: raise OSError(errno.ENOSPC, 'No space left on device')
+        for n, (z, k) in zips.items():
+            f = recs[n]['wheel'][:-len('.whl')] + '.pyc.zip'
+            out[n] = dict(file=f, sha256=_copy_hash(z, stage/f), size=z.stat().st_size, modules=k)
+        (wh/BYTECODE).mkdir(exist_ok=True)
+        for b in out.values(): os.replace(stage/b['file'], wh/BYTECODE/b['file'])
+        return out, []
+    except OSError as e:
+        why = 'storage is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        return {}, [('compiled modules', 'not kept', f"copying them into {storage} failed ({why}): the packages are kept, and compile at their first import")]
+    finally:
+        with contextlib.suppress(OSError): remove(stage)
+
+def _put_bytecode(info, todo, whs) -> list:
+    "Put back the compiled modules kept with the `todo` records just installed (each zip checked against its sha256); rows"
+    fs = {n: f for n, r in todo.items() if (f := _bytecode_of(r, whs[n])) and f.is_file() and f.stat().st_size == r['bytecode']['size']}
+    ok = {n: str(f) for n, f in fs.items() if _copy_hash(f) == todo[n]['bytecode']['sha256']}
+    out = [('compiled modules', 'not used', f"{len(fs) - len(ok)} zips differ from the manifest: those packages compile at their first import")] if len(ok) < len(fs) else []
+    if not ok: return out
+    try: r = subprocess.run([info['executable'], '-I', '-c', _PYC_PUT], input=json.dumps([list(dict.fromkeys((info['purelib'], info['platlib']))), ok]),
+                            capture_output=True, text=True, timeout=900, preexec_fn=tied())
+    except (OSError, subprocess.TimeoutExpired): return out
+    k = int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else 0
+    return ([('compiled modules', 'restored', f"{k} kept with {len(ok)} packages: their first import does not compile them again")] if k else []) + out
+
 # %% ../nbs/13_packages.ipynb #1311bfe5
 def _wheels(info, need, loc, index_url, extra_index_url, quiet, cached:dict) -> dict:
     "Wheels of `need` in `loc`: from pip's or uv's cache (`cached`: name -> which), the rest from pip; name -> path"
@@ -524,6 +658,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
         # wheels are fetched and their size checked before storage's lock is taken: a failure leaves storage as it was
         got = _wheels(info, need, loc, index_url, extra_index_url, quiet, cached := {})
         uvw, rows = _get_uv(info, storage, since, loc, index_url, extra_index_url, keep_uv); out += rows
+        pyc = bytecode(info, {n: d for n, d in need.items() if n in got}, Path(loc)/BYTECODE)  # what this machine compiled: a new one does not compile it again
         size = sum(f.stat().st_size for f in [*got.values(), *([uvw] if uvw else [])])
         if size > shutil.disk_usage(storage).free:
             raise PackagesError(f"copying {len(got)} wheels ({human(size)}) into {storage} failed (storage is full); nothing changed")
@@ -534,9 +669,12 @@ def save_packages(to=None, # storage directory (default: the platform's)
             for n in new: out.append((mine[n]['name'], 'already saved', new[n]['version']))
             if need:
                 recs = _stage({n: got[n] for n in need}, need, storage, wh, quiet)
+                bc, rows = _stage_bytecode(pyc, recs, storage, wh)
                 for n, r in recs.items():
                     src = f", from {cached[n]}'s cache" if n in cached else ''
+                    if n in bc: r['bytecode'] = bc[n]; src += f", {bc[n]['modules']} compiled modules"
                     out.append((need[n]['name'], 'saved', f"{r['version']}, {r['wheel']}, {human(r['size'])}{src}"))
+                out += rows
                 new.update(recs)
             for n, r in old.items():
                 if n not in new: new[n] = r; out.append((n, 'kept', f"{r['version']}: recorded before, not installed here (uninstalled? `%persist --packages --undo {n}` forgets it)"))
@@ -545,8 +683,10 @@ def save_packages(to=None, # storage directory (default: the platform's)
             _record(storage, info, base, new, need, wh, uv)
             failpoint('packages-recorded')
             used = {r['wheel'] for r in new.values()}
+            keep = {r['bytecode']['file'] for r in new.values() if _bytecode_of(r, wh)}
             for r in old.values():  # the wheels this save replaced; files persistlab did not record are not touched
                 if r['wheel'] not in used: (wh/r['wheel']).unlink(missing_ok=True)
+                if (b := _bytecode_of(r, wh)) and b.name not in keep: b.unlink(missing_ok=True)
     remember(st, p.home)  # --list, -r and --undo find it later without --to, as after `%persist --to`
     return Report(out, f'{len(new)} packages in {wh} ({st.source})')
 
@@ -678,7 +818,8 @@ def _install(info, whs, todo, uv, quiet) -> list:
     if r.returncode:
         err = [l for l in (r.stderr + r.stdout).strip().splitlines() if l.strip()]
         raise PackagesError(f"installing from the wheelhouse failed: {(err or ['no output'])[-1][:300]}")
-    return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + _live(info, before, todo)
+    return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + \
+           _put_bytecode(info, todo, whs) + _live(info, before, todo)
 
 # %% ../nbs/13_packages.ipynb #3ece4dc9
 def _fitting(sets, tags) -> dict:
@@ -878,7 +1019,9 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
             for n in [n for n in s['packages'] if want is None or n in want]:
                 r = s['packages'].pop(n); m['packages'].setdefault('forgotten', {})[n] = time.time()  # a later save skips it
                 out.append((n, 'forgotten', r['version'] + (', wheel deleted' if wheels else f", wheel left in {WHEELHOUSE}/{t}")))
-                if wheels: (Path(storage)/WHEELHOUSE/t/r['wheel']).unlink(missing_ok=True)
+                if wheels:
+                    (Path(storage)/WHEELHOUSE/t/r['wheel']).unlink(missing_ok=True)
+                    if b := _bytecode_of(r, Path(storage)/WHEELHOUSE/t): b.unlink(missing_ok=True)
         if sets:
             m['packages']['sets'] = {t: s for t, s in sets.items() if s['packages']}
             write_manifest(storage, m)
@@ -893,10 +1036,18 @@ def _wheel_files(pk, mir) -> dict:
     "Remote key -> (this box's file, its record) for each wheel the packages record `pk` names (the uv wheel too)"
     from persistlab.remote import wheel_key
     out = {wheel_key(t, x): (Path(mir)/WHEELHOUSE/t/x['wheel'], x) for t, s in ((pk or {}).get('sets') or {}).items() for x in s['packages'].values()}
+    out.update(_bytecode_files(pk, mir))
     uv = (pk or {}).get('uv')
     if isinstance(uv, dict) and _WHEEL.fullmatch(str(uv.get('wheel'))) and re.fullmatch(r'[0-9a-f]{64}', str(uv.get('sha256'))):
         out[wheel_key(TOOLDIR, uv)] = (Path(mir)/WHEELHOUSE/TOOLDIR/uv['wheel'], uv)
     return out
+
+def _bytecode_files(pk, mir, todo=None) -> dict:
+    "Remote key -> (this box's file, its record) for the compiled modules kept with the packages of record `pk` (or of the `todo` records, name -> (tag, record))"
+    from persistlab.remote import wheel_key
+    recs = todo.values() if todo is not None else [(t, x) for t, s in ((pk or {}).get('sets') or {}).items() for x in s['packages'].values()]
+    return {wheel_key(t, dict(sha256=x['bytecode']['sha256'], wheel=f.name)): (f, x['bytecode'])
+            for t, x in recs if (f := _bytecode_of(x, Path(mir)/WHEELHOUSE/t))}
 
 def _pull(r, files:dict, quiet=True):
     "Download the wheels of `files` (key -> (file, record)) this box does not have, each checked against its sha256 before it is in place"
@@ -938,9 +1089,12 @@ def _on_remote(st, p, f, publish=True) -> Report:
         say = lambda s: str(s).replace(str(mir/MANIFEST), f'the record in {st.url}').replace(str(mir), st.url)
         try:
             _checked(mir, doing='changed')
-            rep = f(Storage(mir, 'this box', 'link'), lambda todo, whs, uv=False: _pull(r, {
-                **{R.wheel_key(whs[k].name, x): (whs[k]/x['wheel'], x) for k, x in todo.items()},
-                **({k: v for k, v in _wheel_files(old, mir).items() if k.startswith(f'{R.WHEELS}/{TOOLDIR}/')} if uv else {})}))
+            def get(todo, whs, uv=False):
+                _pull(r, {**{R.wheel_key(whs[k].name, x): (whs[k]/x['wheel'], x) for k, x in todo.items()},
+                          **({k: v for k, v in _wheel_files(old, mir).items() if k.startswith(f'{R.WHEELS}/{TOOLDIR}/')} if uv else {})})
+                with contextlib.suppress(PackagesError, R.RemoteError, OSError):  # without them the packages still install: they compile at first import
+                    _pull(r, _bytecode_files(None, mir, {k: (whs[k].name, x) for k, x in todo.items()}))
+            rep = f(Storage(mir, 'this box', 'link'), get)
             new = read_manifest(mir).get('packages')
             if publish and _unstamped(new) != _unstamped(old):  # (a save of nothing new stamps the set again: no new record for that)
                 up = _push(r, _wheel_files(new, mir))

@@ -467,6 +467,8 @@ def _names(m) -> set:
     pk = m.get('packages') if isinstance(m.get('packages'), dict) else {}
     with contextlib.suppress(AttributeError, KeyError, TypeError):
         out |= {wheel_key(t, x) for t, s in (pk.get('sets') or {}).items() for x in s['packages'].values()}
+        out |= {wheel_key(t, dict(sha256=b['sha256'], wheel=b['file'])) for t, s in (pk.get('sets') or {}).items()  # their compiled modules
+                for x in s['packages'].values() if isinstance(b := x.get('bytecode'), dict) and 'sha256' in b and 'file' in b}
         if pk.get('uv'): out.add(wheel_key('tools', pk['uv']))
     return out
 
