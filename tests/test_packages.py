@@ -253,6 +253,34 @@ def test_a_new_python_gets_what_fits_and_is_told_what_to_reinstall(world, tmp_pa
     assert 'does not fit' in r.stdout and 'pip install plab-f==1.0' in r.stdout and 'plab-b  does not fit' not in r.stdout, r.stdout
     assert vm2.run(vm2.py, '-c', 'import plab_f', check=False).returncode != 0
 
+def test_compiled_modules_come_back_used_and_never_stale(world, tmp_path):
+    "pip compiled plab-a and plab-b in session 1; a fresh VM's uv install gets those pycs back, Python loads them, an edit still wins"
+    vm1, storage, files = saved(world, tmp_path, 'plab-a')
+    (tag, s), = manifest(storage)['packages']['sets'].items()
+    for n in ('plab-a', 'plab-b'):
+        b = s['packages'][n]['bytecode']
+        assert b['modules'] == 1 and (storage/'wheelhouse'/tag/'bytecode'/b['file']).stat().st_size == b['size'], b
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    r = vm2.cli('--restore')
+    assert 'compiled modules  restored' in r.stdout and '2 kept with 2 packages' in r.stdout, r.stdout
+    site = next(vm2.base.glob('image/lib/python*/site-packages'))
+    pyc = next((site/'plab_a/__pycache__').glob('__init__.*.pyc'))
+    assert int.from_bytes(pyc.read_bytes()[4:8], 'little') == 3  # checked against its source by hash (PEP 552)
+    v = vm2.run(vm2.py, '-v', '-c', 'import plab_a; print(plab_a.v)', PYTHONDONTWRITEBYTECODE='')
+    assert v.stdout.strip() == 'a1.0' and f"code object from '{pyc}'" in v.stderr, v.stderr[-2000:]  # loaded, not compiled
+    # the user edits the installed source in place, same size (sed -i): the kept pyc must not bring the old code back
+    src = site/'plab_a/__init__.py'; src.write_text(src.read_text().replace('a1.0', 'a1.X'))
+    assert vm2.imports('plab_a') == ['a1.X']
+    # a damaged zip in storage: the packages still install (their modules compile at first import), and it is said
+    b = s['packages']['plab-a']['bytecode']; z = storage/'wheelhouse'/tag/'bytecode'/b['file']
+    z.write_bytes(b'\0' * b['size'])
+    vm3 = VM(tmp_path/'vm3', storage, world['image'])
+    r = vm3.cli('--restore')
+    assert '1 zips differ from the manifest' in r.stdout and '1 kept with 1 packages' in r.stdout, r.stdout
+    site3 = next(vm3.base.glob('image/lib/python*/site-packages'))
+    assert not list(site3.glob('plab_a/__pycache__/*.pyc')) and len(list(site3.glob('plab_b/__pycache__/*.pyc'))) == 1
+    assert vm3.imports('plab_a', 'plab_b') == ['a1.0', 'b1.0']
+
 # --- bad input: one line, nothing changed -----------------------------------------------------------------------------
 
 def one_line_error(r):
