@@ -527,10 +527,13 @@ def _stage_bytecode(zips, recs, storage, wh) -> tuple:
     finally:
         with contextlib.suppress(OSError): remove(stage)
 
-def _put_bytecode(info, todo, whs) -> list:
-    "Put back the compiled modules kept with the `todo` records just installed (each zip checked against its sha256); rows"
+def _put_bytecode(info, todo, whs, loc=None) -> list:
+    "Put back the compiled modules kept with the `todo` records just installed (each zip checked against its sha256; from Drive or another network filesystem, through a checked copy in folder `loc`); rows"
     fs = {n: f for n, r in todo.items() if (f := _bytecode_of(r, whs[n])) and f.is_file() and f.stat().st_size == r['bytecode']['size']}
-    ok = {n: str(f) for n, f in fs.items() if _copy_hash(f) == todo[n]['bytecode']['sha256']}
+    if loc: (Path(loc)/BYTECODE).mkdir(exist_ok=True)
+    far = lambda f: loc and fstype(f) not in _LOCAL_FS  # read once there, as the wheels are
+    got = {n: (Path(loc)/BYTECODE/f.name if far(f) else f, _copy_hash(f, Path(loc)/BYTECODE/f.name) if far(f) else _copy_hash(f)) for n, f in fs.items()}
+    ok = {n: str(c) for n, (c, h) in got.items() if h == todo[n]['bytecode']['sha256']}
     out = [('compiled modules', 'not used', f"{len(fs) - len(ok)} zips differ from the manifest: those packages compile at their first import")] if len(ok) < len(fs) else []
     if not ok: return out
     try: r = subprocess.run([info['executable'], '-I', '-c', _PYC_PUT], input=json.dumps([list(dict.fromkeys((info['purelib'], info['platlib']))), ok]),
@@ -815,11 +818,11 @@ def _install(info, whs, todo, uv, quiet) -> list:
             bar.update(len(files))
         if r.returncode and (bad := [f"{todo[n]['wheel']} differs" for n, f in files.items() if _copy_hash(f) != todo[n]['sha256']]):
             raise mismatch(bad)  # said by the wheel's name, not in the installer's words
+        pyc = [] if r.returncode else _put_bytecode(info, todo, whs, loc)
     if r.returncode:
         err = [l for l in (r.stderr + r.stdout).strip().splitlines() if l.strip()]
         raise PackagesError(f"installing from the wheelhouse failed: {(err or ['no output'])[-1][:300]}")
-    return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + \
-           _put_bytecode(info, todo, whs) + _live(info, before, todo)
+    return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + pyc + _live(info, before, todo)
 
 # %% ../nbs/13_packages.ipynb #3ece4dc9
 def _fitting(sets, tags) -> dict:

@@ -522,12 +522,13 @@ def test_wheels_on_a_remote_filesystem_are_copied_to_local_disk_first(world, tmp
     monkeypatch.setattr(P, 'fstype', lambda p: 'fuse.drive')  # what /proc/mounts says of /content/drive on Colab
     copies = []
     real = P._copy_hash
-    monkeypatch.setattr(P, '_copy_hash', lambda src, dst, progress=None: copies.append((src, dst)) or real(src, dst, progress))
+    monkeypatch.setattr(P, '_copy_hash', lambda src, dst=None, progress=None: copies.append((src, dst)) or real(src, dst, progress))
     for k, v in vm2.env().items(): monkeypatch.setenv(k, v)
     r = P.restore_packages(to=storage, python=vm2.py, quiet=True)
-    assert [x.what for x in r] == ['installed'] and vm2.imports('plab_e') == ['e1.0']
-    (src, dst), = copies
+    assert [x.what for x in r] == ['installed', 'restored'] and vm2.imports('plab_e') == ['e1.0']  # the wheel, and its compiled module
+    (src, dst), (zsrc, zdst) = copies  # each read once from storage, on its way to local disk, where it is checked and used
     assert src.parent.parent == storage/'wheelhouse' and not dst.is_relative_to(storage) and not dst.exists()  # a temp copy, gone
+    assert zsrc.parent.name == 'bytecode' and zsrc.parent.parent == src.parent and zdst and not zdst.is_relative_to(storage) and not zdst.exists()
 
 def test_the_forms_packages_box_saves_and_restores_them(tmp_path):
     "The Persist tab's box calls the same engine functions as `%persist --packages` and `-r`"
