@@ -325,31 +325,34 @@ def recorded(storage) -> bool:
     return bool(_sets(read_manifest(storage)))
 
 # %% ../nbs/13_packages.ipynb #750cb4ae
-def _stage(files, dists, storage, wh, quiet):
-    "Copy `files` into storage's staging folder, then into the wheelhouse; name -> record"
-    stage = Path(storage)/TMP/f'wheels.{os.getpid()}'
+def _into(files, storage, dest, kind, progress=None) -> dict:
+    "Copy `files` (name in folder `dest` -> source file) into `dest` through storage's staging folder, space checked first: all arrive or none; name -> sha256 (raises OSError)"
+    stage = Path(storage)/TMP/f'{kind}.{os.getpid()}'
     if stage.exists(): remove(stage)
     stage.mkdir(parents=True)
+    try:
+        if sum(Path(f).stat().st_size for f in files.values()) > shutil.disk_usage(stage).free: raise OSError(errno.ENOSPC, 'No space left on device')
+        sums = {n: _copy_hash(f, stage/n, progress) for n, f in files.items()}
+        failpoint(f'{kind}-staged')
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        for n in sums: os.replace(stage/n, Path(dest)/n)
+        failpoint(f'{kind}-moved')
+        return sums
+    finally:
+        with contextlib.suppress(OSError): remove(stage)
+
+def _stage(files, dists, storage, wh, quiet):
+    "Copy `files` into storage's staging folder, then into the wheelhouse; name -> record"
     need = sum(f.stat().st_size for f in files.values())
-    free = shutil.disk_usage(stage).free
     from tqdm.auto import tqdm
     try:
-        if need > free: raise OSError(errno.ENOSPC, 'No space left on device')
-        recs = {}
         with tqdm(total=need, desc='wheels to storage', unit='B', unit_scale=True, leave=False, disable=quiet) as bar:
-            for n, f in files.items():
-                recs[n] = dict(version=dists[n]['version'], wheel=f.name, sha256=_copy_hash(f, stage/f.name, bar.update),
-                               size=f.stat().st_size, requirement=requirement(dists[n]))
-        failpoint('wheels-staged')
-        wh.mkdir(parents=True, exist_ok=True)
-        for r in recs.values(): os.replace(stage/r['wheel'], wh/r['wheel'])
-        failpoint('wheels-moved')
-        return recs
+            sums = _into({f.name: f for f in files.values()}, storage, wh, 'wheels', bar.update)
+        return {n: dict(version=dists[n]['version'], wheel=f.name, sha256=sums[f.name], size=f.stat().st_size, requirement=requirement(dists[n]))
+                for n, f in files.items()}
     except OSError as e:
         why = 'storage is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
         raise PackagesError(f"copying {len(files)} wheels ({human(need)}) into {storage} failed ({why}); nothing changed") from None
-    finally:
-        with contextlib.suppress(OSError): remove(stage)
 
 # %% ../nbs/13_packages.ipynb #5cb093fe
 def _set_problem(t, s) -> str|None:
@@ -511,29 +514,21 @@ def _stage_bytecode(zips, recs, storage, wh) -> tuple:
     "Copy the zips (name -> (zip, modules)) of the wheels just staged (`recs`) into `wh`/bytecode through storage's staging folder; (name -> record, rows)"
     zips = {n: z for n, z in zips.items() if n in recs}
     if not zips: return {}, []
-    stage, out = Path(storage)/TMP/f'bytecode.{os.getpid()}', {}
-    try:
-        stage.mkdir(parents=True, exist_ok=True)
-        if sum(z.stat().st_size for z, k in zips.values()) > shutil.disk_usage(stage).free: raise OSError(errno.ENOSPC, 'No space left on device')
-        for n, (z, k) in zips.items():
-            f = recs[n]['wheel'][:-len('.whl')] + '.pyc.zip'
-            out[n] = dict(file=f, sha256=_copy_hash(z, stage/f), size=z.stat().st_size, modules=k)
-        (wh/BYTECODE).mkdir(exist_ok=True)
-        for b in out.values(): os.replace(stage/b['file'], wh/BYTECODE/b['file'])
-        return out, []
+    files = {n: recs[n]['wheel'][:-len('.whl')] + '.pyc.zip' for n in zips}
+    try: sums = _into({files[n]: z for n, (z, k) in zips.items()}, storage, wh/BYTECODE, 'bytecode')
     except OSError as e:
         why = 'storage is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
         return {}, [('compiled modules', 'not kept', f"copying them into {storage} failed ({why}): the packages are kept, and compile at their first import")]
-    finally:
-        with contextlib.suppress(OSError): remove(stage)
+    return {n: dict(file=files[n], sha256=sums[files[n]], size=z.stat().st_size, modules=k) for n, (z, k) in zips.items()}, []
 
 def _put_bytecode(info, todo, whs, loc=None) -> list:
     "Put back the compiled modules kept with the `todo` records just installed (each zip checked against its sha256; from Drive or another network filesystem, through a checked copy in folder `loc`); rows"
     fs = {n: f for n, r in todo.items() if (f := _bytecode_of(r, whs[n])) and f.is_file() and f.stat().st_size == r['bytecode']['size']}
-    if loc: (Path(loc)/BYTECODE).mkdir(exist_ok=True)
-    far = lambda f: loc and fstype(f) not in _LOCAL_FS  # read once there, as the wheels are
-    got = {n: (Path(loc)/BYTECODE/f.name if far(f) else f, _copy_hash(f, Path(loc)/BYTECODE/f.name) if far(f) else _copy_hash(f)) for n, f in fs.items()}
-    ok = {n: str(c) for n, (c, h) in got.items() if h == todo[n]['bytecode']['sha256']}
+    ok = {}
+    for n, f in fs.items():
+        c = Path(loc)/BYTECODE/f.name if loc and fstype(f) not in _LOCAL_FS else None  # read once there, as the wheels are
+        if c: c.parent.mkdir(exist_ok=True)
+        if _copy_hash(f, c) == todo[n]['bytecode']['sha256']: ok[n] = str(c or f)
     out = [('compiled modules', 'not used', f"{len(fs) - len(ok)} zips differ from the manifest: those packages compile at their first import")] if len(ok) < len(fs) else []
     if not ok: return out
     try: r = subprocess.run([info['executable'], '-I', '-c', _PYC_PUT], input=json.dumps([list(dict.fromkeys((info['purelib'], info['platlib']))), ok]),
@@ -578,14 +573,8 @@ def _get_uv(info, storage, since, loc, index_url, extra_index_url, keep) -> tupl
 
 def _stage_uv(w, storage) -> dict:
     "Copy the uv wheel `w` into the wheelhouse's tools folder through storage's staging folder; its record"
-    stage = Path(storage)/TMP/f'uv.{os.getpid()}'; stage.mkdir(parents=True, exist_ok=True)
-    try:
-        sha = _copy_hash(w, stage/w.name)
-        (Path(storage)/WHEELHOUSE/TOOLDIR).mkdir(parents=True, exist_ok=True)
-        os.replace(stage/w.name, Path(storage)/WHEELHOUSE/TOOLDIR/w.name)
+    try: sha = _into({w.name: w}, storage, Path(storage)/WHEELHOUSE/TOOLDIR, 'uv')[w.name]
     except OSError as e: raise PackagesError(f"copying the uv wheel into {storage} failed ({e.strerror or e}); nothing changed") from None
-    finally:
-        with contextlib.suppress(OSError): remove(stage)
     return dict(version=wheel_tags(w.name)[1], wheel=w.name, sha256=sha, size=w.stat().st_size)
 
 # %% ../nbs/13_packages.ipynb #5f22f339
@@ -666,7 +655,7 @@ def save_packages(to=None, # storage directory (default: the platform's)
         if size > shutil.disk_usage(storage).free:
             raise PackagesError(f"copying {len(got)} wheels ({human(size)}) into {storage} failed (storage is full); nothing changed")
         with storage_lock(storage):
-            for x in (Path(storage)/TMP).glob('wheels.*'): remove(x)  # a killed save's staging folder (we hold the lock: none is live)
+            for x in [x for k in ('wheels', 'uv', BYTECODE) for x in (Path(storage)/TMP).glob(f'{k}.*')]: remove(x)  # a killed save's staging folders (we hold the lock: none is live)
             old, new, need = _split(storage, read_manifest(storage), info['tag'], wh, mine)  # again: another kernel may have saved meanwhile
             if more := {n: d for n, d in need.items() if n not in got}: got.update(_wheels(info, more, loc, index_url, extra_index_url, quiet, cached))
             for n in new: out.append((mine[n]['name'], 'already saved', new[n]['version']))
