@@ -14,7 +14,8 @@ Session 1, what a working user has after a day, on each platform's own Python (C
   GitHub's download) started by `%codeserver`, with one extension installed from a .vsix built here;
 then `%persist` of .local .ssh .gitconfig and `%persist --packages`.
 Session 2 is a new VM with the same storage: the platform's start (Paperspace: the image's run.sh sources pre-run.sh),
-then the guide's first cell exactly as the docs print it (`doc_cell`), then `%codeserver -p none`; the clock stops
+then the guide's first cell exactly as the docs print it (`doc_cell`), then `%codeserver -p none`, in a kernel already up (as
+the by-hand arm's shell is: the kernel's start is printed, not counted); the clock stops
 when everything is usable: the packages import, `http --version` runs, ssh logs in with the key (a real sshd on
 127.0.0.1 that trusts it), git has the name, code-server answers /healthz and lists the extension.
 By hand is USERS.md's way on the same kind of fresh VM: `pip install` of the same packages from PyPI (no cache; torch's
@@ -203,16 +204,20 @@ PASSWORD=bench-password-not-secret setsid ~/{CS}/bin/code-server --bind-addr 127
                 return dt
             def ours():
                 v = mk(boot=False) if plat == 'paperspace' else mk()
-                port = free_port()
-                t0 = time.perf_counter()
+                port, up = free_port(), tmp/f'{case}-kernel-up'  # /tmp is the host's in a replica
+                t0 = time.time()
                 if plat == 'paperspace': v._boot()  # the image's run.sh sources /storage/pre-run.sh as the VM starts
-                t1 = time.perf_counter()
-                cs = v.run([doc_cell(GUIDE[plat]), f'%codeserver -p none --port {port}'], timeout=900)
+                t1 = time.time()
+                # the user's kernel is up when they type (as the by-hand arm's shell is): the clock skips its start,
+                # which a first cell marks (epoch seconds: the host and the VM share a clock)
+                cs = v.run([f'import time; open({str(up)!r}, "w").write(repr(time.time()))', doc_cell(GUIDE[plat]),
+                            f'%codeserver -p none --port {port}'], timeout=900)
                 assert all(x.ok for x in cs), cs
-                t2 = time.perf_counter()
+                t2, k = time.time(), float(up.read_text()) - t1; up.unlink()
                 v.sh(check(imports, sshp, port, cs_bin, ext_dir), timeout=300)
-                dt = time.perf_counter() - t0
-                print(f'  persistlab: start {t1-t0:.1f} s, the cells {t2-t1:.1f} s, the checks {dt-t2+t0:.1f} s', flush=True)
+                dt = time.time() - t0 - k
+                print(f'  persistlab: start {t1-t0:.1f} s, (the kernel starting {k:.1f} s, not counted), the cells {t2-t1-k:.1f} s, '
+                      f'the checks {dt-(t2-t0-k):.1f} s', flush=True)
                 out = (v.boot.stdout + v.boot.stderr if v.boot else '') + ''.join(x.out for x in cs)
                 v.close(); return dt, out
             a, b = [], []

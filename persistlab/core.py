@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'EUID', 'EGID', 'OLD', 'NEW', 'ZSTD_MAGIC', 'GZIP_MAGIC', 'SNAP_EXTS',
+__all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'EUID', 'EGID', 'COPIERS', 'OLD', 'NEW', 'ZSTD_MAGIC', 'GZIP_MAGIC', 'SNAP_EXTS',
            'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp', 'human', 'ssh_modes',
            'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'stats', 'sig_of', 'tree_sig', 'tree_size',
            'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill', 'remove',
@@ -351,19 +351,34 @@ def _file(a, b, st, umask) -> tuple:
     if (now.st_size, now.st_mtime_ns) != (n, st.st_mtime_ns): raise OSError(errno.EIO, f'{a} changed while it was copied')
     return ('f', stat.S_IMODE(got.st_mode), got.st_size, None)
 
+COPIERS = min(8, 2 * (os.cpu_count() or 1))  # threads creating files at once: the filesystem's work, done outside the GIL
+
 def copy_tree(src, # a folder
               dst, # a new folder
               sts, # `stats(src)`, where `plain_tree(sts)`
              ) -> dict:
     "Copy `src` to `dst` as `cp -a` would, from the walk's stat results; the copy's `tree_sig`, from its own stat results"
-    src, dst, dirs, out, umask = str(src), str(dst), [], {}, _umask()
-    for r, st in sts.items():  # parents before children
+    src, dst, dirs, files, out, umask = str(src), str(dst), [], [], {}, _umask()
+    for r, st in sts.items():  # parents before children: every folder exists before the files go in
         a, b = (src, dst) if r == '.' else (f'{src}/{r}', f'{dst}/{r}')
-        if stat.S_ISREG(st.st_mode): out[r] = _file(a, b, st, umask)
+        if stat.S_ISREG(st.st_mode): files.append((r, a, b, st))
         elif stat.S_ISDIR(st.st_mode): os.mkdir(b, 0o700); dirs.append((r, a, b, st))
         else:
             os.symlink(os.readlink(a), b); _owner(b, st, False)
             os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False); out[r] = ('l', 0, 0, os.readlink(b))
+    def some(fs): return [(r, _file(a, b, st, umask)) for r, a, b, st in fs]
+    n = min(COPIERS, len(files) // 64)  # a few files: no threads
+    if n < 2: out.update(some(files))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        k = -(-len(files) // (n * 8))  # chunks of a few hundred files: the threads share the work to the end
+        with ThreadPoolExecutor(n, thread_name_prefix='persistlab-copy') as ex:
+            fs = [ex.submit(some, files[i:i + k]) for i in range(0, len(files), k)]
+            try:
+                for f in fs: out.update(f.result())
+            except BaseException:
+                for f in fs: f.cancel()  # the first failure stops the copy: the caller removes it once the running chunks end
+                raise
     for r, a, b, st in reversed(dirs):  # a read-only folder is complete before its mode is set; times after its contents
         _xattrs(a, b); _owner(b, st); os.chmod(b, stat.S_IMODE(st.st_mode)); os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns))
         got = os.lstat(b); out[r] = ('d', stat.S_IMODE(got.st_mode), 0, None) if stat.S_ISDIR(got.st_mode) else ('?',)
