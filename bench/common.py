@@ -4,7 +4,10 @@ from pathlib import Path
 
 # a bench is a machine of its own: its once-per-VM markers go to its own temp folder, never this host's /run/persistlab
 # (where they would make a real `%load_ext persistlab` here skip its restore)
-os.environ.setdefault('PERSISTLAB_RUN', tempfile.mkdtemp(prefix='plbench-run-'))
+if 'PERSISTLAB_RUN' not in os.environ:  # removed when the bench ends (the benches' many runs had left one each in /tmp)
+    import atexit
+    os.environ['PERSISTLAB_RUN'] = tempfile.mkdtemp(prefix='plbench-run-')
+    atexit.register(shutil.rmtree, os.environ['PERSISTLAB_RUN'], True)
 
 def pip_like_tree(p, n_small=20000, n_large=4, large_mb=8):
     "About 20k small files in nested packages plus a few large ones, like a pip `.local`"
