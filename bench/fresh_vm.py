@@ -9,7 +9,8 @@ Session 1, what a working user has after a day, on each platform's own Python (C
   3.11: torch's CPU build (/opt/wheels), transformers, scipy, pandas and their dependencies;
   3.13: PyPI has no CPU build of torch for Linux (its wheels need GBs of nvidia-* wheels), so jax's CPU build,
   transformers, scipy, pandas, pyarrow, polars, scikit-learn, matplotlib and their dependencies;
-- `pip install --user httpie` (`~/.local/bin/http`), an ed25519 key in `~/.ssh`, a `.gitconfig`;
+- `pip install --user httpie` (`~/.local/bin/http`), an ed25519 key in `~/.ssh`, a `.gitconfig`; the packages imported, as a
+  day's work does (a save keeps the compiled modules of what was imported);
 - code-server (its release layout, built once from the npm install into CACHE and served on 127.0.0.1 as a stand-in for
   GitHub's download) started by `%codeserver`, with one extension installed from a .vsix built here;
 then `%persist` of .local .ssh .gitconfig and `%persist --packages`.
@@ -151,7 +152,8 @@ def main(rounds=2, platforms=('paperspace', 'colab')):
             # session 1: a day's work, then one cell persists it all
             day = mk()
             day.sh(f'pip install -q persistlab && pip install -q {U}{" ".join(pkgs)} && pip install -q --user {TOOL} && mkdir -p -m 700 ~/.ssh && '
-                   'ssh-keygen -q -t ed25519 -N "" -f ~/.ssh/id_ed25519 && git config --global user.name bench', timeout=1200)
+                   'ssh-keygen -q -t ed25519 -N "" -f ~/.ssh/id_ed25519 && git config --global user.name bench && '
+                   f'python -c "import {imports}"', timeout=1200)  # a day's work imports them
             csp = free_port()
             mount = '%persist --mount .local .ssh .gitconfig' if plat == 'colab' else '%persist .local .ssh .gitconfig'
             pk = '' if user else '%persist --packages\n'

@@ -417,18 +417,30 @@ import sys, os, json, zipfile, importlib.util
 from importlib import metadata
 from pathlib import Path
 out, got, magic = Path(sys.argv[1]), {}, importlib.util.MAGIC_NUMBER
+def read(c):
+    "A pyc's bytes, read without marking it used (O_NOATIME, where this process owns it or may)"
+    try: fd = os.open(c, os.O_RDONLY | getattr(os, 'O_NOATIME', 0))
+    except PermissionError: fd = os.open(c, os.O_RDONLY)
+    with os.fdopen(fd, 'rb') as fh: return fh.read()
 for n, p in json.loads(sys.stdin.read()).items():
     d = metadata.PathDistribution(Path(p)); base = Path(d.locate_file('')); k = 0
+    try: installed = os.stat(Path(p)/'RECORD').st_mtime
+    except OSError: installed = None
+    found = []
+    for f in d.files or []:
+        if f.suffix != '.py' or '..' in f.parts or f.is_absolute(): continue
+        src = base/f
+        try: c = Path(importlib.util.cache_from_source(str(src))); s = os.stat(c)
+        except (OSError, ValueError, NotImplementedError): continue
+        # used here: read since it was written (its access time moved past that), or written by an import well after the install
+        found.append((src, c, s.st_atime > s.st_mtime or (installed is not None and s.st_mtime > installed + 60)))
+    # the ones imported here, when some show it; all where none does (saved before any import, or no access times kept)
+    chosen = [(src, c) for src, c, u in found if u] or [(src, c) for src, c, u in found]
     z = out/f'{n}.pyc.zip'
     with zipfile.ZipFile(z, 'w', zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for f in d.files or []:
-            if f.suffix != '.py' or '..' in f.parts or f.is_absolute(): continue
-            src = base/f
-            try:
-                c = Path(importlib.util.cache_from_source(str(src)))
-                with open(c, 'rb') as fh: b = fh.read()
-                st = os.stat(src)
-            except (OSError, ValueError, NotImplementedError): continue
+        for src, c in chosen:
+            try: b = read(c); st = os.stat(src)
+            except (OSError, ValueError): continue
             if len(b) < 16 or b[:4] != magic: continue
             flags = int.from_bytes(b[4:8], 'little')
             if flags == 0:  # checked by time and size: valid only if they are this source's
