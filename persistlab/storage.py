@@ -56,10 +56,11 @@ def read_manifest(storage) -> dict:
         last = _LAST[0]
         if last and last[0] == str(f) and last[1] == text: return marshal.loads(last[2])  # the same text read last time: a fresh copy of its parse
         m = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e: raise PersistError(f"{f} is not valid JSON ({e}); fix it or move it aside, nothing was changed") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested deeper than json reads
+        raise PersistError(f"{f} is not valid JSON ({e}); fix it or move it aside, nothing was changed") from None
     except OSError as e: raise PersistError(f"cannot read {f}: {e.strerror}") from None
     if why := _schema_problem(m): raise PersistError(f"{f} is not a persistlab manifest: {why}; fix it or move it aside, nothing was changed")
-    _LAST[0] = (str(f), text, marshal.dumps(m))
+    with contextlib.suppress(ValueError): _LAST[0] = (str(f), text, marshal.dumps(m))  # one marshal cannot hold: parsed each time
     return m
 
 def manifest_text(m) -> str:
