@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, re, errno, hashlib, functools, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import (PersistError, PersistlabError, Report, plain_rel, storage_lock, tree_sig, stamp, exists, together, failures,
+from .core import (PersistError, PersistlabError, Report, plain_rel, why_failed, storage_lock, tree_sig, stamp, exists, together, failures,
     remove, failpoint, Polled, human, ssh_modes, same_content, sibling, fill, AUTHORIZED, Tarring, untar, snap_ext, SNAP_EXTS)
 from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, near, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
@@ -53,9 +53,8 @@ def save_snapshot(rel, home, storage, python=None, exclude=()) -> tuple:
         with open(part, 'rb') as f: os.fsync(f.fileno())
     except OSError as e:
         with contextlib.suppress(OSError): part.unlink()
-        why = 'storage is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
         prev = ' the previous snapshot is intact' if dst.exists() else ''
-        raise PersistError(f"saving ~/{rel} to {dst.parent} failed ({why});{prev} nothing changed") from None
+        raise PersistError(f"saving ~/{rel} to {dst.parent} failed ({why_failed(e)});{prev} nothing changed") from None
     os.replace(part, dst)
     return dst, dst.stat().st_size
 

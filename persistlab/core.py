@@ -16,8 +16,8 @@ __all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'EUID', 'EGID', 'COPIERS', 'OLD', 'N
            'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp', 'human', 'ssh_modes',
            'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'stats', 'sig_of', 'tree_sig', 'tree_size',
            'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill', 'remove',
-           'plain_tree', 'copy_tree', 'Polled', 'together', 'failures', 'copy_verified', 'drop', 'swap', 'move', 'link',
-           'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete', 'Tarring', 'untar']
+           'plain_tree', 'copy_tree', 'Polled', 'together', 'failures', 'why_failed', 'copy_verified', 'drop', 'swap',
+           'move', 'link', 'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete', 'Tarring', 'untar']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -442,6 +442,10 @@ def failures(got:dict, # what `together` returned
 def _no_clobber(dst):
     if exists(dst): raise PersistError(f"{dst} already exists; persistlab never overwrites, nothing changed")
 
+def why_failed(e:OSError) -> str:
+    "An OSError in a message's words: 'storage is full' when the disk is (ENOSPC, or cp's 'No space' line), else its own"
+    return 'storage is full' if e.errno == errno.ENOSPC or 'No space' in str(e) else (e.strerror or str(e))
+
 def copy_verified(src, dst, tmpdir, desc=None):
     "Copy `src` to a new `dst` through `tmpdir` (same filesystem as `dst`), verified before it appears at `dst`"
     src, dst = Path(src), Path(dst)
@@ -462,8 +466,7 @@ def copy_verified(src, dst, tmpdir, desc=None):
         if (got if got is not None else tree_sig(part)) != sig: raise OSError(errno.EIO, f'the copy does not match {src}')
     except OSError as e:
         with contextlib.suppress(OSError): exists(part) and remove(part)
-        why = 'storage is full' if e.errno == errno.ENOSPC or 'No space' in str(e) else (e.strerror or str(e))
-        raise PersistError(f"copying {src} to {dst.parent} failed ({why}); {src} is untouched") from None
+        raise PersistError(f"copying {src} to {dst.parent} failed ({why_failed(e)}); {src} is untouched") from None
     _no_clobber(dst)
     os.rename(part, dst)
     failpoint('renamed')

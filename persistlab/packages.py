@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, re, sys, json, time, errno, base64, shutil, socket, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove, work_dir
+from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove, work_dir, why_failed
 from .storage import (MANIFEST, TMP, read_manifest, write_manifest, Storage, resolve_storage, check_storage, existing_storage,
     check_switch, remember, vm_dir)
 
@@ -351,8 +351,7 @@ def _stage(files, dists, storage, wh, quiet):
         return {n: dict(version=dists[n]['version'], wheel=f.name, sha256=sums[f.name], size=f.stat().st_size, requirement=requirement(dists[n]))
                 for n, f in files.items()}
     except OSError as e:
-        why = 'storage is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        raise PackagesError(f"copying {len(files)} wheels ({human(need)}) into {storage} failed ({why}); nothing changed") from None
+        raise PackagesError(f"copying {len(files)} wheels ({human(need)}) into {storage} failed ({why_failed(e)}); nothing changed") from None
 
 # %% ../nbs/13_packages.ipynb #5cb093fe
 def _set_problem(t, s) -> str|None:
@@ -456,14 +455,13 @@ print(json.dumps(got))
 
 # run by the target interpreter: stdin [its site folders, {name: zip}]; prints how many pycs it wrote (in a process per core: inflating is most of it)
 _PYC_PUT = r'''
-import sys, os, re, json, zipfile
+import sys, os, json, zipfile
 from importlib import metadata
 dirs, files = json.loads(sys.stdin.read())
-tag, where, todo = sys.implementation.cache_tag, {}, []
-for d in metadata.distributions(path=dirs):
-    where.setdefault(re.sub(r'[-_.]+', '-', d.metadata['Name'] or '').lower(), str(d.locate_file('')))
+tag, todo = sys.implementation.cache_tag, []
 for n, z in files.items():
-    base = where.get(n)
+    d = next(iter(metadata.distributions(name=n, path=dirs)), None)  # found by its folder's name: the image's others are not read
+    base = d and str(d.locate_file(''))
     if base is None or tag is None: continue
     try:
         with zipfile.ZipFile(z) as zf: names = zf.namelist()
@@ -529,8 +527,7 @@ def _stage_bytecode(zips, recs, storage, wh) -> tuple:
     files = {n: recs[n]['wheel'][:-len('.whl')] + '.pyc.zip' for n in zips}
     try: sums = _into({files[n]: z for n, (z, k) in zips.items()}, storage, wh/BYTECODE, 'bytecode')
     except OSError as e:
-        why = 'storage is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        return {}, [('compiled modules', 'not kept', f"copying them into {storage} failed ({why}): the packages are kept, and compile at their first import")]
+        return {}, [('compiled modules', 'not kept', f"copying them into {storage} failed ({why_failed(e)}): the packages are kept, and compile at their first import")]
     return {n: dict(file=files[n], sha256=sums[files[n]], size=z.stat().st_size, modules=k) for n, (z, k) in zips.items()}, []
 
 def _put_bytecode(info, todo, whs, loc=None) -> list:
@@ -1048,9 +1045,9 @@ def _wheel_files(pk, mir) -> dict:
 
 def _bytecode_files(pk, mir, todo=None) -> dict:
     "Remote key -> (this box's file, its record) for the compiled modules kept with the packages of record `pk` (or of the `todo` records, name -> (tag, record))"
-    from persistlab.remote import wheel_key
+    from persistlab.remote import bytecode_key
     recs = todo.values() if todo is not None else [(t, x) for t, s in ((pk or {}).get('sets') or {}).items() for x in s['packages'].values()]
-    return {wheel_key(t, dict(sha256=x['bytecode']['sha256'], wheel=f.name)): (f, x['bytecode'])
+    return {bytecode_key(t, x['bytecode']): (f, x['bytecode'])
             for t, x in recs if (f := _bytecode_of(x, Path(mir)/WHEELHOUSE/t))}
 
 def _pull(r, files:dict, quiet=True):

@@ -19,10 +19,10 @@ from . import archive
 # %% auto #0
 __all__ = ['SCHEMES', 'CLAIM', 'CLAIM_STALE', 'GEN', 'SNAPS', 'TMPK', 'WHEELS', 'BACKUPS', 'KEEP', 'STALE', 'SYNC', 'RemoteError',
            'ConflictError', 'is_remote', 'split_url', 'Remote', 'FsRemote', 'RcloneRemote', 'remote', 'snap_name',
-           'content_sig', 'Packing', 'pack', 'head', 'publish', 'upload', 'wheel_key', 'prune', 'local_dir', 'known',
-           'restored', 'remote_persist', 'remote_save', 'remote_restore', 'remote_status', 'remote_undo',
-           'remote_restore_backup', 'autorestore', 'probe', 'every_seconds', 'sync_key', 'sync_folder', 'fetch_folder',
-           'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
+           'content_sig', 'Packing', 'pack', 'head', 'publish', 'upload', 'wheel_key', 'bytecode_key', 'prune',
+           'local_dir', 'known', 'restored', 'remote_persist', 'remote_save', 'remote_restore', 'remote_status',
+           'remote_undo', 'remote_restore_backup', 'autorestore', 'probe', 'every_seconds', 'sync_key', 'sync_folder',
+           'fetch_folder', 'sync_loop', 'start_sync', 'syncs', 'sync_now', 'stop_sync']
 
 # %% ../nbs/01b_remote.ipynb #d7cf6c23
 class RemoteError(PersistError):
@@ -461,13 +461,17 @@ def wheel_key(tag, rec) -> str:
     "Where a wheel of the packages record is kept: by its Python's tag and sha256, so each one is uploaded once and never replaced"
     return f"{WHEELS}/{tag}/{rec['sha256']}/{rec['wheel']}"
 
+def bytecode_key(tag, b) -> str:
+    "Where the compiled modules kept with a wheel are (`b`: the package record's `bytecode`), kept as the wheels are"
+    return wheel_key(tag, dict(sha256=b['sha256'], wheel=b['file']))
+
 def _names(m) -> set:
     "The objects record `m` names: its snapshots and its wheels"
     out = {e.get('snapshot') for e in m.get('entries', []) if isinstance(e, dict)}
     pk = m.get('packages') if isinstance(m.get('packages'), dict) else {}
     with contextlib.suppress(AttributeError, KeyError, TypeError):
         out |= {wheel_key(t, x) for t, s in (pk.get('sets') or {}).items() for x in s['packages'].values()}
-        out |= {wheel_key(t, dict(sha256=b['sha256'], wheel=b['file'])) for t, s in (pk.get('sets') or {}).items()  # their compiled modules
+        out |= {bytecode_key(t, b) for t, s in (pk.get('sets') or {}).items()  # their compiled modules
                 for x in s['packages'].values() if isinstance(b := x.get('bytecode'), dict) and 'sha256' in b and 'file' in b}
         if pk.get('uv'): out.add(wheel_key('tools', pk['uv']))
     return out
