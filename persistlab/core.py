@@ -129,6 +129,11 @@ def plain_rel(path, # `.local`, `~/.ssh`, or absolute under `home`
 def check_rel(rel) -> str|None:
     "Why `rel` (from a manifest) is not a plain relative path, or None"
     if not isinstance(rel, str) or not rel: return 'it is empty'
+    return _why_rel(rel)
+
+@functools.lru_cache(maxsize=4096)  # a command asks about each entry of its manifest
+def _why_rel(rel):
+    "`check_rel` of a non-empty string"
     if rel != os.path.normpath(rel) or rel.startswith(('/', '~')) or rel == '.' or '..' in rel.split('/'):
         return 'it is not a plain relative path under home'
     return None

@@ -7,6 +7,7 @@ Docs: https://persistlab.github.io/persistlab/persist.html.md"""
 # %% ../nbs/01_persist.ipynb #ab2222d6
 from __future__ import annotations
 import os, errno, bisect, hashlib, functools, subprocess, contextlib
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
@@ -72,11 +73,12 @@ def _intend(rels, home, storage, stamp) -> dict:
 
 def _unintend(storage, before):
     "Put back, in one write, the entries `_intend` recorded for paths that did not move after all (refused, or a failed move)"
+    back = {r: prev for r, prev in before.items() if not exists(Path(storage)/r)}  # moved: its entry stays (`_intend` checked the way there)
+    if not back: return
     m = read_manifest(storage)
-    for r, prev in before.items():
-        if exists(Path(storage)/r): continue  # it moved: its entry stays (`_intend` checked the way there)
+    for r, prev in back.items():
         m['entries'] = [e for e in m['entries'] if e['path'] != r] if prev is None else [prev if e['path'] == r else e for e in m['entries']]
-    if m != read_manifest(storage): write_manifest(storage, m)
+    if m != read_manifest(storage, copy=False): write_manifest(storage, m)
 
 def _move_in(h, s, rel, storage, home, stamp, before=None):
     "Move home's `h` to a new `s` in storage; the entry is recorded first (`before`: already, by `_intend`) and put back if the move fails"
@@ -179,7 +181,7 @@ def _take_edit(rel, h, s, storage, home, ts, out):
 
 def _take_edits(storage, home, ts, out):
     "Take every persisted file edited over its link into storage (under the storage lock)"
-    for e in valid_entries(read_manifest(storage)):
+    for e in valid_entries(read_manifest(storage, copy=False)):
         if e['strategy'] != 'link': continue
         try:
             h, s = inside(home, e['path']), inside(storage, e['path'])
@@ -189,7 +191,7 @@ def _take_edits(storage, home, ts, out):
 def _listing(root, es) -> dict:
     "Folder -> {name: kind} (None if unreadable) for each folder under `root` holding an entry: one listing each, not stats per entry"
     out = {}
-    for d in {os.path.dirname(e['path']) for e in es}:
+    for d in {e['path'].rpartition('/')[0] for e in es}:  # (plain paths: what os.path.dirname gives, faster)
         try:
             with os.scandir(os.path.join(root, d)) as it:
                 out[d] = {x.name: 'link' if x.is_symlink() else 'dir' if x.is_dir(follow_symlinks=False) else 'file' for x in it}
@@ -197,8 +199,9 @@ def _listing(root, es) -> dict:
     return out
 
 def _files(storage) -> bool:
-    "Does `storage` persist a single file by a link (what an edit can be saved over)?"
-    es = [e for e in valid_entries(read_manifest(storage)) if e['strategy'] == 'link']
+    "Does `storage` persist a single file by a link (what an edit can be saved over)? Entries recorded as folders are not looked at"
+    es = [e for e in valid_entries(read_manifest(storage, copy=False)) if e['strategy'] == 'link' and e.get('kind') != 'dir']
+    if len(es) < 16: return any(kind(Path(storage)/e['path']) == 'file' for e in es)
     sn = _listing(storage, es)  # one listing per folder, not a stat per entry
     return any((sn[d] is None and kind(Path(storage)/e['path']) == 'file') or (sn[d] or {}).get(n) == 'file'
                for e in es for d, n in [os.path.split(e['path'])])
@@ -237,7 +240,7 @@ def not_here(to=None, home=None, platform:Platform|None=None) -> str|None:
     p = platform or detect(); home = Path(home or p.home)
     st = resolve_storage(to, home, p, required=False)
     if not st or st.url or not (st.local/MANIFEST).exists(): return None
-    try: es = valid_entries(read_manifest(st.local))
+    try: es = valid_entries(read_manifest(st.local, copy=False))
     except PersistlabError: return None  # %persist --list says what is wrong with the manifest
     gone = [e['path'] for e in es if e['strategy'] in ('link', 'copy') and not os.path.lexists(home/e['path'])]
     if not gone: return None
@@ -245,12 +248,16 @@ def not_here(to=None, home=None, platform:Platform|None=None) -> str|None:
             f"{'it' if len(gone) == 1 else 'them'} (at every start: `sh {st.local/SCRIPT}` in your startup hook)")
 
 # %% ../nbs/01_persist.ipynb #0851cf01
-def _may_need_recovery(e, hn, sn) -> bool:
+def _may_need_recovery(e, hn, sn, left) -> bool:
     "Could entry `e` have something an interrupted run left (a `.persistlab-old`/`-new` beside it, home's own copy of a linked path)?"
-    d, n = os.path.split(e['path']); h, s = hn[d], sn[d]
+    d, _, n = e['path'].rpartition('/'); h, s = hn[d], sn[d]
     if h is None or s is None: return True
     if e['strategy'] == 'link' and h.get(n) in ('dir', 'file'): return True
-    return any(x in h or x in s for x in (_beside(n, OLD), _beside(n, NEW)))
+    return d in left and any(x in h or x in s for x in (_beside(n, OLD), _beside(n, NEW)))
+
+def _left(*listings) -> set:
+    "The folders whose listing has a name an interrupted run leaves (ending in `.persistlab-old` or `-new`): usually none"
+    return {d for ls in listings for d, names in ls.items() if names and any(map(methodcaller('endswith', (OLD, NEW)), names))}
 
 def _beside(n, tag) -> str:
     "`sibling`'s name for name `n`, without making a Path in the common case"
@@ -263,11 +270,10 @@ def _recover(storage, home, ts, out):
             for x in work_dir(root, rel).iterdir(): remove(x)
     bdir = Path(storage)/BACKUP
     backups = sorted(bdir.iterdir(), reverse=True) if bdir.is_dir() and not bdir.is_symlink() else []
-    es = [e for e in valid_entries(read_manifest(storage)) if e['strategy'] in ('link', 'copy')]
-    hn, sn = _listing(home, es), _listing(storage, es)
-    for e in es:
+    es = [e for e in valid_entries(read_manifest(storage, copy=False)) if e['strategy'] in ('link', 'copy')]
+    hn, sn = _listing(home, es), _listing(storage, es); left = _left(hn, sn)
+    for e in [e for e in es if _may_need_recovery(e, hn, sn, left)]:
         rel = e['path']
-        if not _may_need_recovery(e, hn, sn): continue
         try: h, s = inside(home, rel), inside(storage, rel)
         except PersistError: continue
         for root in (storage, home): finish_replace(root, rel, storage, ts, out)
@@ -292,7 +298,7 @@ def _where(to, home, platform, rels=(), create=True):
     p = platform or detect()
     home = Path(home or p.home)
     st = resolve_storage(to, home, p); s = st.path
-    m = read_manifest(s) if (s/MANIFEST).exists() else dict(entries=[])
+    m = read_manifest(s, copy=False) if (s/MANIFEST).exists() else dict(entries=[])
     return st, check_storage(s, home, [*rels, *(e['path'] for e in m['entries'] if isinstance(e, dict) and isinstance(e.get('path'), str))], create), home, p
 
 def _remote(r:Report, st:Storage, home=None, remembers:bool=False) -> Report:
@@ -303,14 +309,14 @@ def _remote(r:Report, st:Storage, home=None, remembers:bool=False) -> Report:
 def _unmake(storage):
     "Remove a storage folder this call created and left holding only persistlab's own empty files (a refused first persist)"
     s = Path(storage)
-    if read_manifest(s)['entries'] or read_manifest(s).get('packages'): return
+    if (m := read_manifest(s, copy=False))['entries'] or m.get('packages'): return
     for f in (MANIFEST, SCRIPT, LOCK): (s/f).unlink(missing_ok=True)
     for d in (s/TMP, s):
         with contextlib.suppress(OSError): d.rmdir()  # only if empty: anything else in it stays
 
 def _check_overlaps(rels, storage):
     "Refuse a path inside, or containing, another one being persisted or already persisted"
-    mine, kept = _Paths(), _Paths(e['path'] for e in valid_entries(read_manifest(storage)))  # manifest read once
+    mine, kept = _Paths(), _kept(tuple(map(itemgetter('path'), valid_entries(read_manifest(storage, copy=False)))))  # manifest read once
     for r in rels:
         if (o := mine.overlapping(r)): raise PersistError(f"~/{r} and ~/{o} overlap: persist one of them (the outer one keeps both)")
         if (o := kept.overlapping(r)):
@@ -318,11 +324,13 @@ def _check_overlaps(rels, storage):
                                f"~/{o} as it is, or first `%persist --undo {o}` and then persist ~/{r}")
         mine.add(r)
 
+@functools.lru_cache(maxsize=4)  # a call checks before and again under the lock, mostly with the same entries
+def _kept(paths): return _Paths(paths)
+
 class _Paths:
     "Relative paths, each one inside or containing a given path found by lookups, not by comparing it with all of them"
     def __init__(self, ps=()):
-        self.at, self.srt = {}, []
-        for p in ps: self.add(p)
+        self.at = {p: i for i, p in enumerate(dict.fromkeys(ps))}; self.srt = sorted(self.at)
     def add(self, p):
         if p not in self.at: self.at[p] = len(self.at); bisect.insort(self.srt, p)
     def overlapping(self, r) -> str|None:
@@ -371,7 +379,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
                 except PersistlabError as e: errs.append(str(e))
         finally:
             if before: _unintend(storage, before)
-            m = read_manifest(storage); kept = m['entries']
+            m = read_manifest(storage, copy=False); kept = m['entries']
             if kept or not new: finish(storage, p.hook, out)
     wants = any(r in wanted(m) for r in rels)  # asked for before it existed: this storage keeps the wish, and is the one in use
     if not kept and new and not wants: _unmake(storage)  # nothing persisted into a storage this call made: it leaves nothing behind

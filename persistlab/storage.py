@@ -6,7 +6,8 @@ Docs: https://persistlab.github.io/persistlab/storage.html.md"""
 
 # %% ../nbs/01_storage.ipynb #9d9449cf
 from __future__ import annotations
-import os, re, sys, json, stat, marshal, contextlib
+import os, re, sys, json, stat, errno, marshal, functools, contextlib
+from operator import itemgetter
 from dataclasses import dataclass
 from pathlib import Path
 from .platforms import detect, Platform
@@ -39,38 +40,61 @@ def _schema_problem(m) -> str|None:
     if m['version'] > 1: return f"it is version {m['version']}, newer than this persistlab understands (1): upgrade persistlab"
     if not isinstance(m.get('entries'), list): return "it has no 'entries' list"
     for i, e in enumerate(m['entries']):
+        if type(e) is dict and type(e.get('path')) is str and e.get('strategy') in ('link', 'copy'): continue  # the usual entry, one test
         if not isinstance(e, dict): return f'entry {i} is not an object'
         if not isinstance(e.get('path'), str): return f"entry {i} has no 'path' string"
         if e.get('strategy') not in STRATEGIES: return f"entry {i} ({e['path']}) has strategy {e.get('strategy')!r}, not one of {', '.join(STRATEGIES)}"
         if e['strategy'] == 'archive' and not isinstance(e.get('snapshot'), str): return f"entry {i} ({e['path']}) has no 'snapshot'"
     return None
 
-_LAST = [None]  # (manifest file, its text, what that parsed to, marshalled): one command reads its manifest several times
+_LAST = [None]  # [manifest file, its text, its parse marshalled, that parse shared by readers that change nothing, or None]
 
-def read_manifest(storage) -> dict:
+def read_manifest(storage,
+                  copy:bool=True, # False: the caller changes nothing in what it gets, which may then be shared (no copy to make)
+                 ) -> dict:
     "The manifest in `storage` (an empty one if there is none); a `PersistError` if it is not one"
     f = Path(storage)/MANIFEST
     if not f.exists(): return dict(version=1, entries=[])
     try:
         text = f.read_text()
         last = _LAST[0]
-        if last and last[0] == str(f) and last[1] == text: return marshal.loads(last[2])  # the same text read last time: a fresh copy of its parse
+        if last and last[0] == str(f) and last[1] == text:  # the same text read last time: no parse
+            if copy: return marshal.loads(last[2])  # a fresh copy, the caller's to change
+            if last[3] is None: last[3] = marshal.loads(last[2])
+            return last[3]
         m = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested deeper than json reads
         raise PersistError(f"{f} is not valid JSON ({e}); fix it or move it aside, nothing was changed") from None
     except OSError as e: raise PersistError(f"cannot read {f}: {e.strerror}") from None
     if why := _schema_problem(m): raise PersistError(f"{f} is not a persistlab manifest: {why}; fix it or move it aside, nothing was changed")
-    with contextlib.suppress(ValueError): _LAST[0] = (str(f), text, marshal.dumps(m))  # one marshal cannot hold: parsed each time
+    _keep(f, text, m, None if copy else m)
     return m
+
+def _keep(f, text, m, shared=None):
+    "Remember `text` of manifest file `f` and its parse `m` for the next read (one marshal cannot hold: parsed each time)"
+    with contextlib.suppress(ValueError): _LAST[0] = [str(f), text, marshal.dumps(m), shared]
+
+_ENCODED = {}  # an entry (marshalled: equal bytes, equal entry, types included) -> its JSON: a write re-encodes only the new entries
+
+def _entry_json(e) -> str:
+    try: k = marshal.dumps(e, 2)  # version 2: no references, so the same entry gives the same bytes
+    except ValueError: return json.dumps(e)
+    s = _ENCODED.get(k)
+    if s is None:
+        if len(_ENCODED) > 8192: _ENCODED.clear()
+        s = _ENCODED[k] = json.dumps(e)
+    return s
 
 def manifest_text(m) -> str:
     "Manifest `m` as JSON, a key a line and an entry a line (json's C encoder: its `indent` runs the Python one, 4x slower with 400 entries)"
-    def val(k, v): return '[\n' + ',\n'.join(f'  {json.dumps(e)}' for e in v) + '\n ]' if k == 'entries' and v and isinstance(v, list) else json.dumps(v)
+    def val(k, v): return '[\n  ' + ',\n  '.join(map(_entry_json, v)) + '\n ]' if k == 'entries' and v and isinstance(v, list) else json.dumps(v)
     return '{\n' + ',\n'.join(f' {json.dumps(k)}: {val(k, v)}' for k, v in m.items()) + '\n}\n'
 
 def write_manifest(storage, m):
-    "Atomically write manifest `m` into `storage`"
-    atomic_write(Path(storage)/MANIFEST, manifest_text(m))
+    "Atomically write manifest `m` into `storage`; the next read of it needs no parse (nor, if `m` is well formed, a check)"
+    f = Path(storage)/MANIFEST; text = manifest_text(m)
+    atomic_write(f, text)
+    if _schema_problem(m) is None: _keep(f, text, m)
 
 def find_entry(m, rel) -> dict|None:
     "The entry for `rel` in manifest `m`"
@@ -89,7 +113,7 @@ def put_entry(m, rel, stamp, **fields) -> bool:
 
 def record(storage, rel, stamp, **fields):
     "Add or update `rel`'s manifest entry (None fields are left out); no write when it is so already (a re-run)"
-    m = read_manifest(storage)
+    m = read_manifest(storage, copy=False); m = dict(m, entries=list(m['entries']))  # put_entry replaces entries, changes none: a shallow copy will do
     if put_entry(m, rel, stamp, **fields): write_manifest(storage, m)
 
 def wanted(m) -> list:
@@ -121,24 +145,42 @@ def overlap(a, b) -> bool:
     "Is one of the relative paths `a`, `b` inside (or equal to) the other?"
     return a == b or a.startswith(b + '/') or b.startswith(a + '/')
 
-def valid_entries(m, out=None) -> list:
-    "The entries of manifest `m` that are safe to act on; the others are reported in `out` as skipped"
-    es, ok = m['entries'], []
-    whys = [check_rel(e['path']) for e in es]
-    first = {}  # plain path -> index of its first entry: one pass, so a check costs the same whatever the number of entries
-    for i, e in enumerate(es):
-        if whys[i] is None: first.setdefault(e['path'], i)
-    for i, e in enumerate(es):
+_VERDICTS = {}  # the paths of a manifest's entries, in order -> (the indexes of those acted on, (index, why) of the others)
+
+def _verdict(paths) -> tuple:
+    "Which of `paths` (a manifest's, in order) are acted on: one pass, the same cost per path whatever their number"
+    whys = list(map(check_rel, paths))
+    first = {}  # plain path -> index of its first entry
+    for i, p in enumerate(paths):
+        if whys[i] is None: first.setdefault(p, i)
+    ok, bad = [], []
+    for i, p in enumerate(paths):
         why = whys[i]
         # an entry inside another one, or a second one for the same path, is the one skipped (the first such one is named)
         if why is None:
-            parts = e['path'].split('/')
-            js = [first[a] for a in ('/'.join(parts[:k]) for k in range(1, len(parts))) if a in first]
-            if first[e['path']] < i: js.append(first[e['path']])
-            if js: why = f"it overlaps the persisted {es[min(js)]['path']}"
-        if why is None: ok.append(e)
-        elif out is not None: out.append((e['path'], 'skipped', f'manifest entry not acted on: {why}'))
-    return ok
+            js = [first[p]] if first[p] < i else []
+            if '/' in p:
+                parts = p.split('/')
+                js += [first[a] for a in ('/'.join(parts[:k]) for k in range(1, len(parts))) if a in first]
+            if js: why = f"it overlaps the persisted {paths[min(js)]}"
+        if why is None: ok.append(i)
+        else: bad.append((i, why))
+    return ok, bad
+
+def valid_entries(m, out=None) -> list:
+    "The entries of manifest `m` that are safe to act on; the others are reported in `out` as skipped"
+    es = m['entries']
+    paths = tuple(map(itemgetter('path'), es))
+    try: v = _VERDICTS.get(paths)  # a command asks several times about the same entries
+    except TypeError: v = None; paths = None  # a path that is not a string (check_rel says so)
+    if v is None:
+        v = _verdict(paths or [e['path'] for e in es])
+        if paths is not None:
+            if len(_VERDICTS) > 16: _VERDICTS.clear()
+            _VERDICTS[paths] = v
+    ok, bad = v
+    if out is not None: out.extend((es[i]['path'], 'skipped', f'manifest entry not acted on: {why}') for i, why in bad)
+    return [es[i] for i in ok]
 
 # %% ../nbs/01_storage.ipynb #6f02028e
 REMEMBERED = '.persistlab/storage'
@@ -335,6 +377,51 @@ def _real_under(real, rel, store=None) -> str:
             return os.path.realpath(os.path.join(p, *parts[i+1:]))
     return p
 
+def _folders_up(p) -> set:
+    "(device, inode) of folder `p` and of each folder above it that exists: one stat a persisted path then tells if storage is inside it"
+    out = set()
+    while True:
+        with contextlib.suppress(OSError): st = os.stat(p); out.add((st.st_dev, st.st_ino))
+        if p == (q := os.path.dirname(p)): return out
+        p = q
+
+def _within(a, b) -> bool: return a == b or a.startswith(b.rstrip('/') + '/')  # strings, not Paths: this runs per persisted path
+
+def _holding(rels, hs, rh, ss, srs) -> str|None:
+    """The first of `rels` whose path in home (`hs`, resolved `rh`) is storage (`ss`, resolved `srs`) or a folder above it,
+    links followed; a top-level path costs one look at its name (a `readlink` in home), the others a `stat`"""
+    up = links = fd = None
+    with contextlib.suppress(OSError): fd = os.open(hs, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for r in rels:
+            plain = check_rel(r) is None
+            h = f'{hs}/{r}' if plain else os.path.join(hs, r)
+            if _within(ss, h): return r
+            if fd is not None and plain and '/' not in r:
+                try: t = os.readlink(r, dir_fd=fd)
+                except OSError as e:
+                    if e.errno not in (errno.EINVAL, errno.ENOENT): t = None  # unreadable: the slow way below
+                    elif _within(srs, os.path.join(rh, r)): return r  # not a link, or not there: ~/r is home's own folder + r
+                    else: continue
+                if t is not None:
+                    if links is None: links = _link_names(ss)
+                    if t == f'{ss}/{r}' and r not in links: continue  # persistlab's link to what storage holds: inside it, not above
+            if up is None: up = _folders_up(srs)
+            try: st = os.stat(h)  # where ~/r leads, links followed: storage's folder or one above it?
+            except OSError:  # not there, or a loop: by its path
+                if _within(srs, _real_under(rh, r, (ss, srs))): return r
+            else:
+                if (st.st_dev, st.st_ino) in up: return r
+    finally:
+        if fd is not None: os.close(fd)
+    return None
+
+def _link_names(folder) -> set:
+    "Names of the symlinks in `folder` (none if it cannot be listed): one listing"
+    try:
+        with os.scandir(folder) as it: return {x.name for x in it if x.is_symlink()}
+    except OSError: return set()
+
 def check_storage(storage, # the storage root (a `Storage` or a folder)
                   home=None, # home, to check storage is not in it where it must not be
                   rels=(), # persisted paths that storage must stay out of
@@ -347,10 +434,8 @@ def check_storage(storage, # the storage root (a `Storage` or a folder)
         rs, rh = s.resolve(), Path(home).resolve()
         if rs == rh: raise PersistError(f"storage {s} is your home itself; pick a folder outside what you persist (--to /mnt/keep)")
         hs, ss, srs = os.path.normpath(os.path.abspath(home)), str(s), str(rs)
-        within = lambda a, b: a == b or a.startswith(b.rstrip('/') + '/')  # strings, not Path objects: this runs per persisted path
-        for r in rels:
-            if within(srs, _real_under(str(rh), r, (ss, srs))) or within(ss, os.path.join(hs, r)):
-                raise PersistError(f"storage {s} is inside ~/{r}; pick storage outside what you persist")
+        if (r := _holding(rels, hs, str(rh), ss, srs)) is not None:
+            raise PersistError(f"storage {s} is inside ~/{r}; pick storage outside what you persist")
     if not exists(s):
         if not create: existing_storage(s)
         if not s.parent.is_dir():
@@ -507,13 +592,16 @@ if [ -z "${PERSISTLAB_NO_DOTFILES:-}" ] && grep -qs '"dotfiles"' "$S/persistlab.
   done
 fi'''
 
+@functools.lru_cache(maxsize=8192)  # the script is written again at each command, its lines mostly the same
+def _entry_lines(strategy, path) -> str:
+    "The restore script's line(s) for one linked or copied entry"
+    s = f"{'_copy' if strategy == 'copy' else '_link'} {_q(path)} || rc=1"
+    return s + f"\n_realdir {_q(RUNTIME)}" if path == '.local' and strategy == 'link' else s
+
 def restore_script(m:dict, storage, out=None) -> str:
     "The POSIX sh restore script for manifest `m` in `storage`"
     lines = [_SCRIPT_HEAD.replace('@STORAGE@', _q(storage))]
-    for e in valid_entries(m, out):
-        if e['strategy'] not in ('link', 'copy'): continue
-        lines.append(f"{'_copy' if e['strategy'] == 'copy' else '_link'} {_q(e['path'])} || rc=1")
-        if e['path'] == '.local' and e['strategy'] == 'link': lines.append(f"_realdir {_q(RUNTIME)}")
+    lines += [_entry_lines(e['strategy'], e['path']) for e in valid_entries(m, out) if e['strategy'] in ('link', 'copy')]
     lines += [_PACKAGES_STEP, _DOTFILES_STEP]
     lines.append('exit $rc\n')
     return '\n'.join(lines)
@@ -578,7 +666,7 @@ def finish(storage, # the storage root
            out=None, # report rows to add to; None raises on a hook problem
           ):
     "Regenerate the restore script (and the startup hook's block) from the manifest"
-    m = read_manifest(storage)
+    m = read_manifest(storage, copy=False)
     atomic_write(Path(storage)/SCRIPT, restore_script(m, storage), mode=0o755)
     if not hook: return
     runtime = any(e['path'] == '.local' and e['strategy'] == 'link' for e in valid_entries(m))
