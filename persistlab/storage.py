@@ -94,7 +94,8 @@ def write_manifest(storage, m):
     "Atomically write manifest `m` into `storage`; the next read of it needs no parse (nor, if `m` is well formed, a check)"
     f = Path(storage)/MANIFEST; text = manifest_text(m)
     atomic_write(f, text)
-    if _schema_problem(m) is None: _keep(f, text, m)
+    # kept as read back: well formed, and no entry listed twice as one object (a parse gives each its own)
+    if _schema_problem(m) is None and len(set(map(id, m['entries']))) == len(m['entries']): _keep(f, text, m)
 
 def find_entry(m, rel) -> dict|None:
     "The entry for `rel` in manifest `m`"
@@ -389,7 +390,7 @@ def _within(a, b) -> bool: return a == b or a.startswith(b.rstrip('/') + '/')  #
 
 def _holding(rels, hs, rh, ss, srs) -> str|None:
     """The first of `rels` whose path in home (`hs`, resolved `rh`) is storage (`ss`, resolved `srs`) or a folder above it,
-    links followed; a top-level path costs one look at its name (a `readlink` in home), the others a `stat`"""
+    links followed: a `stat`, or for a top-level path that is persistlab's link or not there, one `readlink` in home"""
     up = links = fd = None
     with contextlib.suppress(OSError): fd = os.open(hs, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -400,9 +401,10 @@ def _holding(rels, hs, rh, ss, srs) -> str|None:
             if fd is not None and plain and '/' not in r:
                 try: t = os.readlink(r, dir_fd=fd)
                 except OSError as e:
-                    if e.errno not in (errno.EINVAL, errno.ENOENT): t = None  # unreadable: the slow way below
-                    elif _within(srs, os.path.join(rh, r)): return r  # not a link, or not there: ~/r is home's own folder + r
-                    else: continue
+                    if e.errno == errno.ENOENT:  # not there: ~/r would be home's own folder + r
+                        if _within(srs, os.path.join(rh, r)): return r
+                        continue
+                    t = None  # not a link (a bind mount can hold storage too), or unreadable: the stat below
                 if t is not None:
                     if links is None: links = _link_names(ss)
                     if t == f'{ss}/{r}' and r not in links: continue  # persistlab's link to what storage holds: inside it, not above
