@@ -188,11 +188,12 @@ def _take_edits(storage, home, ts, out):
             if _edited(e['path'], h, s, home): _take_edit(e['path'], h, s, storage, home, ts, out)
         except PersistlabError as x: out.append((e['path'], 'not taken', str(x)))
 
-def _listing(root, es) -> dict:
+def _listing(root, es, kinds=True) -> dict:
     "Folder -> {name: kind} (None if unreadable) for each folder under `root` holding an entry: one listing each, not stats per entry"
     out = {}
     for d in {e['path'].rpartition('/')[0] for e in es}:  # (plain paths: what os.path.dirname gives, faster)
         try:
+            if not kinds: out[d] = dict.fromkeys(os.listdir(os.path.join(root, d))); continue  # names only: no kind asked
             with os.scandir(os.path.join(root, d)) as it:
                 out[d] = {x.name: 'link' if x.is_symlink() else 'dir' if x.is_dir(follow_symlinks=False) else 'file' for x in it}
         except OSError as x: out[d] = {} if x.errno == errno.ENOENT else None  # None: look at each entry there the slow way
@@ -271,7 +272,7 @@ def _recover(storage, home, ts, out):
     bdir = Path(storage)/BACKUP
     backups = sorted(bdir.iterdir(), reverse=True) if bdir.is_dir() and not bdir.is_symlink() else []
     es = [e for e in valid_entries(read_manifest(storage, copy=False)) if e['strategy'] in ('link', 'copy')]
-    hn, sn = _listing(home, es), _listing(storage, es); left = _left(hn, sn)
+    hn, sn = _listing(home, es), _listing(storage, es, kinds=False); left = _left(hn, sn)  # storage's side: only names
     for e in [e for e in es if _may_need_recovery(e, hn, sn, left)]:
         rel = e['path']
         try: h, s = inside(home, rel), inside(storage, rel)
