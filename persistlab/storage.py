@@ -74,16 +74,13 @@ def _keep(f, text, m, shared=None):
     "Remember `text` of manifest file `f` and its parse `m` for the next read (one marshal cannot hold: parsed each time)"
     with contextlib.suppress(ValueError): _LAST[0] = [str(f), text, marshal.dumps(m), shared]
 
-_ENCODED = {}  # an entry (marshalled: equal bytes, equal entry, types included) -> its JSON: a write re-encodes only the new entries
+@functools.lru_cache(maxsize=8192)  # a write re-encodes only the entries it has not written before
+def _json_of(k:bytes) -> str: return json.dumps(marshal.loads(k))
 
 def _entry_json(e) -> str:
-    try: k = marshal.dumps(e, 2)  # version 2: no references, so the same entry gives the same bytes
+    "An entry's JSON, keyed by its marshal (version 2: no references, so equal bytes for an equal entry, types included)"
+    try: return _json_of(marshal.dumps(e, 2))
     except ValueError: return json.dumps(e)
-    s = _ENCODED.get(k)
-    if s is None:
-        if len(_ENCODED) > 8192: _ENCODED.clear()
-        s = _ENCODED[k] = json.dumps(e)
-    return s
 
 def manifest_text(m) -> str:
     "Manifest `m` as JSON, a key a line and an entry a line (json's C encoder: its `indent` runs the Python one, 4x slower with 400 entries)"
@@ -146,10 +143,9 @@ def overlap(a, b) -> bool:
     "Is one of the relative paths `a`, `b` inside (or equal to) the other?"
     return a == b or a.startswith(b + '/') or b.startswith(a + '/')
 
-_VERDICTS = {}  # the paths of a manifest's entries, in order -> (the indexes of those acted on, (index, why) of the others)
-
+@functools.lru_cache(maxsize=16)  # a command asks several times about the same entries
 def _verdict(paths) -> tuple:
-    "Which of `paths` (a manifest's, in order) are acted on: one pass, the same cost per path whatever their number"
+    "Which of `paths` (a manifest's, in order) are acted on: (their indexes, (index, why) of the others); one pass"
     whys = list(map(check_rel, paths))
     first = {}  # plain path -> index of its first entry
     for i, p in enumerate(paths):
@@ -172,14 +168,8 @@ def valid_entries(m, out=None) -> list:
     "The entries of manifest `m` that are safe to act on; the others are reported in `out` as skipped"
     es = m['entries']
     paths = tuple(map(itemgetter('path'), es))
-    try: v = _VERDICTS.get(paths)  # a command asks several times about the same entries
-    except TypeError: v = None; paths = None  # a path that is not a string (check_rel says so)
-    if v is None:
-        v = _verdict(paths or [e['path'] for e in es])
-        if paths is not None:
-            if len(_VERDICTS) > 16: _VERDICTS.clear()
-            _VERDICTS[paths] = v
-    ok, bad = v
+    try: ok, bad = _verdict(paths)
+    except TypeError: ok, bad = _verdict.__wrapped__(paths)  # a path that is not a string (check_rel says so): not a key
     if out is not None: out.extend((es[i]['path'], 'skipped', f'manifest entry not acted on: {why}') for i, why in bad)
     return [es[i] for i in ok]
 
@@ -367,17 +357,6 @@ def remember(st:Storage, home):
 # %% ../nbs/01_storage.ipynb #a4bba650
 def _unprintable(p) -> bool: return any(ord(c) < 32 or ord(c) == 127 for c in str(p))
 
-def _real_under(real, rel, store=None) -> str:
-    "`realpath(real/rel)` for a resolved `real`, looking only at `rel`'s own parts; a link to `store` = (folder, its realpath) is followed there"
-    if check_rel(rel): return os.path.realpath(os.path.join(real, rel))
-    parts = rel.split('/'); p = real
-    for i, part in enumerate(parts):
-        p = os.path.join(p, part)
-        if os.path.islink(p):
-            if store and os.readlink(p) == os.path.join(store[0], *parts[:i+1]): return _real_under(store[1], rel)  # persistlab's link
-            return os.path.realpath(os.path.join(p, *parts[i+1:]))
-    return p
-
 def _folders_up(p) -> set:
     "(device, inode) of folder `p` and of each folder above it that exists: one stat a persisted path then tells if storage is inside it"
     out = set()
@@ -411,7 +390,7 @@ def _holding(rels, hs, rh, ss, srs) -> str|None:
             if up is None: up = _folders_up(srs)
             try: st = os.stat(h)  # where ~/r leads, links followed: storage's folder or one above it?
             except OSError:  # not there, or a loop: by its path
-                if _within(srs, _real_under(rh, r, (ss, srs))): return r
+                if _within(srs, os.path.realpath(h)): return r
             else:
                 if (st.st_dev, st.st_ino) in up: return r
     finally:
