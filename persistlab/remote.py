@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, unquote
 from concurrent.futures import ThreadPoolExecutor
 from .core import (PersistError, PersistlabError, Report, check_rel, plain_rel, stamp, human, exists, remove, storage_lock, tied,
-    work_dir, Tarring, snap_ext)
+    work_dir, atomic_write, failpoint, Tarring, snap_ext)
 from .storage import RUNTIME, BACKUP, python_version, live_rows, valid_entries, find_entry, vm_dir
 from .secrets import get_secret
 from . import archive
@@ -505,18 +505,32 @@ def _marker(url, home) -> Path:
     key = hashlib.sha256('\0'.join((url, str(Path(home).absolute()))).encode()).hexdigest()[:16]
     return vm_dir()/f'restored-{key}'
 
-def known(url, home) -> dict:
-    "The paths this VM already restored from (or saved to) `url` into `home`: path -> (snapshot, home's content signature then)"
-    f = _marker(url, home)
+def _saving(url, home) -> Path: return _marker(url, home).with_suffix('.saving')  # what a save is about to publish
+
+def _marks(f) -> dict:
+    "path -> (snapshot, signature) in marker file `f`"
     return {(x := (l.split('\t') + ['', ''])[:3])[0]: tuple(x[1:]) for l in f.read_text().split('\n') if l} if f.exists() else {}
 
-def restored(url, home) -> set: return set(known(url, home))
+def _write_marks(f, entries:dict):
+    "Write `f` whole (a kill leaves the old one or the new one) from entries path -> record with a snapshot and a sig"
+    f.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write(f, ''.join(f"{p}\t{e['snapshot']}\t{e.get('sig') or ''}\n" for p, e in sorted(entries.items())))
+
+def known(url, home, m=None) -> dict:
+    """The paths this VM already restored from (or saved to) `url` into `home`: path -> (snapshot, home's content signature then).
+    Given the storage's record `m`: a save of this box killed after publishing (the record holds what it was saving) counts"""
+    if m is not None and (p := _saving(url, home)).exists():
+        mine = {x: dict(snapshot=s, sig=g) for x, (s, g) in _marks(p).items() if (e := find_entry(m, x)) and e.get('snapshot') == s}
+        if mine: _mark(url, home, mine)
+        p.unlink(missing_ok=True)  # the rest was not published: nothing of this box's
+    return _marks(_marker(url, home))
+
+def restored(url, home, m=None) -> set: return set(known(url, home, m))
 
 def _mark(url, home, entries:dict):
     "Note that home's copy of each path came from (or went to) the snapshot in its entry, and what home held then"
-    f = _marker(url, home); f.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    k = {**known(url, home), **{p: (e['snapshot'], e.get('sig') or '') for p, e in entries.items()}}
-    f.write_text(''.join(f'{p}\t{s}\t{g}\n' for p, (s, g) in sorted(k.items())))
+    k = {p: dict(snapshot=s, sig=g) for p, (s, g) in known(url, home).items()}
+    _write_marks(_marker(url, home), {**k, **entries})
 
 def _tmp(loc) -> Path:
     "The box folder's temp dir, emptied of what a killed run left"
@@ -616,7 +630,7 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
                 f = ex.submit(head, r)
                 sigs = {x: content_sig(home/x, x) for x in rels if exists(home/x)}
                 n, m = f.result()
-            done = known(url, home); todo = []
+            done = known(url, home, m); todo = []
             _check_stale(r, m, [x for x in rels if save or not find_entry(m, x)], done, force)
             for rel in rels:
                 e = find_entry(m, rel)
@@ -629,8 +643,11 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
         finally:
             for pk in packs.values(): pk.cancel()
         if new:
+            _write_marks(_saving(url, home), new)  # killed right after the publish: the next run still knows these are this box's
             n, m = publish(r, n, m, new)
+            failpoint('published')
             _mark(url, home, new)  # home and storage agree now: no restore over it on this box
+            _saving(url, home).unlink()
             out.append(('storage', 'current', f'generation {n}, saved by {m["host"]}'))
             prune(r, n, m)
     if '.local' in rels and (home/'.local').is_dir(): out += live_rows(home)
@@ -652,7 +669,7 @@ def remote_restore(url, home=None, once:bool=False) -> Report:
         tmp = _tmp(loc)
         n, m = head(r)
         if not n: raise PersistError(f"nothing persisted in {url} yet; persist something first (`%persist .local --to {url}`)")
-        done = restored(url, home) if once else set()
+        done = restored(url, home, m) if once else set()
         for e in valid_entries(m, out):
             if e['path'] in done: continue
             if _download(r, e, home, loc, tmp, out): _mark(url, home, {e['path']: {**e, 'sig': content_sig(home/e['path'], e['path'])}})
@@ -661,7 +678,7 @@ def remote_restore(url, home=None, once:bool=False) -> Report:
 
 def remote_status(url, home=None) -> Report:
     "What the storage holds and how home compares: path, state, size and object"
-    home = _home(home); n, m = head(remote(url)); rows = []; done = known(url, home)
+    home = _home(home); n, m = head(remote(url)); rows = []; done = known(url, home, m)
     for e in valid_entries(m, rows):
         h = home/e['path']; sig = content_sig(h, e['path']) if exists(h) else None
         state = ('not here: --restore brings it' if not sig else 'in sync' if sig == e.get('sig') or done.get(e['path']) == (e['snapshot'], sig)

@@ -206,6 +206,25 @@ def test_kill_during_upload_leaves_the_previous_snapshot(server, sb, box):
     box(remote_restore, url, last, env={**env, 'PERSISTLAB_RUN': sb.base/'flast'})
     assert snapshot(last/'.local') == v2
 
+@pytest.mark.parametrize('server', ['s3'], indirect=True)
+def test_save_killed_right_after_publishing_is_this_boxs_own(server, sb, box):
+    "SIGKILL between the record's publish and the box's note of it: the next save on that box is no conflict with itself"
+    from persistlab.remote import remote_persist, remote_restore
+    env, url = server
+    (sb.home/'.cfg').mkdir(); (sb.home/'.cfg/app.toml').write_text('v = 1\n')
+    run = {**env, 'PERSISTLAB_RUN': sb.base/'vm1'}
+    box(remote_persist, ['.cfg'], url, sb.home, env=run)
+    (sb.home/'.cfg/app.toml').write_text('v = 22\n')  # sizes differ: a change within the same second is seen
+    code = f'from persistlab.remote import remote_save as s; print(s(None, {url!r}))'
+    r = _py(sb, code, sb.home, {**run, 'PERSISTLAB_FAILPOINT': 'published'}, check=False)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    (sb.home/'.cfg/app.toml').write_text('v = 333\n')
+    r = _py(sb, code, sb.home, run)  # the same box saves again: its own last save is no other machine's
+    assert 'uploaded' in r.stdout, r.stdout
+    fresh = sb.base/'fresh'; fresh.mkdir()
+    box(remote_restore, url, fresh, env={**env, 'PERSISTLAB_RUN': sb.base/'f'})
+    assert (fresh/'.cfg/app.toml').read_text() == 'v = 333\n'
+
 @pytest.mark.parametrize('server', ['s3', 'gcs', 'rclone'], indirect=True)  # conditional writes (S3, GCS); claims (rclone has none)
 def test_two_writers_at_once(server, sb, box):
     "Two boxes that restored the same snapshot save their own changes at once: one wins, the other is told, nothing is lost"
