@@ -11,7 +11,7 @@ from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, why_failed, storage_lock, tree_sig, stamp, exists, together, failures,
     remove, failpoint, Polled, human, ssh_modes, same_content, sibling, fill, AUTHORIZED, Tarring, untar, snap_ext, SNAP_EXTS)
-from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, near, Storage, resolve_storage, check_storage, remember,
+from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, WRITTEN_LATER, near, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
 
@@ -192,10 +192,10 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                     elif _extract(snap, rel, home, storage, ts, out, py, python or python_version()): _mark(storage, home, [rel])
                     continue
                 if not exists(h):
-                    if not save: want(storage, rel)  # `%sshsetup` saves keys and .gitconfig it writes later in this session
+                    if not save: want(storage, rel)  # `%sshsetup` saves keys and .gitconfig it writes later in this session (only those)
                     out.append((rel, 'skipped', f'~/{rel} does not exist here{near(home, rel)} and storage has no snapshot of it'
                                 + ('' if save else '; kept once it exists: %sshsetup saves the keys and .gitconfig it writes, '
-                                   'or run this again'))); continue
+                                   'or run this again' if rel in WRITTEN_LATER else '; run this again once it exists'))); continue
                 named, leave = _private(h, rel), []
                 if public and not allow_public and named and not (save and snap):  # refreshing an opted-in snapshot is fine
                     raise PersistError(f"{public}; persistlab won't put ~/{rel} (private keys or credentials) there. "

@@ -44,7 +44,7 @@ class Report:
     def __add__(self, other): return Report(self.rows + list(other), self.title, self.heads)
     def __repr__(self):
         w = max([len(str(r.path)) for r in self.rows] + [4])
-        return '\n'.join(f'{r.path:<{w}}  {r.what}' + (f': {r.detail}' if r.detail else '') for r in self.rows) or '(nothing)'
+        return '\n'.join(f'{r.path:<{w}}  {r.what}' + (f': {r.detail}' if r.detail else '') for r in self.rows) or f'{self.title}: nothing to show'
     def _repr_markdown_(self):
         # names and details come from home, storage and providers: shown as text, never as markdown or HTML
         if not self.rows: return f'**{_md(self.title)}**: nothing to show'

@@ -10,7 +10,7 @@ import argparse, contextlib, difflib, dis, functools, inspect, itertools, os, re
 from IPython.core.magic import Magics, magics_class, line_magic, no_var_expand
 from IPython.core.magic_arguments import magic_arguments, argument, construct_parser, MagicHelpFormatter
 from IPython.core.error import UsageError
-from traitlets import Unicode, Bool
+from traitlets import Unicode, Bool, observe
 
 # %% auto #0
 __all__ = ['PersistlabMagics', 'register', 'unregister']
@@ -54,7 +54,7 @@ def _needs(p, msg) -> str:
     "argparse's 'expected one argument', as what the option needs and what it is for"
     m = re.match(r'argument (\S+): expected one argument', msg)
     a = m and next((a for a in p._actions if '/'.join(a.option_strings) == m[1]), None)
-    return f"{a.option_strings[-1]} needs {a.metavar or a.dest.upper()}: {a.help}" if a else msg
+    return f"{a.option_strings[-1]} needs {a.metavar or a.dest.upper()}: {a.help.replace('%%', '%')}" if a else msg  # help's %% is argparse's escape
 
 def _unrecognized(p, argv, extra) -> str:
     "The 'unrecognized arguments' line, with the likely fix: the option meant, or quotes around a value with spaces"
@@ -160,6 +160,18 @@ def _persist_paths(args, st):
     return persist(args.paths, st, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
                    allow_public=args.allow_public, switch=args.switch)
 
+def _undo_all(paths, st):
+    "`%persist --undo A B ...`: each path in turn; one's problem does not stop the others, and the error says what was undone"
+    from persistlab.persist import undo
+    from persistlab.core import PersistlabError, PersistError, Report
+    rows, errs, done = [], [], []
+    for x in dict.fromkeys(paths):
+        try: r = undo(x, st)
+        except PersistlabError as e: errs.append(str(e)); continue
+        rows += list(r); done.append(x)
+    if errs: raise PersistError(' | '.join(errs) + (f" (undone meanwhile: {', '.join(done)})" if done else ''))
+    return Report(rows, r.title)
+
 def _with_packages(r, st, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
     from persistlab import packages as P
@@ -193,6 +205,14 @@ class PersistlabMagics(Magics):
                        "(default: the first that works here)").tag(config=True)
     autorestore = Bool(True, help="restore the snapshots at %load_ext on archive platforms (Colab, Kaggle, Deepnote); "
                        "$PERSISTLAB_AUTORESTORE=0 turns it off too").tag(config=True)
+
+    @observe('provider')
+    def _known_provider(self, change):
+        "`%config PersistlabMagics.provider = 'x'` (or a config file's): a name no tunnel knows is said at once, with the valid ones"
+        if (v := change['new']) in (None, 'none'): return  # a warning, not an error: a config file's mistake must not stop %load_ext
+        from persistlab.tunnel import check_provider, TunnelError
+        try: check_provider(v, more=('none (%codeserver: local only)',))
+        except TunnelError as e: print(f"persistlab: PersistlabMagics.provider: {e}; %tunnel and %codeserver refuse it until it is one of those", file=sys.stderr)
 
     def __init__(self, shell=None, **kw):
         "Magics for `shell`; IPython's `Magics` adds them to `shell.configurables`, so `%config` reaches them"
@@ -242,7 +262,7 @@ class PersistlabMagics(Magics):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)
         with _usage():
-            from persistlab.persist import restore, status, undo
+            from persistlab.persist import restore, status
             from persistlab.persist import save
             from persistlab.archive import mount_drive
             if args.wheels and not (args.packages and args.undo):
@@ -261,10 +281,13 @@ class PersistlabMagics(Magics):
             if args.packages: return _packages(args, st)
             if args.sync is not None or args.fetch or args.now or args.stop: return _sync(args, st)
             if args.save: return save(args.paths or None, st, force=args.force)
+            if args.paths and (args.list or args.restore):  # not ignored: they show and restore every persisted path
+                raise UsageError(f"{'--list shows' if args.list else '--restore re-creates'} every persisted path and takes none "
+                                 f"({' '.join(args.paths)}): `%persist {'--list' if args.list else '--restore'}`")
             if args.list: return _with_dotfiles(_with_packages(status(st), st), st)
             if args.restore:  # the paths and the packages at once, then the dotfiles
                 return _with_dotfiles(restore(st, switch=args.switch, packages=True, python=args.python, force=args.force), st, apply=True)
-            if args.undo: return undo(args.undo, st)
+            if args.undo: return _undo_all([args.undo, *args.paths], st)  # `-u A B`: each of them, not only A
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")

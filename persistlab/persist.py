@@ -7,14 +7,14 @@ Docs: https://persistlab.github.io/persistlab/persist.html.md"""
 # %% ../nbs/01_persist.ipynb #ab2222d6
 from __future__ import annotations
 import os, errno, bisect, hashlib, functools, subprocess, contextlib
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, drop, remove, link, NAME_MAX,
     failpoint, storage_lock, work_dir, sibling, swap, fill, together, failures, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, put_entry, forget, want, wanted, near, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
+    record, put_entry, forget, want, unwant, wanted, WRITTEN_LATER, near, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
 from . import procs
 from . import archive as snapshots
@@ -61,7 +61,8 @@ def _unrecord(storage, rel, prev):
 
 def _intend(rels, home, storage, stamp) -> dict:
     "Record, in one manifest write, every path about to move into storage: {path: its entry before} (put back if its move fails)"
-    m, before = read_manifest(storage), {}
+    m, before = read_manifest(storage, copy=False), {}
+    m = dict(m, entries=list(m['entries']))  # put_entry replaces entries, changes none: a shallow copy will do
     for r in rels:
         if r in COPY_PATHS: continue
         try: h, s = inside(home, r), inside(storage, r)
@@ -121,9 +122,10 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
     if hk == 'link' and not copy: aside(h, storage, rel, stamp, out); hk = 'absent'
     if hk == 'absent' and sk == 'absent':
         if not create:
-            want(storage, rel)  # `%sshsetup` persists the keys and .gitconfig it writes later
-            how = '%sshsetup saves the keys and .gitconfig it writes, or run this again' if rel in ('.ssh', '.gitconfig') else 'run this again'
-            out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists{near(home, rel)}: nothing to persist yet; kept once it exists: {how} '
+            want(storage, rel)  # `%sshsetup` persists the keys and .gitconfig it writes later (a wish only for those)
+            how = ('kept once it exists: %sshsetup saves the keys and .gitconfig it writes, or run this again' if rel in WRITTEN_LATER
+                   else 'run this again once it exists')
+            out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists{near(home, rel)}: nothing to persist yet; {how} '
                         '(--create makes an empty one now)'))
             return
         _create(s, rel); sk = kind(s)
@@ -258,7 +260,9 @@ def _may_need_recovery(e, hn, sn, left) -> bool:
 
 def _left(*listings) -> set:
     "The folders whose listing has a name an interrupted run leaves (ending in `.persistlab-old` or `-new`): usually none"
-    return {d for ls in listings for d, names in ls.items() if names and any(map(methodcaller('endswith', (OLD, NEW)), names))}
+    tails = (OLD + '\n', NEW + '\n')  # searched in the names joined by newlines: C's search, not a call per name (a name holding
+    return {d for ls in listings for d, names in ls.items()  # a newline can only add a folder to look in, never hide one)
+            if names and any(t in s for s in ['\n'.join(names) + '\n'] for t in tails)}
 
 def _beside(n, tag) -> str:
     "`sibling`'s name for name `n`, without making a Path in the common case"
@@ -508,6 +512,10 @@ def status(to=None, # storage directory (default: the platform's)
         size = human(s.stat().st_size if e['strategy'] == 'archive' else tree_size(s)) if exists(s) else '-'
         how = {'link': 'linked from', 'copy': 'copy in', 'archive': 'snapshot'}[e['strategy']]
         rows.append((e['path'], _state(e, home, storage), f"{size}, {how} {s}"))
+    for w in wanted(m):  # asked for before it existed: not kept yet, but remembered
+        if not find_entry(m, w):
+            rows.append((w, 'asked for', f"not in home yet: kept once it exists ({'%sshsetup saves it' if w in WRITTEN_LATER else f'`%persist {w}` then'}); "
+                        f"`%persist --undo {w}` forgets it"))
     if m.get('packages'):  # `%persist --packages`: the recorded packages and their wheelhouse
         from persistlab import packages
         rows += packages.status_rows(storage)
@@ -549,6 +557,7 @@ def undo(path, # the persisted path to bring back into home
     with storage_lock(storage):
         _recover(storage, home, ts, out)
         e = find_entry(read_manifest(storage), rel)
+        if not e and unwant(storage, rel): return Report([(rel, 'forgotten', 'it was asked for but never existed: nothing of it was kept')], f'undo in {st.label}')
         if not e: raise PersistError(f"~/{rel} is not persisted in {storage}; see `%persist --list`")
         h, s = inside(home, rel), inside(storage, rel)
         if e['strategy'] == 'link' and exists(s):

@@ -15,13 +15,14 @@ from .core import (PersistError, PersistlabError, atomic_write, check_rel, exist
     inside, sibling, swap, covered, copy_verified, failpoint, fill, AUTHORIZED, same_content, OLD, NEW)
 
 # %% auto #0
-__all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'REMEMBERED', 'GIVEN', 'RUNTIME',
-           'BEGIN', 'END', 'LINKED', 'read_manifest', 'manifest_text', 'write_manifest', 'find_entry', 'put_entry',
-           'record', 'wanted', 'want', 'near', 'forget', 'overlap', 'valid_entries', 'is_url', 'Storage',
-           'remembered_storage', 'remember_storage', 'resolve_storage', 'storage_folder', 'kept_in', 'leaving',
-           'check_switch', 'remember', 'check_storage', 'existing_storage', 'restore_script', 'hook_block',
-           'strip_block', 'update_hook', 'finish', 'python_version', 'python_for', 'tmp_for', 'hollow', 'aside',
-           'replace_verified', 'finish_replace', 'fix_live_python', 'live_rows', 'vm_dir', 'linked_here', 'mark_linked']
+__all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'WRITTEN_LATER', 'REMEMBERED',
+           'GIVEN', 'RUNTIME', 'BEGIN', 'END', 'LINKED', 'read_manifest', 'manifest_text', 'write_manifest',
+           'find_entry', 'put_entry', 'record', 'wanted', 'want', 'unwant', 'near', 'forget', 'overlap',
+           'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage', 'resolve_storage',
+           'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage', 'existing_storage',
+           'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for',
+           'tmp_for', 'hollow', 'aside', 'replace_verified', 'finish_replace', 'fix_live_python', 'live_rows', 'vm_dir',
+           'linked_here', 'mark_linked']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -82,9 +83,24 @@ def _entry_json(e) -> str:
     try: return _json_of(marshal.dumps(e, 2))
     except ValueError: return json.dumps(e)
 
+_WRITTEN = [None]  # [the last entries written, marshalled as one list, and their lines]: the next write reuses them
+
+def _entries_text(es) -> str:
+    "Lines for entries `es`; when the last ones written are its first entries (one path added), only the new ones are encoded"
+    last, n = _WRITTEN[0], 0
+    try: key = marshal.dumps(es, 2)  # one C call, not one per entry; version 2: equal bytes for equal values, types included
+    except ValueError: _WRITTEN[0] = None; return ',\n  '.join(map(_entry_json, es))  # a value marshal cannot hold
+    # a list's marshal is 5 bytes (its type and length), then its items', each self-delimiting: the same bytes after
+    # those 5 are the same first entries
+    if last and len(es) >= last[0] and key.startswith(last[1][5:], 5): n = last[0]
+    new = ',\n  '.join(map(_entry_json, es[n:]))
+    lines = new if not n else last[2] if not new else last[2] + ',\n  ' + new
+    _WRITTEN[0] = [len(es), key, lines]
+    return lines
+
 def manifest_text(m) -> str:
     "Manifest `m` as JSON, a key a line and an entry a line (json's C encoder: its `indent` runs the Python one, 4x slower with 400 entries)"
-    def val(k, v): return '[\n  ' + ',\n  '.join(map(_entry_json, v)) + '\n ]' if k == 'entries' and v and isinstance(v, list) else json.dumps(v)
+    def val(k, v): return '[\n  ' + _entries_text(v) + '\n ]' if k == 'entries' and v and isinstance(v, list) else json.dumps(v)
     return '{\n' + ',\n'.join(f' {json.dumps(k)}: {val(k, v)}' for k, v in m.items()) + '\n}\n'
 
 def write_manifest(storage, m):
@@ -119,10 +135,20 @@ def wanted(m) -> list:
     w = m.get('wanted')
     return [x for x in w if isinstance(x, str)] if isinstance(w, list) else []
 
+WRITTEN_LATER = ('.ssh', '.gitconfig')  # what persistlab itself writes later (`%sshsetup`): a wish for them is kept
+
 def want(storage, rel):
-    "Remember that `rel` was asked for before it existed"
+    "Remember that `rel` (one of `WRITTEN_LATER`) was asked for before it existed; any other path is not kept as a wish"
+    if rel not in WRITTEN_LATER: return
     m = read_manifest(storage)
     if rel not in wanted(m) and not find_entry(m, rel): m['wanted'] = wanted(m) + [rel]; write_manifest(storage, m)
+
+def unwant(storage, rel) -> bool:
+    "Forget the wish for `rel` (`%persist --undo` of a path asked for that never existed); False if there was none"
+    m = read_manifest(storage)
+    if rel not in wanted(m): return False
+    m['wanted'] = [w for w in wanted(m) if w != rel]; write_manifest(storage, m)
+    return True
 
 def near(home, rel) -> str:
     "' (did you mean ~/X?)' when a path asked for does not exist and a sibling's name is close to it (`.locla`)"
