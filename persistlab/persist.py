@@ -510,7 +510,7 @@ def status(to=None, # storage directory (default: the platform's)
     for e in ok:
         s = storage/SNAPDIR/e['snapshot'] if e['strategy'] == 'archive' else storage/e['path']
         size = human(s.stat().st_size if e['strategy'] == 'archive' else tree_size(s)) if exists(s) else '-'
-        how = {'link': 'linked from', 'copy': 'copy in', 'archive': 'snapshot'}[e['strategy']]
+        how = {'link': 'in', 'copy': 'copy in', 'archive': 'snapshot'}[e['strategy']]
         rows.append((e['path'], _state(e, home, storage), f"{size}, {how} {s}"))
     for w in wanted(m):  # asked for before it existed: not kept yet, but remembered
         if not find_entry(m, w):
