@@ -10,8 +10,8 @@ import os, re, errno, hashlib, functools, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, why_failed, storage_lock, tree_sig, stamp, exists, together, failures,
-    remove, failpoint, Polled, human, ssh_modes, same_content, sibling, fill, AUTHORIZED, Tarring, untar, snap_ext, SNAP_EXTS)
-from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, WRITTEN_LATER, near, Storage, resolve_storage, check_storage, remember,
+    remove, failpoint, Polled, partly, human, ssh_modes, same_content, sibling, fill, AUTHORIZED, Tarring, untar, snap_ext, SNAP_EXTS)
+from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, later, near, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
 
@@ -194,8 +194,7 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                 if not exists(h):
                     if not save: want(storage, rel)  # `%sshsetup` saves keys and .gitconfig it writes later in this session (only those)
                     out.append((rel, 'skipped', f'~/{rel} does not exist here{near(home, rel)} and storage has no snapshot of it'
-                                + ('' if save else '; kept once it exists: %sshsetup saves the keys and .gitconfig it writes, '
-                                   'or run this again' if rel in WRITTEN_LATER else '; run this again once it exists'))); continue
+                                + ('' if save else f'; {later(rel)}'))); continue
                 named, leave = _private(h, rel), []
                 if public and not allow_public and named and not (save and snap):  # refreshing an opted-in snapshot is fine
                     raise PersistError(f"{public}; persistlab won't put ~/{rel} (private keys or credentials) there. "
@@ -214,7 +213,7 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
     if '.local' in rels and (home/'.local').is_dir(): out += live_rows(home)
     done = sorted({r[0] for r in out if r[1] in ('saved', 'restored', 'kept')})
     if done: remember(st, home)  # a refused call remembers nothing
-    if errs: raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
+    if errs: raise partly(errs, done)
     return Report(out, f'snapshots in {st.label}')
 
 def save(paths=None, # paths to save again (default: every archive entry)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'EUID', 'EGID', 'COPIERS', 'OLD', 'NEW', 'ZSTD_MAGIC', 'GZIP_MAGIC', 'SNAP_EXTS',
-           'PersistlabError', 'PersistError', 'Report', 'sibling', 'atomic_write', 'stamp', 'human', 'ssh_modes',
-           'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'stats', 'sig_of', 'tree_sig', 'tree_size',
-           'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill', 'remove',
-           'plain_tree', 'copy_tree', 'Polled', 'together', 'failures', 'why_failed', 'copy_verified', 'drop', 'swap',
-           'move', 'link', 'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete', 'Tarring', 'untar']
+           'PersistlabError', 'PersistError', 'partly', 'Report', 'sibling', 'atomic_write', 'stamp', 'human',
+           'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'stats', 'sig_of', 'tree_sig',
+           'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill',
+           'remove', 'plain_tree', 'copy_tree', 'Polled', 'together', 'failures', 'why_failed', 'copy_verified', 'drop',
+           'swap', 'move', 'link', 'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete', 'Tarring', 'untar']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -25,6 +25,10 @@ class PersistlabError(Exception):
 
 class PersistError(PersistlabError):
     "Persisting, restoring or undoing a path failed"
+
+def partly(errs, done, did='done') -> PersistError:
+    "The error of a command over several paths that failed for some: each failure, then what was `did` meanwhile"
+    return PersistError(' | '.join(errs) + (f" ({did} meanwhile: {', '.join(done)})" if done else ''))
 
 
 # %% ../nbs/00_core.ipynb #6bf262c1

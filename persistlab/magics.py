@@ -160,18 +160,6 @@ def _persist_paths(args, st):
     return persist(args.paths, st, merge=args.merge, force=args.force, create=args.create, archive=args.archive,
                    allow_public=args.allow_public, switch=args.switch)
 
-def _undo_all(paths, st):
-    "`%persist --undo A B ...`: each path in turn; one's problem does not stop the others, and the error says what was undone"
-    from persistlab.persist import undo
-    from persistlab.core import PersistlabError, PersistError, Report
-    rows, errs, done = [], [], []
-    for x in dict.fromkeys(paths):
-        try: r = undo(x, st)
-        except PersistlabError as e: errs.append(str(e)); continue
-        rows += list(r); done.append(x)
-    if errs: raise PersistError(' | '.join(errs) + (f" (undone meanwhile: {', '.join(done)})" if done else ''))
-    return Report(rows, r.title)
-
 def _with_packages(r, st, args=None):
     "Add the recorded packages to a `--list` report, or install them after a `--restore` (when any are recorded)"
     from persistlab import packages as P
@@ -262,7 +250,7 @@ class PersistlabMagics(Magics):
         "Keep home paths in persistent storage, linked back; restore them on a fresh instance"
         args = _args(self.persist, line)
         with _usage():
-            from persistlab.persist import restore, status
+            from persistlab.persist import restore, status, undo
             from persistlab.persist import save
             from persistlab.archive import mount_drive
             if args.wheels and not (args.packages and args.undo):
@@ -287,7 +275,7 @@ class PersistlabMagics(Magics):
             if args.list: return _with_dotfiles(_with_packages(status(st), st), st)
             if args.restore:  # the paths and the packages at once, then the dotfiles
                 return _with_dotfiles(restore(st, switch=args.switch, packages=True, python=args.python, force=args.force), st, apply=True)
-            if args.undo: return _undo_all([args.undo, *args.paths], st)  # `-u A B`: each of them, not only A
+            if args.undo: return undo([args.undo, *args.paths], st)  # `-u A B`: each of them, not only A
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")

@@ -12,9 +12,9 @@ from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, drop, remove, link, NAME_MAX,
-    failpoint, storage_lock, work_dir, sibling, swap, fill, together, failures, OLD, NEW)
+    failpoint, storage_lock, work_dir, sibling, swap, fill, together, failures, partly, OLD, NEW)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
-    record, put_entry, forget, want, unwant, wanted, WRITTEN_LATER, near, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
+    record, put_entry, entries_to_change, forget, want, unwant, wanted, later, WRITTEN_LATER, near, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
 from . import procs
 from . import archive as snapshots
@@ -61,8 +61,7 @@ def _unrecord(storage, rel, prev):
 
 def _intend(rels, home, storage, stamp) -> dict:
     "Record, in one manifest write, every path about to move into storage: {path: its entry before} (put back if its move fails)"
-    m, before = read_manifest(storage, copy=False), {}
-    m = dict(m, entries=list(m['entries']))  # put_entry replaces entries, changes none: a shallow copy will do
+    m, before = entries_to_change(read_manifest(storage, copy=False)), {}
     for r in rels:
         if r in COPY_PATHS: continue
         try: h, s = inside(home, r), inside(storage, r)
@@ -123,9 +122,7 @@ def _persist_one(rel, home, storage, stamp, out, merge=False, force=False, creat
     if hk == 'absent' and sk == 'absent':
         if not create:
             want(storage, rel)  # `%sshsetup` persists the keys and .gitconfig it writes later (a wish only for those)
-            how = ('kept once it exists: %sshsetup saves the keys and .gitconfig it writes, or run this again' if rel in WRITTEN_LATER
-                   else 'run this again once it exists')
-            out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists{near(home, rel)}: nothing to persist yet; {how} '
+            out.append((rel, 'skipped', f'neither ~/{rel} nor {s} exists{near(home, rel)}: nothing to persist yet; {later(rel)} '
                         '(--create makes an empty one now)'))
             return
         _create(s, rel); sk = kind(s)
@@ -393,7 +390,7 @@ def persist(paths, # paths in home: `.local`, `~/.ssh`, `/root/.gitconfig`
     if (kept or wants) and (done or not errs): remember(st, home)  # a refused call remembers nothing
     if '.local' in rels and (home/'.local').is_symlink(): out += live_rows(home)  # only once it is in place
     if errs:
-        raise PersistError(' | '.join(errs) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
+        raise partly(errs, done)
     return Report(out, f'persisted into {st.label}')
 
 # %% ../nbs/01_persist.ipynb #a1ea96e6
@@ -468,7 +465,7 @@ def restore(to=None, # storage directory (default: the platform's)
     done = sorted({r[0] for r in out if r[1].startswith(('linked', 'copied', 'restored', 'in sync', 'installed'))})  # the script says 'linked to ...'
     if failed:  # what did come back stays; the message names each part that did not, and why
         why = [f'{r[0]}: {r[2]}' for r in out if r[1] == 'failed']
-        raise PersistError(' | '.join(why) + (f" (done meanwhile: {', '.join(done)})" if done else ''))
+        raise partly(why, done)
     remember(st, home)  # `%sshsetup --server` and the rest use it from now on
     watch_files(storage, home)
     if any(e['path'] == '.local' for e in es): out += live_rows(home)
@@ -541,41 +538,52 @@ def _bring_home(s, h, storage, home, rel, out, keep=True):
     try: drop(s)  # its verified copy is in home now
     except OSError as e: out.append((rel, 'left in storage', f'{s} could not be removed ({e.strerror}); home has the data, remove it yourself'))
 
-def undo(path, # the persisted path to bring back into home
+def undo(paths, # the persisted path to bring back into home (`.local`), or several
          to=None, # storage directory (default: the platform's)
          home=None, # home directory (default: the platform's)
          platform:Platform|None=None, # default: `detect()`
         ) -> Report:
-    "Bring `path`'s data back into home and stop persisting it"
+    "Bring each path's data back into home and stop persisting it; one path's problem does not stop the others"
     p = platform or detect(); home = Path(home or p.home); st = resolve_storage(to, home, p)
+    if isinstance(paths, (str, Path)): paths = [paths]
+    def each(one):  # each path once; the error names every failure and what was undone meanwhile
+        errs, done = [], []
+        for x in dict.fromkeys(map(str, paths)):
+            try: one(x); done.append(x)
+            except PersistlabError as e: errs.append(str(e))
+        if errs: raise partly(errs, done, 'undone')
     if st.url:
         from persistlab.remote import remote_undo
-        return _remote(remote_undo(path, st.url, home), st)
+        out = []; each(lambda x: out.extend(remote_undo(x, st.url, home)))
+        return _remote(Report(out, f'undo in {st.url}'), st)
     st, storage, home, p = _where(st, home, p, create=False)
-    rel = plain_rel(path, home)
     out, ts = [], stamp()
     with storage_lock(storage):
         _recover(storage, home, ts, out)
-        e = find_entry(read_manifest(storage), rel)
-        if not e and unwant(storage, rel): return Report([(rel, 'forgotten', 'it was asked for but never existed: nothing of it was kept')], f'undo in {st.label}')
-        if not e: raise PersistError(f"~/{rel} is not persisted in {storage}; see `%persist --list`")
-        h, s = inside(home, rel), inside(storage, rel)
-        if e['strategy'] == 'link' and exists(s):
-            if exists(h) and not (kind(h) == 'link' and os.readlink(h) == str(s)):
-                raise PersistError(f"~/{rel} is not the link persistlab made; move it aside first, nothing changed")
-            _bring_home(s, h, storage, home, rel, out, keep=False)
-            with contextlib.suppress(OSError): _prune(s.parent, storage)
-            out.append((rel, 'moved back', f'from {s} to ~/{rel}'))
-        elif e['strategy'] == 'archive':
-            snap = storage/SNAPDIR/e['snapshot']
-            if exists(snap): aside(snap, storage, f'{SNAPDIR}/{snap.name}', ts, out, 'storage')
-            out.append((rel, 'kept', 'home keeps its copy; the snapshot is in the backup folder'))
-        elif e['strategy'] == 'copy':
-            if exists(s) and (not exists(h) or kind(h) == 'link' and os.readlink(h) == str(s)): _bring_home(s, h, storage, home, rel, out)
-            out.append((rel, 'kept', f'home has its copy; the copy in {s} is left as it is'))
-        forget(storage, rel); finish(storage, p.hook, out); mark_linked(home, rel, False)
-        out.append((rel, 'no longer persisted', ''))
+        each(lambda x: _undo_one(plain_rel(x, home), storage, home, p, ts, out))
     return Report(out, f'undo in {st.label}')
+
+def _undo_one(rel, storage, home, p, ts, out):
+    "`undo` of one path, under the storage lock"
+    e = find_entry(read_manifest(storage), rel)
+    if not e and unwant(storage, rel): return out.append((rel, 'forgotten', 'it was asked for but never existed: nothing of it was kept'))
+    if not e: raise PersistError(f"~/{rel} is not persisted in {storage}; see `%persist --list`")
+    h, s = inside(home, rel), inside(storage, rel)
+    if e['strategy'] == 'link' and exists(s):
+        if exists(h) and not (kind(h) == 'link' and os.readlink(h) == str(s)):
+            raise PersistError(f"~/{rel} is not the link persistlab made; move it aside first, nothing changed")
+        _bring_home(s, h, storage, home, rel, out, keep=False)
+        with contextlib.suppress(OSError): _prune(s.parent, storage)
+        out.append((rel, 'moved back', f'from {s} to ~/{rel}'))
+    elif e['strategy'] == 'archive':
+        snap = storage/SNAPDIR/e['snapshot']
+        if exists(snap): aside(snap, storage, f'{SNAPDIR}/{snap.name}', ts, out, 'storage')
+        out.append((rel, 'kept', 'home keeps its copy; the snapshot is in the backup folder'))
+    elif e['strategy'] == 'copy':
+        if exists(s) and (not exists(h) or kind(h) == 'link' and os.readlink(h) == str(s)): _bring_home(s, h, storage, home, rel, out)
+        out.append((rel, 'kept', f'home has its copy; the copy in {s} is left as it is'))
+    forget(storage, rel); finish(storage, p.hook, out); mark_linked(home, rel, False)
+    out.append((rel, 'no longer persisted', ''))
 
 # %% ../nbs/01_persist.ipynb #adaebc95
 def save(paths=None, # paths to save (default: every copied or snapshotted path)

@@ -17,12 +17,12 @@ from .core import (PersistError, PersistlabError, atomic_write, check_rel, exist
 # %% auto #0
 __all__ = ['MANIFEST', 'SCRIPT', 'BACKUP', 'LOCK', 'SNAPDIR', 'TMP', 'HOME_TMP', 'STRATEGIES', 'WRITTEN_LATER', 'REMEMBERED',
            'GIVEN', 'RUNTIME', 'BEGIN', 'END', 'LINKED', 'read_manifest', 'manifest_text', 'write_manifest',
-           'find_entry', 'put_entry', 'record', 'wanted', 'want', 'unwant', 'near', 'forget', 'overlap',
-           'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage', 'resolve_storage',
-           'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage', 'existing_storage',
-           'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version', 'python_for',
-           'tmp_for', 'hollow', 'aside', 'replace_verified', 'finish_replace', 'fix_live_python', 'live_rows', 'vm_dir',
-           'linked_here', 'mark_linked']
+           'find_entry', 'entries_to_change', 'put_entry', 'record', 'wanted', 'later', 'want', 'unwant', 'near',
+           'forget', 'overlap', 'valid_entries', 'is_url', 'Storage', 'remembered_storage', 'remember_storage',
+           'resolve_storage', 'storage_folder', 'kept_in', 'leaving', 'check_switch', 'remember', 'check_storage',
+           'existing_storage', 'restore_script', 'hook_block', 'strip_block', 'update_hook', 'finish', 'python_version',
+           'python_for', 'tmp_for', 'hollow', 'aside', 'replace_verified', 'finish_replace', 'fix_live_python',
+           'live_rows', 'vm_dir', 'linked_here', 'mark_linked']
 
 # %% ../nbs/01_storage.ipynb #a8d60739
 MANIFEST = 'persistlab.json'          # what is persisted
@@ -115,6 +115,10 @@ def find_entry(m, rel) -> dict|None:
     return next((e for e in m['entries'] if e['path'] == rel), None)
 
 # %% ../nbs/01_storage.ipynb #6a5d6160
+def entries_to_change(m) -> dict:
+    "Manifest `m` with its own entries list, the entries shared: enough for `put_entry`, which replaces entries and changes none"
+    return dict(m, entries=list(m['entries']))
+
 def put_entry(m, rel, stamp, **fields) -> bool:
     "Add or update `rel`'s entry in manifest `m` (in memory), keeping when it was first added; False if it was so already"
     old = find_entry(m, rel)
@@ -127,7 +131,7 @@ def put_entry(m, rel, stamp, **fields) -> bool:
 
 def record(storage, rel, stamp, **fields):
     "Add or update `rel`'s manifest entry (None fields are left out); no write when it is so already (a re-run)"
-    m = read_manifest(storage, copy=False); m = dict(m, entries=list(m['entries']))  # put_entry replaces entries, changes none: a shallow copy will do
+    m = entries_to_change(read_manifest(storage, copy=False))
     if put_entry(m, rel, stamp, **fields): write_manifest(storage, m)
 
 def wanted(m) -> list:
@@ -136,6 +140,11 @@ def wanted(m) -> list:
     return [x for x in w if isinstance(x, str)] if isinstance(w, list) else []
 
 WRITTEN_LATER = ('.ssh', '.gitconfig')  # what persistlab itself writes later (`%sshsetup`): a wish for them is kept
+
+def later(rel) -> str:
+    "What becomes of a path asked for that does not exist yet: kept once persistlab writes it, or asked for again"
+    return ('kept once it exists: %sshsetup saves the keys and .gitconfig it writes, or run this again' if rel in WRITTEN_LATER
+            else 'run this again once it exists')
 
 def want(storage, rel):
     "Remember that `rel` (one of `WRITTEN_LATER`) was asked for before it existed; any other path is not kept as a wish"
