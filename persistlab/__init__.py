@@ -33,11 +33,22 @@ def setup(**kw):
     from .forms import Setup
     return Setup(**kw)
 
+def _reloading() -> bool:
+    "Is this unload the first half of `%reload_ext persistlab` (new code, say after an upgrade), not `%unload_ext`?"
+    import sys
+    f = sys._getframe(1)
+    while f is not None:  # IPython's ExtensionManager.reload_extension: unload, reload the module, load (IPython 7 to 9)
+        if f.f_code.co_name == 'reload_extension' and 'IPython' in f.f_code.co_filename: return True
+        f = f.f_back
+    return False
+
 def unload_ipython_extension(ip):
-    "`%unload_ext persistlab`: remove the magics, stop the background programs persistlab started (sshd, code-server, tunnels, their supervisor)"
+    """`%unload_ext persistlab`: remove the magics, stop the background programs persistlab started (sshd, code-server, tunnels,
+    their supervisor). `%reload_ext persistlab` stops none of them: the load that follows finds them running"""
     import sys
     from .magics import unregister
     unregister(ip)
+    if _reloading(): return  # a laptop's SSH session or a tunnel's URL must not end because the code was reloaded
     if 'persistlab.tunnel' in sys.modules: sys.modules['persistlab.tunnel']._PROXIED.clear()
     if 'persistlab.procs' not in sys.modules and not _left_running(): return  # nothing was started, by this kernel or an earlier one
     from .procs import stop_all

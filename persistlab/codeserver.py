@@ -251,10 +251,11 @@ def code_server_status(home=None) -> Report:
 
 # %% ../nbs/11_codeserver.ipynb #916004b4
 def stop_code_server(home=None) -> Report:
-    "Stop code-server (its whole process group: the file watcher too) and its tunnel"
-    pr = procs.get('code-server', home)
-    if pr and 'persistlab.tunnel' in sys.modules: sys.modules['persistlab.tunnel'].close_tunnel(pr.info.get('port'))
-    rows = [('code-server', 'stopped' if procs.stop('code-server', home) else 'was not running', '')]
+    "Stop code-server (its whole process group: the file watcher too) and its tunnel (also when code-server had died)"
+    pr, was, t = procs.stop_service('code-server', home)
+    rows = [('code-server', 'stopped' if was else 'was not running', '')] + ([('tunnel', 'stopped', t.info.get('provider', ''))] if t else [])
+    if pr and 'persistlab.tunnel' in sys.modules and (x := sys.modules['persistlab.tunnel']._PROXIED.pop(pr.info.get('port'), None)):
+        rows.append(('tunnel', 'closed', f'{x.provider} (platform proxy)'))  # a URL only: nothing ran for it
     if pr and pr.info.get('url'):  # its settings and extensions, now that nothing writes them, to remote storage
         from persistlab.remote import remote_save
         try: rows += [r for r in remote_save([pr.info['data']], pr.info['url'], home) if r[0] != '.local']

@@ -12,6 +12,7 @@ from importlib.metadata import version as _version, PackageNotFoundError
 from .core import Report, PersistlabError, human
 from .platforms import detect, Platform, PlatformError
 from . import procs
+from .secrets import secrets_file, open_to_others
 
 # %% auto #0
 __all__ = ['SECRET_NAMES', 'evidence', 'storage_health', 'Doctor', 'doctor']
@@ -89,6 +90,10 @@ def _storage_rows(st, p, home, env, rows, problems):
                  f"writable: {yn(h['writable'])}, symlinks: {yn(h['symlinks'])}, exec bits: {yn(h['exec_bits'])}"))
     if not h['writable']: problems.append((f'storage {d} is not writable', 'pick a folder you can write: --to DIR'))
     if h['free'] < 1 << 30: problems.append((f"storage has {human(h['free'])} free", 'free some room, or --to a bigger disk'))
+    if (f := secrets_file(d)).exists():  # names only, never a value
+        why = open_to_others(f)
+        rows.append(('secrets file', str(f), why or 'mode 600'))
+        if why: problems.append((f'the secrets file {f}: {why}', f'`chmod 600 {f}`, and change the secrets in it if others could log in here'))
     if st.kind == 'link' and h['writable'] and not h['symlinks']:
         problems.append(('storage cannot hold symlinks', 'keep snapshots instead: `%persist --archive PATHS`'))
     from persistlab.persist import status

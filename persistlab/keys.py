@@ -186,8 +186,12 @@ def _public_half(k, rows) -> Path:
     pub = k.with_name(k.name+'.pub')
     if not pub.exists():
         r = run_tool(['ssh-keygen', '-y', '-P', '', '-f', str(k)])
-        if r.returncode: raise SSHError(f"{k.name}: cannot derive its public key (a passphrase?)")
-        pub.write_text(r.stdout.strip()+'\n'); rows.append((pub.name, 'derived', ''))
+        if r.returncode:
+            why = ('it has a passphrase: run `ssh-keygen -y -f ~/.ssh/' + k.name + ' > ~/.ssh/' + pub.name + '` in a terminal'
+                   if 'passphrase' in r.stderr.lower() or 'incorrect' in r.stderr.lower() else
+                   (r.stderr.strip().splitlines() or ['not a private key'])[-1][:200])
+            raise SSHError(f"{k.name}: cannot derive its public key ({why})")
+        atomic_write(pub, r.stdout.strip()+'\n', 0o644); rows.append((pub.name, 'derived', ''))
     return pub
 
 # %% ../nbs/07a_keys.ipynb #f3046a69
@@ -237,8 +241,10 @@ def setup_keys(home=None, # home directory (default: the platform's)
     d = home/'.ssh'
     if not d.exists(): d.mkdir(mode=0o700); rows.append(('.ssh', 'created', str(d)))
     k = _pick_key(home, storage, import_from, generate, passphrase, rows)
+    if passphrase and rows[-1][1] != 'generated':
+        rows.append(('passphrase', 'not used', f'{k.name} is kept as it is: `ssh-keygen -p -f ~/.ssh/{k.name}` gives it one'))
+    fixed = ssh_modes(d)  # first: ssh-keygen refuses to read a key others can read (an upload's 644)
     pub = _public_half(k, rows)
-    fixed = ssh_modes(d)
     if fixed: rows.append(('.ssh', 'modes fixed', ', '.join(fixed)))
     for l in git_identity(name, email, home): rows.append(('git', 'configured', l))
     gh = None

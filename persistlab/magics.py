@@ -357,9 +357,11 @@ class PersistlabMagics(Magics):
                                      alias=args.alias, forward_agent=args.forward_agent, storage=self._storage(required=False))
                 return _showing(r, self.shell, live) if args.tunnel and self.shell else r
             pw = None
-            if args.passphrase:
+            if args.passphrase and not (args.import_ or keys.find_key(detect().home)):  # a kept key: nothing to ask (a row says so)
                 import getpass
                 pw = getpass.getpass('passphrase for the new key: ')
+                if pw and getpass.getpass('the same passphrase again: ') != pw: raise UsageError("the two passphrases differ; nothing changed")
+            elif args.passphrase: pw = True  # not asked: setup_keys says the kept key stays as it is
             return keys.setup_keys(import_from=args.import_, check=not args.no_check, name=args.name, email=args.email,
                                   passphrase=pw, storage=self._storage(required=False))
 

@@ -13,8 +13,8 @@ from .core import PersistlabError
 
 # %% auto #0
 __all__ = ['SUPERVISOR', 'ProcError', 'PortError', 'runtime_dir', 'port_open', 'free_port', 'check_port', 'reason', 'Proc',
-           'update', 'jupyter_server', 'start', 'records', 'get', 'stop', 'running', 'stop_all', 'restart', 'watch',
-           'supervise', 'ensure_supervisor', 'adopt']
+           'update', 'jupyter_server', 'start', 'records', 'get', 'stop_service', 'stop', 'running', 'stop_all',
+           'restart', 'watch', 'supervise', 'ensure_supervisor', 'adopt']
 
 # %% ../nbs/06_procs.ipynb #5890b69c
 class ProcError(PersistlabError, RuntimeError):
@@ -217,22 +217,30 @@ def records(home=None) -> list:
         if f.stem != SUPERVISOR and (pr := get(f.stem, home, keep_supervised=True)): out.append(pr)
     return out
 
+def _tunnel_of(pr) -> Proc|None:
+    "The record of the tunnel to service `pr`'s port, if any (a tunnel has none)"
+    return None if pr.name.startswith('tunnel-') or not pr.info.get('port') else Proc.load(f"tunnel-{pr.info['port']}", pr.rundir)
+
 def get(name, home=None, keep_supervised=False) -> Proc|None:
-    "The recorded process `name`, if it is still running (a stale record is dropped)"
+    "The recorded process `name`, if it is still running (a stale record is dropped, and a tunnel to its port stopped)"
     pr = Proc.load(name, _rundir(home))
     if pr and not pr.alive():
         if keep_supervised and _supervised(pr): return pr
-        if not _supervised(pr): pr.record.unlink(missing_ok=True)
+        if not _supervised(pr):  # dead for good: a tunnel to its port would forward to nothing, or to whatever listens there next
+            pr.record.unlink(missing_ok=True)
+            if (t := _tunnel_of(pr)): t.stop()
         return None
     return pr
 
+def stop_service(name, home=None) -> tuple:
+    "Stop the process recorded as `name`, running or not, and the tunnel to its port first; (its record or None, True if it ran, the tunnel's record or None)"
+    if not (pr := Proc.load(name, _rundir(home))): return None, False, None  # (stopping creates nothing)
+    if (t := _tunnel_of(pr)): t.stop()  # nothing forwards to a port being closed
+    return pr, pr.stop(), t
+
 def stop(name, home=None) -> bool:
     "Stop the process persistlab recorded as `name`, and a tunnel to its port (it would forward to nothing); True if it ran"
-    rd = _rundir(home)  # (stopping creates nothing)
-    if not (pr := Proc.load(name, rd)): return False
-    was = pr.stop()
-    if not name.startswith('tunnel-') and (t := Proc.load(f"tunnel-{pr.info.get('port')}", rd)): t.stop()
-    return was
+    return stop_service(name, home)[1]
 
 def running(home=None) -> list:
     "Every service persistlab started that is running now"

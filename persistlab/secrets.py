@@ -6,13 +6,13 @@ Docs: https://persistlab.github.io/persistlab/secrets.html.md"""
 
 # %% ../nbs/08_secrets.ipynb #a9c01831
 from __future__ import annotations
-import os, json
+import os, sys, json, shlex
 from pathlib import Path
 from .core import PersistlabError
 
 # %% auto #0
-__all__ = ['SECRETS_FILE', 'PUBLIC', 'SecretError', 'Secret', 'secrets_file', 'public_output', 'get_secret', 'write_private',
-           'save_secret']
+__all__ = ['SECRETS_FILE', 'PUBLIC', 'SecretError', 'Secret', 'secrets_file', 'public_output', 'open_to_others', 'get_secret',
+           'write_private', 'save_secret']
 
 # %% ../nbs/08_secrets.ipynb #382c71d6
 SECRETS_FILE = 'persistlab-secrets.json'
@@ -51,6 +51,22 @@ def public_output(path) -> str|None:
             return f"{d} is saved as this notebook's output: anyone who can see the notebook can download it (everyone, for a public notebook)"
     return None
 
+def open_to_others(f) -> str|None:
+    "Why secrets file `f` is not private (its mode lets others on this machine read or change it), or None"
+    try: m = os.stat(f).st_mode & 0o777
+    except OSError: return None
+    return f"mode {m:o}: others on this machine can read or change it" if m & 0o077 else None
+
+def _private(f):
+    "Make the secrets file `f` 0600 if others can read it (persistlab writes it so; a hand-made one may not be), saying so; else refuse it"
+    if not (why := open_to_others(f)): return
+    try: os.chmod(f, 0o600)
+    except OSError: pass
+    if open_to_others(f):
+        raise SecretError(f"{f}: {why}, so persistlab does not use it; `chmod 600 {shlex.quote(str(f))}` (and change the secrets in it "
+                          "if others could log in here), or keep them in the platform's secrets")
+    print(f"persistlab: {f} had {why}; it is 0600 now (change the secrets in it if others could log in here)", file=sys.stderr)
+
 def _file(f) -> dict:
     "The secrets file `f` as {name: value}; one line if it is not that"
     try: d = json.loads(f.read_text())
@@ -68,6 +84,7 @@ def get_secret(name, # e.g. 'NGROK_AUTHTOKEN'
     if (v := _colab(name)): return Secret(v, 'Colab Secrets')
     if (v := _kaggle(name)): return Secret(v, 'Kaggle Secrets')
     if storage and (f := secrets_file(storage)).exists():
+        _private(f)
         v = _file(f).get(name)
         if v: return Secret(v, str(f))
     if prompt:

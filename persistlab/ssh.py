@@ -313,11 +313,9 @@ def server_status(home=None) -> Report:
 
 # %% ../nbs/07_ssh.ipynb #c1460580
 def stop_server(home=None) -> Report:
-    "Stop the sshd persistlab started (no other sshd is touched), and the tunnel that led to it"
-    pr = procs.get('sshd', home); rows = []
-    if pr and (t := procs.Proc.load(f"tunnel-{pr.info.get('port')}", procs.runtime_dir(home))):  # a tunnel to nothing helps nobody
-        t.stop(); rows.append(('tunnel', 'stopped', t.info.get('provider', '')))  # its record, through procs: ssh does not import tunnel
-    return Report([('sshd', 'stopped' if procs.stop('sshd', home) else 'was not running', '')] + rows, 'sshd')
+    "Stop the sshd persistlab started (no other sshd is touched), and the tunnel that led to it (also when sshd had died)"
+    _, was, t = procs.stop_service('sshd', home)  # a tunnel to nothing helps nobody: its record, through procs (ssh does not import tunnel)
+    return Report([('sshd', 'stopped' if was else 'was not running', '')] + ([('tunnel', 'stopped', t.info.get('provider', ''))] if t else []), 'sshd')
 
 # %% ../nbs/07_ssh.ipynb #c61d7e11
 def forward_hint(login_host, # the cluster's login host (dsmlp-login.ucsd.edu), or the URL its launch script printed

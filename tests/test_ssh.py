@@ -195,6 +195,8 @@ def test_magic_in_real_ipython(env, strict_ok):
         %sshsetup --server --port 70000
         %sshsetup --server --listen 127.0.0.1 --port {procs.free_port()} --authorized-keys {pub} --alias gpu-box --forward-agent
         %sshsetup --status
+        %reload_ext persistlab
+        %sshsetup --status
         %unload_ext persistlab
         ''').strip() + '\nexit\n'
     e = env.env(PERSISTLAB_RUNTIME=strict_ok/'run2', PERSISTLAB_SSHD=SSHD)  # StrictModes on: a path chain sshd accepts
@@ -205,7 +207,9 @@ def test_magic_in_real_ipython(env, strict_ok):
     assert 'ssh-ed25519 ' in out and ''.join(priv.splitlines()[1:-1])[:40] not in out and 'PRIVATE' not in out
     assert "port 'abc' is not a number" in out and 'port 70000 is out of range' in out
     assert re.search(r'sshd +running: pid \d+, port \d+, key-only, 1 authorized', out) and 'Host gpu-box' in out and 'ForwardAgent yes' in out
-    assert 'persistlab: stopped sshd' in out  # %unload_ext stops what persistlab started
+    # %reload_ext (new code, say after an upgrade) stops nothing: the load finds sshd still running; %unload_ext stops what persistlab started
+    assert re.search(r'persistlab: still running: sshd \(port \d+\)', out) and len(re.findall(r'sshd +running: pid \d+', out)) == 3, out  # started, status, status after the reload
+    assert out.count('persistlab: stopped') == 1 and 'persistlab: stopped sshd' in out, out
     assert procs.running(env.home) == [] and not (strict_ok/'run2/sshd.json').exists()
 
 def test_sshsetup_tunnel_ngrok_outlives_the_kernel_and_its_new_address_is_shown(env, strict_ok, monkeypatch):
