@@ -6,17 +6,17 @@ Docs: https://persistlab.github.io/persistlab/archive.html.md"""
 
 # %% ../nbs/05_archive.ipynb #8335cebb
 from __future__ import annotations
-import os, re, errno, hashlib, functools, contextlib
+import os, re, errno, hashlib, secrets, functools, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, plain_rel, why_failed, storage_lock, tree_sig, stamp, exists, together, failures,
     remove, failpoint, Polled, partly, human, ssh_modes, same_content, sibling, fill, AUTHORIZED, Tarring, untar, snap_ext, SNAP_EXTS)
-from .storage import (SNAPDIR, TMP, MANIFEST, RUNTIME, read_manifest, find_entry, record, want, later, near, Storage, resolve_storage, check_storage, remember,
+from .storage import (SNAPDIR, TMP, MANIFEST, BACKUP, RUNTIME, read_manifest, find_entry, record, want, later, near, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
 from .secrets import public_output
 
 # %% auto #0
-__all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'unpack', 'restored', 'save_entry', 'archive_persist', 'save',
+__all__ = ['DRIVE', 'snapshot_name', 'save_snapshot', 'unpack', 'seen', 'restored', 'save_entry', 'archive_persist', 'save',
            'archive_restore', 'secret_files', 'mount_drive', 'autorestore']
 
 # %% ../nbs/05_archive.ipynb #35db7fe3
@@ -32,7 +32,9 @@ def _stem(name) -> str:
     return next((name[:-len(x)] for x in SNAP_EXTS if name.endswith(x)), name)
 
 # %% ../nbs/05_archive.ipynb #5a6e5e0d
-def save_snapshot(rel, home, storage, python=None, exclude=()) -> tuple:
+def save_snapshot(rel, home, storage, python=None, exclude=(),
+                  keep=None, # a folder to move the snapshot it replaces into first (another session saved it: nothing lost)
+                 ) -> tuple:
     "Write `~/rel` as a verified 0600 snapshot into storage, replacing the previous one only once complete; (path, bytes)"
     h, python = Path(home)/rel, python or python_version()
     if not exists(h): raise PersistError(f"~/{rel} does not exist: nothing to save")
@@ -55,6 +57,7 @@ def save_snapshot(rel, home, storage, python=None, exclude=()) -> tuple:
         with contextlib.suppress(OSError): part.unlink()
         prev = ' the previous snapshot is intact' if dst.exists() else ''
         raise PersistError(f"saving ~/{rel} to {dst.parent} failed ({why_failed(e)});{prev} nothing changed") from None
+    if keep and dst.exists(): Path(keep).mkdir(parents=True, exist_ok=True); os.replace(dst, Path(keep)/dst.name)
     os.replace(part, dst)
     return dst, dst.stat().st_size
 
@@ -130,14 +133,27 @@ def _marker(storage, home) -> Path:
     key = hashlib.sha256(f'{Path(storage).absolute()}\0{Path(home).absolute()}'.encode()).hexdigest()[:16]
     return vm_dir()/f'restored-{key}'
 
+def seen(storage, home) -> dict:
+    "The paths this VM already restored (or saved) from `storage` into `home`, each with the save id of the snapshot it has ('' if unknown)"
+    f = _marker(storage, home)
+    if not f.exists(): return {}
+    return {(r if t else l): i for l in f.read_text().split('\n') if l for r, t, i in [l.rpartition('\t')]}  # (an older marker: names only)
+
 def restored(storage, home) -> set:
     "The paths this VM already restored (or saved) from `storage` into `home`"
-    f = _marker(storage, home)
-    return set(f.read_text().split('\n')) - {''} if f.exists() else set()
+    return set(seen(storage, home))
 
 def _mark(storage, home, rels):
+    "Note that home has storage's snapshots of `rels` now, each by the save id the manifest gives it"
     f = _marker(storage, home); f.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    f.write_text(''.join(f'{r}\n' for r in sorted(restored(storage, home) | set(rels))))
+    m = read_manifest(storage); s = seen(storage, home)
+    s.update({r: str((find_entry(m, r) or {}).get('save_id') or '') for r in rels})
+    f.write_text(''.join(f'{r}\t{i}\n' for r, i in sorted(s.items())))
+
+def _saved_elsewhere(storage, home, rel, e) -> str|None:
+    "When storage's snapshot of `rel` (entry `e`) was saved by another session since this VM restored or saved it: that save's time"
+    mine, cur = seen(storage, home).get(rel), (e or {}).get('save_id')
+    return (e.get('saved') or 'some time') if mine and cur and mine != cur else None
 
 # %% ../nbs/05_archive.ipynb #ea21f291
 def _snap_for(storage, e, python=None):
@@ -151,13 +167,17 @@ def _snap_for(storage, e, python=None):
     if old := newest([f for x in SNAP_EXTS for f in d.glob(f'.local@py*{x}')]): return old, _stem(old.name).split('@py')[1]
     return f, py
 
-def save_entry(rel, home, storage, python=None, exclude=()) -> tuple:
+def save_entry(rel, home, storage, python=None, exclude=(),
+               keep=None, # a folder to move the snapshots it replaces into (another session saved them)
+              ) -> tuple:
     "Snapshot `~/rel` (but the home-relative paths in `exclude`) and record it in the manifest (archive strategy); (snapshot path, bytes)"
     py = (python or python_version()) if rel == '.local' else None
-    snap, size = save_snapshot(rel, home, storage, py, exclude)
-    ts = stamp(); record(storage, rel, ts, strategy='archive', snapshot=snap.name, saved=ts[:15] + 'Z', python=py)
+    snap, size = save_snapshot(rel, home, storage, py, exclude, keep)
+    ts = stamp(); record(storage, rel, ts, strategy='archive', snapshot=snap.name, saved=ts[:15] + 'Z', python=py, save_id=secrets.token_hex(6))
     for x in SNAP_EXTS:  # the one it replaces, compressed the other way (gzip before zstd was here): the manifest names the new one now
-        if (old := snap.parent/(_stem(snap.name) + x)) != snap: old.unlink(missing_ok=True)
+        if (old := snap.parent/(_stem(snap.name) + x)) != snap and old.exists():
+            if keep: os.replace(old, Path(keep)/old.name)
+            else: old.unlink(missing_ok=True)
     return snap, size
 
 def _snapshot_of(storage, rel, python=None):
@@ -202,9 +222,14 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                                        "(`--to s3://BUCKET/PREFIX`, gs://, sftp://USER@HOST/PATH or rclone:REMOTE:PATH), or pass --allow-public "
                                        "if this notebook stays private")
                 if public and not allow_public and not named: leave = secret_files(home, rel)  # tokens inside a folder
-                snap, size = save_entry(rel, home, storage, python, exclude=leave)
+                # two notebooks on one Drive: what another session saved since this one restored is kept, not overwritten
+                other = snap and _saved_elsewhere(storage, home, rel, find_entry(read_manifest(storage), rel))
+                keep = Path(storage)/BACKUP/ts/SNAPDIR if other else None
+                snap, size = save_entry(rel, home, storage, python, exclude=leave, keep=keep)
                 _mark(storage, home, [rel])  # home and storage agree now: no restore over it on this VM
                 out.append((rel, 'saved', f'{snap.name}, {human(size)}'))
+                if other: out.append((rel, 'kept', f"another session saved ~/{rel} at {other}, after this one restored it: that snapshot "
+                                      f"is kept in {keep} (`tar -xf` it to pick what you need)"))
                 if leave: out.append((rel, 'left out', f"{len(leave)} file(s) holding keys or tokens, kept out of the public output: "
                                       f"{', '.join(leave[:5])}{' ...' if len(leave) > 5 else ''}; --allow-public saves them too"))
             except PersistlabError as e: errs.append(str(e))

@@ -208,8 +208,9 @@ def _save_back(home, storage, rows, snap:bool=False, platform=None):
     for rel in ('.gitconfig', '.ssh'):  # Colab, Kaggle: refresh the snapshot, or make the one asked for before it existed
         e = find_entry(m, rel)
         if (e and e.get('strategy') == 'archive' or snap and rel in wanted(m)) and (Path(home)/rel).exists():
-            from persistlab.archive import save_entry
+            from persistlab.archive import save_entry, _mark
             f, _ = save_entry(rel, home, storage)
+            _mark(storage, home, [rel])  # this VM has the snapshot it just saved: a later save is not another session's
             rows.append((rel, 'saved to storage', f'snapshot {f.name}'))
     e = find_entry(m, '.ssh')
     if not e or e.get('strategy') != 'copy': return

@@ -510,9 +510,10 @@ def status(to=None, # storage directory (default: the platform's)
         how = {'link': 'in', 'copy': 'copy in', 'archive': 'snapshot'}[e['strategy']]
         rows.append((e['path'], _state(e, home, storage), f"{size}, {how} {s}"))
     for w in wanted(m):  # asked for before it existed: not kept yet, but remembered
-        if not find_entry(m, w):
-            rows.append((w, 'asked for', f"not in home yet: kept once it exists ({'%sshsetup saves it' if w in WRITTEN_LATER else f'`%persist {w}` then'}); "
-                        f"`%persist --undo {w}` forgets it"))
+        if find_entry(m, w): continue
+        if os.path.lexists(home/w): rows.append((w, 'asked for', f"in home now, not kept yet: `%persist --save` keeps it; `%persist --undo {w}` forgets it"))
+        else: rows.append((w, 'asked for', f"not in home yet: kept once it exists ({'%sshsetup or `%persist --save` saves it' if w in WRITTEN_LATER else f'`%persist {w}` then'}); "
+                           f"`%persist --undo {w}` forgets it"))
     if m.get('packages'):  # `%persist --packages`: the recorded packages and their wheelhouse
         from persistlab import packages
         rows += packages.status_rows(storage)
@@ -590,7 +591,7 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
          to=None, home=None, platform:Platform|None=None, python=None,
          force:bool=False, # remote storage: upload even what looks unchanged, over a snapshot another machine saved
         ) -> Report:
-    "Save home's copy of `paths` into storage: copies and snapshots (linked paths are always in storage)"
+    "Save home's copy of `paths` into storage: copies and snapshots (linked paths are always in storage); with no `paths`, also keep what was asked for before it existed and home has now"
     p = platform or detect()
     home = Path(home or p.home)
     st = resolve_storage(to, home, p)
@@ -599,7 +600,9 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
         return _remote(remote_save(paths, st.url, home, force=force), st)
     storage = existing_storage(st)
     if not (storage/MANIFEST).exists(): raise PersistError(f"nothing persisted in {storage} yet; persist something first (`%persist .local`)")
-    out = []; es = valid_entries(read_manifest(storage), out)
+    out = []; m = read_manifest(storage); es = valid_entries(m, out)
+    if not paths and (new := [w for w in wanted(m) if not find_entry(m, w) and os.path.lexists(home/w)]):
+        out += list(persist(new, st, home=home, platform=p))  # asked for before they existed (`ssh-keygen`, `git config` made them since): kept now
     if paths:
         want = [plain_rel(x, home) for x in ([paths] if isinstance(paths, (str, Path)) else paths)]
         missing = [w for w in want if not find_entry(dict(entries=es), w)]

@@ -143,7 +143,7 @@ WRITTEN_LATER = ('.ssh', '.gitconfig')  # what persistlab itself writes later (`
 
 def later(rel) -> str:
     "What becomes of a path asked for that does not exist yet: kept once persistlab writes it, or asked for again"
-    return ('kept once it exists: %sshsetup saves the keys and .gitconfig it writes, or run this again' if rel in WRITTEN_LATER
+    return ('kept once it exists: %sshsetup saves the keys and .gitconfig it writes, `%persist --save` any made otherwise' if rel in WRITTEN_LATER
             else 'run this again once it exists')
 
 def want(storage, rel):
@@ -161,6 +161,7 @@ def unwant(storage, rel) -> bool:
 
 def near(home, rel) -> str:
     "' (did you mean ~/X?)' when a path asked for does not exist and a sibling's name is close to it (`.locla`)"
+    if rel in WRITTEN_LATER: return ''  # a fresh VM has no .gitconfig yet: ~/.config is not what was meant
     import difflib
     p = Path(home)/rel
     try: names = [c.name for c in p.parent.iterdir()] if p.parent.is_dir() else []
