@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/codeserver.html.md"""
 
 # %% ../nbs/11_codeserver.ipynb #e70219b7
 from __future__ import annotations
-import os, re, sys, json, shutil, tarfile, secrets as _secrets, tempfile
+import os, re, sys, json, shlex, shutil, tarfile, secrets as _secrets, tempfile
 from urllib.parse import quote
 from pathlib import Path
 from .platforms import detect, Platform, jupyter_proxy_base, jupyter_servers
@@ -136,7 +136,7 @@ class CodeServer(Report):
         return Secret(Path(self.pwfile).read_text().strip(), str(self.pwfile)) if self.pwfile else None
     def _repr_markdown_(self):
         s = super()._repr_markdown_()
-        if self.url: s += f'\n\n**[{self.url}]({self.url})**' + (f', password: `cat {self.pwfile}` (0600)' if self.pwfile else '')
+        if self.url: s += f'\n\n**[{self.url}]({self.url})**' + (f', password: `cat {shlex.quote(str(self.pwfile))}` (0600)' if self.pwfile else '')
         return s
 
 # %% ../nbs/11_codeserver.ipynb #efc3d329
@@ -237,7 +237,7 @@ def start_code_server(folder=None, # folder to open (default: home)
     rows = [('code-server', 'running', f'pid {pr.pid}, 127.0.0.1:{port}, folder {folder}'),
             ('settings', 'kept in', f'{data}' + (f', saved to {url} at `%codeserver --stop` and `%persist --save`' if url else ''))] + kept
     url = _expose(rows, port, base, provider, accept_risk, home, storage, p)
-    rows.append(('password', 'in a 0600 file', f'cat {pwfile}'))
+    rows.append(('password', 'in a 0600 file', f'cat {shlex.quote(str(pwfile))}'))  # pasted into a shell as it is
     return CodeServer(rows, url, pwfile)
 
 # %% ../nbs/11_codeserver.ipynb #ae47728b

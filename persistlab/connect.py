@@ -21,6 +21,13 @@ TOKEN_FILE = '~/.config/persistlab/hub-token'
 class ConnectError(Exception):
     "One line for ssh's stderr; never the token"
 
+def _loopback(host) -> bool:
+    "Is `host` this machine (localhost, 127.0.0.0/8, ::1)?"
+    import ipaddress
+    if host == 'localhost': return True
+    try: return ipaddress.ip_address(host).is_loopback
+    except ValueError: return False
+
 def door_url(hub:str, # the hub's address: https://hub.example.org (with its base URL, if any)
              user:str, # the hub user whose server it is
              server:str='', # a named server, if not the default one
@@ -30,6 +37,9 @@ def door_url(hub:str, # the hub's address: https://hub.example.org (with its bas
     scheme = {'http': 'ws', 'https': 'wss', 'ws': 'ws', 'wss': 'wss'}.get(u.scheme)
     if not scheme or not u.hostname: raise ConnectError(f"--hub {hub!r}: expected the hub's address, https://HOST[/BASE]")
     if not user: raise ConnectError("--user: the hub user name is needed")
+    if scheme == 'ws' and not _loopback(u.hostname):  # the token goes in a header: over plain http, anyone on the way reads it
+        raise ConnectError(f"--hub {hub!r}: plain http would send your hub token unencrypted; use https://{u.netloc}{u.path} "
+                           "(http only to this machine: 127.0.0.1 or localhost, e.g. through an ssh -L forward)")
     path = u.path.rstrip('/') + f"/user/{quote(user, safe='')}/" + (f"{quote(server, safe='')}/" if server else '')
     return f'{scheme}://{u.netloc}{path}{ENTRY}/'
 

@@ -65,7 +65,7 @@ def _unrecognized(p, argv, extra) -> str:
     i = argv.index(extra[0])
     opt, _, v = argv[i-1].partition('=') if i and argv[i-1].startswith('--') else ('', '', '')
     if not v and i >= 2: opt, v = argv[i-2], argv[i-1]
-    if opt in opts and opts[opt].nargs != 0 and not v.startswith('-'):
+    if opt in opts and opts[opt].nargs != 0 and not v.startswith('-') and not extra[0].startswith('-'):  # a value's second word, not an option
         words = [v, *itertools.takewhile(lambda w: not w.startswith('-'), argv[i:])]
         return f'{msg}; {opt} takes one value: quote it, {opt} "{" ".join(map(_short, words))}"'
     return msg + (f'; `%{p.prog} --help` lists the options' if extra[0].startswith('-') else '')
@@ -109,7 +109,8 @@ def _shown(f):
         except _Helped: return None
         if r is None or self.shell is None: return r
         if isinstance(r, str): r = _Said(r)
-        if _printed_by_cell(): return r  # the cell's shown line: IPython's displayhook shows it, once, as Out[n]
+        if _printed_by_cell():  # the cell's shown line: IPython's displayhook shows it, once, as Out[n]
+            return None if '_ipython_display_' in getattr(r, '__dict__', {}) else r  # unless the magic showed it already: no empty Out[n]
         if not hasattr(r, '__dict__'): return r  # takes no mark: shown as before, by the cell's last line only
         return r if '_ipython_display_' in vars(r) else _showing(r, self.shell)  # (or the magic showed it itself)
     return magic
@@ -201,6 +202,17 @@ class PersistlabMagics(Magics):
         from persistlab.tunnel import check_provider, TunnelError
         try: check_provider(v, more=('none (%codeserver: local only)',))
         except TunnelError as e: print(f"persistlab: PersistlabMagics.provider: {e}; %tunnel and %codeserver refuse it until it is one of those", file=sys.stderr)
+
+    def _configured(self, tunnel:bool):
+        "The provider `%config` set, checked: a refusal names the setting, which the user did not type in this line"
+        v = self.provider
+        if v is None or v == 'none' and not tunnel: return v
+        fix = "pass -p PROVIDER, or `%config PersistlabMagics.provider = None` for the first that works here"
+        if v == 'none': raise UsageError(f"PersistlabMagics.provider is 'none' (%codeserver without a tunnel): %tunnel needs one; {fix}")
+        from persistlab.tunnel import check_provider, TunnelError
+        try: check_provider(v)
+        except TunnelError as e: raise UsageError(f"PersistlabMagics.provider (from %config or a config file): {e}; {fix}") from None
+        return v
 
     def __init__(self, shell=None, **kw):
         "Magics for `shell`; IPython's `Magics` adds them to `shell.configurables`, so `%config` reaches them"
@@ -388,7 +400,7 @@ class PersistlabMagics(Magics):
             if args.stop: return T.close_tunnel(args.stop)
             if not args.port: raise UsageError("name a port: `%tunnel 8000`, or use --list / --stop PORT|all")
             live = {}  # no prompt below: a missing token is one clear line
-            r = T.open_tunnel(args.port, args.provider or self.provider, args.tcp, args.accept_risk, args.allow_open,
+            r = T.open_tunnel(args.port, args.provider or self._configured(tunnel=True), args.tcp, args.accept_risk, args.allow_open,
                               domain=args.domain, on_url=lambda url: _moved(live, url))
             return _showing(r, self.shell, live) if self.shell else r
 
@@ -411,6 +423,7 @@ class PersistlabMagics(Magics):
             if args.revoke_risk: return _revoke_risk()
             if args.stop: return C.stop_code_server()
             if args.status: return C.code_server_status()
+            if not args.provider: self._configured(tunnel=False)
             return C.start_code_server(args.folder, args.port, args.provider or self.provider, args.accept_risk,
                                        storage=self._storage(required=False))
 

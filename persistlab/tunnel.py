@@ -329,6 +329,8 @@ def check_provider(provider, more=()):
 def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identity=None, cache=None, domain=None,
                 storage=None, supervise=True) -> Tunnel:
     "The `Tunnel` for a provider name or `ssh://[user@]host[:port]`"
+    if domain and provider not in ('ngrok', 'cloudflared'):  # a stable address is asked for: a random one would not be it
+        raise TunnelError(f"--domain {domain}: {provider} gives addresses of its own; ngrok (a static domain) and cloudflared (a named tunnel) take one")
     if provider.startswith('ssh://'):
         u, h, p = parse_ssh_spec(provider)
         from persistlab.keys import find_key  # the keys layer: tunnel does not import ssh
@@ -342,6 +344,8 @@ def make_tunnel(provider:str, port:int, home=None, token=None, tcp=False, identi
         tf = None
         if (tok := get_secret('TUNNEL_TOKEN', storage)):  # a named tunnel: the same address every time
             tf = str(write_private(procs.runtime_dir(home)/f'cloudflared-{port}.token', str(tok) + '\n'))
+        elif domain: raise TunnelError(f"--domain {domain} needs a cloudflared named tunnel: put its token in TUNNEL_TOKEN (Colab or Kaggle secrets, "
+                                       "the environment, or storage's secrets file); a quick tunnel's address is random")
         return CloudflaredTunnel(port, home, cache, 'ssh' if tcp else 'http', tf, domain, supervise)
     if provider == 'ngrok':
         if not token: raise _no_token('NGROK_AUTHTOKEN', storage, 'ngrok')
@@ -400,7 +404,7 @@ def open_tunnel(port, # local port to expose
     storage = storage_folder(storage, home, p)
     token = get_secret('NGROK_AUTHTOKEN', storage, prompt='ngrok authtoken: ' if prompt and (provider == 'ngrok' or tcp) else None)
     order = [provider] if provider else default_providers(p, tcp, token)
-    if 'ngrok' in order and not domain and (d := get_secret('NGROK_DOMAIN', storage)): domain = str(d)
+    mine = domain or (str(d) if 'ngrok' in order and (d := get_secret('NGROK_DOMAIN', storage)) else None)  # the secret is ngrok's alone
     from persistlab.fetch import cache_dir
     kw.setdefault('cache', cache_dir(storage, home))  # in storage when it exists: downloads survive the session
     errs = []
@@ -409,13 +413,14 @@ def open_tunnel(port, # local port to expose
         if not (order := [x for x in order if x in PROXIES]): raise TunnelError(f"{p.policy} Pass --accept-risk if you are sure.")
         errs.append(f'public providers: not tried ({p.name} asks for --accept-risk)')
     for name in order:
-        try: t = make_tunnel(name, port, home, token, tcp, domain=domain, storage=storage, supervise=supervise, **kw)
+        try: t = make_tunnel(name, port, home, token, tcp, domain=mine if name == 'ngrok' else domain, storage=storage, supervise=supervise, **kw)
         except TunnelError as e:
             if provider: raise
             errs.append(f'{name}: {e}'); continue
         try: url = t.start(timeout)
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = msg.removeprefix(f'{name}: ')  # said once: "ngrok: ...", not "ngrok: ngrok: ..."
             if provider: raise TunnelError(f"no tunnel to port {port}: {name}: {msg}") from None
             errs.append(f'{name}: {msg}'); rows.append((name, 'failed', msg)); continue
         if isinstance(t, ProxyTunnel): _PROXIED[port] = t

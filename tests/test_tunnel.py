@@ -212,6 +212,7 @@ def test_magic_in_real_ipython(env, web):
     assert "port 'abc' is not a number" in out and 'port 70000 is out of range' in out and "unknown provider 'bore'" in out
     assert re.search(r'cloudflared +open: https://\S+\.trycloudflare\.com', out) and 'Traceback' not in out
     assert re.search(r'ngrok +open: https://ada-lab\.ngrok-free\.app', out) and SECRET not in out, out  # --domain: the static address
+    assert not re.search(r'Out\[\d+\]: *\n+(In \[|$)', out), out  # a tunnel's table is shown once, with no empty Out[n] after it
     assert procs.running() == []
 
 def test_colab_port_proxy_with_fake_google_colab(env, tmp_path, monkeypatch):
