@@ -55,8 +55,9 @@ def save_snapshot(rel, home, storage, python=None, exclude=(),
         with open(part, 'rb') as f: os.fsync(f.fileno())
     except OSError as e:
         with contextlib.suppress(OSError): part.unlink()
-        prev = ' the previous snapshot is intact' if dst.exists() else ''
-        raise PersistError(f"saving ~/{rel} to {dst.parent} failed ({why_failed(e)});{prev} nothing changed") from None
+        prev = 'the previous snapshot is intact, ' if dst.exists() else ''
+        fix = f'; free some room in {Path(storage)} (Drive: empty its trash too) and save again' if why_failed(e) == 'storage is full' else ''
+        raise PersistError(f"saving ~/{rel} to {dst.parent} failed ({why_failed(e)}); {prev}nothing changed{fix}") from None
     if keep and dst.exists(): Path(keep).mkdir(parents=True, exist_ok=True); os.replace(dst, Path(keep)/dst.name)
     os.replace(part, dst)
     return dst, dst.stat().st_size
@@ -88,10 +89,12 @@ def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
             args += ['--exclude', '.local/lib/python*']
         try: untar(snap, args)  # zstd or gzip, by its first bytes
         except OSError as e:
+            err = re.sub(r'^/[*]stdin[*][^:]*:\s*', '', (e.strerror or '').split('; ')[0]).strip()  # zstd's "/*stdin*\ : Read error ..."
             what = (f'a member would land outside ~/{rel}' if "contains '..'" in str(e) or 'outside' in str(e)
                     else f'cannot be read here: {e.strerror}' if e.errno == errno.ENOPROTOOPT
-                    else f"cannot be unpacked (cut off, or not a snapshot: {(e.strerror or '').split('; ')[0]})")
-            out.append((rel, 'bad snapshot', f'{snap} {what}; ~/{rel} left as it is')); return False
+                    else f"cannot be unpacked (cut off, or not a snapshot: {err})")
+            out.append((rel, 'bad snapshot', f'{snap} {what}; ~/{rel} left as it is. The file stays as it is: an earlier version of it may be '
+                        f'in Drive\'s "Manage versions"; `%persist --save {rel}` replaces it with what home has')); return False
         src, strays = x/rel, _strays(x, rel)
         if strays:
             out.append((rel, 'bad snapshot', f'{snap} holds {strays[0]} outside ~/{rel}; refused, ~/{rel} left as it is')); return False

@@ -605,6 +605,12 @@ def _check_stale(r, m, rels, done, force):
                             f"box restored it; nothing was uploaded or overwritten. `%persist --restore` takes theirs (this box's copy is backed "
                             f"up, on the box and in the storage's backups/), `%persist --save --force` makes this box's current")
 
+def _mark_restored(url, home, e) -> list:
+    "Note that home has entry `e`'s snapshot now; a `.local` is made live first, so the folders that makes are not a change of home's; its rows"
+    live = live_rows(home) if e['path'] == '.local' else []
+    _mark(url, home, {e['path']: {**e, 'sig': content_sig(home/e['path'], e['path'])}})
+    return live
+
 def _home(home):
     from persistlab.platforms import detect
     return Path(home or detect().home)
@@ -624,6 +630,8 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
         tmp = _tmp(loc)
         # tar packs, the storage's record comes over the network and home is looked at, all at once; a pack turning out
         # not to be needed (unchanged, or restored instead) is stopped
+        # a live `.local` first: the empty folders that makes are in its snapshot, not a change of home's right after the upload
+        live = live_rows(home) if '.local' in rels and (home/'.local').is_dir() and not (home/'.local').is_symlink() else []
         packs = {x: Packing(x, home, _snapfile(tmp, x)) for x in rels if upload and exists(home/x) and not (home/x).is_symlink()}
         try:
             with ThreadPoolExecutor(1) as ex:
@@ -637,7 +645,7 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
                 if e and not save:
                     if pk := packs.pop(rel, None): pk.cancel()
                     if rel in done: out.append((rel, 'kept', 'already restored on this box; `%persist --save` uploads what changed since'))
-                    elif _download(r, e, home, loc, tmp, out): _mark(url, home, {rel: {**e, 'sig': content_sig(home/rel, rel)}})
+                    elif _download(r, e, home, loc, tmp, out): live += _mark_restored(url, home, e)
                 elif upload or e: todo.append(rel)
             new = _upload_changed(r, todo, home, m, tmp, out, force, done, sigs, packs)
         finally:
@@ -650,7 +658,7 @@ def remote_persist(paths, # paths in home: `.local`, `~/.ssh`
             _saving(url, home).unlink()
             out.append(('storage', 'current', f'generation {n}, saved by {m["host"]}'))
             prune(r, n, m)
-    if '.local' in rels and (home/'.local').is_dir(): out += live_rows(home)
+    out += live + (live_rows(home) if '.local' in rels and (home/'.local').is_dir() else [])  # (rows once: a second look adds none)
     return Report(out, f'snapshots in {url}')
 
 def remote_save(paths=None, # paths to upload again if they changed (default: every path storage has)
@@ -672,8 +680,7 @@ def remote_restore(url, home=None, once:bool=False) -> Report:
         done = restored(url, home, m) if once else set()
         for e in valid_entries(m, out):
             if e['path'] in done: continue
-            if _download(r, e, home, loc, tmp, out): _mark(url, home, {e['path']: {**e, 'sig': content_sig(home/e['path'], e['path'])}})
-    if any(x[0] == '.local' and x[1] == 'restored' for x in out): out += live_rows(home)
+            if _download(r, e, home, loc, tmp, out): out += _mark_restored(url, home, e)
     return Report(out, f"restored from {url} (generation {n}, saved by {m.get('host')} at {_when_str(m.get('at'))})")
 
 def remote_status(url, home=None) -> Report:

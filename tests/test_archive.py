@@ -88,7 +88,7 @@ def test_full_storage_fails_cleanly_old_snapshot_intact(tmpfs, tmp_path):
     make_tree(sb.home/'.local', 10); archive_persist('.local', home=sb.home, platform=colab(sb))
     (snap,) = (sb.storage/SNAPDIR).iterdir(); before = snap.read_bytes()
     for i in range(3): (sb.home/f'.local/blob{i}').write_bytes(os.urandom(1 << 20))  # random: gzip cannot shrink it
-    with pytest.raises(PersistError, match='storage is full.*previous snapshot is intact'):
+    with pytest.raises(PersistError, match=r'storage is full\); the previous snapshot is intact, nothing changed; free some room in .* and save again'):
         save(home=sb.home, platform=colab(sb))
     assert snap.read_bytes() == before and not any((sb.storage/TMP).iterdir())
 

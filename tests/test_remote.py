@@ -411,3 +411,14 @@ def test_doctor_asks_the_remote_storage_up_and_down(sb, tmp_path):
     assert re.search(rf'^remote +not usable', r.stdout, re.M), r.stdout
     assert re.search(rf'^problem +storage {url}: cannot reach the endpoint {env["AWS_ENDPOINT_URL"]} \(AWS_ENDPOINT_URL\) .*: fix: check AWS_ENDPOINT_URL$',
                      r.stdout, re.M), r.stdout
+
+def test_list_right_after_the_upload_says_in_sync(replica, s3):
+    "A box with no persistent disk: right after `%persist .local --to s3://...` (and after a kernel restart) the path is in sync, not changed"
+    env, bucket = s3; url = f's3://{bucket}/insync'
+    vm = replica('vm', env=env)
+    vm.sh('mkdir -p ~/.local/share/n && echo v1 > ~/.local/share/n/f')  # no bin/ nor site-packages yet: making .local live adds them
+    cs = vm.run(['%load_ext persistlab', f'%persist .local --to {url}', '%persist --list'])
+    assert all(c.ok for c in cs) and re.search(r'\.local +in sync', cs[2].out), [c.out + c.error for c in cs]
+    cs = vm.run(['%load_ext persistlab', '%persist --list', '%persist --save'])
+    assert all(c.ok for c in cs) and re.search(r'\.local +in sync', cs[1].out), [c.out + c.error for c in cs]
+    assert 'generation' not in cs[2].out, cs[2].out  # nothing changed, so nothing uploaded again
