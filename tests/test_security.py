@@ -81,7 +81,7 @@ def test_another_user_cannot_plant_links_in_the_once_per_vm_folder(accounts, mon
     assert bashrc.read_text() == 'alias ll="ls -l"\n'  # not rewritten through mallory's link
     vm, uid, mode = re.search(r'^VM (\S+) (\d+) (\S+)$', r.stdout, re.M).groups()
     assert not Path(vm).is_relative_to(d) and int(uid) == alice.pw_uid and mode == '0o700'  # mallory's plant is never read
-    assert (Path(vm)/marker.name).read_text() == '.inputrc\n'  # alice's own marker, in her own folder
+    assert re.fullmatch(r'\.inputrc\t[0-9a-f]{12}\n', (Path(vm)/marker.name).read_text())  # alice's own marker (with its save id), in her own folder
 
 # --- the generated restore script and the sourced hook block, run by the real sh and bash ---
 from persistlab.storage import finish, write_manifest, update_hook, SCRIPT
