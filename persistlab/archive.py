@@ -287,8 +287,10 @@ def archive_restore(storage, home, out,
 # keys and tokens by where tools keep them: a folder (everything in it), or a file
 _SECRET_NAMES = {'.ssh', '.gnupg', '.aws', '.kaggle', '.netrc', '.git-credentials', '.docker', '.config/gcloud', '.config/gh',
                  '.config/wandb', '.cache/huggingface/token', '.cache/huggingface/stored_tokens', '.huggingface/token',
-                 '.pypirc', '.config/rclone'}
+                 '.pypirc', '.config/rclone', '.config/ngrok', '.config/code-server', '.config/hub', '.cloudflared', '.npmrc'}
+# (files holding tokens anywhere: ngrok's and pip's configs, IPython's history of typed cells, a `.npmrc`)
 _SECRET_FILE = re.compile(r'(?:^|/)(?:\.netrc|\.git-credentials|kaggle\.json|\.pypirc|persistlab-secrets\.json|id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?'
+                          r'|ngrok\.yml|pip\.conf|\.npmrc|history\.sqlite(?:-journal|-wal|-shm)?'
                           r'|\.env(?:\.(?!example$|sample$|template$)[\w.-]+)?|(?:application_default_)?credentials(?:\.json|\.db)?)$')
 
 def _named_secret(rel) -> bool: return any(rel == n or rel.startswith(n + '/') for n in _SECRET_NAMES) or bool(_SECRET_FILE.search(rel))

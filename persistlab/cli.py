@@ -9,6 +9,7 @@ from __future__ import annotations
 import os, sys, shutil, subprocess, tempfile
 from pathlib import Path
 from typing import Annotated
+import fastcore
 from fastcore.script import call_parse
 from .platforms import detect
 from .core import PersistlabError, Report
@@ -36,8 +37,13 @@ def _storage(to):
     try: return resolve_storage(to)
     except PersistlabError as e: _fail(e)
 
-_Dir = Annotated[str, {'metavar': 'DIR'}]  # help shows `--venv DIR`, not `--venv (str)`
-_To = Annotated[str, {'metavar': 'DIR|URL'}]  # storage: a folder, or s3://, gs://, sftp://, rclone:REMOTE:PATH
+def _opt(metavar, **kw):
+    "A string option that help shows as `--x METAVAR` (fastcore 2 reads `Annotated` metadata); plain `str` on fastcore 1 (Kaggle's 1.14.5), where that metadata breaks every script"
+    return Annotated[str, {'metavar': metavar, **kw}] if int(fastcore.__version__.split('.')[0]) >= 2 else str
+
+_Dir = _opt('DIR')  # help shows `--venv DIR`, not `--venv (str)`
+_To = _opt('DIR|URL')  # storage: a folder, or s3://, gs://, sftp://, rclone:REMOTE:PATH
+_Tool = _opt('uv|pip', choices=('uv', 'pip'))  # (a name: fastcore 1 reads a '|' in an annotation as a union)
 
 @call_parse
 def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
@@ -46,7 +52,7 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
                 force:bool=False, # replace a symlink or mismatched type in home (kept in the backup folder)
                 create:bool=False, # create an empty persisted directory when neither exists
                 switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
-                dotfiles:Annotated[str, {'metavar': 'REPO'}]=None, # your dotfiles repository (OWNER/REPO, an https or ssh git URL): cloned and set up once per machine, and on every new one
+                dotfiles:_opt('REPO')=None, # your dotfiles repository (OWNER/REPO, an https or ssh git URL): cloned and set up once per machine, and on every new one
                ):
     "Keep home paths in persistent storage, linked back into home; or apply your dotfiles repository (`--dotfiles REPO`)"
     if dotfiles:
@@ -60,7 +66,7 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
 @call_parse
 def restore_cli(to:_To=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
                 switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
-                backup:Annotated[str, {'metavar': 'KEY'}]=None, # remote storage: put back only this backup of what a restore replaced (backups/...)
+                backup:_opt('KEY')=None, # remote storage: put back only this backup of what a restore replaced (backups/...)
                ):
     "Re-create every persisted path in home and install the packages kept with `--packages`, at the same time (for startup hooks)"
     st = _storage(to)
@@ -94,12 +100,12 @@ def packages_cli(*names:str, # with --forget: package names (default: all)
                  forget:bool=False, # stop restoring NAMES (or all)
                  wheels:bool=False, # with --forget: also delete their wheels
                  force:bool=False, # with --restore: install your version where the image has another
-                 tool:Annotated[str, {'metavar': 'uv|pip', 'choices': ('uv', 'pip')}]=None, # with --restore: uv or pip (default: uv when installed)
-                 python:Annotated[str, {'metavar': 'EXE'}]=None, # the interpreter whose packages to keep or install (default: this one)
+                 tool:_Tool=None, # with --restore: uv or pip (default: uv when installed)
+                 python:_opt('EXE')=None, # the interpreter whose packages to keep or install (default: this one)
                  venv:_Dir=None, # make the venv or conda env in this folder a Jupyter kernel, fixing its paths first
-                 kernel:Annotated[str, {'metavar': 'NAME'}]=None, # with --venv: the kernel's name (default: the folder's name)
-                 index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: the index to fetch wheels from (default: pip's configuration)
-                 extra_index_url:Annotated[str, {'metavar': 'URL'}]=None, # with --save: one more index, as pip's (for packages installed from it)
+                 kernel:_opt('NAME')=None, # with --venv: the kernel's name (default: the folder's name)
+                 index_url:_opt('URL')=None, # with --save: the index to fetch wheels from (default: pip's configuration)
+                 extra_index_url:_opt('URL')=None, # with --save: one more index, as pip's (for packages installed from it)
                  to:_To=None, # storage (default: the one in use: $PERSISTLAB_STORAGE, the remembered one, the platform's)
                  switch:bool=False, # with --to: make it the storage in use even though the current one keeps things
                 ):

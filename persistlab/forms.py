@@ -20,9 +20,11 @@ __all__ = ['DEFAULT_PATHS', 'Setup', 'setup']
 # %% ../nbs/12_forms.ipynb #0b9a4b67
 DEFAULT_PATHS = ('.local', '.ssh', '.jupyter', '.ipython', '.config', '.gitconfig', '.bash_history')
 
-def _ticked(home) -> list:
-    "The paths ticked when the form opens: `.local` and `.ssh`, where `home` has them"
-    return [p for p in ('.local', '.ssh') if (Path(home)/p).exists()]
+def _ticked(home, storage=None) -> list:
+    "The paths ticked when the form opens: `.local` and `.ssh`, where `home` has them (not `.ssh` where storage is published, as Kaggle's output is)"
+    from persistlab.secrets import public_output
+    keys = not (storage and public_output(storage))  # persisting keys there is refused: a default that fails helps nobody
+    return [p for p in ('.local', '.ssh') if (Path(home)/p).exists() and (keys or p != '.ssh')]
 
 # %% ../nbs/12_forms.ipynb #e365f9d4
 def _providers(platform:Platform, env=None) -> list:
@@ -141,6 +143,10 @@ def do_storage(self:Setup):
     self.refresh()
 
 # %% ../nbs/12_forms.ipynb #4ad5fdff
+def _what(r) -> str:
+    "A stop's report in one line, as the engine said it: `sshd was not running`, `code-server stopped; tunnel stopped`"
+    return '; '.join(f'{x[0]} {x[1]}' for x in r)
+
 @patch
 def _say(self:Setup, text, ok=True, tab='Persist'):
     "Show `text` on `tab`'s message line (red unless `ok`)"
@@ -225,7 +231,7 @@ def wait(self:Setup, timeout=120):
 # %% ../nbs/12_forms.ipynb #2934ddcc
 @patch
 def _persist_tab(self:Setup):
-    ticked = _ticked(self.home)
+    ticked = _ticked(self.home, self.storage)
     self.paths = {p: W.Checkbox(value=p in ticked, description=p, indent=False) for p in DEFAULT_PATHS}
     self.persist_btn = self._button('Persist', self.do_persist, 'Persist', 'primary')
     self.restore_btn = self._button('Restore', self.do_restore, 'Persist')
@@ -355,7 +361,7 @@ def do_sshd(self:Setup):
 @patch
 def do_sshd_stop(self:Setup):
     "**Stop sshd**"
-    self.e.stop_server(self.home); self.snippet.value = ''; self._say('sshd stopped', tab='SSH')
+    r = self.e.stop_server(self.home); self.snippet.value = ''; self._say(_what(r), tab='SSH')  # "sshd was not running" when it was not
 
 # %% ../nbs/12_forms.ipynb #f8199530
 @patch
@@ -382,7 +388,7 @@ def do_tunnel(self:Setup):
     token = self.token.value; self.token.value = ''  # read once, cleared at once: never kept in the widget
     if token and self.save_token.value: self.e.save_secret('NGROK_AUTHTOKEN', token, self.storage)
     prov = None if self.provider.value == 'auto' else self.provider.value
-    if token: os.environ.setdefault('NGROK_AUTHTOKEN', token)  # the secrets layer reads it from the environment
+    if token: os.environ['NGROK_AUTHTOKEN'] = token  # the secrets layer reads it from the environment; a token typed now replaces an older one
     t = self.e.open_tunnel(self.port.value.strip(), prov, accept_risk=self.accept.value, on_url=self._set_url,
                            home=self.home, storage=self.storage, platform=self.p)
     self._set_url(t.url); self._say(f'tunnel open ({t.provider})', tab='Tunnel')
@@ -390,7 +396,8 @@ def do_tunnel(self:Setup):
 @patch
 def do_tunnel_stop(self:Setup):
     "**Stop tunnel**: the port's, or every one when no port is given"
-    self.e.close_tunnel(self.port.value.strip() or 'all', self.home); self.url.value = ''; self._say('tunnel stopped', tab='Tunnel')
+    r = self.e.close_tunnel(self.port.value.strip() or 'all', self.home); self.url.value = ''
+    self._say(_what(r) if len(r) else 'no tunnel was open', tab='Tunnel')
 
 # %% ../nbs/12_forms.ipynb #8d6f3077
 @patch
@@ -430,8 +437,8 @@ def do_cs(self:Setup):
 @patch
 def do_cs_stop(self:Setup):
     "**Stop code-server**, and forget where its password was"
-    self.e.stop_code_server(self.home); self.pw_btn.value = False; self.pw_btn.disabled = True; self._cs = None
-    self.cs_url.value = ''; self._say('code-server stopped', tab='code-server')
+    r = self.e.stop_code_server(self.home); self.pw_btn.value = False; self.pw_btn.disabled = True; self._cs = None
+    self.cs_url.value = ''; self._say(_what(r), tab='code-server')
 
 # %% ../nbs/12_forms.ipynb #dd9aa3dc
 def setup(**kw) -> Setup:

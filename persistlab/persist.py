@@ -602,7 +602,8 @@ def save(paths=None, # paths to save (default: every copied or snapshotted path)
     if not (storage/MANIFEST).exists(): raise PersistError(f"nothing persisted in {storage} yet; persist something first (`%persist .local`)")
     out = []; m = read_manifest(storage); es = valid_entries(m, out)
     if not paths and (new := [w for w in wanted(m) if not find_entry(m, w) and os.path.lexists(home/w)]):
-        out += list(persist(new, st, home=home, platform=p))  # asked for before they existed (`ssh-keygen`, `git config` made them since): kept now
+        try: out += list(persist(new, st, home=home, platform=p))  # asked for before they existed (`ssh-keygen`, `git config` made them since): kept now
+        except PersistlabError as e: out.append((', '.join(new), 'not saved', str(e)))  # (keys into Kaggle's public output): the rest is saved
     if paths:
         want = [plain_rel(x, home) for x in ([paths] if isinstance(paths, (str, Path)) else paths)]
         missing = [w for w in want if not find_entry(dict(entries=es), w)]

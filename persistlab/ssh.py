@@ -173,8 +173,11 @@ def _sshd_bin(install):
     raise SSHError("sshd is not installed: `apt-get install -y openssh-server` (as root), or set PERSISTLAB_SSHD to its path")
 
 def _sshd_dir(storage, home):
-    "Host keys in storage (made inside a folder that exists; never an unmounted Drive's mount point), else home"
-    d = (usable_storage(storage) or Path(home)/'.persistlab')/'sshd'
+    "Host keys in storage (made inside a folder that exists; never an unmounted Drive's mount point, nor one published with the notebook), else home"
+    from persistlab.secrets import public_output
+    s = usable_storage(storage)
+    if s and public_output(s): s = None  # Kaggle's /kaggle/working: anyone who downloads the output could pose as this sshd
+    d = (s or Path(home)/'.persistlab')/'sshd'
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     return d
 

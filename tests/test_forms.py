@@ -26,18 +26,18 @@ class Spy:
         self._rec('start_server', **k)
         from persistlab.ssh import Server
         return Server([('sshd', 'running', '')], 2222, 'SHA256:abc', 'root', 'box')
-    def stop_server(self, *a): self._rec('stop_server')
+    def stop_server(self, *a): self._rec('stop_server'); return Report([('sshd', 'was not running', '')])
     def save_secret(self, name, value, storage): self._rec('save_secret', name, value, storage)
     def open_tunnel(self, port, provider=None, **k):
         self._rec('open_tunnel', port, provider, **k); self.on_url = k['on_url']
         from persistlab.tunnel import TunnelInfo
         return TunnelInfo([], 'https://first.example', port, provider or 'cloudflared')
-    def close_tunnel(self, *a): self._rec('close_tunnel', *a)
+    def close_tunnel(self, *a): self._rec('close_tunnel', *a); return Report([(str(a[0]), 'no tunnel', '')] if a[0] != 'all' else [])
     def start_code_server(self, folder, **k):
         self._rec('start_code_server', folder, **k)
         from persistlab.codeserver import CodeServer
         return CodeServer([], 'http://127.0.0.1:9999/', getattr(self, 'pwfile', None))
-    def stop_code_server(self, *a): self._rec('stop_code_server')
+    def stop_code_server(self, *a): self._rec('stop_code_server'); return Report([('code-server', 'stopped', ''), ('tunnel', 'stopped', 'cloudflared')])
 
 @pytest.fixture
 def form(tmp_path):
@@ -55,6 +55,20 @@ def test_persist_tab_calls_engine_and_disables_while_running(form):
     spy.gate.set(); f.wait()
     assert not f.persist_btn.disabled and spy.calls[0][:2] == ('persist', (['.local', '.gitconfig'],))
     assert 'Persist: .local linked; .gitconfig linked' in f.msgs['Persist'].value and 'linked' in f.state.value  # the engine's words
+
+def test_stop_buttons_say_what_the_engine_did(form):
+    "A Stop button says what happened, in the engine's words: not 'stopped' when nothing ran"
+    f, spy = form
+    f.sshd_stop.click(); f.wait(); assert 'sshd was not running' in f.msgs['SSH'].value, f.msgs['SSH'].value
+    f.port.value = '8000'; f.tunnel_stop.click(); f.wait(); assert '8000 no tunnel' in f.msgs['Tunnel'].value, f.msgs['Tunnel'].value
+    f.port.value = ''; f.tunnel_stop.click(); f.wait(); assert 'no tunnel was open' in f.msgs['Tunnel'].value, f.msgs['Tunnel'].value
+    f.cs_stop.click(); f.wait(); assert 'code-server stopped; tunnel stopped' in f.msgs['code-server'].value, f.msgs['code-server'].value
+
+def test_a_typed_token_replaces_an_older_one(form, monkeypatch):
+    f, spy = form
+    monkeypatch.setenv('NGROK_AUTHTOKEN', 'OLD-EXPIRED-TOKEN')
+    f.port.value = '8000'; f.token.value = SECRET; f.tunnel_btn.click(); f.wait()
+    assert os.environ['NGROK_AUTHTOKEN'] == SECRET and f.token.value == ''
 
 def test_errors_are_readable_lines(form):
     f, spy = form
