@@ -258,8 +258,8 @@ def save(paths=None, # paths to save again (default: every archive entry)
     except ImportError: tqdm = lambda x, **k: x
     out = []
     for rel in tqdm(es, desc='saving snapshots', leave=False, disable=len(es) < 2):
-        out += list(archive_persist(rel, st, home, p, python, save=True, allow_public=allow_public))
-    return Report(out, f'snapshots in {st.label}')
+        out += [r for r in archive_persist(rel, st, home, p, python, save=True, allow_public=allow_public) if r not in out or r[0] != 'note']
+    return Report(out, f'snapshots in {st.label}')  # (a note, as the public output's, once)
 
 def archive_restore(storage, home, out,
                     python=None, # the Python `.local`'s snapshot is chosen for (default: this one)

@@ -73,12 +73,14 @@ def test_colab_git_identity_and_keys_from_sshsetup_reach_the_next_vm(replica):
 def test_kaggle_keys_asked_for_early_stay_out_of_the_public_output(replica):
     "Kaggle publishes /kaggle/working: `%persist .ssh` before the key exists, then `%sshsetup`, `--save`, `%sshsetup --server`: no private key lands there"
     vm = replica('kaggle')
-    cs = vm.run([doc_cell('22_guide_kaggle.ipynb', '%load_ext persistlab'), '%persist .ssh', '%sshsetup --no-check', '%persist --save',
+    vm.sh('mkdir -p ~/.config/tool && echo x > ~/.config/tool/settings')
+    cs = vm.run([doc_cell('22_guide_kaggle.ipynb', '%load_ext persistlab') + '\n%persist .config', '%persist .ssh', '%sshsetup --no-check', '%persist --save',
                  f'%sshsetup --server --accept-risk --listen 127.0.0.1 --port {free_port()} --authorized-keys ~/.ssh/id_ed25519.pub',
                  '%sshsetup --stop'])
     shown = '\n'.join(repr(c) for c in cs)
     assert all(c.ok for c in cs[:4]) and re.search(r'sshd +running', cs[4].out), shown  # (sshd runs: its host key was made)
     assert re.search(r'\.ssh +not saved: /kaggle/working is saved as this notebook.s output', cs[2].out), shown
+    assert re.search(r'\.config +saved', cs[3].out) and re.search(r'\.local +saved', cs[3].out) and cs[3].out.count('public output') == 1, shown  # the note once
     files = [p for p in vm.working.rglob('*') if p.is_file()]
     leaked = [str(p) for p in files if 'ssh_host_' in p.name or p.name.startswith('id_') or '.ssh' in p.name or
               (p.name.endswith(('.tar.zst', '.tar.gz')) and 'id_ed25519' in subprocess.run(['tar', '-tf', str(p)], capture_output=True, text=True).stdout)]
