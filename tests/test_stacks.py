@@ -84,9 +84,12 @@ def test_install_changes_nothing_and_the_journey_runs(name, tmp_path, cache, che
     assert 'persistlab' in after
     r = subprocess.run([str(py), '-m', 'pip', 'check'], capture_output=True, text=True, env=clean_env())
     assert 'persistlab' not in r.stdout, r.stdout  # on Colab: google-colab's own ipython==7.34.0, ipykernel==6.17.1 hold too
-    for script in ('persistlab-persist', 'persistlab-restore', 'persistlab-status', 'persistlab-packages', 'persistlab-doctor', 'persistlab-connect'):
-        r = subprocess.run([str(Path(py).parent/script), '--help'], capture_output=True, text=True, env=clean_env(), timeout=60)
-        assert r.returncode == 0 and 'usage:' in r.stdout, f'{script} on {name}: {r.stdout}{r.stderr}'  # (Kaggle's fastcore 1.14.5 once broke them all)
+    scripts = ('persistlab-persist', 'persistlab-restore', 'persistlab-status', 'persistlab-packages', 'persistlab-doctor', 'persistlab-connect')
+    ps = {s: subprocess.Popen([str(Path(py).parent/s), '--help'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
+          for s in scripts}  # at once: each is a Python start
+    for s, p in ps.items():
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0 and 'usage:' in out, f'{s} on {name}: {out}'  # (Kaggle's fastcore 1.14.5 once broke them all)
 
     st, home1, home2 = tmp_path/'storage', tmp_path/'home1', tmp_path/'home2'
     for d in (st, home1, home2): d.mkdir()
