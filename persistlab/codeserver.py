@@ -252,8 +252,7 @@ def code_server_status(home=None) -> Report:
 # %% ../nbs/11_codeserver.ipynb #916004b4
 def stop_code_server(home=None) -> Report:
     "Stop code-server (its whole process group: the file watcher too) and its tunnel (also when code-server had died)"
-    pr, was, t = procs.stop_service('code-server', home)
-    rows = [('code-server', 'stopped' if was else 'was not running', '')] + ([('tunnel', 'stopped', t.info.get('provider', ''))] if t else [])
+    pr, rows = procs.stop_rows('code-server', home)
     if pr and 'persistlab.tunnel' in sys.modules and (x := sys.modules['persistlab.tunnel']._PROXIED.pop(pr.info.get('port'), None)):
         rows.append(('tunnel', 'closed', f'{x.provider} (platform proxy)'))  # a URL only: nothing ran for it
     if pr and pr.info.get('url'):  # its settings and extensions, now that nothing writes them, to remote storage

@@ -423,8 +423,7 @@ class PersistlabMagics(Magics):
             if args.revoke_risk: return _revoke_risk()
             if args.stop: return C.stop_code_server()
             if args.status: return C.code_server_status()
-            if not args.provider: self._configured(tunnel=False)
-            return C.start_code_server(args.folder, args.port, args.provider or self.provider, args.accept_risk,
+            return C.start_code_server(args.folder, args.port, args.provider or self._configured(tunnel=False), args.accept_risk,
                                        storage=self._storage(required=False))
 
     @no_var_expand

@@ -13,8 +13,8 @@ from .core import PersistlabError
 
 # %% auto #0
 __all__ = ['SUPERVISOR', 'ProcError', 'PortError', 'runtime_dir', 'port_open', 'free_port', 'check_port', 'reason', 'Proc',
-           'update', 'jupyter_server', 'start', 'records', 'get', 'stop_service', 'stop', 'running', 'stop_all',
-           'restart', 'watch', 'supervise', 'ensure_supervisor', 'adopt']
+           'update', 'jupyter_server', 'start', 'records', 'get', 'stop_service', 'stop_rows', 'stop', 'running',
+           'stop_all', 'restart', 'watch', 'supervise', 'ensure_supervisor', 'adopt']
 
 # %% ../nbs/06_procs.ipynb #5890b69c
 class ProcError(PersistlabError, RuntimeError):
@@ -237,6 +237,11 @@ def stop_service(name, home=None) -> tuple:
     if not (pr := Proc.load(name, _rundir(home))): return None, False, None  # (stopping creates nothing)
     if (t := _tunnel_of(pr)): t.stop()  # nothing forwards to a port being closed
     return pr, pr.stop(), t
+
+def stop_rows(name, home=None) -> tuple:
+    "`stop_service` as a stop command reports it: (the record or None, rows `name stopped`/`was not running` and `tunnel stopped`)"
+    pr, was, t = stop_service(name, home)
+    return pr, [(name, 'stopped' if was else 'was not running', '')] + ([('tunnel', 'stopped', t.info.get('provider', ''))] if t else [])
 
 def stop(name, home=None) -> bool:
     "Stop the process persistlab recorded as `name`, and a tunnel to its port (it would forward to nothing); True if it ran"

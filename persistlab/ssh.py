@@ -317,8 +317,7 @@ def server_status(home=None) -> Report:
 # %% ../nbs/07_ssh.ipynb #c1460580
 def stop_server(home=None) -> Report:
     "Stop the sshd persistlab started (no other sshd is touched), and the tunnel that led to it (also when sshd had died)"
-    _, was, t = procs.stop_service('sshd', home)  # a tunnel to nothing helps nobody: its record, through procs (ssh does not import tunnel)
-    return Report([('sshd', 'stopped' if was else 'was not running', '')] + ([('tunnel', 'stopped', t.info.get('provider', ''))] if t else []), 'sshd')
+    return Report(procs.stop_rows('sshd', home)[1], 'sshd')  # a tunnel to nothing helps nobody: its record, through procs (ssh does not import tunnel)
 
 # %% ../nbs/07_ssh.ipynb #c61d7e11
 def forward_hint(login_host, # the cluster's login host (dsmlp-login.ucsd.edu), or the URL its launch script printed
