@@ -405,19 +405,32 @@ def _readable(m) -> bool:
 
 def head(r) -> tuple:
     "The current generation of remote storage `r`: (number, record); (0, an empty record) for new storage"
+    return _current(r)[:2]
+
+def _current(r) -> tuple:
+    "(number, record, the newest number listed) from one listing: a save's next number must come from the same look as its base"
     for i in range(10):
         try: return _head(r)
         except FileNotFoundError: time.sleep(0.1 * i)  # listed, then pruned (or not readable yet): list again
     raise RemoteError(f"storage {r.url}: its records keep changing under this reader; try again")
 
+def _read_gen(r, n, tries=1):
+    "Record `n`, or None if it is not JSON after `tries` reads a moment apart (SFTP writes a record in place: a reader can catch it half written)"
+    for i in range(tries):
+        try: return json.loads(r.read(_gen_key(n)))
+        except ValueError:
+            if i + 1 < tries: time.sleep(0.2 * (i + 1))
+    return None
+
 def _head(r) -> tuple:
-    for n in _gens(r):
-        try: m = json.loads(r.read(_gen_key(n)))
-        except ValueError: continue  # cut off by a kill mid-write (SFTP, rclone): the one before it is current
+    gens = _gens(r)
+    for n in gens:
+        m = _read_gen(r, n, tries=4 if n == gens[0] else 1)
+        if m is None: continue  # cut off by a kill mid-write (SFTP, rclone): the one before it is current
         if _readable(m):
             if m.get('version', 1) > 1: raise RemoteError(f"storage {r.url} was written by a newer persistlab (version {m['version']}): upgrade persistlab")
-            return n, m
-    return 0, dict(version=1, generation=0, entries=[])
+            return n, m, gens[0]
+    return 0, dict(version=1, generation=0, entries=[]), gens[0] if gens else 0
 
 def _when_str(at) -> str:
     "A record's stamp as people read it"
@@ -433,7 +446,7 @@ def publish(r, base_n, base, new:dict, extra:dict|None=None) -> tuple:
         more = {k: v for k, v in {**{k: v for k, v in base.items() if k not in _OWN}, **extra}.items() if v is not None}
         rec = dict(version=1, generation=target, parent=base_n, host=socket.gethostname(), at=stamp(), entries=[e for e in es if e], **more)
         if r.create(_gen_key(target), json.dumps(rec, indent=1).encode()): return target, rec
-        n2, m2 = head(r)  # another machine saved meanwhile: theirs stays; ours goes on top unless it is the same path
+        n2, m2, top = _current(r)  # another machine saved meanwhile: theirs stays; ours goes on top unless it is the same path
         if n2 != base_n and (part := next((k for k in extra if m2.get(k) != base.get(k)), None)):
             raise ConflictError(f"storage {r.url}: {m2.get('host', 'another machine')} saved its {part} at {_when_str(m2.get('at'))} "
                                 f"while this machine was saving them; nothing was overwritten: theirs are current. Save again to add this machine's")
@@ -444,7 +457,8 @@ def publish(r, base_n, base, new:dict, extra:dict|None=None) -> tuple:
                                 + (f", this machine's is uploaded as {mine['snapshot']}" if mine else '')
                                 + ". `%persist --restore` takes theirs, `%persist --save --force` makes this machine's current")
         base_n, base = n2, m2
-        target = max(_gens(r), default=0) + 1  # past any record a kill cut off
+        target = top + 1  # past any record a kill cut off, seen in the same listing as the base (rclone: a record that lands after
+                          # that listing, from the writer whose claim made us step back, is met at `target` and read then)
     raise RemoteError(f"storage {r.url}: other machines kept saving at the same time; try again")
 
 def upload(r, local, key, size):
