@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, re, errno, hashlib, secrets, functools, contextlib
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import (PersistError, PersistlabError, Report, plain_rel, why_failed, storage_lock, tree_sig, stamp, exists, together, failures,
+from .core import (when_str, PersistError, PersistlabError, Report, plain_rel, why_failed, storage_lock, tree_sig, stamp, exists, together, failures,
     remove, failpoint, Polled, partly, human, ssh_modes, same_content, sibling, fill, AUTHORIZED, Tarring, untar, snap_ext, SNAP_EXTS)
 from .storage import (SNAPDIR, TMP, MANIFEST, BACKUP, RUNTIME, read_manifest, find_entry, record, want, later, near, Storage, resolve_storage, check_storage, remember,
     finish, aside, tmp_for, valid_entries, python_version, live_rows, vm_dir)
@@ -231,7 +231,7 @@ def archive_persist(paths, # paths in home: `.local`, `~/.ssh`
                 snap, size = save_entry(rel, home, storage, python, exclude=leave, keep=keep)
                 _mark(storage, home, [rel])  # home and storage agree now: no restore over it on this VM
                 out.append((rel, 'saved', f'{snap.name}, {human(size)}'))
-                if other: out.append((rel, 'kept', f"another session saved ~/{rel} at {other}, after this one restored it: that snapshot "
+                if other: out.append((rel, 'kept', f"another session saved ~/{rel} at {when_str(other)}, after this one restored it: that snapshot "
                                       f"is kept in {keep} (`tar -xf` it to pick what you need)"))
                 if leave: out.append((rel, 'left out', f"{len(leave)} file(s) holding keys or tokens, kept out of the public output: "
                                       f"{', '.join(leave[:5])}{' ...' if len(leave) > 5 else ''}; --allow-public saves them too"))

@@ -13,11 +13,12 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['Row', 'NAME_MAX', 'AUTHORIZED', 'EUID', 'EGID', 'COPIERS', 'OLD', 'NEW', 'ZSTD_MAGIC', 'GZIP_MAGIC', 'SNAP_EXTS',
-           'PersistlabError', 'PersistError', 'partly', 'Report', 'sibling', 'atomic_write', 'stamp', 'human',
-           'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'stats', 'sig_of', 'tree_sig',
-           'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs', 'copy_plain', 'fill',
-           'remove', 'plain_tree', 'copy_tree', 'Polled', 'together', 'failures', 'why_failed', 'copy_verified', 'drop',
-           'swap', 'move', 'link', 'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete', 'Tarring', 'untar']
+           'PersistlabError', 'PersistError', 'partly', 'Report', 'sibling', 'atomic_write', 'stamp', 'when_str',
+           'human', 'ssh_modes', 'plain_rel', 'check_rel', 'inside', 'work_dir', 'exists', 'kind', 'stats', 'sig_of',
+           'tree_sig', 'tree_size', 'same_bytes', 'same_content', 'covered', 'failpoint', 'tied', 'same_fs',
+           'copy_plain', 'fill', 'remove', 'plain_tree', 'copy_tree', 'Polled', 'together', 'failures', 'why_failed',
+           'copy_verified', 'drop', 'swap', 'move', 'link', 'loops', 'storage_lock', 'zstd_via', 'snap_ext', 'complete',
+           'Tarring', 'untar']
 
 # %% ../nbs/00_core.ipynb #36283354
 class PersistlabError(Exception):
@@ -92,6 +93,10 @@ def atomic_write(f, # the file to write
 def stamp() -> str:
     "A UTC time stamp unique to this run: `20261123T043000.123456Z-4242`"
     return datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ') + f'-{os.getpid()}'
+
+def when_str(at) -> str:
+    "A stamp (`stamp()`, or its first 15 characters + Z) as people read it: `2026-11-23 04:30 UTC`"
+    return f'{at[:4]}-{at[4:6]}-{at[6:8]} {at[9:11]}:{at[11:13]} UTC' if isinstance(at, str) and len(at) > 13 else str(at)
 
 def human(b) -> str:
     "Bytes as `12 B`, `3.4 MB`"

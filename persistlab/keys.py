@@ -208,15 +208,11 @@ def _save_back(home, storage, rows, snap:bool=False, platform=None):
     for rel in ('.gitconfig', '.ssh'):  # Colab, Kaggle: refresh the snapshot, or make the one asked for before it existed
         e = find_entry(m, rel)
         if (e and e.get('strategy') == 'archive' or snap and rel in wanted(m)) and (Path(home)/rel).exists():
-            from persistlab.archive import save_entry, _mark, _private
-            from persistlab.secrets import public_output
-            if not e and (why := public_output(storage)) and _private(Path(home)/rel, rel):  # asked for before it existed: not an opt-in
-                rows.append((rel, 'not saved', f"{why}; persistlab won't put keys there. Keep them in a private remote storage "
-                             "(`%persist .ssh --to s3://BUCKET/PREFIX`, gs://, sftp:// or rclone:), or `%persist .ssh --allow-public` if this notebook stays private"))
-                continue
-            f, _ = save_entry(rel, home, storage)
-            _mark(storage, home, [rel])  # this VM has the snapshot it just saved: a later save is not another session's
-            rows.append((rel, 'saved to storage', f'snapshot {f.name}'))
+            from persistlab.archive import archive_persist  # as `%persist --save`: the lock, the public-output check, another session's snapshot kept
+            try: rows.extend(x for x in ((r, 'saved to storage' if w == 'saved' else w, d)
+                                         for r, w, d in archive_persist(rel, storage, home, platform, save=True)) if x not in rows)
+            except PersistlabError as err:
+                rows.append((rel, 'not saved', f'{err}' + (f' (`%persist {rel} --allow-public`)' if '--allow-public' in str(err) else '')))
     e = find_entry(m, '.ssh')
     if not e or e.get('strategy') != 'copy': return
     h, s = Path(home)/'.ssh', Path(storage)/'.ssh'

@@ -10,7 +10,7 @@ import os, re, sys, json, time, uuid, stat, random, shutil, socket, hashlib, thr
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 from concurrent.futures import ThreadPoolExecutor
-from .core import (PersistError, PersistlabError, Report, check_rel, plain_rel, stamp, human, exists, remove, storage_lock, tied,
+from .core import (when_str, PersistError, PersistlabError, Report, check_rel, plain_rel, stamp, human, exists, remove, storage_lock, tied,
     work_dir, atomic_write, failpoint, Tarring, snap_ext)
 from .storage import RUNTIME, BACKUP, python_version, live_rows, valid_entries, find_entry, vm_dir
 from .secrets import get_secret
@@ -432,10 +432,6 @@ def _head(r) -> tuple:
             return n, m, gens[0]
     return 0, dict(version=1, generation=0, entries=[]), gens[0] if gens else 0
 
-def _when_str(at) -> str:
-    "A record's stamp as people read it"
-    return f'{at[:4]}-{at[4:6]}-{at[6:8]} {at[9:11]}:{at[11:13]} UTC' if isinstance(at, str) and len(at) > 13 else str(at)
-
 _OWN = ('version', 'generation', 'parent', 'host', 'at', 'entries')  # a record's own fields; the others (packages) are carried over
 
 def publish(r, base_n, base, new:dict, extra:dict|None=None) -> tuple:
@@ -448,11 +444,11 @@ def publish(r, base_n, base, new:dict, extra:dict|None=None) -> tuple:
         if r.create(_gen_key(target), json.dumps(rec, indent=1).encode()): return target, rec
         n2, m2, top = _current(r)  # another machine saved meanwhile: theirs stays; ours goes on top unless it is the same path
         if n2 != base_n and (part := next((k for k in extra if m2.get(k) != base.get(k)), None)):
-            raise ConflictError(f"storage {r.url}: {m2.get('host', 'another machine')} saved its {part} at {_when_str(m2.get('at'))} "
+            raise ConflictError(f"storage {r.url}: {m2.get('host', 'another machine')} saved its {part} at {when_str(m2.get('at'))} "
                                 f"while this machine was saving them; nothing was overwritten: theirs are current. Save again to add this machine's")
         if n2 != base_n and (clash := [p for p in new if find_entry(m2, p) != find_entry(base, p)]):
             mine = new[clash[0]]
-            raise ConflictError(f"storage {r.url}: {m2.get('host', 'another machine')} saved ~/{clash[0]} at {_when_str(m2.get('at'))} "
+            raise ConflictError(f"storage {r.url}: {m2.get('host', 'another machine')} saved ~/{clash[0]} at {when_str(m2.get('at'))} "
                                 f"while this machine was saving it; nothing was overwritten: theirs is current"
                                 + (f", this machine's is uploaded as {mine['snapshot']}" if mine else '')
                                 + ". `%persist --restore` takes theirs, `%persist --save --force` makes this machine's current")
@@ -615,7 +611,7 @@ def _check_stale(r, m, rels, done, force):
     "Refuse to save over a snapshot another machine saved since this box restored the path (unless `force`)"
     stale = [x for x in rels if not force and done.get(x) and (e := find_entry(m, x)) and e['snapshot'] != done[x][0]]
     if stale:
-        raise ConflictError(f"storage {r.url}: {m.get('host', 'another machine')} saved ~/{stale[0]} at {_when_str(m.get('at'))}, after this "
+        raise ConflictError(f"storage {r.url}: {m.get('host', 'another machine')} saved ~/{stale[0]} at {when_str(m.get('at'))}, after this "
                             f"box restored it; nothing was uploaded or overwritten. `%persist --restore` takes theirs (this box's copy is backed "
                             f"up, on the box and in the storage's backups/), `%persist --save --force` makes this box's current")
 
@@ -695,7 +691,7 @@ def remote_restore(url, home=None, once:bool=False) -> Report:
         for e in valid_entries(m, out):
             if e['path'] in done: continue
             if _download(r, e, home, loc, tmp, out): out += _mark_restored(url, home, e)
-    return Report(out, f"restored from {url} (generation {n}, saved by {m.get('host')} at {_when_str(m.get('at'))})")
+    return Report(out, f"restored from {url} (generation {n}, saved by {m.get('host')} at {when_str(m.get('at'))})")
 
 def remote_status(url, home=None) -> Report:
     "What the storage holds and how home compares: path, state, size and object"
@@ -707,7 +703,7 @@ def remote_status(url, home=None) -> Report:
         rows.append((e['path'], state, f"{human(e.get('size') or 0)}, snapshot {e['snapshot']}"))
     if bs := sorted(x['key'] for x in remote(url).ls(BACKUPS)):
         rows.append(('backups', f'{len(bs)} in storage', f"what restores replaced, newest {bs[-1]}: `persistlab-restore --to {url} --backup KEY` puts one back"))
-    who = f"generation {n}, saved by {m.get('host')} at {_when_str(m.get('at'))}" if n else 'nothing saved yet'
+    who = f"generation {n}, saved by {m.get('host')} at {when_str(m.get('at'))}" if n else 'nothing saved yet'
     return Report(rows, f'snapshots in {url}: {who}', heads=('path', 'state', 'kept'))
 
 def remote_undo(path, url, home=None) -> Report:
