@@ -791,36 +791,47 @@ def fstype(p) -> str|None:
     return t
 
 # %% ../nbs/13_packages.ipynb #c0ceb643
+def _mismatch(whs, todo, bad, good) -> PackagesError:
+    "The wheels that are missing or not the ones saved (`bad`: name -> why), what fixes each, and what was installed all the same"
+    names, fix = ', '.join(bad), ' '.join(f"{n}=={todo[n]['version']}" for n in bad)
+    return PackagesError(f"the wheelhouse {', '.join(sorted({str(whs[n]) for n in bad}))} does not match the manifest ({'; '.join(bad.values())}): "
+                         f"{names} not installed. `pip install {fix}`, then `%persist --packages`, keeps a good wheel again; "
+                         f"`%persist --packages --undo {','.join(bad)}` forgets {'it' if len(bad) == 1 else 'them'}"
+                         + (f" (installed meanwhile: {', '.join(good)})" if good else '; nothing installed'))
+
 def _install(info, whs, todo, uv, quiet) -> list:
-    "Install the `todo` wheels at once, the installer checking each one's sha256 as it reads it (copied to local disk first, and checked, when storage is remote)"
+    """Install the `todo` wheels at once, the installer checking each one's sha256 as it reads it (copied to local disk first, and
+    checked, when storage is remote). A wheel missing or not the one saved is left out: the others are installed, then it is named"""
     from tqdm.auto import tqdm
     copy = {w: fstype(w) not in _LOCAL_FS for w in set(whs.values())}  # `whs`: name -> its wheelhouse
-    def mismatch(bad): return PackagesError(
-        f"the wheelhouse {', '.join(sorted({str(w) for w in whs.values()}))} does not match the manifest ({'; '.join(bad)}); nothing installed. "
-        "Remove those wheels and reinstall them with pip, then save again (`%persist --packages`)")
-    if bad := [f"{r['wheel']} is missing" for n, r in todo.items() if not (whs[n]/r['wheel']).is_file()]: raise mismatch(bad)
+    bad = {n: f"{r['wheel']} is missing" for n, r in todo.items() if not (whs[n]/r['wheel']).is_file()}
+    r, pyc, before = None, [], _pths(info)
     with _local_tmp() as loc:
-        remote = {n: r for n, r in todo.items() if copy[whs[n]]}
-        with tqdm(total=sum(r['size'] for r in remote.values()), desc='wheels to local disk', unit='B', unit_scale=True, leave=False,
+        remote = {n: x for n, x in todo.items() if copy[whs[n]] and n not in bad}
+        with tqdm(total=sum(x['size'] for x in remote.values()), desc='wheels to local disk', unit='B', unit_scale=True, leave=False,
                   disable=quiet or not remote) as bar:
-            for n, r in remote.items():  # read once from Drive: checked on the way to local disk
-                if _copy_hash(whs[n]/r['wheel'], Path(loc)/r['wheel'], bar.update) != r['sha256']: bad.append(f"{r['wheel']} differs")
-        if bad: raise mismatch(bad)
-        files = {n: Path(loc)/r['wheel'] if copy[whs[n]] else whs[n]/r['wheel'] for n, r in todo.items()}
-        # each wheel with its sha256: uv and pip check every one as they read it, before installing any (no second read here)
-        req = Path(loc)/'wheelhouse.txt'
-        req.write_text(''.join(f"{n} @ {f.as_uri()} --hash=sha256:{todo[n]['sha256']}\n" for n, f in files.items()))
-        before = _pths(info)
-        with tqdm(total=len(files), desc=f"installing ({'uv' if uv else 'pip'})", unit='pkg', leave=False, disable=quiet) as bar:
-            r = subprocess.run(install_cmd(info, uv=uv, req=req), env=install_env(), capture_output=True, text=True, preexec_fn=tied())
-            bar.update(len(files))
-        if r.returncode and (bad := [f"{todo[n]['wheel']} differs" for n, f in files.items() if _copy_hash(f) != todo[n]['sha256']]):
-            raise mismatch(bad)  # said by the wheel's name, not in the installer's words
-        pyc = [] if r.returncode else _put_bytecode(info, todo, whs, loc)
-    if r.returncode:
+            for n, x in remote.items():  # read once from Drive: checked on the way to local disk
+                if _copy_hash(whs[n]/x['wheel'], Path(loc)/x['wheel'], bar.update) != x['sha256']: bad[n] = f"{x['wheel']} differs"
+        for _ in range(2):  # the second time without the wheels the installer refused and a hash then found changed
+            good = {n: x for n, x in todo.items() if n not in bad}
+            if not good: break
+            files = {n: Path(loc)/x['wheel'] if copy[whs[n]] else whs[n]/x['wheel'] for n, x in good.items()}
+            # each wheel with its sha256: uv and pip check every one as they read it, before installing any (no second read here)
+            req = Path(loc)/'wheelhouse.txt'
+            req.write_text(''.join(f"{n} @ {f.as_uri()} --hash=sha256:{todo[n]['sha256']}\n" for n, f in files.items()))
+            with tqdm(total=len(files), desc=f"installing ({'uv' if uv else 'pip'})", unit='pkg', leave=False, disable=quiet) as bar:
+                r = subprocess.run(install_cmd(info, uv=uv, req=req), env=install_env(), capture_output=True, text=True, preexec_fn=tied())
+                if not r.returncode: bar.update(len(files))
+            if not r.returncode or not (more := {n: f"{todo[n]['wheel']} differs" for n, f in files.items() if _copy_hash(f) != todo[n]['sha256']}): break
+            bad.update(more); r = None  # said by the wheel's name, not in the installer's words
+        if r is not None and not r.returncode: pyc = _put_bytecode(info, good, whs, loc)
+    if r is not None and r.returncode:
         err = [l for l in (r.stderr + r.stdout).strip().splitlines() if l.strip()]
         raise PackagesError(f"installing from the wheelhouse failed: {(err or ['no output'])[-1][:300]}")
-    return [(n, 'installed', f"{x['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n, x in todo.items()] + pyc + _live(info, before, todo)
+    done = [n for n in todo if n not in bad] if r is not None else []
+    rows = [(n, 'installed', f"{todo[n]['version']} from the wheelhouse ({'uv' if uv else 'pip'})") for n in done] + pyc + (_live(info, before, {n: todo[n] for n in done}) if done else [])
+    if bad: raise _mismatch(whs, todo, bad, done)
+    return rows
 
 # %% ../nbs/13_packages.ipynb #3ece4dc9
 def _fitting(sets, tags) -> dict:
@@ -892,7 +903,9 @@ def restore_packages(to=None, # storage directory (default: the platform's)
     if tool not in (None, 'uv', 'pip'): raise PackagesError(f"unknown tool {tool!r}: choose uv or pip")
     p = platform or detect()
     st = resolve_storage(to, platform=p)
-    if st.url: return _on_remote(st, p, lambda ms, get: restore_packages(ms, python, p, force, tool, quiet, get=get), publish=False)
+    if st.url:
+        rep = _on_remote(st, p, lambda ms, get: restore_packages(ms, python, p, force, tool, quiet, get=get), publish=False)
+        remember(st, p.home); return rep  # the next `%persist --packages` saves there, as after any `--to` that worked
     storage = check_storage(st)
     info = probe(python)
     uv = None if tool == 'pip' else find_uv()
@@ -906,6 +919,7 @@ def restore_packages(to=None, # storage directory (default: the platform's)
         if todo and not uv and tool != 'pip': uv, rows = _uv_here(storage, info, p.home); out += rows  # an image without uv
         if tool == 'uv' and not uv: raise PackagesError("uv is not installed (`pip install uv`), or use pip")
         if todo: out += _install(info, whs, todo, uv, quiet)
+    remember(st, p.home)
     return Report(out, f"packages from {', '.join(sorted({str(w) for w in whs.values()}))} ({st.source})")
 
 # %% ../nbs/13_packages.ipynb #461ed083

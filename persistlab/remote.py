@@ -42,6 +42,9 @@ def split_url(url) -> dict:
     if url.startswith('rclone:'):
         remote, sep, path = url[len('rclone:'):].partition(':')
         if not sep or not remote: raise RemoteError(f"{url}: an rclone storage is rclone:REMOTE:PATH (a remote from `rclone config`)")
+        if not re.fullmatch(r'[\w.][\w. -]*', remote) or remote.endswith(' '):  # rclone's own rule; a leading '-' would be read as its option
+            raise RemoteError(f"{url}: {remote!r} is not an rclone remote name (letters, digits, _ . - and spaces, not first or last); "
+                              "see `rclone listremotes`")
         return dict(scheme='rclone', host=remote, port=None, user=None, path=path.strip('/'))
     u = urlsplit(url)
     if u.password is not None:  # it would be in the magic's line, the notebook, the remembered storage and process lists
@@ -68,6 +71,8 @@ class Remote:
     atomic = True  # does a put appear whole or not at all (S3, GCS)? Else uploads go to tmp/ and are renamed
     def __init__(self, url): self.url, self.parts = url.rstrip('/'), split_url(url)
     def __repr__(self): return f'{type(self).__name__}({self.url!r})'
+    def check(self):
+        "A `RemoteError` if what holds the storage is not there (a bucket): empty storage is new storage only when it can be made"
 
 # %% ../nbs/01b_remote.ipynb #88c3f68b
 _HINT = {'s3': 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (environment, Colab or Kaggle secrets), and AWS_ENDPOINT_URL for R2, B2 or MinIO',
@@ -120,6 +125,7 @@ def _secret(name): return None if os.environ.get(name) else get_secret(name)
 _ENV = ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_PROFILE',
         'AWS_DEFAULT_REGION', 'GOOGLE_APPLICATION_CREDENTIALS', 'STORAGE_EMULATOR_HOST', 'PERSISTLAB_SFTP_KEY', 'PERSISTLAB_SFTP_PASSWORD', 'PERSISTLAB_SFTP_KNOWN_HOSTS', 'HOME')
 _CLIENTS = {}  # fsspec filesystems by server and the variables that choose credentials
+_PRIVATE = set()  # (SFTP storage, its top folder) made 0700 by this process
 
 def _known_hosts():
     "Where asyncssh checks the server's host key: $PERSISTLAB_SFTP_KNOWN_HOSTS (a file or its lines), else ~/.ssh/known_hosts"
@@ -200,14 +206,34 @@ class FsRemote(Remote):
             self._fs = fs
         return self._fs
     def _p(self, key): return f'{self.root}/{key}' if key else self.root
+    def check(self):
+        if not self.atomic: return
+        try: self.fs.info(self.parts['host'])  # a listing in a missing bucket is only empty
+        except FileNotFoundError: raise RemoteError(f"storage {self.url}: the bucket {self.parts['host']} does not exist; create it first (or check the name)") from None
+        except Exception: pass  # not allowed to look at the bucket itself (a policy for a prefix): the calls that follow say what is wrong
+    def _dir(self, key, plain=False):
+        """Over SFTP, make the folder of `key`: the folders it makes are 0700, storage's own top folders (snapshots/, tmp/, gen/ ...)
+        are made 0700 once, and each file written is 0600 (`_private`): the server's umask would let its other users read keys.
+        Elsewhere only if `plain` (never where it would make a bucket: s3fs makes a missing one)"""
+        d = self.fs._parent(self._p(key))
+        if self.scheme != 'sftp': return self.fs.makedirs(d, exist_ok=True) if plain else None
+        self.fs.makedirs(d, exist_ok=True, permissions=0o700)
+        if '/' in key and (k := (self.url, key.split('/')[0])) not in _PRIVATE: self._chmod(self._p(k[1]), 0o700); _PRIVATE.add(k)
+    def _private(self, key):
+        if self.scheme == 'sftp': self._chmod(self._p(key), 0o600)
+    def _chmod(self, p, mode):
+        from fsspec.asyn import sync
+        async def go():
+            async with self.fs._pool.get() as ch: await ch.chmod(p, mode)
+        sync(self.fs.loop, go)
     def put(self, local, key):
-        with self._e(): self.fs.put_file(str(local), self._p(key))
+        with self._e(): self._dir(key); self.fs.put_file(str(local), self._p(key)); self._private(key)
     def get(self, key, local):
         with self._e(): self.fs.get_file(self._p(key), str(local))
     def read(self, key) -> bytes:
         with self._e(ok=(FileNotFoundError,)): return self.fs.cat_file(self._p(key))
     def write(self, key, data:bytes):
-        with self._e(): self.fs.pipe_file(self._p(key), data)
+        with self._e(): self._dir(key); self.fs.pipe_file(self._p(key), data); self._private(key)
     def create(self, key, data:bytes) -> bool:
         "Write `key` only if it does not exist yet; False if it does"
         p = self._p(key)
@@ -215,12 +241,13 @@ class FsRemote(Remote):
             with self._e(ok=(FileExistsError,)):
                 if self.atomic: self.fs.pipe_file(p, data, mode='create')
                 else:
-                    self.fs.makedirs(self.fs._parent(p), exist_ok=True)
+                    self._dir(key, plain=True)
                     try:
                         with self.fs.open(p, 'xb') as f: f.write(data)
                     except Exception:  # SFTP v3 has no 'it exists' status: OpenSSH answers a plain failure
                         if self.stat(key): raise FileExistsError(p) from None
                         raise
+                    self._private(key)
         except FileExistsError: return False
         return True
     def ls(self, prefix='') -> list:
@@ -242,7 +269,7 @@ class FsRemote(Remote):
     def mv(self, a, b):
         "Rename `a` to `b`, replacing it (atomic where the server can: OpenSSH's posix-rename, a local rename)"
         with self._e():
-            self.fs.makedirs(self.fs._parent(self._p(b)), exist_ok=True)
+            self._dir(b, plain=True)
             if self.scheme == 'file': os.replace(self._p(a), self._p(b))
             else: self.fs.mv(self._p(a), self._p(b))
 
@@ -430,6 +457,7 @@ def _head(r) -> tuple:
         if _readable(m):
             if m.get('version', 1) > 1: raise RemoteError(f"storage {r.url} was written by a newer persistlab (version {m['version']}): upgrade persistlab")
             return n, m, gens[0]
+    if not gens: r.check()  # a mistyped bucket is said, not taken for new storage
     return 0, dict(version=1, generation=0, entries=[]), gens[0] if gens else 0
 
 _OWN = ('version', 'generation', 'parent', 'host', 'at', 'entries')  # a record's own fields; the others (packages) are carried over

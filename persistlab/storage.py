@@ -295,10 +295,10 @@ def _given(v, source, home, p) -> Storage:
                                  "or leave it out to use the storage in use")
     if not _URL.fullmatch(v) and (m := re.match(r'(?i)(s3|gs|sftp|rclone)(:/{0,3})(?=[^/])', v)):  # `s3:/keep`, `S3://keep`: a URL mistyped, not a folder in cwd
         good = f"rclone:{v[m.end():]}" if m[1].lower() == 'rclone' else f"{m[1].lower()}://{v[m.end():]}"
-        raise PersistError(f"{flag} {v}: not a storage URL; did you mean {flag} {good}? (s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, "
+        if good != v: raise PersistError(f"{flag} {v}: not a storage URL; did you mean {flag} {good}? (s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, "
                            "sftp://USER@HOST/PATH or rclone:REMOTE:PATH) Nothing changed")
     if is_url(v):
-        if not _URL.fullmatch(v): raise PersistError(f"{flag} {v}: not a storage URL persistlab knows; use s3://BUCKET/PREFIX, "
+        if not _URL.fullmatch(v): raise PersistError(f"{flag} {v}: not a storage URL persistlab knows{' (a URL holds no spaces)' if any(c.isspace() for c in v) else ''}; use s3://BUCKET/PREFIX, "
                                                      "gs://BUCKET/PREFIX, sftp://USER@HOST/PATH or rclone:REMOTE:PATH")
         if (m := re.match(r'(s3|gs)://[^/]*:(\d*)', v)):  # a bucket name holds no ':': a port meant for the S3 server itself
             raise PersistError(f"{flag} {v}: a bucket has no port; for an S3 server of your own set AWS_ENDPOINT_URL=http://HOST:{m[2] or 'PORT'} "

@@ -334,6 +334,27 @@ def debian_pip_image(tmp_path):
     backdate(img)
     return img
 
+def test_one_damaged_wheel_does_not_keep_the_others_out(world, tmp_path):
+    "A wheel changed in the wheelhouse (a flipped byte on Drive): the others are installed, that one is named with the lines that mend "
+    "it, and they do (a fresh VM installed nothing and was told to 'save again', which a fresh VM cannot)"
+    storage, links = tmp_path/'storage', f"{world['index']/'files'} {world['local']}"
+    vm1 = VM(tmp_path/'vm1', storage, world['image'])
+    vm1.pip('install', '--no-index', 'plab-b', 'plab-e', PIP_FIND_LINKS=links)
+    vm1.cli('--save', PIP_FIND_LINKS=links, PIP_NO_INDEX='1')
+    (wh,) = (storage/'wheelhouse').iterdir()
+    w = next(wh.glob('plab_b-*.whl'))
+    with open(w, 'ab') as f: f.write(b'edited')
+    vm2 = VM(tmp_path/'vm2', storage, world['image'])
+    err = one_line_error(vm2.cli('--restore', check=False))
+    assert w.name in err and 'plab-b not installed' in err and '`pip install plab-b==1.0`, then `%persist --packages`' in err, err
+    assert '`%persist --packages --undo plab-b`' in err and err.rstrip().endswith('(installed meanwhile: plab-e)'), err
+    assert vm2.imports('plab_e') == ['e1.0'] and vm2.run(vm2.py, '-c', 'import plab_b', check=False).returncode != 0
+    vm2.pip('install', '--no-index', 'plab-b==1.0', PIP_FIND_LINKS=links)  # the lines it gave
+    vm2.cli('--save', PIP_FIND_LINKS=links, PIP_NO_INDEX='1')
+    vm3 = VM(tmp_path/'vm3', storage, world['image'])
+    r = vm3.cli('--restore')
+    assert vm3.imports('plab_b', 'plab_e') == ['b1.0', 'e1.0'], r.stdout + r.stderr
+
 @pytest.mark.parametrize('pip', ['image', 'debian'])
 def test_a_package_that_cannot_be_built_is_named(world, tmp_path, pip):
     "The index has only an sdist whose build hook fails; pip 23.0.1 (Debian's venvs) and the image's pip: the line names it"

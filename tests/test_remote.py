@@ -311,6 +311,31 @@ def test_wrong_secret_and_unreachable_are_one_line(s3, s3_auth, sftp, rclone, sb
     msg = _one_line(sb, rurl, {**renv, 'RCLONE_CONFIG_KEEP_URL': f'http://127.0.0.1:{free_port()}'})
     assert 'cannot reach' in msg, msg
 
+def test_a_mistyped_bucket_is_said_and_not_remembered(s3, sb):
+    "A fresh box with nothing to upload yet: a bucket that does not exist is named (it said 'storage has no snapshot of it', "
+    "as if the data were gone) and not remembered (the right URL then needed --switch)"
+    env, _ = s3; env = {**env, 'PERSISTLAB_STORAGE': ''}
+    for args in (['.local', '--to', 's3://nosuchbucket/x'], ['--to', 's3://nosuchbucket/x']):
+        r = sb.run(_exe('persistlab-restore' if args[0] == '--to' else 'persistlab-persist'), *args, check=False, **env)
+        assert r.returncode and 'the bucket nosuchbucket does not exist' in r.stdout + r.stderr, (r.stdout, r.stderr)
+    assert not (sb.home/'.persistlab/storage').exists()
+    r = sb.run(_exe('persistlab-persist'), '.local', '--to', 's3://keep/typo-fixed', check=False, **env)
+    assert r.returncode == 0 and 'switch' not in r.stdout + r.stderr, (r.stdout, r.stderr)
+
+def test_sftp_storage_is_private_on_the_server(sftp, sb, box):
+    "A shared SSH server (a login node as storage): what persistlab writes there is 0600 in 0700 folders whatever the server's "
+    "umask (022 made the .ssh snapshot readable by the server's other users)"
+    from persistlab.remote import remote_persist, remote_save, split_url
+    env, base = sftp; url = f'{base}/private'; root = Path(split_url(url)['path'])
+    (sb.home/'.ssh').mkdir(mode=0o700); (sb.home/'.ssh/id_ed25519').write_text('KEY'); os.chmod(sb.home/'.ssh/id_ed25519', 0o600)
+    make_tree(sb.home/'.local', n_files=5)
+    box(remote_persist, ['.local', '.ssh'], url, sb.home, env={**env, 'PERSISTLAB_RUN': sb.base/'vm1'})
+    (sb.home/'.ssh/config').write_text('Host x\n')
+    box(remote_save, None, url, sb.home, env={**env, 'PERSISTLAB_RUN': sb.base/'vm1'})
+    modes = {str(p.relative_to(root.parent)): p.stat().st_mode & 0o777 for p in [root, *root.rglob('*')]}
+    assert sum(k.startswith('private/snapshots/.ssh/') for k in modes) >= 1 and any(k.startswith('private/gen/') for k in modes), modes
+    assert not {k: oct(v) for k, v in modes.items() if v & 0o077}, modes
+
 # ---------------------------------------------------------------------------------------------------------------- sync
 def _until(cond, timeout=30, what=''):
     t0 = time.monotonic()

@@ -81,6 +81,10 @@ def test_packages_kept_in_a_bucket_come_back_offline_on_a_fresh_box(pk, s3, tmp_
     assert re.search(r'plab-b +package 1\.0', r.stdout) and 'plab-e' not in r.stdout, r.stdout  # --list: the bucket's packages
     # its save takes the bucket's wheels of what it has (no index answers here): nothing new, no new record
     assert re.search(r'plab-d +already saved', r.stdout) and _keys(url, env, 'gen') == {f'gen/000000000{i}.json' for i in (1, 2, 3)}, r.stdout + r.stderr
+    # `%persist --packages -r --to URL` on a fresh box remembers the storage, as every `--to` that worked: the next save goes there
+    vm4 = _vm(tmp_path, 'vm4', pk)
+    r = _cli(vm4, url, env, '--restore')
+    assert vm4.imports('plab_b', 'plab_d') == ['b1.0', 'd2.0'] and (vm4.home/'.persistlab/storage').read_text().strip() == url, r.stdout + r.stderr
 
 def test_sigkill_during_a_wheelhouse_upload_leaves_the_previous_packages(pk, s3, tmp_path):
     "A save killed after its first new wheel is uploaded: the bucket's record still names the previous packages, a "
