@@ -131,6 +131,12 @@ def plain_rel(path, # `.local`, `~/.ssh`, or absolute under `home`
     try: r = str(p.relative_to(home))
     except ValueError: raise PersistError(f"{path}: not under your home {home}; persistlab only persists paths in home") from None
     if r in ('', '.'): raise PersistError(f"{path}: that is your whole home; persist the paths inside it (.local, .ssh, ...)")
+    if r.split('/')[0] == '.persistlab':  # linked into storage, each machine would take the others' links and processes for its own
+        raise PersistError(f"{path}: ~/.persistlab is persistlab's own record of this machine (the storage it uses, what it linked, "
+                           "what it started) and stays on it; nothing changed")
+    if any(ord(c) < 32 or ord(c) == 127 for c in r):
+        raise PersistError(f"{path!r}: a name with a newline or control character, which the restore script and the listings cannot "
+                           "hold; rename it first (nothing changed)")
     if long := next((n for n in Path(r).parts if len(os.fsencode(n)) > NAME_MAX), None):
         raise PersistError(f"{long[:40]}...: a name of {len(os.fsencode(long))} bytes; filesystems allow {NAME_MAX}, so no such path can exist")
     return r

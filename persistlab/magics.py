@@ -38,6 +38,7 @@ class _Helped(Exception):
 
 def _args(magic, line:str):
     "Parse `line` for `magic` as a shell would (quotes removed), with the magic's `@argument`s; `-h`/`--help` prints the help"
+    line = re.sub(r'\s*;\s*$', '', line)  # IPython's `;` that hides a cell's result, not an argument
     try: argv = shlex.split(line)
     except ValueError as e: raise UsageError(f'{e} in: {line}') from None
     p = _parser(magic)

@@ -465,6 +465,7 @@ def restore(to=None, # storage directory (default: the platform's)
     done = sorted({r[0] for r in out if r[1].startswith(('linked', 'copied', 'restored', 'in sync', 'installed'))})  # the script says 'linked to ...'
     if failed:  # what did come back stays; the message names each part that did not, and why
         why = [f'{r[0]}: {r[2]}' for r in out if r[1] == 'failed']
+        if done: remember(st, home)  # it is in use: what came back is linked to it
         raise partly(why, done)
     remember(st, home)  # `%sshsetup --server` and the rest use it from now on
     watch_files(storage, home)

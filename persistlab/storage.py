@@ -6,7 +6,7 @@ Docs: https://persistlab.github.io/persistlab/storage.html.md"""
 
 # %% ../nbs/01_storage.ipynb #9d9449cf
 from __future__ import annotations
-import os, re, sys, json, stat, errno, marshal, functools, contextlib
+import os, re, sys, json, stat, errno, shutil, marshal, functools, contextlib, subprocess
 from operator import itemgetter
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +327,9 @@ def resolve_storage(to=None, # `--to`: a folder or URL (`''` is an error, not th
     if p.storage is not None and p.storage_source in ('env', 'config'):
         s = str(p.storage)
         if is_url(s): return Storage(s, 'PERSISTLAB_STORAGE', 'snapshot')
+        if p.storage_source == 'env' and not os.path.isabs(os.path.expanduser(s)):  # each folder a command ran from would be another storage
+            raise PersistError(f"PERSISTLAB_STORAGE={s} is a relative path; storage must be absolute so links and the restore script find it "
+                               f"from anywhere: did you mean PERSISTLAB_STORAGE={os.path.abspath(s)}? Nothing changed")
         s = Path(os.path.abspath(os.path.expanduser(s)))
         return Storage(s, 'PERSISTLAB_STORAGE' if p.storage_source == 'env' else '%config', 'snapshot' if snap or _snapshot_only(s) else 'link')
     if (r := remembered_storage(home)) is not None:
@@ -622,11 +625,18 @@ def _entry_lines(strategy, path) -> str:
     s = f"{'_copy' if strategy == 'copy' else '_link'} {_q(path)} || rc=1"
     return s + f"\n_realdir {_q(RUNTIME)}" if path == '.local' and strategy == 'link' else s
 
+_REMEMBER_STEP = r'''# this machine's storage from now on, unless one is remembered (`%persist --list`, `persistlab-status` and the
+# watch of edits saved over links find it without --to)
+if [ ! -e "$H/.persistlab/storage" ] && [ ! -L "$H/.persistlab" ] && [ ! -L "$H/.persistlab/storage" ]; then
+  { mkdir -p "$H/.persistlab" && printf '%s\n' "$S" > "$H/.persistlab/storage"; } 2>/dev/null || :
+fi
+'''
+
 def restore_script(m:dict, storage, out=None) -> str:
     "The POSIX sh restore script for manifest `m` in `storage`"
     lines = [_SCRIPT_HEAD.replace('@STORAGE@', _q(storage))]
     lines += [_entry_lines(e['strategy'], e['path']) for e in valid_entries(m, out) if e['strategy'] in ('link', 'copy')]
-    lines += [_PACKAGES_STEP, _DOTFILES_STEP]
+    lines += [_REMEMBER_STEP, _PACKAGES_STEP, _DOTFILES_STEP]
     lines.append('exit $rc\n')
     return '\n'.join(lines)
 
@@ -666,6 +676,18 @@ def strip_block(text) -> tuple:
     return out, at
 
 # %% ../nbs/01_storage.ipynb #51f17fef
+_STOP = re.compile(r'\s*(exit|exec|return)\b')
+
+def _stops(lines) -> bool:
+    """Might the hook's `lines` end the script before what follows them: an `exit`, `exec` or `return` (sourced: Paperspace's
+    start sources pre-run.sh) at the start of a line, or a here-document left open (bash takes the rest as its text)?"""
+    if any(_STOP.match(l) for l in lines): return True
+    if not lines or not (sh := shutil.which('bash')): return False
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        r = subprocess.run([sh, '-n'], input=''.join(lines), capture_output=True, text=True, timeout=10)
+        return 'here-document' in r.stderr
+    return False
+
 def update_hook(hook, storage, runtime=False) -> str:
     "Put the persistlab block into `hook` (the rest kept; a symlink stays a link); make it executable"
     hook = Path(hook)
@@ -674,6 +696,7 @@ def update_hook(hook, storage, runtime=False) -> str:
     lines, at = strip_block(old)
     if lines and not lines[-1].endswith('\n'): lines[-1] += '\n'
     blk = hook_block(storage, runtime)
+    if _stops(lines[:len(lines) if at is None else at]): at = 1 if lines and lines[0].startswith('#!') else 0  # first, where it runs
     new = ''.join(lines[:at] + [blk] + lines[at:]) if at is not None else ''.join(lines) + blk
     mode = (stat.S_IMODE(hook.stat().st_mode) if hook.exists() else 0o644) | 0o755
     try:

@@ -38,6 +38,10 @@ def test_script_restores_a_new_empty_home(persisted):
     r2 = subprocess.run(['sh', str(sb.storage/SCRIPT)], env=dict(HOME=str(fresh), PATH='/usr/bin:/bin'), capture_output=True, text=True)
     assert r2.returncode == 0 and snapshot(fresh) == before
     assert 'already linked' in r2.stdout and 'in sync' in r2.stdout and not (sb.storage/BACKUP).exists()
+    # the box knows its storage now: `persistlab-status` (and `%persist --list`, the watch) need no --to
+    assert (fresh/'.persistlab/storage').read_text() == f'{sb.storage}\n'
+    from persistlab.persist import status
+    assert sorted(x[0] for x in status(home=fresh, platform=detect(env=dict(HOME=str(fresh), PERSISTLAB_PLATFORM='local'))))[:3] == ['.gitconfig', '.local', '.ssh']
 
 def test_script_backs_up_what_is_in_the_way(persisted):
     sb = persisted; fresh = sb.base/'fresh'
@@ -87,6 +91,28 @@ def test_hook_keeps_user_content(sb):
     t = hook.read_text()
     assert t.startswith('#!/usr/bin/env bash\npip install -q foo\n') and t.count('# >>> persistlab >>>') == 1
     assert stat.S_IMODE(hook.stat().st_mode) == 0o755
+
+@pytest.mark.parametrize('ending', ['exit 0\n', '[ -n "${SKIP:-}" ] && return\nreturn\n', 'cat <<EOF\nnever closed\n', 'old block'])
+def test_hook_block_runs_when_the_users_lines_end_early(sb, ending):
+    "A pre-run.sh whose lines end it early (an exit; a return, as Paperspace sources it; a here-document left open): the block "
+    "goes first, where it runs (appended after them it never ran, while the cell said 'startup hook updated')"
+    from persistlab.storage import hook_block
+    hook = sb.base/'pre-run.sh'
+    old = hook_block(sb.storage) if ending == 'old block' else ''  # an earlier persistlab appended it after the exit
+    hook.write_text('#!/bin/bash\necho user ran\n' + ('exit 0\n' + old if old else ending))
+    make_tree(sb.home/'.local', 3)
+    persist(['.local'], home=sb.home, platform=plat(sb, hook))
+    t = hook.read_text()
+    assert t.startswith('#!/bin/bash\n# >>> persistlab >>>') and t.count('# >>> persistlab >>>') == 1 and 'echo user ran\n' in t, t
+    fresh = sb.base/'fresh'; fresh.mkdir()
+    r = subprocess.run(['bash', '-c', f'source {hook}; echo after'], env=dict(HOME=str(fresh), PATH='/usr/bin:/bin'), capture_output=True, text=True)
+    assert os.readlink(fresh/'.local') == str(sb.storage/'.local') and 'user ran' in r.stdout, r.stdout + r.stderr
+
+def test_hook_block_stays_last_after_plain_lines(sb):
+    hook = sb.base/'pre-run.sh'; hook.write_text('#!/bin/bash\nif [ -n "$X" ]; then echo x; fi\necho user ran\n')
+    make_tree(sb.home/'.local', 3)
+    persist(['.local'], home=sb.home, platform=plat(sb, hook))
+    assert hook.read_text().startswith('#!/bin/bash\nif [ -n "$X" ]; then echo x; fi\necho user ran\n# >>> persistlab >>>')
 
 def test_python_restore_runs_the_same_script(persisted):
     sb = persisted; fresh = sb.base/'fresh'; fresh.mkdir()
