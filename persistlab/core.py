@@ -292,6 +292,7 @@ AUTHORIZED = ('authorized_keys', 'authorized_keys2')  # sshd's lists of keys let
 def fill(src, # a folder
          dst, # a folder: what it has already is never overwritten
          lines=(), # file names whose lines only `src` has are added to `dst`'s copy (AUTHORIZED: both boxes' keys get in)
+         skip=(), # file names never copied
         ) -> int:
     "Copy into `dst` what only `src` has (links as links); the number of entries copied or extended"
     src, dst, n = Path(src), Path(dst), 0
@@ -299,6 +300,7 @@ def fill(src, # a folder
         d = dst/Path(root).relative_to(src)
         if d.is_symlink() or not d.is_dir(): dirs[:] = []; continue  # `dst` has a file there: its own wins
         for name in dirs + files:
+            if name in skip and name in files: continue
             a, b = Path(root)/name, d/name
             if exists(b):
                 if name in lines and all(x.is_file() and not x.is_symlink() for x in (a, b)): n += _add_lines(a, b)

@@ -12,7 +12,7 @@ from pathlib import Path
 from .platforms import detect, Platform
 from .core import (PersistError, PersistlabError, Report, stamp, human, ssh_modes, plain_rel, inside, exists,
     kind, tree_size, same_content, covered, loops, same_fs, copy_verified, drop, remove, link, NAME_MAX,
-    failpoint, storage_lock, work_dir, sibling, swap, fill, together, failures, partly, OLD, NEW)
+    failpoint, storage_lock, work_dir, sibling, swap, fill, together, failures, partly, OLD, NEW, AUTHORIZED)
 from .storage import (MANIFEST, SCRIPT, BACKUP, LOCK, SNAPDIR, TMP, HOME_TMP, RUNTIME, read_manifest, find_entry,
     record, put_entry, entries_to_change, forget, want, unwant, wanted, later, WRITTEN_LATER, near, write_manifest, valid_entries, overlap, Storage, resolve_storage, check_storage, existing_storage, check_switch, remember, finish,
     aside, hollow, tmp_for, python_for, live_rows, replace_verified, finish_replace, linked_here, mark_linked)
@@ -151,6 +151,8 @@ def _persist_copy(rel, h, s, hk, sk, home, storage, stamp, out, merge):
         out.append((rel, 'copied', f'to {s}'))
     else:  # storage's replaces home's, which goes to the backup folder only once storage's copy is complete in home
         if merge and hk == sk == 'dir': _merge(h, s, out, rel)
+        elif hk == sk == 'dir' and (n := fill(h, s, skip=AUTHORIZED)):  # a key made since (ssh-keygen), a new config: kept, not only in home
+            out.append((rel, 'saved', f"{n} new entr{'y' if n == 1 else 'ies'} only ~/{rel} had copied into {s} (storage's files are kept as they are)"))
         if replace_verified(s, h, storage, home, rel, stamp, out, keep=True): out.append((rel, 'copied', f'from {s}'))
         else: out.append((rel, 'already persisted', f'home has everything {s} has'))
     if s.is_dir(): ssh_modes(s)
@@ -565,6 +567,8 @@ def undo(paths, # the persisted path to bring back into home (`.local`), or seve
         each(lambda x: _undo_one(plain_rel(x, home), storage, home, p, ts, out))
     return Report(out, f'undo in {st.label}')
 
+_HOME_GOES = ('paperspace', 'runpod', 'vastai')  # linking platforms whose instances start from the image's home
+
 def _undo_one(rel, storage, home, p, ts, out):
     "`undo` of one path, under the storage lock"
     e = find_entry(read_manifest(storage), rel)
@@ -577,6 +581,9 @@ def _undo_one(rel, storage, home, p, ts, out):
         _bring_home(s, h, storage, home, rel, out, keep=False)
         with contextlib.suppress(OSError): _prune(s.parent, storage)
         out.append((rel, 'moved back', f'from {s} to ~/{rel}'))
+        if p.name in _HOME_GOES:  # the only copy is in a home the next instance does not have
+            out.append((rel, 'not kept', f"{p.name}'s home is gone when this instance stops, and ~/{rel} with it; "
+                        f"`%persist {rel}` keeps it again"))
     elif e['strategy'] == 'archive':
         snap = storage/SNAPDIR/e['snapshot']
         if exists(snap): aside(snap, storage, f'{SNAPDIR}/{snap.name}', ts, out, 'storage')
