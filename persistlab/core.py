@@ -478,8 +478,8 @@ def copy_verified(src, dst, tmpdir, desc=None):
     try:
         sts = stats(src, unread := []); sig = sig_of(src, sts)
         need = sum(v[2] for v in sig.values())
-        if need > free: raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {need/1e6:.1f} MB, "
-                                           f"{free/1e6:.1f} MB free; nothing changed")
+        if need > free: raise PersistError(f"not enough space for {src} in {dst.parent}: it needs {human(need)}, "
+                                           f"{human(free)} free; nothing changed")
         written = lambda: min(need, free - shutil.disk_usage(tmpdir).free)  # cp has no hook: watch the free space
         with Polled(written, desc or src.name, need, after=1.0):
             if sig['.'][0] == 'd' and sys.platform.startswith('linux') and not unread and plain_tree(sts): got = copy_tree(src, part, sts)

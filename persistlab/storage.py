@@ -516,10 +516,18 @@ _backup() {  # this run's own backup folder
   while [ -e "$B" ] || [ -L "$B" ]; do _n=$((_n+1)); B="$_b-$_n"; done
   mkdir -p "$B" || { B=; return 1; }
 }
+_fits() {  # moved into storage's backup folder from another filesystem, $1 is copied: refused before a byte if it cannot fit
+  [ "$(df -P "$1" 2>/dev/null | awk 'NR==2{print $6}')" = "$(df -P "$S" 2>/dev/null | awk 'NR==2{print $6}')" ] && return 0
+  _need=$(du -sk "$1" 2>/dev/null | awk '{print $1}'); _free=$(df -Pk "$S" 2>/dev/null | awk 'NR==2{print $4}')
+  if [ -z "$_need" ] || [ -z "$_free" ] || [ "$_need" -lt "$_free" ]; then return 0; fi
+  say "$2: ~/$2 is in the way (${_need} kB) and $S has ${_free} kB free, too little to keep it in the backup folder; ~/$2 is as it was (free some space there, then run this again)"
+  return 1
+}
 _aside() {  # move $1 out of the way into the backup folder, or drop it if it holds nothing but empty folders (no data)
   if [ -d "$1" ] && [ ! -L "$1" ] && [ -z "$(find "$1" ! -type d -print | head -n 1)" ]; then
     find "$1" -depth -type d -exec rmdir {} + 2>/dev/null && return  # rmdir refuses, losing nothing, if a file appeared
   fi
+  _fits "$1" "$2" || return 1
   _backup || return 1
   _mkparent "$B/$2" || return 1
   if [ -e "$B/$2" ] || [ -L "$B/$2" ]; then say "$2: $B/$2 already exists, not moving over it"; return 1; fi

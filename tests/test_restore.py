@@ -114,6 +114,19 @@ def test_hook_block_stays_last_after_plain_lines(sb):
     persist(['.local'], home=sb.home, platform=plat(sb, hook))
     assert hook.read_text().startswith('#!/bin/bash\nif [ -n "$X" ]; then echo x; fi\necho user ran\n# >>> persistlab >>>')
 
+def test_script_on_a_full_storage_moves_nothing_and_says_so(sb, tmpfs):
+    "A fresh instance whose image has its own ~/.local, storage on another filesystem with too little room: nothing is moved "
+    "(mv had left a cut-off copy in the backup folder and storage full), a persistlab line says why, the rest is restored"
+    st = tmpfs('keep', '2m'); make_tree(sb.home/'.local', 3); (sb.home/'.gitconfig').write_text('[user]\n')
+    pl = detect(env=dict(HOME=str(sb.home), PERSISTLAB_PLATFORM='local', PERSISTLAB_STORAGE=str(st)))
+    persist(['.local', '.gitconfig'], home=sb.home, platform=pl)
+    fresh = sb.base/'fresh'; (fresh/'.local/lib').mkdir(parents=True); (fresh/'.local/lib/blob').write_bytes(os.urandom(3 << 20))
+    free = shutil.disk_usage(st).free
+    r = subprocess.run(['sh', str(st/SCRIPT)], env=dict(HOME=str(fresh), PATH='/usr/bin:/bin'), capture_output=True, text=True, cwd='/')
+    assert r.returncode == 1 and 'persistlab: .local: ~/.local is in the way' in r.stdout and 'kB free' in r.stdout, r.stdout + r.stderr
+    assert (fresh/'.local/lib/blob').stat().st_size == 3 << 20 and not (fresh/'.local').is_symlink() and shutil.disk_usage(st).free >= free - 65536
+    assert os.readlink(fresh/'.gitconfig') == str(st/'.gitconfig')
+
 def test_python_restore_runs_the_same_script(persisted):
     sb = persisted; fresh = sb.base/'fresh'; fresh.mkdir()
     r = restore(home=fresh, platform=plat(sb))
