@@ -93,8 +93,9 @@ def _extract(snap, rel, home, storage, ts, out, python, current) -> bool:
             what = (f'a member would land outside ~/{rel}' if "contains '..'" in str(e) or 'outside' in str(e)
                     else f'cannot be read here: {e.strerror}' if e.errno == errno.ENOPROTOOPT
                     else f"cannot be unpacked (cut off, or not a snapshot: {err})")
-            out.append((rel, 'bad snapshot', f'{snap} {what}; ~/{rel} left as it is. The file stays as it is: an earlier version of it may be '
-                        f'in Drive\'s "Manage versions"; `%persist --save {rel}` replaces it with what home has')); return False
+            drive = 'an earlier version of it may be in Drive\'s "Manage versions"; ' if 'MyDrive' in Path(snap).parts else ''
+            out.append((rel, 'bad snapshot', f'{snap} {what}; ~/{rel} left as it is. The file stays as it is: {drive}'
+                        f'`%persist --save {rel}` replaces it with what home has')); return False
         src, strays = x/rel, _strays(x, rel)
         if strays:
             out.append((rel, 'bad snapshot', f'{snap} holds {strays[0]} outside ~/{rel}; refused, ~/{rel} left as it is')); return False

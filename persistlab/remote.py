@@ -741,7 +741,8 @@ def remote_undo(path, url, home=None) -> Report:
         n, m = head(r)
         if not find_entry(m, rel): raise PersistError(f"~/{rel} is not kept in {url}; see `%persist --list --to {url}`")
         n, m = publish(r, n, m, {rel: None})
-    return Report([(rel, 'no longer persisted', f'home keeps its copy; generation {n}')], f'undo in {url}')
+    return Report([(rel, 'no longer persisted', f'home keeps its copy; generation {n}. Its snapshot stays in storage while the '
+                    f'{KEEP - 1} records before this one name it; saves after that remove it')], f'undo in {url}')
 
 def remote_restore_backup(key, # a key under `backups/`, as the restore that made it (or `%persist --list`) names it
                           url, home=None) -> Report:
