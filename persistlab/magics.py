@@ -133,6 +133,35 @@ def _usage():
         if isinstance(e, PersistlabError): raise UsageError(str(e)) from None
         raise
 
+@contextlib.contextmanager
+def _history_held(rels=None):
+    """IPython keeps its history database (`~/.ipython/profile_*/history.sqlite`) open. While a command moves or replaces the
+    folder holding it (`%persist .ipython` into storage on another filesystem, a snapshot restored over it), it is closed, then
+    opened where it is now: else IPython's next write finds its file gone, calls it corrupt and starts an empty one. `rels`: the
+    paths the command moves (None: any, as a restore). IPython 7 to 9; anything unexpected leaves history as IPython has it"""
+    from IPython import get_ipython
+    hm = getattr(get_ipython(), 'history_manager', None); held = False
+    try:
+        f, home = str(getattr(hm, 'hist_file', '') or ''), os.path.expanduser('~')
+        rel = os.path.relpath(f, home) if f.startswith(home + os.sep) and getattr(hm, 'enabled', False) else None
+        rs = None if rels is None else [os.path.relpath(os.path.join(home, os.path.expanduser(str(r))), home) for r in rels]
+        if rel and (rs is None or any(rel == r or rel.startswith(r + os.sep) for r in rs)):
+            with contextlib.suppress(Exception): hm.writeout_cache()
+            t = getattr(hm, 'save_thread', None)
+            if hasattr(hm, '_stop_save_thread'): hm._stop_save_thread()  # IPython 9
+            elif t is not None: t.stop()  # 7, 8: the thread closes its connection and ends
+            hm.db.close(); held = True
+    except Exception: pass
+    try: yield
+    finally:
+        if held:
+            with contextlib.suppress(Exception):
+                hm.init_db()
+                if hasattr(hm, '_restart_thread_if_stopped'): hm._restart_thread_if_stopped()
+                elif t is not None:
+                    from IPython.core.history import HistorySavingThread
+                    hm.save_thread = HistorySavingThread(hm); hm.save_thread.start()
+
 def _packages(args, st):
     "`%persist --packages`: save the packages you installed; with -r, --list, --undo NAME|all: install, show, forget them"
     from persistlab import packages as P
@@ -287,12 +316,14 @@ class PersistlabMagics(Magics):
                                  f"({' '.join(args.paths)}): `%persist {'--list' if args.list else '--restore'}`")
             if args.list: return _with_dotfiles(_with_packages(status(st), st), st)
             if args.restore:  # the paths and the packages at once, then the dotfiles
-                return _with_dotfiles(restore(st, switch=args.switch, packages=True, python=args.python, force=args.force), st, apply=True)
-            if args.undo: return undo([args.undo, *args.paths], st)  # `-u A B`: each of them, not only A
+                with _history_held(): r = restore(st, switch=args.switch, packages=True, python=args.python, force=args.force)
+                return _with_dotfiles(r, st, apply=True)
+            if args.undo:
+                with _history_held([args.undo, *args.paths]): return undo([args.undo, *args.paths], st)  # `-u A B`: each of them, not only A
             if not args.paths:
                 if args.mount: return
                 raise UsageError("name paths to persist (e.g. `%persist .local .ssh`), or use --list, --restore, --save, --undo PATH")
-            return _persist_paths(args, st)
+            with _history_held(args.paths): return _persist_paths(args, st)
 
     def _dotfiles(self, args):
         "`%persist --dotfiles REPO` (with --force: again on this machine), `--dotfiles off`: forget it"
@@ -472,13 +503,13 @@ def _autorestore(storage=None):
     if st is None: return
     if st.url:  # remote storage: what this box has not restored yet, through its transport
         from persistlab.remote import autorestore
-        with _usage(): _show(autorestore(st.url))
+        with _usage(), _history_held(): _show(autorestore(st.url))
         from persistlab.packages import autorestore_packages
         with _usage(): _show(autorestore_packages(p, storage=st))
         return
     if p.strategy == 'archive':
         from persistlab.persist import autorestore
-        with _usage(): _show(autorestore(p, storage=st, packages=True))  # the snapshots and the saved packages at once
+        with _usage(), _history_held(): _show(autorestore(p, storage=st, packages=True))  # the snapshots and the saved packages at once
         if not st.local.parent.is_dir(): return st.local.parent  # Drive not mounted yet
     if (st.local/'persistlab.json').exists():  # the engines are imported only then
         from persistlab.persist import take_edits

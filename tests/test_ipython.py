@@ -1,5 +1,5 @@
 "The magics in a real IPython shell, and the console scripts as a user runs them"
-import os, re, sys, subprocess, textwrap, shutil
+import os, re, sys, subprocess, textwrap, shutil, tempfile, contextlib
 from pathlib import Path
 import pytest
 from conftest import make_tree, ROOT
@@ -190,3 +190,20 @@ def test_load_ext_on_a_fresh_home_says_what_is_not_restored(sb, tmp_path):
     line = [l for l in r.stdout.splitlines() if 'not in this home yet' in l]
     assert len(line) == 1 and '.local, .gitconfig' in line[0] and '%persist -r' in line[0], r.stdout + r.stderr  # once: not after -r
     assert (fresh/'.local').is_symlink() and (fresh/'.gitconfig').is_symlink(), r.stdout + r.stderr
+
+def test_persist_ipython_keeps_the_running_sessions_history(sb):
+    "`%persist .ipython` into storage on another filesystem, in the IPython whose history database is in it: the cells before and "
+    "after are all in storage's history (IPython had found its database gone, renamed it as corrupt and started an empty one)"
+    st = Path(tempfile.mkdtemp(dir='/dev/shm')) if os.path.isdir('/dev/shm') else None
+    if st is None or os.stat(st).st_dev == os.stat(sb.home).st_dev: pytest.skip('needs /dev/shm on another filesystem than home, as storage')
+    try:
+        r = subprocess.run([sys.executable, '-m', 'IPython', '--no-banner', '--simple-prompt', '--colors=NoColor'], timeout=120,
+                           input=f'x_before = 1\n%load_ext persistlab\n%persist .ipython --to {st}/keep\ny_after = 2\nexit\n',
+                           env=sb.env(IPYTHONDIR=sb.home/'.ipython', PERSISTLAB_STORAGE=''), cwd=sb.home, capture_output=True, text=True)
+        assert r.returncode == 0 and 'readonly' not in r.stdout + r.stderr and 'corrupt' not in r.stdout + r.stderr, r.stdout + r.stderr
+        assert (sb.home/'.ipython').is_symlink() and not list((st/'keep/.ipython/profile_default').glob('history-corrupt*'))
+        import sqlite3
+        with contextlib.closing(sqlite3.connect(st/'keep/.ipython/profile_default/history.sqlite')) as db:
+            got = [s for s, in db.execute('select source from history order by session, line')]
+        assert got[0] == 'x_before = 1' and got[-1] == 'y_after = 2', got
+    finally: shutil.rmtree(st, ignore_errors=True)
