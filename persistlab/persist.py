@@ -285,6 +285,9 @@ def _recover(storage, home, ts, out):
             if not exists(old): continue
             if covered(old, [other] + [b/rel for b in backups]):
                 remove(old); out.append((rel, 'recovered', f'removed {old.name}, a copy left by an interrupted run'))
+            elif other is h and not exists(s):
+                os.rename(old, s)  # storage's copy, set aside by an undo cut off before home had it (a fresh instance): back in place
+                out.append((rel, 'recovered', f'put {old.name} back: a run cut off had set it aside, and nothing else held that data'))
             else: out.append((rel, 'check', f'{old} was left by an interrupted run and is not in storage; look at it'))
             if e['strategy'] == 'link' and not exists(h) and kind(s) in ('dir', 'file'):
                 link(s, h)
@@ -482,7 +485,10 @@ def _state(e, home, storage):
     if e['strategy'] == 'archive':
         if not (Path(storage)/SNAPDIR/e['snapshot']).exists(): return 'lost: no snapshot in storage'
         return f"saved {e.get('saved', '')}".strip() + ('' if exists(h) else ', not restored here: %persist -r')
-    if not exists(s) or kind(s) == 'link': return 'lost: not in storage'
+    if not exists(s) or kind(s) == 'link':
+        if exists(o := sibling(s, OLD)): return f'interrupted: its data is in {o}, set aside by a run that was cut off; `%persist -r` puts it back'
+        if exists(h) and kind(h) != 'link': return f'not in storage: ~/{rel} has it (a run was cut off); `%persist {rel}` keeps it again'
+        return 'lost: not in storage'
     if e['strategy'] == 'copy':
         if kind(h) == 'link' and os.readlink(h) == str(s): return 'linked'
         if not exists(h): return 'missing: %persist -r restores it'

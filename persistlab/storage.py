@@ -553,6 +553,9 @@ _finish() {  # a verified copy that an interrupted save left beside its place, w
   if [ ! -e "$S/$1" ] && [ ! -L "$S/$1" ] && [ -e "$S/$1.persistlab-new" ] && [ ! -L "$S/$1.persistlab-new" ]; then
     mv "$S/$1.persistlab-new" "$S/$1" && say "$1: put in place the verified copy an interrupted save left"
   fi
+  if [ ! -e "$S/$1" ] && [ ! -L "$S/$1" ] && [ -e "$S/$1.persistlab-old" ] && [ ! -L "$S/$1.persistlab-old" ]; then
+    mv "$S/$1.persistlab-old" "$S/$1" && say "$1: put back the copy a run cut off had set aside (nothing else held it)"
+  fi
 }
 _keephome() {  # copy into the new copy $2 what only home's folder $1 has (storage's files win): a provider's authorized_keys stays
   case $2 in /*) ;; *) set -- "$1" "$PWD/$2";; esac

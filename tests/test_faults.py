@@ -143,3 +143,24 @@ def test_several_paths_kill_after_the_first_move(sb):
     sb.py(code)
     for n, w in want.items(): assert (sb.home/n).is_symlink() and snapshot((sb.home/n).resolve()) == w
     assert not (sb.storage/BACKUP).exists() or not any((sb.storage/BACKUP).iterdir())  # no second copy anywhere
+
+UNDO = "from persistlab.persist import undo; print(undo('.local'))"
+
+@pytest.mark.parametrize('boot', ['sh', 'python'])
+def test_undo_killed_after_setting_storage_aside_then_a_fresh_instance(xfs, tmp_path, boot):
+    "An undo killed right after setting storage's copy aside, then a new instance (home wiped): that copy is the only one; "
+    "the boot's script or `%persist -r` puts it back and links it (it said 'not in storage, skipped' and left it orphaned)"
+    sb = xfs; want = snapshot(make_tree(sb.home/'.local', 300))
+    sb.py(PERSIST)
+    r = sb.py(UNDO, check=False, PERSISTLAB_FAILPOINT='set-aside')
+    assert r.returncode == -signal.SIGKILL and (sb.storage/('.local' + _OLD)).is_dir() and not (sb.storage/'.local').exists()
+    fresh = tmp_path/'fresh'; fresh.mkdir()
+    st = sb.py("from persistlab.persist import status; print(status())", home=fresh).stdout
+    assert 'interrupted: its data is in' in st and '`%persist -r` puts it back' in st, st
+    if boot == 'sh':
+        r = subprocess.run(['sh', str(sb.storage/'persistlab-restore.sh')], env=dict(HOME=str(fresh), PATH='/usr/bin:/bin'), capture_output=True, text=True, cwd='/')
+        assert r.returncode == 0 and 'put back the copy a run cut off had set aside' in r.stdout, r.stdout + r.stderr
+    else:
+        r = sb.py(RESTORE, home=fresh)
+        assert "put .local.persistlab-old back" in r.stdout, r.stdout
+    assert (fresh/'.local').is_symlink() and snapshot((fresh/'.local').resolve()) == want and not (sb.storage/('.local' + _OLD)).exists()
