@@ -725,9 +725,11 @@ def remote_status(url, home=None) -> Report:
     "What the storage holds and how home compares: path, state, size and object"
     home = _home(home); n, m = head(remote(url)); rows = []; done = known(url, home, m)
     for e in valid_entries(m, rows):
-        h = home/e['path']; sig = content_sig(h, e['path']) if exists(h) else None
-        state = ('not here: --restore brings it' if not sig else 'in sync' if sig == e.get('sig') or done.get(e['path']) == (e['snapshot'], sig)
-                 else 'changed here: --save uploads it')
+        h = home/e['path']; sig = content_sig(h, e['path']) if exists(h) else None; mine = done.get(e['path'])
+        state = ('not here: --restore brings it' if not sig else 'in sync' if mine == (e['snapshot'], sig)
+                 else ('another machine saved it since this box restored it: --restore takes theirs (this box\'s copy is backed up)'
+                       + ('' if mine[1] == sig else ', --save --force makes this box\'s current')) if mine and mine[0] != e['snapshot']
+                 else 'in sync' if sig == e.get('sig') else 'changed here: --save uploads it')  # (what --save would refuse is not offered)
         rows.append((e['path'], state, f"{human(e.get('size') or 0)}, snapshot {e['snapshot']}"))
     if bs := sorted(x['key'] for x in remote(url).ls(BACKUPS)):
         rows.append(('backups', f'{len(bs)} in storage', f"what restores replaced, newest {bs[-1]}: `persistlab-restore --to {url} --backup KEY` puts one back"))

@@ -246,6 +246,9 @@ def test_two_writers_at_once(server, sb, box):
     loser = next(i for i, (rc, _) in enumerate(res) if rc)
     msg = res[loser][1].strip().splitlines()[-1]
     assert 'overwritten' in msg and '--save --force' in msg, msg
+    from persistlab.remote import remote_status  # the loser's --list says what --save would refuse, not 'changed here: --save uploads it'
+    st = box(remote_status, url, boxes[loser][0], env=boxes[loser][1])
+    assert [x[1] for x in st if x[0] == '.cfg'][0].startswith('another machine saved it since this box restored it'), st
     fresh = sb.base/'fresh'; fresh.mkdir()
     box(remote_restore, url, fresh, env={**env, 'PERSISTLAB_RUN': sb.base/'vm-f'})
     winner = boxes[1 - loser][0]
