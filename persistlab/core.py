@@ -131,7 +131,8 @@ def plain_rel(path, # `.local`, `~/.ssh`, or absolute under `home`
     try: r = str(p.relative_to(home))
     except ValueError: raise PersistError(f"{path}: not under your home {home}; persistlab only persists paths in home") from None
     if r in ('', '.'): raise PersistError(f"{path}: that is your whole home; persist the paths inside it (.local, .ssh, ...)")
-    if r.split('/')[0] == '.persistlab':  # linked into storage, each machine would take the others' links and processes for its own
+    if r.split('/')[0] == '.persistlab' and r.split('/')[:2] != ['.persistlab', 'code-server']:  # linked into storage, each machine would
+        # take the others' links and processes for its own (code-server's download cache is kept in storage by `%codeserver`)
         raise PersistError(f"{path}: ~/.persistlab is persistlab's own record of this machine (the storage it uses, what it linked, "
                            "what it started) and stays on it; nothing changed")
     if any(ord(c) < 32 or ord(c) == 127 for c in r):
