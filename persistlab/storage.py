@@ -523,9 +523,20 @@ _fits() {  # moved into storage's backup folder from another filesystem, $1 is c
   say "$2: ~/$2 is in the way (${_need} kB) and $S has ${_free} kB free, too little to keep it in the backup folder; ~/$2 is as it was (free some space there, then run this again)"
   return 1
 }
+_xbits() {  # the executable files under $1: what diff does not compare
+  if [ -d "$1" ]; then (cd "$1" && find . -type f -perm -u+x -print | sort); elif [ -x "$1" ]; then echo x; fi
+}
 _aside() {  # move $1 out of the way into the backup folder, or drop it if it holds nothing but empty folders (no data)
   if [ -d "$1" ] && [ ! -L "$1" ] && [ -z "$(find "$1" ! -type d -print | head -n 1)" ]; then
     find "$1" -depth -type d -exec rmdir {} + 2>/dev/null && return  # rmdir refuses, losing nothing, if a file appeared
+  fi
+  if [ -d "$S/.persistlab-backup" ] && [ ! -L "$S/.persistlab-backup" ]; then  # the image's own copy, the same at every boot: kept once
+    for _d in $(ls -r "$S/.persistlab-backup" 2>/dev/null | head -n 10); do
+      _o="$S/.persistlab-backup/$_d/$2"
+      if [ -e "$_o" ] && [ ! -L "$_o" ] && diff -r --no-dereference "$1" "$_o" >/dev/null 2>&1 && [ "$(_xbits "$1")" = "$(_xbits "$_o")" ]; then
+        rm -rf "$1" && say "$2: what was in the way is in $_o already: not kept twice"; return
+      fi
+    done
   fi
   _fits "$1" "$2" || return 1
   _backup || return 1
@@ -761,6 +772,11 @@ def aside(p, # what is in the way
     p = Path(p)
     if hollow(p):  # a fresh image's folders with nothing in them: no data, so no backup folder for them every boot
         for d, _, _ in os.walk(p, topdown=False): os.rmdir(d)  # bottom-up rmdir: fails, losing nothing, if a file appeared
+        return
+    bdir = Path(storage)/BACKUP  # the image's own copy, the same at every boot: kept once, not once per fresh instance
+    olds = sorted((d for d in bdir.iterdir() if d.name != ts), reverse=True)[:10] if bdir.is_dir() and not bdir.is_symlink() else []
+    if hit := next((c for d in olds if exists(c := d/rel) and not c.is_symlink() and covered(p, [c])), None):
+        remove(p); out.append((rel, 'already kept', f'what was in {what} is in {hit} already (every file, byte for byte): not kept twice'))
         return
     b = work_dir(storage, f'{BACKUP}/{ts}')/rel
     move(p, b, work_dir(storage, TMP), f'backup {rel}')

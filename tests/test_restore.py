@@ -127,6 +127,25 @@ def test_script_on_a_full_storage_moves_nothing_and_says_so(sb, tmpfs):
     assert (fresh/'.local/lib/blob').stat().st_size == 3 << 20 and not (fresh/'.local').is_symlink() and shutil.disk_usage(st).free >= free - 65536
     assert os.readlink(fresh/'.gitconfig') == str(st/'.gitconfig')
 
+@pytest.mark.parametrize('boot', ['sh', 'python'])
+def test_the_images_own_copy_is_backed_up_once_not_at_every_boot(persisted, boot):
+    "Every fresh instance's image has the same ~/.local of its own: the first boot keeps it in the backup folder, later ones see it "
+    "is there already (every file, byte for byte) and do not fill storage with one more copy per boot; a different one is kept"
+    sb = persisted
+    def boot_once(n, extra=None):
+        fresh = sb.base/f'fresh{n}'; img = fresh/'.local/lib/python3.11/site-packages/imgpkg'; img.mkdir(parents=True)
+        (img/'__init__.py').write_text('image = 1\n'); (img/'data.bin').write_bytes(b'x' * 50000)
+        if extra: (img/'extra').write_text(extra)
+        if boot == 'sh': r = subprocess.run(['sh', str(sb.storage/SCRIPT)], env=dict(HOME=str(fresh), PATH='/usr/bin:/bin'), capture_output=True, text=True, cwd='/').stdout
+        else: r = str(restore(home=fresh, platform=plat(sb)))
+        assert os.readlink(fresh/'.local') == str(sb.storage/'.local'), r
+        return r
+    boot_once(1)
+    kept = lambda: [p for p in (sb.storage/BACKUP).glob('*/.local')]
+    assert len(kept()) == 1
+    r = boot_once(2); assert len(kept()) == 1 and 'not kept twice' in r, r
+    boot_once(3, extra='other'); assert len(kept()) == 2  # not the same: kept
+
 def test_python_restore_runs_the_same_script(persisted):
     sb = persisted; fresh = sb.base/'fresh'; fresh.mkdir()
     r = restore(home=fresh, platform=plat(sb))
