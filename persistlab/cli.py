@@ -61,6 +61,7 @@ def persist_cli(*paths:str, # paths in home to persist (.local .ssh ...)
         try: st = resolve_storage(to, required=False)  # none here (a hub's home persists): applied, not remembered
         except PersistlabError as e: _fail(e)
         return _run(apply_dotfiles, dotfiles, st, force=force, progress=sys.stderr.isatty())
+    if not paths: _fail("name paths to persist: `persistlab-persist .local .ssh` (`persistlab-status` lists what is kept, `persistlab-persist -h` the options)")
     _run(persist, paths, _storage(to), merge=merge, force=force, create=create, switch=switch)
 
 @call_parse

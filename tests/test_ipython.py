@@ -78,6 +78,8 @@ def test_console_scripts(sb):
     assert (fresh/'.local').is_symlink() and re.search(r'^\.gitconfig +linked to', r.stdout, re.M)
     r = sb.run(exe('persistlab-persist'), '/etc/passwd', check=False)
     assert r.returncode == 1 and r.stderr.strip().count('\n') == 0 and r.stderr.startswith('persistlab: /etc/passwd: not under your home')
+    r = sb.run(exe('persistlab-persist'), PERSISTLAB_STORAGE='', check=False)  # no paths: what to type, not 'pass --to DIR'
+    assert r.returncode == 1 and r.stderr.startswith('persistlab: name paths to persist: `persistlab-persist .local .ssh`'), r.stderr
     r = sb.run(exe('persistlab-status'), PERSISTLAB_STORAGE='', check=False)
     assert r.returncode == 1 and 'pass --to DIR or set PERSISTLAB_STORAGE' in r.stderr
 
