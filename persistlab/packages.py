@@ -1018,7 +1018,8 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
     if st.url:  # a wheel no kept record names goes from remote storage with the old records
         return _on_remote(st, platform or detect(), lambda ms, get: forget_packages(names, ms, platform, wheels=False))
     storage = check_storage(st)
-    want = None if not names or names in ('all', ['all']) else {_norm(n) for n in ([names] if isinstance(names, str) else names)}
+    names = [names] if isinstance(names, str) else list(names or [])
+    want = None if names in ([], ['all']) else {_norm(n) for n in names}  # `all` (the magic's, the script's): every one
     out = []
     with storage_lock(storage):
         m = read_manifest(storage); sets = _checked(storage, m)
@@ -1044,6 +1045,12 @@ def forget_packages(names=None, # package names to stop restoring (default: all)
             for d, fs in strays.items():
                 for f in fs: f.unlink(missing_ok=True)
                 out.append((str(d), 'deleted', f"{len(fs)} wheels no record named"))
+        if wheels and want is None:  # all: the compiled modules' zips no record names go too (those of the wheels deleted before)
+            named = {(t, b.name) for t, s in sets.items() for r in s['packages'].values() if (b := _bytecode_of(r, Path(storage)/WHEELHOUSE/t))}
+            for d in sorted(p for p in (Path(storage)/WHEELHOUSE).glob(f'*/{BYTECODE}') if p.is_dir() and not p.is_symlink()):
+                if gone := [f for f in d.glob('*.pyc.zip') if f.is_file() and (d.parent.name, f.name) not in named]:
+                    for f in gone: f.unlink()
+                    out.append((str(d), 'deleted', f"{len(gone)} zips of compiled modules no record named"))
     return Report(out, f'packages in {st.label}')
 
 # %% ../nbs/13_packages.ipynb #c7e477c9

@@ -477,6 +477,10 @@ def test_forget(world, tmp_path):
     assert list(s['packages']) == ['plab-b'] and not list((storage/'wheelhouse'/tag).glob('plab_e*'))
     err = one_line_error(vm.cli('--forget', 'nope', check=False))
     assert 'not recorded: nope' in err
+    # forgotten without --wheels, then all of it with --wheels: its compiled modules' zip goes too (it stayed, named by nothing)
+    assert list((storage/'wheelhouse'/tag/'bytecode').glob('plab_b*.zip')) or list((storage/'wheelhouse'/tag/'bytecode').glob('*.zip'))
+    vm.cli('--forget', 'plab-b'); r = vm.cli('--forget', 'all', '--wheels')
+    assert not list((storage/'wheelhouse'/tag).glob('*.whl')) and not list((storage/'wheelhouse'/tag/'bytecode').glob('*.zip')), r.stdout
 
 # --- the Colab journey, as the guide prints it ------------------------------------------------------------------------
 
