@@ -288,7 +288,8 @@ def archive_restore(storage, home, out,
 # keys and tokens by where tools keep them: a folder (everything in it), or a file
 _SECRET_NAMES = {'.ssh', '.gnupg', '.aws', '.kaggle', '.netrc', '.git-credentials', '.docker', '.config/gcloud', '.config/gh',
                  '.config/wandb', '.cache/huggingface/token', '.cache/huggingface/stored_tokens', '.huggingface/token',
-                 '.pypirc', '.config/rclone', '.config/ngrok', '.config/code-server', '.config/hub', '.cloudflared', '.npmrc'}
+                 '.pypirc', '.config/rclone', '.config/ngrok', '.config/code-server', '.config/hub', '.cloudflared', '.npmrc',
+                 '.config/huggingface', '.local/share/python_keyring', '.local/share/code-server'}
 # (files holding tokens anywhere: ngrok's and pip's configs, IPython's history of typed cells, a `.npmrc`)
 _SECRET_FILE = re.compile(r'(?:^|/)(?:\.netrc|\.git-credentials|kaggle\.json|\.pypirc|persistlab-secrets\.json|id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?'
                           r'|ngrok\.yml|pip\.conf|\.npmrc|history\.sqlite(?:-journal|-wal|-shm)?'
@@ -300,6 +301,15 @@ def _private(h, rel) -> bool:
     "Is `~/rel` itself keys or credentials, by its name (`.ssh`, `.kaggle`, `.netrc`, a `.env`)?"
     return _named_secret(rel)
 
+# a token set in a config or shell file: `export OPENAI_API_KEY=sk-...` in .bashrc, `c.ServerApp.token = '...'`, a .env's `HF_TOKEN=...`
+_TOKEN_LINE = re.compile(rb'(?mi)^[ \t]*(?:export[ \t]+)?[a-z0-9_]*(?:api_?key|token|secret|passw(?:or)?d|access_?key)[a-z0-9_]*[ \t]*=[ \t]*[\'"]?[^\s\'"#$]{8,}'
+                         rb'|^[ \t]*c\.\w+\.(?:token|password|hashed_password)[ \t]*=[ \t]*[\'"][^\'"]{8,}')
+_CONFIGISH = re.compile(r'(?:^|/)(?:\.[^/]+|[^/.]+|[^/]+\.(?:cfg|conf|ini|env|sh|bash|zsh|toml|ya?ml|json|rc|properties)|[^/]+_config\.py)$')  # not code
+
+def _holds_secret(r, b:bytes) -> bool:
+    "Does small file `r` with bytes `b` hold a private key, or (a config or shell file, not code) a token set in it?"
+    return b'PRIVATE KEY-----' in b or bool(_CONFIGISH.search(r) and _TOKEN_LINE.search(b))
+
 def secret_files(home, rel) -> list:
     "The files under `~/rel` that hold keys or tokens: by name, or a private-key header in a small file (links not followed)"
     h, out = Path(home)/rel, []
@@ -308,7 +318,7 @@ def secret_files(home, rel) -> list:
         r = f.relative_to(home).as_posix()
         try:
             if f.is_symlink() or not f.is_file(): continue
-            if _named_secret(r) or (f.stat().st_size < 65536 and b'PRIVATE KEY-----' in f.read_bytes()): out.append(r)
+            if _named_secret(r) or (f.stat().st_size < 65536 and _holds_secret(r, f.read_bytes())): out.append(r)
         except OSError: pass
     return out
 

@@ -225,7 +225,9 @@ def start_code_server(folder=None, # folder to open (default: home)
     name = f"code-server-{fetch_kw.get('version', VERSION)}-linux-{machine_arch()}"
     keep, kept = (work_dir(home, KEPT), _from_remote(url, home, name)) if url else (storage, [])
     b = code_server_bin(keep, home, **fetch_kw)
-    rd = procs.runtime_dir(home); data = (Path(keep) if keep and Path(keep).is_dir() else home/'.local/share')/'code-server'
+    from persistlab.secrets import public_output  # Kaggle's /kaggle/working: VS Code keeps a copy of each saved file in its settings
+    shown = public_output(keep) if keep else None
+    rd = procs.runtime_dir(home); data = (Path(keep) if keep and Path(keep).is_dir() and not shown else home/'.local/share')/'code-server'
     if url: kept += _to_remote(url, home, b, data)
     pwfile, cfg = _write_config(rd, port, pw)
     argv = [str(b), '--config', str(cfg), '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
@@ -235,7 +237,8 @@ def start_code_server(folder=None, # folder to open (default: home)
                           info=dict(port=port, **(dict(url=url, data=str(data.relative_to(home))) if url else {})))
     except procs.ProcError as e: raise CodeServerError(_redact(str(e), pw)) from None
     rows = [('code-server', 'running', f'pid {pr.pid}, 127.0.0.1:{port}, folder {folder}'),
-            ('settings', 'kept in', f'{data}' + (f', saved to {url} at `%codeserver --stop` and `%persist --save`' if url else ''))] + kept
+            ('settings', 'kept in', f'{data}' + (f', saved to {url} at `%codeserver --stop` and `%persist --save`' if url else '')
+             + (f' (not in storage: {shown}, and VS Code keeps a copy of every file you save among its settings)' if shown else ''))] + kept
     url = _expose(rows, port, base, provider, accept_risk, home, storage, p)
     rows.append(('password', 'in a 0600 file', f'cat {shlex.quote(str(pwfile))}'))  # pasted into a shell as it is
     return CodeServer(rows, url, pwfile)

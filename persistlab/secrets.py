@@ -45,7 +45,7 @@ PUBLIC = ('/kaggle/working',)  # folders a platform publishes: Kaggle saves /kag
 
 def public_output(path) -> str|None:
     "Why `path` is not private (it is published with the notebook), or None"
-    p = os.path.abspath(path)
+    p = os.path.realpath(path)  # a link to /kaggle/working is published all the same
     for d in PUBLIC:
         if p == d or p.startswith(d + '/'):
             return f"{d} is saved as this notebook's output: anyone who can see the notebook can download it (everyone, for a public notebook)"

@@ -1,7 +1,7 @@
 """Journeys on Colab, Kaggle and Deepnote replicas: the cell exactly as the docs print it, a real `pip install --user`,
 a second VM (new home, storage not mounted yet) and a kernel restart; checked the way a user checks (the package
 imports, its command runs, the snapshot in storage still holds it)"""
-import re, subprocess
+import os, re, subprocess
 import pytest
 from replicas import doc_cell, wheel
 from persistlab.procs import free_port
@@ -72,11 +72,12 @@ def test_colab_git_identity_and_keys_from_sshsetup_reach_the_next_vm(replica):
 
 def test_kaggle_keys_asked_for_early_stay_out_of_the_public_output(replica):
     "Kaggle publishes /kaggle/working: `%persist .ssh` before the key exists, then `%sshsetup`, `--save`, `%sshsetup --server`: no private key lands there"
-    vm = replica('kaggle')
+    cs_bin = os.environ.get('PERSISTLAB_TEST_CODE_SERVER', '/opt/persistlab-test/code-server/node_modules/.bin/code-server')  # what .ci/run installs
+    vm = replica('kaggle', env=dict(PERSISTLAB_CODE_SERVER=cs_bin))
     vm.sh('mkdir -p ~/.config/tool && echo x > ~/.config/tool/settings')
     cs = vm.run([doc_cell('22_guide_kaggle.ipynb', '%load_ext persistlab') + '\n%persist .config', '%persist .ssh', '%sshsetup --no-check', '%persist --save',
                  f'%sshsetup --server --accept-risk --listen 127.0.0.1 --port {free_port()} --authorized-keys ~/.ssh/id_ed25519.pub',
-                 '%sshsetup --stop'])
+                 '%sshsetup --stop', '%codeserver -p none', '%codeserver --stop'])
     shown = '\n'.join(repr(c) for c in cs)
     assert all(c.ok for c in cs[:4]) and re.search(r'sshd +running', cs[4].out), shown  # (sshd runs: its host key was made)
     assert re.search(r'\.ssh +not saved: /kaggle/working is saved as this notebook.s output', cs[2].out), shown
@@ -85,3 +86,6 @@ def test_kaggle_keys_asked_for_early_stay_out_of_the_public_output(replica):
     leaked = [str(p) for p in files if 'ssh_host_' in p.name or p.name.startswith('id_') or '.ssh' in p.name or
               (p.name.endswith(('.tar.zst', '.tar.gz')) and 'id_ed25519' in subprocess.run(['tar', '-tf', str(p)], capture_output=True, text=True).stdout)]
     assert not leaked, (leaked, shown)
+    # code-server's settings (VS Code keeps a copy of every file saved in it there) stay in home, and the row says why
+    assert re.search(r'settings +kept in: /root/\.local/share/code-server \(not in storage: /kaggle/working is saved', cs[6].out), shown
+    assert not [p for p in files if 'user-data' in str(p)], shown
