@@ -96,7 +96,8 @@ def stamp() -> str:
 
 def when_str(at) -> str:
     "A stamp (`stamp()`, or its first 15 characters + Z) as people read it: `2026-11-23 04:30 UTC`"
-    return f'{at[:4]}-{at[4:6]}-{at[6:8]} {at[9:11]}:{at[11:13]} UTC' if isinstance(at, str) and len(at) > 13 else str(at)
+    m = re.match(r'(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)', at) if isinstance(at, str) else None
+    return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC" if m else str(at)
 
 def human(b) -> str:
     "Bytes as `12 B`, `3.4 MB`"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, re, sys, json, time, errno, base64, shutil, socket, hashlib, zipfile, tempfile, subprocess, contextlib, collections, urllib.parse
 from pathlib import Path
 from .platforms import detect, Platform
-from .core import PersistlabError, Report, atomic_write, stamp, human, storage_lock, failpoint, tied, remove, work_dir, why_failed
+from .core import PersistlabError, Report, atomic_write, stamp, when_str, human, storage_lock, failpoint, tied, remove, work_dir, why_failed
 from .storage import (MANIFEST, TMP, read_manifest, write_manifest, Storage, resolve_storage, check_storage, existing_storage,
     check_switch, remember, vm_dir)
 
@@ -965,11 +965,6 @@ def _orphans(storage, sets) -> dict:
         if fs := [f for f in sorted(d.glob('*.whl')) if (d.name, f.name) not in named]: out[d] = fs
     return out
 
-def _when(st) -> str:
-    "A `stamp()` as people read it: `2026-11-23 08:08 UTC`"
-    m = re.match(r'(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)', st or '')
-    return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC" if m else str(st)
-
 # %% ../nbs/13_packages.ipynb #5eb239fb
 def status_rows(storage, # the storage folder (or a box's copy of remote storage's record)
                 have:set|None=None, # remote storage: the wheel keys it holds
@@ -987,7 +982,7 @@ def status_rows(storage, # the storage folder (or a box's copy of remote storage
         for n, r in s['packages'].items():
             rows.append((n, f"package {r['version']}", f"{human(r['size'])}" + ('' if ok(r) else ', wheel missing: save again')))
         size = sum(r['size'] for r in s['packages'].values() if ok(r))
-        rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {_when(s.get('saved'))}"))
+        rows.append(('wheelhouse', f"{len(s['packages'])} packages for Python {s.get('python')} ({t})", f"{human(size)} in {wh}, saved {when_str(s.get('saved'))}"))
     if have is not None: return rows  # (wheels no record names go from remote storage with the old records)
     if uv := _uv_record(storage):
         rows.append(('uv', f"tool {uv['version']}", f"{human(uv['size'])} in {Path(storage)/WHEELHOUSE/TOOLDIR}: installed first where a machine has no uv"))

@@ -704,7 +704,7 @@ def _stops(lines) -> bool:
     """Might the hook's `lines` end the script before what follows them: an `exit`, `exec` or `return` (sourced: Paperspace's
     start sources pre-run.sh) at the start of a line, or a here-document left open (bash takes the rest as its text)?"""
     if any(_STOP.match(l) for l in lines): return True
-    if not lines or not (sh := shutil.which('bash')): return False
+    if not any('<<' in l for l in lines) or not (sh := shutil.which('bash')): return False  # bash only for a here-document
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         r = subprocess.run([sh, '-n'], input=''.join(lines), capture_output=True, text=True, timeout=10)
         return 'here-document' in r.stderr
